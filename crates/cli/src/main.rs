@@ -1,0 +1,2 @@
+//! The `chaincrf` command-line tool.
+fn main() {}

@@ -1,0 +1,337 @@
+//! Attribute dictionaries (attribute key → dense id) and label alphabets.
+//!
+//! A [`DictionaryBuilder`] counts attributes over the training data; freezing it
+//! with a minimum frequency gives an [`AttributeDictionary`] whose ids are dense
+//! and assigned in order of first occurrence, so the same data always gives the
+//! same ids. State and edge attributes have separate id spaces, because their
+//! weights live in separate blocks (k per state attribute, k² per edge attribute).
+//! At tagging time an attribute the dictionary does not know is simply ignored.
+
+use crate::extractor::{Attr, AttrKey, AttrKind};
+use crate::hash::FastHashMap;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Counts attributes seen in training data, in order of first occurrence.
+#[derive(Debug, Default, Clone)]
+pub struct DictionaryBuilder {
+    keep_names: bool,
+    kinds: [KindCounts; 2],
+}
+
+#[derive(Debug, Default, Clone)]
+struct KindCounts {
+    index: FastHashMap<u32>,
+    keys: Vec<u64>,
+    counts: Vec<u32>,
+    names: Vec<Option<Box<str>>>,
+}
+
+fn kind_slot(kind: AttrKind) -> usize {
+    match kind {
+        AttrKind::State => 0,
+        AttrKind::Edge => 1,
+    }
+}
+
+impl DictionaryBuilder {
+    /// A builder; with `keep_names` the names of string attributes are kept (for `dump`).
+    pub fn new(keep_names: bool) -> Self {
+        DictionaryBuilder {
+            keep_names,
+            kinds: Default::default(),
+        }
+    }
+
+    /// Counts one occurrence of `attr`.
+    pub fn add(&mut self, attr: &Attr<'_>) {
+        let keep = self.keep_names;
+        let slot = &mut self.kinds[kind_slot(attr.kind)];
+        let key = attr.key.key();
+        match slot.index.get(&key) {
+            Some(&i) => slot.counts[i as usize] = slot.counts[i as usize].saturating_add(1),
+            None => {
+                let i = slot.keys.len() as u32;
+                slot.index.insert(key, i);
+                slot.keys.push(key);
+                slot.counts.push(1);
+                slot.names.push(match (keep, attr.key) {
+                    (true, AttrKey::Name(n)) => Some(n.into()),
+                    _ => None,
+                });
+            }
+        }
+    }
+
+    /// Number of distinct attributes of `kind` counted so far.
+    pub fn distinct(&self, kind: AttrKind) -> usize {
+        self.kinds[kind_slot(kind)].keys.len()
+    }
+
+    /// Merges counts from another builder (its first occurrences come after ours).
+    pub fn merge(&mut self, other: &DictionaryBuilder) {
+        for (slot, theirs) in self.kinds.iter_mut().zip(other.kinds.iter()) {
+            for (n, (&key, &count)) in theirs.keys.iter().zip(&theirs.counts).enumerate() {
+                match slot.index.get(&key) {
+                    Some(&i) => {
+                        slot.counts[i as usize] = slot.counts[i as usize].saturating_add(count)
+                    }
+                    None => {
+                        let i = slot.keys.len() as u32;
+                        slot.index.insert(key, i);
+                        slot.keys.push(key);
+                        slot.counts.push(count);
+                        slot.names.push(theirs.names[n].clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Freezes into a dictionary keeping attributes seen at least `min_freq` times.
+    pub fn freeze(self, min_freq: u32) -> AttributeDictionary {
+        let keep_names = self.keep_names;
+        let mut out = AttributeDictionary::default();
+        for (slot, kc) in self.kinds.into_iter().enumerate() {
+            let part = &mut out.kinds[slot];
+            for (n, (key, count)) in kc.keys.into_iter().zip(kc.counts).enumerate() {
+                if count >= min_freq.max(1) {
+                    part.insert(
+                        key,
+                        if keep_names {
+                            kc.names[n].clone()
+                        } else {
+                            None
+                        },
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Attribute key → dense id, separately for state and edge attributes.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct AttributeDictionary {
+    kinds: [KindIndex; 2],
+}
+
+/// Keys of one kind in id order, with their names when they were kept.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct KindIndex {
+    keys: Vec<u64>,
+    /// Empty when no names were kept; otherwise one entry per id.
+    names: Vec<Option<Box<str>>>,
+    #[serde(skip)]
+    index: FastHashMap<u32>,
+}
+
+impl KindIndex {
+    fn insert(&mut self, key: u64, name: Option<Box<str>>) -> u32 {
+        if let Some(&id) = self.index.get(&key) {
+            return id;
+        }
+        let id = self.keys.len() as u32;
+        self.keys.push(key);
+        if name.is_some() && self.names.len() < self.keys.len() - 1 {
+            self.names.resize(self.keys.len() - 1, None);
+        }
+        if name.is_some() || !self.names.is_empty() {
+            self.names.push(name);
+        }
+        self.index.insert(key, id);
+        id
+    }
+    fn rebuild(&mut self) {
+        self.index = self
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| (k, i as u32))
+            .collect();
+    }
+}
+
+impl AttributeDictionary {
+    /// Number of attributes of `kind`.
+    pub fn len(&self, kind: AttrKind) -> usize {
+        self.kinds[kind_slot(kind)].keys.len()
+    }
+
+    /// Whether the dictionary holds no attribute at all.
+    pub fn is_empty(&self) -> bool {
+        self.kinds.iter().all(|k| k.keys.is_empty())
+    }
+
+    /// The id of an attribute key, if known.
+    #[inline]
+    pub fn id(&self, kind: AttrKind, key: u64) -> Option<u32> {
+        self.kinds[kind_slot(kind)].index.get(&key).copied()
+    }
+
+    /// The id of `attr`, if known.
+    #[inline]
+    pub fn lookup(&self, attr: &Attr<'_>) -> Option<u32> {
+        self.id(attr.kind, attr.key.key())
+    }
+
+    /// Adds a key (used when continuing training on new data); returns its id.
+    pub fn insert(&mut self, kind: AttrKind, key: u64, name: Option<&str>) -> u32 {
+        self.kinds[kind_slot(kind)].insert(key, name.map(Into::into))
+    }
+
+    /// The key of id `id`.
+    pub fn key(&self, kind: AttrKind, id: u32) -> u64 {
+        self.kinds[kind_slot(kind)].keys[id as usize]
+    }
+
+    /// The name of id `id`, when names were kept.
+    pub fn name(&self, kind: AttrKind, id: u32) -> Option<&str> {
+        self.kinds[kind_slot(kind)]
+            .names
+            .get(id as usize)
+            .and_then(|n| n.as_deref())
+    }
+
+    /// Keeps only the ids for which `keep(kind, id)` is true, renumbering densely in
+    /// the old order; returns for each kind the map old id → new id.
+    pub fn retain(&mut self, mut keep: impl FnMut(AttrKind, u32) -> bool) -> [Vec<Option<u32>>; 2] {
+        let mut maps: [Vec<Option<u32>>; 2] = Default::default();
+        for (slot, kind) in [AttrKind::State, AttrKind::Edge].into_iter().enumerate() {
+            let part = std::mem::take(&mut self.kinds[slot]);
+            let mut map = Vec::with_capacity(part.keys.len());
+            let mut next = KindIndex::default();
+            for (id, &key) in part.keys.iter().enumerate() {
+                if keep(kind, id as u32) {
+                    let name = part.names.get(id).cloned().flatten();
+                    map.push(Some(next.insert(key, name)));
+                } else {
+                    map.push(None);
+                }
+            }
+            self.kinds[slot] = next;
+            maps[slot] = map;
+        }
+        maps
+    }
+
+    /// Rebuilds the lookup index; call after deserializing.
+    pub fn rebuild_index(&mut self) {
+        for k in &mut self.kinds {
+            k.rebuild();
+        }
+    }
+}
+
+/// Label strings ⇄ dense label ids `0..k`, in order of first occurrence.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LabelAlphabet {
+    labels: Vec<String>,
+    #[serde(skip)]
+    index: HashMap<String, u32>,
+}
+
+impl LabelAlphabet {
+    /// An empty alphabet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An alphabet with these labels in this order (duplicates are kept once).
+    pub fn from_labels<I: IntoIterator<Item = S>, S: AsRef<str>>(labels: I) -> Self {
+        let mut a = Self::new();
+        for l in labels {
+            a.intern(l.as_ref());
+        }
+        a
+    }
+
+    /// The id of `label`, adding it if new.
+    pub fn intern(&mut self, label: &str) -> u32 {
+        if let Some(&i) = self.index.get(label) {
+            return i;
+        }
+        let i = self.labels.len() as u32;
+        self.labels.push(label.to_owned());
+        self.index.insert(label.to_owned(), i);
+        i
+    }
+
+    /// The id of `label`, if known.
+    pub fn id(&self, label: &str) -> Option<u32> {
+        self.index.get(label).copied()
+    }
+
+    /// The label of id `id`.
+    pub fn label(&self, id: u32) -> &str {
+        &self.labels[id as usize]
+    }
+
+    /// Number of labels `k`.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether there are no labels.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// All labels in id order.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// Rebuilds the lookup index; call after deserializing.
+    pub fn rebuild_index(&mut self) {
+        self.index = self
+            .labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.clone(), i as u32))
+            .collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn min_freq_cutoff_and_dense_ids() {
+        let mut b = DictionaryBuilder::new(true);
+        for name in ["a", "b", "a", "c", "a", "b"] {
+            b.add(&Attr::state(name));
+        }
+        b.add(&Attr::edge("a"));
+        let d = b.freeze(2);
+        assert_eq!(d.len(AttrKind::State), 2);
+        assert_eq!(d.len(AttrKind::Edge), 0);
+        assert_eq!(d.lookup(&Attr::state("a")), Some(0));
+        assert_eq!(d.lookup(&Attr::state("b")), Some(1));
+        assert_eq!(d.lookup(&Attr::state("c")), None);
+        assert_eq!(d.name(AttrKind::State, 1), Some("b"));
+    }
+
+    #[test]
+    fn retain_renumbers() {
+        let mut b = DictionaryBuilder::new(false);
+        for name in ["a", "b", "c"] {
+            b.add(&Attr::state(name));
+        }
+        let mut d = b.freeze(1);
+        let maps = d.retain(|_, id| id != 1);
+        assert_eq!(maps[0], vec![Some(0), None, Some(1)]);
+        assert_eq!(d.lookup(&Attr::state("c")), Some(1));
+    }
+
+    #[test]
+    fn labels_roundtrip() {
+        let mut a = LabelAlphabet::from_labels(["B", "I", "O", "B"]);
+        assert_eq!(a.len(), 3);
+        assert_eq!(a.id("O"), Some(2));
+        assert_eq!(a.intern("X"), 3);
+        assert_eq!(a.label(1), "I");
+    }
+}

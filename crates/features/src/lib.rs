@@ -1,0 +1,28 @@
+//! # chaincrf-features
+//!
+//! Turning inputs into *attributes*: named (or pre-hashed) observations at each
+//! position of a sequence, optionally carrying a real value. A trained model pairs
+//! each attribute with one weight per label (a *state* feature) or, for
+//! attribute-conditioned transitions (CRF++ `B` templates with macros), one weight
+//! per label pair (an *edge* feature).
+//!
+//! Why attributes are hashed to `u64` keys: feature extraction is the part of
+//! tagging that runs per character, and building a `String` per attribute costs
+//! more than the whole dynamic program at four labels. Extractors can therefore
+//! emit a pre-hashed key ([`AttrKey::Hashed`]) and never allocate; string
+//! attributes are hashed with the same stable function ([`hash_name`]) so both
+//! kinds share one dictionary. Names are kept beside the ids only when asked for
+//! (`dump` wants them; a segmenter with millions of n-grams does not).
+//!
+//! This crate knows nothing of semirings or weights: it only says which attributes
+//! fire where.
+
+#![deny(missing_docs)]
+
+pub mod dictionary;
+pub mod extractor;
+pub mod hash;
+
+pub use dictionary::{AttributeDictionary, DictionaryBuilder, LabelAlphabet};
+pub use extractor::{Attr, AttrKey, AttrKind, FeatureExtractor};
+pub use hash::{hash_name, FastHashMap, IdHasher};
