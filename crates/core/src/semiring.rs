@@ -1,0 +1,821 @@
+//! Semirings: what "sum over all paths" means.
+//!
+//! The chain dynamic program in [`crate::chain`] computes `⊕ over paths of ⊗ over
+//! the path's scores` and never looks inside the values. Which semiring it runs
+//! in decides what comes out:
+//!
+//! | semiring | value | ⊕ | ⊗ | 0̄ | 1̄ | chain sum |
+//! | --- | --- | --- | --- | --- | --- | --- |
+//! | [`Log`] | log-weight | log-sum-exp | + | −∞ | 0 | log Z |
+//! | [`Prob`] | weight (scaled) | + | × | 0 | 1 | Z, per-step scaled |
+//! | [`MaxPlus`] | score | max | + | −∞ | 0 | best path score |
+//! | [`KBest`] | K largest scores | top-K merge | top-K of sums | all −∞ | (0, −∞…) | K best path scores |
+//! | [`Entropy`] | (log-weight, entropy) | mixture | (+, +) | (−∞, 0) | (0, 0) | (log Z, H) |
+//! | [`Counting`] | count | + | × | 0 | 1 | number of allowed paths |
+//! | [`Boolean`] | bool | or | and | false | true | is any path allowed |
+//!
+//! Beyond the four operations the trait has *row* operations with generic default
+//! bodies ([`Semiring::vec_mat`], [`Semiring::mat_vec`], [`Semiring::lift_row`],
+//! [`Semiring::normalize`]). A semiring overrides them when it can do a whole row
+//! better than pair by pair: [`Log`] shifts by the maximum once per output instead
+//! of a `log` per pair, [`Prob`] runs plain multiply-add loops the compiler can
+//! vectorize. The algorithm calls only these; that is how one generic forward pass
+//! serves every semiring without costing anything against a hand-written loop.
+//!
+//! **Scaling.** Long chains overflow any fixed representation of path weights
+//! (e^(10⁴·10⁵)). The algorithm therefore asks the semiring to *normalize* each
+//! row and keeps the removed factor as a log-scale beside it: the true row is
+//! `row ⊗ from_score(log_scale)`. For [`Prob`] this is CRFsuite's scaled
+//! forward-backward; for the log-valued semirings it subtracts the row maximum so
+//! values stay near zero and keep their precision.
+
+use std::fmt::Debug;
+
+/// A semiring over chain scores. See the [module docs](self) for the table of
+/// implementations and what each computes.
+///
+/// Laws (checked by [`crate::testing`] with float tolerances): ⊕ and ⊗ are
+/// associative, ⊕ is commutative, ⊗ distributes over ⊕, 0̄ is the ⊕ identity and
+/// annihilates under ⊗, 1̄ is the ⊗ identity. ⊗ need not be commutative in
+/// general, but every semiring here has a commutative ⊗.
+pub trait Semiring: Clone + Debug + Send + Sync + 'static {
+    /// A short name for messages and test output.
+    const NAME: &'static str;
+    /// Whether `a ⊕ a = a` (max-plus, boolean): such semirings pick a path.
+    const IDEMPOTENT: bool;
+
+    /// The ⊕ identity ("no path").
+    fn zero() -> Self;
+    /// The ⊗ identity ("the empty path").
+    fn one() -> Self;
+    /// `self ⊕ other`.
+    fn plus(&self, other: &Self) -> Self;
+    /// `self ⊗ other`.
+    fn times(&self, other: &Self) -> Self;
+    /// Lifts a log-space score into the semiring; `-inf` must give [`Semiring::zero`].
+    fn from_score(score: f64) -> Self;
+    /// Whether this is 0̄.
+    fn is_zero(&self) -> bool;
+    /// Equality up to a tolerance (relative for large magnitudes), for tests.
+    fn approx_eq(&self, other: &Self, tol: f64) -> bool;
+
+    /// `⊕_i a[i] ⊗ b[i]`.
+    #[inline]
+    fn dot(a: &[Self], b: &[Self]) -> Self {
+        let mut acc = Self::zero();
+        for (x, y) in a.iter().zip(b) {
+            acc = acc.plus(&x.times(y));
+        }
+        acc
+    }
+
+    /// Row vector times a `k × k` row-major matrix: `out[j] = ⊕_i row[i] ⊗ mat[i·k + j]`.
+    #[inline]
+    fn vec_mat(row: &[Self], mat: &[Self], out: &mut [Self]) {
+        let k = row.len();
+        for (j, o) in out.iter_mut().enumerate() {
+            let mut acc = Self::zero();
+            for i in 0..k {
+                acc = acc.plus(&row[i].times(&mat[i * k + j]));
+            }
+            *o = acc;
+        }
+    }
+
+    /// A `k × k` row-major matrix times a column vector: `out[i] = ⊕_j mat[i·k + j] ⊗ v[j]`.
+    #[inline]
+    fn mat_vec(mat: &[Self], v: &[Self], out: &mut [Self]) {
+        let k = v.len();
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = Self::dot(&mat[i * k..(i + 1) * k], v);
+        }
+    }
+
+    /// Lifts a row of log-space scores, possibly factoring out a common scale:
+    /// afterwards `from_score(scores[j]) = out[j] ⊗ from_score(returned)`.
+    #[inline]
+    fn lift_row(scores: &[f64], out: &mut [Self]) -> f64 {
+        for (o, &s) in out.iter_mut().zip(scores) {
+            *o = Self::from_score(s);
+        }
+        0.0
+    }
+
+    /// Rescales a row in place so its values stay representable and returns the
+    /// log-scale removed (old row = new row ⊗ `from_score(returned)`). Returns
+    /// `-inf`, leaving the row as it was, when every entry is 0̄. The default
+    /// does not rescale and returns 0.
+    #[inline]
+    fn normalize(row: &mut [Self]) -> f64 {
+        let _ = row;
+        0.0
+    }
+}
+
+/// Semirings whose values are (scaled) probabilities, so that a row of them can
+/// be turned into a probability distribution: these give marginals and sampling.
+pub trait ProbabilitySemiring: Semiring {
+    /// The natural log of the weight this value stands for.
+    fn to_log(&self) -> f64;
+
+    /// Normalizes `row` into probabilities `out` (summing to 1). Returns `false`
+    /// when every entry is 0̄.
+    #[inline]
+    fn row_probabilities(row: &[Self], out: &mut [f64]) -> bool {
+        let mut m = f64::NEG_INFINITY;
+        for (o, x) in out.iter_mut().zip(row) {
+            *o = x.to_log();
+            m = m.max(*o);
+        }
+        if m == f64::NEG_INFINITY {
+            return false;
+        }
+        let mut s = 0.0;
+        for o in out.iter_mut() {
+            *o = (*o - m).exp();
+            s += *o;
+        }
+        let inv = 1.0 / s;
+        for o in out.iter_mut() {
+            *o *= inv;
+        }
+        true
+    }
+}
+
+/// Semirings whose values are a single log-space score (log-weight or max score):
+/// their chain sum converts to an `f64` directly.
+pub trait ScalarScore: Semiring {
+    /// The score this value stands for, in log space.
+    fn score(&self) -> f64;
+}
+
+#[inline]
+fn approx(a: f64, b: f64, tol: f64) -> bool {
+    if a == b {
+        return true;
+    }
+    if !a.is_finite() || !b.is_finite() {
+        return a.is_nan() && b.is_nan();
+    }
+    (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs()))
+}
+
+/// `log(exp(a) + exp(b))`, exact for infinite arguments.
+#[inline]
+pub fn log_add_exp(a: f64, b: f64) -> f64 {
+    let (hi, lo) = if a >= b { (a, b) } else { (b, a) };
+    if lo == f64::NEG_INFINITY {
+        return hi;
+    }
+    hi + (lo - hi).exp().ln_1p()
+}
+
+/// `log Σ exp(x)` over a slice, shifting by the maximum once; `-inf` for an empty
+/// slice or all `-inf`.
+#[inline]
+pub fn log_sum_exp(xs: &[f64]) -> f64 {
+    let m = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if m == f64::NEG_INFINITY || m.is_nan() {
+        return m;
+    }
+    let s: f64 = xs.iter().map(|&x| (x - m).exp()).sum();
+    m + s.ln()
+}
+
+// ---------------------------------------------------------------------------
+
+/// The log semiring: ⊕ = log-sum-exp, ⊗ = +, 0̄ = −∞, 1̄ = 0.
+///
+/// The chain sum is `log Z`, the log-partition function; with the backward pass,
+/// node and edge marginals. Exact for any finite scores, including transition
+/// scores of magnitude 10⁴ and more, at the price of one `exp` per label pair.
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+pub struct Log(pub f64);
+
+impl Semiring for Log {
+    const NAME: &'static str = "log";
+    const IDEMPOTENT: bool = false;
+    #[inline]
+    fn zero() -> Self {
+        Log(f64::NEG_INFINITY)
+    }
+    #[inline]
+    fn one() -> Self {
+        Log(0.0)
+    }
+    #[inline]
+    fn plus(&self, o: &Self) -> Self {
+        Log(log_add_exp(self.0, o.0))
+    }
+    #[inline]
+    fn times(&self, o: &Self) -> Self {
+        Log(self.0 + o.0)
+    }
+    #[inline]
+    fn from_score(s: f64) -> Self {
+        Log(s)
+    }
+    #[inline]
+    fn is_zero(&self) -> bool {
+        self.0 == f64::NEG_INFINITY
+    }
+    fn approx_eq(&self, o: &Self, tol: f64) -> bool {
+        approx(self.0, o.0, tol)
+    }
+    #[inline]
+    fn dot(a: &[Self], b: &[Self]) -> Self {
+        let mut m = f64::NEG_INFINITY;
+        for (x, y) in a.iter().zip(b) {
+            m = m.max(x.0 + y.0);
+        }
+        if m == f64::NEG_INFINITY {
+            return Log(m);
+        }
+        let mut s = 0.0;
+        for (x, y) in a.iter().zip(b) {
+            s += (x.0 + y.0 - m).exp();
+        }
+        Log(m + s.ln())
+    }
+    #[inline]
+    fn vec_mat(row: &[Self], mat: &[Self], out: &mut [Self]) {
+        let k = row.len();
+        for (j, o) in out.iter_mut().enumerate() {
+            let mut m = f64::NEG_INFINITY;
+            for i in 0..k {
+                m = m.max(row[i].0 + mat[i * k + j].0);
+            }
+            if m == f64::NEG_INFINITY {
+                *o = Log(m);
+                continue;
+            }
+            let mut s = 0.0;
+            for i in 0..k {
+                s += (row[i].0 + mat[i * k + j].0 - m).exp();
+            }
+            *o = Log(m + s.ln());
+        }
+    }
+    #[inline]
+    fn normalize(row: &mut [Self]) -> f64 {
+        let m = row.iter().fold(f64::NEG_INFINITY, |m, x| m.max(x.0));
+        if m == f64::NEG_INFINITY {
+            return m;
+        }
+        for x in row.iter_mut() {
+            x.0 -= m;
+        }
+        m
+    }
+}
+
+impl ProbabilitySemiring for Log {
+    #[inline]
+    fn to_log(&self) -> f64 {
+        self.0
+    }
+}
+
+impl ScalarScore for Log {
+    #[inline]
+    fn score(&self) -> f64 {
+        self.0
+    }
+}
+
+/// The probability semiring in exp-space with per-step scaling: ⊕ = +, ⊗ = ×,
+/// 0̄ = 0, 1̄ = 1.
+///
+/// The chain sum is the partition function `Z`, carried as a value near 1 and a
+/// separate log-scale, so `log Z` is exact to rounding on chains of any length:
+/// this is CRFsuite's scaled forward-backward. It is the fast semiring for
+/// training: `k²` multiply-adds and `k` exps per position instead of `k²` exps.
+///
+/// **Range.** Scores are lifted row by row after subtracting the row's maximum,
+/// so within one row (one position's emissions, or the whole transition matrix)
+/// scores that lie more than about 700 below the row's maximum underflow to 0
+/// and behave as forbidden. Realistic CRF weights (|score| ≲ 100) are far inside
+/// that; transition scores of magnitude 10⁴ are not — use [`Log`] for those.
+/// `-inf` is exactly 0 either way.
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+pub struct Prob(pub f64);
+
+impl Semiring for Prob {
+    const NAME: &'static str = "prob";
+    const IDEMPOTENT: bool = false;
+    #[inline]
+    fn zero() -> Self {
+        Prob(0.0)
+    }
+    #[inline]
+    fn one() -> Self {
+        Prob(1.0)
+    }
+    #[inline]
+    fn plus(&self, o: &Self) -> Self {
+        Prob(self.0 + o.0)
+    }
+    #[inline]
+    fn times(&self, o: &Self) -> Self {
+        Prob(self.0 * o.0)
+    }
+    #[inline]
+    fn from_score(s: f64) -> Self {
+        Prob(s.exp())
+    }
+    #[inline]
+    fn is_zero(&self) -> bool {
+        self.0 == 0.0
+    }
+    fn approx_eq(&self, o: &Self, tol: f64) -> bool {
+        approx(self.0, o.0, tol)
+    }
+    #[inline]
+    fn dot(a: &[Self], b: &[Self]) -> Self {
+        let mut s = 0.0;
+        for (x, y) in a.iter().zip(b) {
+            s += x.0 * y.0;
+        }
+        Prob(s)
+    }
+    #[inline]
+    fn vec_mat(row: &[Self], mat: &[Self], out: &mut [Self]) {
+        let k = row.len();
+        for o in out.iter_mut() {
+            o.0 = 0.0;
+        }
+        for (i, r) in row.iter().enumerate() {
+            let a = r.0;
+            let m = &mat[i * k..(i + 1) * k];
+            for (o, x) in out.iter_mut().zip(m) {
+                o.0 += a * x.0;
+            }
+        }
+    }
+    #[inline]
+    fn lift_row(scores: &[f64], out: &mut [Self]) -> f64 {
+        let m = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let shift = if m.is_finite() { m } else { 0.0 };
+        for (o, &s) in out.iter_mut().zip(scores) {
+            o.0 = (s - shift).exp();
+        }
+        shift
+    }
+    #[inline]
+    fn normalize(row: &mut [Self]) -> f64 {
+        let s: f64 = row.iter().map(|x| x.0).sum();
+        if s <= 0.0 || !s.is_finite() {
+            return if s == 0.0 { f64::NEG_INFINITY } else { s.ln() };
+        }
+        let inv = 1.0 / s;
+        for x in row.iter_mut() {
+            x.0 *= inv;
+        }
+        s.ln()
+    }
+}
+
+impl ProbabilitySemiring for Prob {
+    #[inline]
+    fn to_log(&self) -> f64 {
+        self.0.ln()
+    }
+    #[inline]
+    fn row_probabilities(row: &[Self], out: &mut [f64]) -> bool {
+        let s: f64 = row.iter().map(|x| x.0).sum();
+        if s <= 0.0 {
+            return false;
+        }
+        let inv = 1.0 / s;
+        for (o, x) in out.iter_mut().zip(row) {
+            *o = x.0 * inv;
+        }
+        true
+    }
+}
+
+/// The max-plus (Viterbi) semiring: ⊕ = max, ⊗ = +, 0̄ = −∞, 1̄ = 0.
+///
+/// The chain sum is the best path's score; [`crate::chain::ChainWorkspace::viterbi`]
+/// recovers the path itself by back-tracking through the stored forward rows.
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+pub struct MaxPlus(pub f64);
+
+impl Semiring for MaxPlus {
+    const NAME: &'static str = "max-plus";
+    const IDEMPOTENT: bool = true;
+    #[inline]
+    fn zero() -> Self {
+        MaxPlus(f64::NEG_INFINITY)
+    }
+    #[inline]
+    fn one() -> Self {
+        MaxPlus(0.0)
+    }
+    #[inline]
+    fn plus(&self, o: &Self) -> Self {
+        MaxPlus(self.0.max(o.0))
+    }
+    #[inline]
+    fn times(&self, o: &Self) -> Self {
+        MaxPlus(self.0 + o.0)
+    }
+    #[inline]
+    fn from_score(s: f64) -> Self {
+        MaxPlus(s)
+    }
+    #[inline]
+    fn is_zero(&self) -> bool {
+        self.0 == f64::NEG_INFINITY
+    }
+    fn approx_eq(&self, o: &Self, tol: f64) -> bool {
+        approx(self.0, o.0, tol)
+    }
+    #[inline]
+    fn normalize(row: &mut [Self]) -> f64 {
+        let m = row.iter().fold(f64::NEG_INFINITY, |m, x| m.max(x.0));
+        if m == f64::NEG_INFINITY {
+            return m;
+        }
+        for x in row.iter_mut() {
+            x.0 -= m;
+        }
+        m
+    }
+}
+
+impl ScalarScore for MaxPlus {
+    #[inline]
+    fn score(&self) -> f64 {
+        self.0
+    }
+}
+
+/// The K-best semiring: a value is the K largest scores of a set of paths, in
+/// descending order, padded with −∞ (K is a compile-time constant; for a K chosen
+/// at run time use [`crate::chain::ChainWorkspace::kbest`], which returns the paths).
+///
+/// ⊕ merges two lists keeping the K largest; ⊗ keeps the K largest pairwise sums.
+/// 0̄ = (−∞, …), 1̄ = (0, −∞, …). The chain sum is the K largest path scores, with
+/// multiplicity (two paths with equal scores both count).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct KBest<const K: usize>(pub [f64; K]);
+
+impl<const K: usize> Semiring for KBest<K> {
+    const NAME: &'static str = "k-best";
+    const IDEMPOTENT: bool = false;
+    #[inline]
+    fn zero() -> Self {
+        KBest([f64::NEG_INFINITY; K])
+    }
+    #[inline]
+    fn one() -> Self {
+        Self::from_score(0.0)
+    }
+    fn plus(&self, o: &Self) -> Self {
+        let mut out = [f64::NEG_INFINITY; K];
+        let (mut i, mut j) = (0, 0);
+        for slot in out.iter_mut() {
+            if i < K && (j >= K || self.0[i] >= o.0[j]) {
+                *slot = self.0[i];
+                i += 1;
+            } else {
+                *slot = o.0[j];
+                j += 1;
+            }
+        }
+        KBest(out)
+    }
+    fn times(&self, o: &Self) -> Self {
+        // Both lists are sorted: the r-th largest sum uses indices (a, b) with
+        // (a+1)(b+1) ≤ r+1, so a lazy frontier over rows is enough.
+        let mut out = [f64::NEG_INFINITY; K];
+        let mut next_b = [0usize; K];
+        for slot in out.iter_mut() {
+            let mut best = f64::NEG_INFINITY;
+            let mut best_a = usize::MAX;
+            for a in 0..K {
+                let b = next_b[a];
+                if b < K {
+                    let v = self.0[a] + o.0[b];
+                    if v > best || best_a == usize::MAX && v == best {
+                        best = v;
+                        best_a = a;
+                    }
+                }
+                if b == 0 {
+                    break;
+                }
+            }
+            if best_a == usize::MAX || best == f64::NEG_INFINITY {
+                break;
+            }
+            *slot = best;
+            next_b[best_a] += 1;
+        }
+        KBest(out)
+    }
+    #[inline]
+    fn from_score(s: f64) -> Self {
+        let mut v = [f64::NEG_INFINITY; K];
+        if K > 0 {
+            v[0] = s;
+        }
+        KBest(v)
+    }
+    #[inline]
+    fn is_zero(&self) -> bool {
+        K == 0 || self.0[0] == f64::NEG_INFINITY
+    }
+    fn approx_eq(&self, o: &Self, tol: f64) -> bool {
+        self.0.iter().zip(&o.0).all(|(&a, &b)| approx(a, b, tol))
+    }
+    fn normalize(row: &mut [Self]) -> f64 {
+        let m = row
+            .iter()
+            .fold(f64::NEG_INFINITY, |m, x| m.max(x.0.first().copied().unwrap_or(m)));
+        if m == f64::NEG_INFINITY {
+            return m;
+        }
+        for x in row.iter_mut() {
+            for v in x.0.iter_mut() {
+                *v -= m;
+            }
+        }
+        m
+    }
+}
+
+/// The entropy (expectation) semiring, in log space: a value `(log W, H)` stands
+/// for a set of paths with total weight `W` and the entropy `H` of the path
+/// distribution restricted to that set.
+///
+/// ⊕ mixes two disjoint sets: `W = W₁ + W₂`, `H = Σ (Wᵢ/W)(Hᵢ − log(Wᵢ/W))`.
+/// ⊗ joins independent parts: `(log W₁ + log W₂, H₁ + H₂)`. 0̄ = (−∞, 0),
+/// 1̄ = (0, 0). The chain sum is `(log Z, H(y | x))`, exact, in nats.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Entropy {
+    /// Log of the total weight.
+    pub log_weight: f64,
+    /// Entropy of the normalized distribution over the set, in nats.
+    pub entropy: f64,
+}
+
+impl Semiring for Entropy {
+    const NAME: &'static str = "entropy";
+    const IDEMPOTENT: bool = false;
+    #[inline]
+    fn zero() -> Self {
+        Entropy {
+            log_weight: f64::NEG_INFINITY,
+            entropy: 0.0,
+        }
+    }
+    #[inline]
+    fn one() -> Self {
+        Entropy {
+            log_weight: 0.0,
+            entropy: 0.0,
+        }
+    }
+    fn plus(&self, o: &Self) -> Self {
+        if self.log_weight == f64::NEG_INFINITY {
+            return *o;
+        }
+        if o.log_weight == f64::NEG_INFINITY {
+            return *self;
+        }
+        let w = log_add_exp(self.log_weight, o.log_weight);
+        let l1 = self.log_weight - w;
+        let l2 = o.log_weight - w;
+        let entropy = l1.exp() * (self.entropy - l1) + l2.exp() * (o.entropy - l2);
+        Entropy { log_weight: w, entropy }
+    }
+    #[inline]
+    fn times(&self, o: &Self) -> Self {
+        if self.log_weight == f64::NEG_INFINITY || o.log_weight == f64::NEG_INFINITY {
+            return Self::zero();
+        }
+        Entropy {
+            log_weight: self.log_weight + o.log_weight,
+            entropy: self.entropy + o.entropy,
+        }
+    }
+    #[inline]
+    fn from_score(s: f64) -> Self {
+        Entropy {
+            log_weight: s,
+            entropy: 0.0,
+        }
+    }
+    #[inline]
+    fn is_zero(&self) -> bool {
+        self.log_weight == f64::NEG_INFINITY
+    }
+    fn approx_eq(&self, o: &Self, tol: f64) -> bool {
+        approx(self.log_weight, o.log_weight, tol)
+            && (self.is_zero() && o.is_zero() || approx(self.entropy, o.entropy, tol))
+    }
+    fn dot(a: &[Self], b: &[Self]) -> Self {
+        // One pass for the total, one for the mixture: avoids a log per term.
+        let mut m = f64::NEG_INFINITY;
+        for (x, y) in a.iter().zip(b) {
+            m = m.max(x.log_weight + y.log_weight);
+        }
+        if m == f64::NEG_INFINITY {
+            return Self::zero();
+        }
+        let (mut s, mut sh, mut sl) = (0.0, 0.0, 0.0);
+        for (x, y) in a.iter().zip(b) {
+            let l = x.log_weight + y.log_weight - m;
+            if l == f64::NEG_INFINITY {
+                continue;
+            }
+            let w = l.exp();
+            s += w;
+            sh += w * (x.entropy + y.entropy);
+            sl += w * l;
+        }
+        let ls = s.ln();
+        // H = Σ p_i (H_i − log p_i) with p_i = w_i / s, log p_i = l_i − ln s.
+        Entropy {
+            log_weight: m + ls,
+            entropy: (sh - sl) / s + ls,
+        }
+    }
+    fn normalize(row: &mut [Self]) -> f64 {
+        let m = row.iter().fold(f64::NEG_INFINITY, |m, x| m.max(x.log_weight));
+        if m == f64::NEG_INFINITY {
+            return m;
+        }
+        for x in row.iter_mut() {
+            x.log_weight -= m;
+        }
+        m
+    }
+}
+
+impl ProbabilitySemiring for Entropy {
+    fn to_log(&self) -> f64 {
+        self.log_weight
+    }
+}
+
+/// The counting semiring: ⊕ = +, ⊗ = ×, over path counts, with a score lifted
+/// to 1 when allowed (finite) and 0 when forbidden (−∞).
+///
+/// The chain sum is the number of allowed paths. Rows are rescaled like [`Prob`]
+/// so long chains do not overflow; the count comes back as a log-count
+/// ([`crate::chain::ChainSum::log_value`]), exact as an integer while it fits in
+/// 2⁵³ and the chain is short enough to need no rescaling.
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+pub struct Counting(pub f64);
+
+impl Semiring for Counting {
+    const NAME: &'static str = "counting";
+    const IDEMPOTENT: bool = false;
+    #[inline]
+    fn zero() -> Self {
+        Counting(0.0)
+    }
+    #[inline]
+    fn one() -> Self {
+        Counting(1.0)
+    }
+    #[inline]
+    fn plus(&self, o: &Self) -> Self {
+        Counting(self.0 + o.0)
+    }
+    #[inline]
+    fn times(&self, o: &Self) -> Self {
+        Counting(self.0 * o.0)
+    }
+    #[inline]
+    fn from_score(s: f64) -> Self {
+        Counting(if s == f64::NEG_INFINITY { 0.0 } else { 1.0 })
+    }
+    #[inline]
+    fn is_zero(&self) -> bool {
+        self.0 == 0.0
+    }
+    fn approx_eq(&self, o: &Self, tol: f64) -> bool {
+        approx(self.0, o.0, tol)
+    }
+    fn normalize(row: &mut [Self]) -> f64 {
+        let m = row.iter().fold(0.0f64, |m, x| m.max(x.0));
+        if m == 0.0 {
+            return f64::NEG_INFINITY;
+        }
+        if m < 1e200 {
+            return 0.0; // keep counts exact while they are small
+        }
+        for x in row.iter_mut() {
+            x.0 /= m;
+        }
+        m.ln()
+    }
+}
+
+impl ProbabilitySemiring for Counting {
+    fn to_log(&self) -> f64 {
+        self.0.ln()
+    }
+}
+
+/// The boolean semiring: ⊕ = or, ⊗ = and, over "is allowed". The chain sum says
+/// whether any path is allowed at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Boolean(pub bool);
+
+impl Semiring for Boolean {
+    const NAME: &'static str = "boolean";
+    const IDEMPOTENT: bool = true;
+    #[inline]
+    fn zero() -> Self {
+        Boolean(false)
+    }
+    #[inline]
+    fn one() -> Self {
+        Boolean(true)
+    }
+    #[inline]
+    fn plus(&self, o: &Self) -> Self {
+        Boolean(self.0 || o.0)
+    }
+    #[inline]
+    fn times(&self, o: &Self) -> Self {
+        Boolean(self.0 && o.0)
+    }
+    #[inline]
+    fn from_score(s: f64) -> Self {
+        Boolean(s != f64::NEG_INFINITY)
+    }
+    #[inline]
+    fn is_zero(&self) -> bool {
+        !self.0
+    }
+    fn approx_eq(&self, o: &Self, _tol: f64) -> bool {
+        self == o
+    }
+    fn normalize(row: &mut [Self]) -> f64 {
+        if row.iter().any(|x| x.0) {
+            0.0
+        } else {
+            f64::NEG_INFINITY
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_add_exp_edge_cases() {
+        let ninf = f64::NEG_INFINITY;
+        assert_eq!(log_add_exp(ninf, ninf), ninf);
+        assert_eq!(log_add_exp(ninf, 3.0), 3.0);
+        assert_eq!(log_add_exp(1e308, 1e308), 1e308 + std::f64::consts::LN_2);
+        assert!((log_add_exp(0.0, 0.0) - std::f64::consts::LN_2).abs() < 1e-15);
+        assert!((log_add_exp(-1000.0, -1000.0) - (-1000.0 + std::f64::consts::LN_2)).abs() < 1e-12);
+        // against the naive form where it is safe
+        let (a, b) = (1.5f64, -2.25f64);
+        assert!((log_add_exp(a, b) - (a.exp() + b.exp()).ln()).abs() < 1e-14);
+        assert_eq!(log_sum_exp(&[]), ninf);
+        assert!((log_sum_exp(&[1e4, 1e4]) - (1e4 + std::f64::consts::LN_2)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn kbest_merge_and_product() {
+        let a = KBest::<3>([5.0, 2.0, 1.0]);
+        let b = KBest::<3>([4.0, 3.0, f64::NEG_INFINITY]);
+        assert_eq!(a.plus(&b).0, [5.0, 4.0, 3.0]);
+        assert_eq!(a.times(&b).0, [9.0, 8.0, 6.0]);
+        assert!(KBest::<3>::zero().times(&a).is_zero());
+        assert_eq!(KBest::<3>::one().times(&a).0, a.0);
+    }
+
+    #[test]
+    fn entropy_of_two_equal_paths_is_ln2() {
+        let p = Entropy::from_score(0.3).plus(&Entropy::from_score(0.3));
+        assert!((p.entropy - std::f64::consts::LN_2).abs() < 1e-15);
+        let d = Entropy::dot(
+            &[Entropy::one(), Entropy::one()],
+            &[Entropy::from_score(0.3), Entropy::from_score(0.3)],
+        );
+        assert!(d.approx_eq(&p, 1e-14));
+    }
+
+    #[test]
+    fn prob_lift_keeps_forbidden_exact() {
+        let mut out = [Prob(9.0); 3];
+        let s = Prob::lift_row(&[f64::NEG_INFINITY, 2.0, 1.0], &mut out);
+        assert_eq!(s, 2.0);
+        assert_eq!(out[0].0, 0.0);
+        assert_eq!(out[1].0, 1.0);
+        let s = Prob::lift_row(&[f64::NEG_INFINITY; 2], &mut out[..2]);
+        assert_eq!(s, 0.0);
+        assert_eq!(Prob::normalize(&mut out[..2]), f64::NEG_INFINITY);
+    }
+}

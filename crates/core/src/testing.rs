@@ -1,0 +1,259 @@
+//! Property-testing support for users' semirings and chain code (feature `testing`).
+//!
+//! * Brute force: [`enumerate_paths`] lists every one of the `kⁿ` label paths
+//!   with its score; [`brute_force_sum`] folds them in any semiring. Everything
+//!   the dynamic program computes can be checked against these on small chains.
+//! * Strategies: [`chain`] generates small random chains with forbidden
+//!   transitions, forced labels and forbidden start/end labels; [`score`]
+//!   generates scores including `-inf`.
+//! * One-line checks: [`check_laws`] tests a semiring's laws on given values and
+//!   [`check_semiring`] runs proptest over random values *and* random chains,
+//!   comparing the forward and backward chain sums with brute-force enumeration.
+//!   Our own semirings are tested with exactly this harness.
+
+use crate::chain::ChainWorkspace;
+use crate::potentials::{DenseChain, Potentials};
+use crate::semiring::Semiring;
+use nalgebra::DMatrix;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+/// Every label path of `p` with its score (`kⁿ` of them: keep chains small).
+pub fn enumerate_paths<P: Potentials + ?Sized>(p: &P) -> Vec<(Vec<usize>, f64)> {
+    let (n, k) = (p.len(), p.num_labels());
+    let mut out = Vec::new();
+    let mut path = vec![0usize; n];
+    loop {
+        let score = crate::chain::path_score(p, &path).unwrap_or(f64::NAN);
+        out.push((path.clone(), score));
+        // odometer increment
+        let mut t = n;
+        loop {
+            if t == 0 {
+                return out;
+            }
+            t -= 1;
+            path[t] += 1;
+            if path[t] < k {
+                break;
+            }
+            path[t] = 0;
+        }
+    }
+}
+
+/// ⊕ over all paths of the ⊗-product of the path's lifted scores, taken in
+/// chain order (start, e₀, T, e₁, …, end): the definition the dynamic program
+/// must agree with.
+pub fn brute_force_sum<S: Semiring, P: Potentials + ?Sized>(p: &P) -> S {
+    let (n, k) = (p.len(), p.num_labels());
+    let mut total = S::zero();
+    for (path, _) in enumerate_paths(p) {
+        if n == 0 {
+            total = total.plus(&S::one());
+            continue;
+        }
+        let mut prod = S::from_score(p.start(path[0])).times(&S::from_score(p.emission(0, path[0])));
+        for t in 1..n {
+            let tr = if p.has_varying_transitions() {
+                p.transition_at(t, path[t - 1], path[t])
+            } else {
+                p.transition(path[t - 1], path[t])
+            };
+            prod = prod
+                .times(&S::from_score(tr))
+                .times(&S::from_score(p.emission(t, path[t])));
+        }
+        prod = prod.times(&S::from_score(p.end(path[n - 1])));
+        let _ = k;
+        total = total.plus(&prod);
+    }
+    total
+}
+
+/// A score in `[-range, range]`, or `-inf` with probability about `p_forbid`.
+pub fn score(range: f64, p_forbid: f64) -> impl Strategy<Value = f64> {
+    let forbid_weight = ((p_forbid * 100.0).round() as u32).min(100);
+    prop_oneof![
+        100 - forbid_weight => -range..range,
+        forbid_weight.max(1) => Just(f64::NEG_INFINITY),
+    ]
+}
+
+/// Random chains: `1 ≤ n ≤ max_n`, `1 ≤ k ≤ max_k`, emission scores in ±`range`,
+/// about 15% forbidden transitions, some forced labels (an emission row with one
+/// label left), and start/end scores with some forbidden labels. Many such
+/// chains still allow paths; some do not (algorithms must then say so).
+pub fn chain(max_n: usize, max_k: usize, range: f64) -> impl Strategy<Value = DenseChain> {
+    (1..=max_n, 1..=max_k).prop_flat_map(move |(n, k)| {
+        (
+            proptest::collection::vec(-range..range, n * k),
+            proptest::collection::vec(score(range, 0.15), k * k),
+            proptest::collection::vec(score(range, 0.1), k),
+            proptest::collection::vec(score(range, 0.1), k),
+            proptest::collection::vec(proptest::option::weighted(0.2, 0..k), n),
+        )
+            .prop_map(move |(e, tr, st, en, forced)| {
+                let mut c = DenseChain::new(DMatrix::from_row_slice(n, k, &e), DMatrix::from_row_slice(k, k, &tr))
+                    .and_then(|c| c.with_start(&st))
+                    .and_then(|c| c.with_end(&en))
+                    .expect("shapes are consistent by construction");
+                for (t, f) in forced.iter().enumerate() {
+                    if let Some(y) = f {
+                        c.force_label(t, *y);
+                    }
+                }
+                c
+            })
+    })
+}
+
+/// A random semiring value: the ⊕ of one to three lifted random scores (so
+/// multi-entry values such as K-best lists are exercised too).
+pub fn value<S: Semiring>(range: f64) -> impl Strategy<Value = S> {
+    proptest::collection::vec(score(range, 0.1), 1..4)
+        .prop_map(|xs| xs.iter().fold(S::zero(), |acc, &x| acc.plus(&S::from_score(x))))
+}
+
+/// Checks the semiring laws on three values with tolerance `tol`; returns a
+/// description of the first law that fails.
+///
+/// # Errors
+/// A message naming the law and the values.
+pub fn check_laws<S: Semiring>(a: &S, b: &S, c: &S, tol: f64) -> Result<(), String> {
+    let eq = |x: &S, y: &S, law: &str| -> Result<(), String> {
+        if x.approx_eq(y, tol) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} semiring: {law} fails for a={a:?}, b={b:?}, c={c:?}: {x:?} vs {y:?}",
+                S::NAME
+            ))
+        }
+    };
+    eq(&a.plus(b).plus(c), &a.plus(&b.plus(c)), "⊕ associativity")?;
+    eq(&a.times(b).times(c), &a.times(&b.times(c)), "⊗ associativity")?;
+    eq(&a.plus(b), &b.plus(a), "⊕ commutativity")?;
+    eq(
+        &a.times(&b.plus(c)),
+        &a.times(b).plus(&a.times(c)),
+        "left distributivity",
+    )?;
+    eq(
+        &b.plus(c).times(a),
+        &b.times(a).plus(&c.times(a)),
+        "right distributivity",
+    )?;
+    eq(&a.plus(&S::zero()), a, "0̄ is the ⊕ identity")?;
+    eq(&a.times(&S::one()), a, "1̄ is the right ⊗ identity")?;
+    eq(&S::one().times(a), a, "1̄ is the left ⊗ identity")?;
+    if !a.times(&S::zero()).is_zero() || !S::zero().times(a).is_zero() {
+        return Err(format!("{} semiring: 0̄ does not annihilate {a:?}", S::NAME));
+    }
+    if S::IDEMPOTENT {
+        eq(&a.plus(a), a, "⊕ idempotence")?;
+    }
+    if !S::from_score(f64::NEG_INFINITY).is_zero() {
+        return Err(format!("{} semiring: from_score(-inf) is not 0̄", S::NAME));
+    }
+    // The row operations must agree with the pairwise definitions.
+    let row = [a.clone(), b.clone()];
+    let mat = [c.clone(), a.clone(), b.clone(), c.clone()];
+    let mut out = [S::zero(), S::zero()];
+    S::vec_mat(&row, &mat, &mut out);
+    eq(&out[0], &a.times(c).plus(&b.times(b)), "vec_mat")?;
+    S::mat_vec(&mat, &row, &mut out);
+    eq(&out[0], &c.times(a).plus(&a.times(b)), "mat_vec")?;
+    eq(
+        &S::dot(&row, &[c.clone(), a.clone()]),
+        &a.times(c).plus(&b.times(a)),
+        "dot",
+    )?;
+    let mut scaled = [a.clone(), b.clone()];
+    let s = S::normalize(&mut scaled);
+    if s.is_finite() {
+        let back = S::from_score(s);
+        eq(
+            &scaled[0].times(&back),
+            a,
+            "normalize keeps row = row' ⊗ from_score(scale)",
+        )?;
+        eq(
+            &scaled[1].times(&back),
+            b,
+            "normalize keeps row = row' ⊗ from_score(scale)",
+        )?;
+    }
+    Ok(())
+}
+
+/// Compares the chain sums of the forward and backward passes with brute-force
+/// enumeration on `p`.
+///
+/// # Errors
+/// A message describing the mismatch.
+pub fn check_chain_sum<S: Semiring, P: Potentials + ?Sized>(p: &P, tol: f64) -> Result<(), String> {
+    let brute = brute_force_sum::<S, P>(p);
+    let mut ws = ChainWorkspace::<S>::new();
+    match ws.forward(p) {
+        Ok(fwd) => {
+            let f = fwd.value.times(&S::from_score(fwd.log_scale));
+            if !f.approx_eq(&brute, tol) {
+                return Err(format!(
+                    "{} semiring: forward sum {f:?} ≠ brute force {brute:?}",
+                    S::NAME
+                ));
+            }
+            let bwd = ws.backward();
+            let b = bwd.value.times(&S::from_score(bwd.log_scale));
+            if !b.approx_eq(&brute, tol) {
+                return Err(format!(
+                    "{} semiring: backward sum {b:?} ≠ brute force {brute:?}",
+                    S::NAME
+                ));
+            }
+            Ok(())
+        }
+        Err(crate::Error::NoFeasiblePath { .. }) => {
+            if brute.is_zero() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} semiring: forward says no path, brute force sums to {brute:?}",
+                    S::NAME
+                ))
+            }
+        }
+        Err(e) => Err(format!("{} semiring: forward failed: {e}", S::NAME)),
+    }
+}
+
+/// Checks a semiring in one call: its laws on random values and its chain sums
+/// (forward and backward) against brute force on random chains (n ≤ 5, k ≤ 4,
+/// with forbidden transitions and forced labels). Scores are kept within ±3 so
+/// that exp-space semirings stay exactly comparable.
+///
+/// # Errors
+/// The failing case, minimized by proptest, as a message.
+pub fn check_semiring<S: Semiring>(cases: u32, tol: f64) -> Result<(), String> {
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&(value::<S>(3.0), value::<S>(3.0), value::<S>(3.0)), |(a, b, c)| {
+            check_laws(&a, &b, &c, tol).map_err(TestCaseError::fail)
+        })
+        .map_err(|e| e.to_string())?;
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&chain(5, 4, 3.0), |c| {
+            check_chain_sum::<S, _>(&c, tol).map_err(TestCaseError::fail)
+        })
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,441 @@
+//! Every chain algorithm against brute-force enumeration on small random chains,
+//! every semiring through the public `testing` harness, and the numerics of long
+//! chains.
+
+use chaincrf_core::chain::{self, ChainWorkspace};
+use chaincrf_core::loss::{self, CrfParams, NllWorkspace, Target};
+use chaincrf_core::semiring::log_sum_exp;
+use chaincrf_core::testing::{self, enumerate_paths};
+use chaincrf_core::{AllowedLabels, DenseChain, Entropy, Error, KBest, Log, MaxPlus, Potentials, Prob, Semiring};
+use nalgebra::DMatrix;
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use rand::SeedableRng;
+
+const TOL: f64 = 1e-9;
+
+#[test]
+fn every_semiring_passes_the_public_harness() {
+    testing::check_semiring::<Log>(200, TOL).unwrap();
+    testing::check_semiring::<Prob>(200, TOL).unwrap();
+    testing::check_semiring::<MaxPlus>(200, TOL).unwrap();
+    testing::check_semiring::<KBest<3>>(200, TOL).unwrap();
+    testing::check_semiring::<Entropy>(200, 1e-8).unwrap();
+    testing::check_semiring::<chaincrf_core::Counting>(200, TOL).unwrap();
+    testing::check_semiring::<chaincrf_core::Boolean>(200, TOL).unwrap();
+}
+
+fn finite_scores(c: &DenseChain) -> Vec<(Vec<usize>, f64)> {
+    enumerate_paths(c)
+        .into_iter()
+        .filter(|(_, s)| *s > f64::NEG_INFINITY)
+        .collect()
+}
+
+fn brute_marginals(c: &DenseChain) -> Vec<f64> {
+    let (n, k) = (c.len(), c.num_labels());
+    let paths = finite_scores(c);
+    let lz = log_sum_exp(&paths.iter().map(|p| p.1).collect::<Vec<_>>());
+    let mut m = vec![0.0; n * k];
+    for (path, s) in &paths {
+        for (t, &y) in path.iter().enumerate() {
+            m[t * k + y] += (s - lz).exp();
+        }
+    }
+    m
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn log_partition_viterbi_marginals_match_enumeration(c in testing::chain(6, 5, 5.0)) {
+        let paths = finite_scores(&c);
+        if paths.is_empty() {
+            let infeasible = matches!(chain::log_partition(&c), Err(Error::NoFeasiblePath { .. }));
+            prop_assert!(infeasible);
+            let v_infeasible = matches!(chain::viterbi(&c), Err(Error::NoFeasiblePath { .. }));
+            prop_assert!(v_infeasible);
+            prop_assert!(!chain::has_path(&c).unwrap());
+            return Ok(());
+        }
+        let (n, k) = (c.len(), c.num_labels());
+        let scores: Vec<f64> = paths.iter().map(|p| p.1).collect();
+        let lz = log_sum_exp(&scores);
+        prop_assert!((chain::log_partition(&c).unwrap() - lz).abs() < 1e-9 * (1.0 + lz.abs()));
+        let mut ws = ChainWorkspace::<Prob>::new();
+        prop_assert!((ws.forward(&c).unwrap().log_value() - lz).abs() < 1e-9 * (1.0 + lz.abs()));
+        // forward and backward agree
+        let mut lw = ChainWorkspace::<Log>::new();
+        let f = lw.forward(&c).unwrap().score();
+        let b = lw.backward().score();
+        prop_assert!((f - b).abs() < 1e-9 * (1.0 + f.abs()));
+
+        let best = chain::viterbi(&c).unwrap();
+        let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        prop_assert!((best.score - max).abs() < 1e-9 * (1.0 + max.abs()));
+        prop_assert!((chaincrf_core::chain::path_score(&c, &best.labels).unwrap() - max).abs() < 1e-9 * (1.0 + max.abs()));
+        prop_assert!(best.score <= lz + 1e-12);
+
+        let expect = brute_marginals(&c);
+        let m = chain::marginals(&c).unwrap();
+        let mut pm = vec![0.0; n * k];
+        ChainWorkspace::<Prob>::new().marginals_into(&c, &mut pm).unwrap();
+        for t in 0..n {
+            for y in 0..k {
+                prop_assert!((m[(t, y)] - expect[t * k + y]).abs() < 1e-9);
+                prop_assert!((pm[t * k + y] - expect[t * k + y]).abs() < 1e-9);
+            }
+        }
+        // edge marginals
+        let edges = chain::edge_marginals(&c).unwrap();
+        for t in 1..n {
+            let mut e = vec![0.0; k * k];
+            for (path, s) in &paths {
+                e[path[t - 1] * k + path[t]] += (s - lz).exp();
+            }
+            for i in 0..k { for j in 0..k {
+                prop_assert!((edges[t - 1][(i, j)] - e[i * k + j]).abs() < 1e-9);
+            }}
+        }
+        // entropy
+        let h: f64 = scores.iter().map(|s| { let p = (s - lz).exp(); if p > 0.0 { -p * p.ln() } else { 0.0 } }).sum();
+        prop_assert!((chain::entropy(&c).unwrap() - h).abs() < 1e-8);
+        // counting
+        prop_assert!((chain::count_paths(&c).unwrap() - (paths.len() as f64).ln()).abs() < 1e-9);
+    }
+
+    #[test]
+    fn kbest_paths_are_the_top_scores_in_order(c in testing::chain(5, 4, 5.0), want in 1usize..12) {
+        let mut scores: Vec<f64> = finite_scores(&c).into_iter().map(|p| p.1).collect();
+        scores.sort_by(|a, b| b.total_cmp(a));
+        match chain::kbest(&c, want) {
+            Err(Error::NoFeasiblePath { .. }) => prop_assert!(scores.is_empty()),
+            Err(e) => prop_assert!(false, "unexpected error {e}"),
+            Ok(paths) => {
+                prop_assert_eq!(paths.len(), want.min(scores.len()));
+                for (i, p) in paths.iter().enumerate() {
+                    prop_assert!((p.score - scores[i]).abs() < 1e-9 * (1.0 + scores[i].abs()));
+                    let direct = chaincrf_core::chain::path_score(&c, &p.labels).unwrap();
+                    prop_assert!((p.score - direct).abs() < 1e-9 * (1.0 + direct.abs()));
+                    for q in &paths[..i] {
+                        prop_assert!(q.labels != p.labels, "duplicate path");
+                    }
+                }
+                // The K-best semiring gives the same scores through the generic forward.
+                if let Ok(sum) = ChainWorkspace::<KBest<4>>::new().forward(&c) {
+                    for (i, &s) in sum.value.0.iter().enumerate() {
+                        let expect = scores.get(i).copied().unwrap_or(f64::NEG_INFINITY);
+                        if expect == f64::NEG_INFINITY {
+                            prop_assert!(s == f64::NEG_INFINITY);
+                        } else {
+                            prop_assert!((s + sum.log_scale - expect).abs() < 1e-9 * (1.0 + expect.abs()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nll_gradient_matches_finite_differences(c in testing::chain(5, 4, 2.0), seed in 0u64..1000) {
+        let paths = finite_scores(&c);
+        prop_assume!(!paths.is_empty());
+        let gold = paths[(seed as usize) % paths.len()].0.clone();
+        let (n, k) = (c.len(), c.num_labels());
+        let mut ws = NllWorkspace::<Log>::new();
+        let nll = ws.evaluate(&c, Target::Path(&gold)).unwrap();
+        let lz = log_sum_exp(&paths.iter().map(|p| p.1).collect::<Vec<_>>());
+        let gs = chaincrf_core::chain::path_score(&c, &gold).unwrap();
+        prop_assert!((nll - (lz - gs)).abs() < 1e-9 * (1.0 + lz.abs()));
+        let g = ws.node_gradient().to_vec();
+        let mut tg = vec![0.0; k * k];
+        ws.add_transition_gradient(1.0, &mut tg);
+        let h = 1e-5;
+        let nll_of = |c: &DenseChain| -> f64 {
+            let mut w = NllWorkspace::<Log>::new();
+            w.evaluate(c, Target::Path(&gold)).unwrap()
+        };
+        for t in 0..n { for y in 0..k {
+            if c.emission(t, y) == f64::NEG_INFINITY { continue; }
+            let mut plus = c.clone(); plus.emissions_mut()[(t, y)] += h;
+            let mut minus = c.clone(); minus.emissions_mut()[(t, y)] -= h;
+            let fd = (nll_of(&plus) - nll_of(&minus)) / (2.0 * h);
+            prop_assert!((fd - g[t * k + y]).abs() < 1e-5, "emission ({t},{y}): fd {fd} vs {}", g[t * k + y]);
+        }}
+        for i in 0..k { for j in 0..k {
+            if c.transition(i, j) == f64::NEG_INFINITY { continue; }
+            let mut plus = c.clone(); plus.transitions_mut()[(i, j)] += h;
+            let mut minus = c.clone(); minus.transitions_mut()[(i, j)] -= h;
+            let fd = (nll_of(&plus) - nll_of(&minus)) / (2.0 * h);
+            prop_assert!((fd - tg[i * k + j]).abs() < 1e-5, "transition ({i},{j}): fd {fd} vs {}", tg[i * k + j]);
+        }}
+    }
+
+    #[test]
+    fn partial_label_nll_sums_over_agreeing_paths(c in testing::chain(5, 4, 3.0), mask in proptest::collection::vec(0u32..16, 5)) {
+        let (n, k) = (c.len(), c.num_labels());
+        let sets: Vec<Option<Vec<usize>>> = (0..n).map(|t| {
+            let m = mask[t] as usize;
+            if m == 0 { None } else { Some((0..k).filter(|y| m >> y & 1 == 1).collect()) }
+        }).collect();
+        let allowed = AllowedLabels::from_sets(&sets, k).unwrap();
+        let all = finite_scores(&c);
+        let agree: Vec<f64> = all.iter().filter(|(p, _)| p.iter().enumerate().all(|(t, &y)| allowed.is_allowed(t, y))).map(|p| p.1).collect();
+        let mut ws = NllWorkspace::<Log>::new();
+        match ws.evaluate(&c, Target::Allowed(&allowed)) {
+            Ok(nll) => {
+                let expect = log_sum_exp(&all.iter().map(|p| p.1).collect::<Vec<_>>()) - log_sum_exp(&agree);
+                prop_assert!((nll - expect).abs() < 1e-9 * (1.0 + expect.abs()));
+                // gradient rows sum to zero (both distributions are normalized)
+                for t in 0..n {
+                    let s: f64 = ws.node_gradient()[t * k..(t + 1) * k].iter().sum();
+                    prop_assert!(s.abs() < 1e-9);
+                }
+            }
+            Err(Error::NoFeasiblePath { .. }) => prop_assert!(agree.is_empty() || all.is_empty()),
+            Err(e) => prop_assert!(false, "unexpected {e}"),
+        }
+    }
+}
+
+#[test]
+fn sampling_frequencies_match_probabilities() {
+    let mut c = DenseChain::from_rows(
+        &[vec![0.5, -0.3, 0.1], vec![0.0, 1.0, -1.0], vec![0.2, 0.2, 0.4]],
+        &[vec![0.0, 0.5, -0.5], vec![0.3, 0.0, 0.1], vec![-0.2, 0.4, 0.0]],
+    )
+    .unwrap();
+    c.forbid_transition(0, 2);
+    let paths = finite_scores(&c);
+    let lz = log_sum_exp(&paths.iter().map(|p| p.1).collect::<Vec<_>>());
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let draws = 40_000;
+    let samples = chain::sample(&c, draws, &mut rng).unwrap();
+    let mut chi2 = 0.0;
+    for (path, s) in &paths {
+        let expected = draws as f64 * (s - lz).exp();
+        let observed = samples.iter().filter(|p| *p == path).count() as f64;
+        chi2 += (observed - expected).powi(2) / expected;
+    }
+    assert!(
+        samples.iter().all(|p| p.windows(2).all(|w| !(w[0] == 0 && w[1] == 2))),
+        "a forbidden transition was sampled"
+    );
+    // 27 - 3 = 24 allowed paths → 23 degrees of freedom; P(χ² > 49.7) ≈ 0.001.
+    assert!(chi2 < 49.7, "chi-square {chi2} too large");
+    // Same seed, same samples.
+    let mut rng2 = rand::rngs::StdRng::seed_from_u64(7);
+    assert_eq!(chain::sample(&c, 100, &mut rng2).unwrap()[..], samples[..100]);
+}
+
+/// A 100,000-long chain with scores of magnitude 10⁴ where the answer is known
+/// in closed form: two labels that can never switch, so
+/// `Z = Σ_y exp(Σₜ eₜ(y))` and every marginal is `P(y) = softmax(totals)`.
+#[test]
+fn long_chain_with_huge_scores_is_exact() {
+    let n = 100_000;
+    let mut e = DMatrix::zeros(n, 2);
+    let mut tot = [0.0f64; 2];
+    for t in 0..n {
+        let a = 1e4 * ((t as f64) * 0.37).sin();
+        let b = 1e4 * ((t as f64) * 0.37).sin() + if t % 2 == 0 { 1e-5 } else { -0.9e-5 };
+        e[(t, 0)] = a;
+        e[(t, 1)] = b;
+    }
+    // exact totals with compensated summation
+    for (y, slot) in tot.iter_mut().enumerate() {
+        let (mut s, mut comp) = (0.0f64, 0.0f64);
+        for t in 0..n {
+            let x = e[(t, y)];
+            let u = s + x;
+            comp += if s.abs() >= x.abs() { (s - u) + x } else { (x - u) + s };
+            s = u;
+        }
+        *slot = s + comp;
+    }
+    let tr = DMatrix::from_row_slice(2, 2, &[1e4, f64::NEG_INFINITY, f64::NEG_INFINITY, -1e4]);
+    let c = DenseChain::new(e, tr).unwrap();
+    let total = [tot[0] + (n as f64 - 1.0) * 1e4, tot[1] - (n as f64 - 1.0) * 1e4];
+    let lz = log_sum_exp(&total);
+    let got = chain::log_partition(&c).unwrap();
+    assert!(((got - lz) / lz).abs() < 1e-9, "log Z {got} vs {lz}");
+    let p1 = (total[1] - lz).exp();
+    let m = chain::marginals(&c).unwrap();
+    for t in (0..n).step_by(997) {
+        assert!((m[(t, 1)] - p1).abs() < 1e-6, "marginal at {t}: {} vs {p1}", m[(t, 1)]);
+        assert!((m[(t, 0)] + m[(t, 1)] - 1.0).abs() < 1e-9);
+    }
+    let v = chain::viterbi(&c).unwrap();
+    assert!(v.labels.iter().all(|&y| y == v.labels[0]));
+    assert!((v.score - total[0].max(total[1])).abs() < 1e-9 * total[0].abs());
+}
+
+/// Realistic scores on a long chain: the scaled probability semiring agrees with
+/// the log semiring, and marginals from both agree.
+#[test]
+fn prob_semiring_agrees_with_log_on_long_realistic_chains() {
+    let (n, k) = (50_000, 6);
+    let e = DMatrix::from_fn(n, k, |t, y| ((t * 7 + y * 13) % 17) as f64 * 0.8 - 6.0);
+    let tr = DMatrix::from_fn(k, k, |i, j| {
+        if (i + j) % 5 == 0 {
+            f64::NEG_INFINITY
+        } else {
+            ((i * 3 + j) % 7) as f64 - 3.0
+        }
+    });
+    let c = DenseChain::new(e, tr)
+        .unwrap()
+        .with_start(&[0.5; 6])
+        .unwrap()
+        .with_end(&[-0.5; 6])
+        .unwrap();
+    let mut lw = ChainWorkspace::<Log>::new();
+    let mut pw = ChainWorkspace::<Prob>::new();
+    let (mut ml, mut mp) = (vec![0.0; n * k], vec![0.0; n * k]);
+    let a = lw.marginals_into(&c, &mut ml).unwrap();
+    let b = pw.marginals_into(&c, &mut mp).unwrap();
+    assert!(((a - b) / a).abs() < 1e-12, "{a} vs {b}");
+    let worst = ml.iter().zip(&mp).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    assert!(worst < 1e-10, "marginals differ by {worst}");
+}
+
+#[test]
+fn infeasible_empty_and_invalid_chains_are_reported() {
+    let mut c = DenseChain::from_rows(&[vec![0.0, 0.0], vec![0.0, 0.0]], &[vec![0.0, 0.0], vec![0.0, 0.0]]).unwrap();
+    c.force_label(0, 0);
+    c.force_label(1, 1);
+    c.forbid_transition(0, 1);
+    assert_eq!(
+        chain::log_partition(&c),
+        Err(Error::NoFeasiblePath { position: Some(1) })
+    );
+    assert!(matches!(chain::kbest(&c, 3), Err(Error::NoFeasiblePath { .. })));
+    assert_eq!(chain::has_path(&c), Ok(false));
+    let empty = DenseChain::from_rows(&[], &[vec![0.0]]).unwrap();
+    assert_eq!(chain::log_partition(&empty).unwrap(), 0.0);
+    assert_eq!(chain::viterbi(&empty).unwrap().labels, Vec::<usize>::new());
+    let nan = DenseChain::from_rows(&[vec![f64::NAN]], &[vec![0.0]]).unwrap();
+    assert!(matches!(
+        chain::log_partition(&nan),
+        Err(Error::InvalidScore {
+            what: "emission",
+            position: Some(0),
+            ..
+        })
+    ));
+    assert!(DenseChain::from_rows(&[vec![0.0, 1.0], vec![0.0]], &[vec![0.0, 0.0], vec![0.0, 0.0]]).is_err());
+}
+
+#[test]
+fn a_reused_workspace_gives_the_same_answers() {
+    let mut ws = ChainWorkspace::<MaxPlus>::new();
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    for _ in 0..50 {
+        let c = testing::chain(8, 5, 4.0).new_tree(&mut runner).unwrap().current();
+        let fresh = chain::viterbi(&c);
+        let reused = ws.viterbi(&c);
+        assert_eq!(fresh, reused);
+    }
+}
+
+#[test]
+fn padded_batch_equals_per_sequence_and_gradient_is_right() {
+    let k = 3;
+    let tr = [0.1, -0.2, 0.3, 0.0, 0.5, -0.1, 0.2, 0.2, -0.3];
+    let st = [0.1, 0.0, -0.1];
+    let en = [0.0, 0.3, 0.1];
+    let params = CrfParams {
+        transitions: &tr,
+        start: &st,
+        end: &en,
+        k,
+    };
+    let lens = [3usize, 1, 4];
+    let n_max = 4;
+    let mut em = vec![0.0; lens.len() * n_max * k];
+    for (i, x) in em.iter_mut().enumerate() {
+        *x = ((i * 31 % 11) as f64) * 0.3 - 1.5;
+    }
+    let gold: Vec<usize> = (0..lens.len() * n_max).map(|i| i % k).collect();
+    let padded = loss::nll_padded(&params, &em, &lens, n_max, &gold).unwrap();
+    // Changing the padding changes nothing.
+    let mut em2 = em.clone();
+    let mut gold2 = gold.clone();
+    for (b, &l) in lens.iter().enumerate() {
+        for t in l..n_max {
+            for y in 0..k {
+                em2[(b * n_max + t) * k + y] = 1e9;
+            }
+            gold2[b * n_max + t] = 99;
+        }
+    }
+    assert_eq!(
+        loss::nll_padded(&params, &em2, &lens, n_max, &gold2).unwrap().mean,
+        padded.mean
+    );
+    // Per sequence.
+    for (b, &l) in lens.iter().enumerate() {
+        let view = chaincrf_core::ChainView::new(&em[b * n_max * k..(b * n_max + l) * k], &tr, &st, &en, k).unwrap();
+        let mut ws = NllWorkspace::<Log>::new();
+        let nll = ws
+            .evaluate(&view, Target::Path(&gold[b * n_max..b * n_max + l]))
+            .unwrap();
+        assert_eq!(nll, padded.per_sequence[b]);
+    }
+    // Finite differences of the mean wrt a transition, a start and an emission.
+    let h = 1e-6;
+    let f = |tr: &[f64], st: &[f64], em: &[f64]| {
+        loss::nll_padded(
+            &CrfParams {
+                transitions: tr,
+                start: st,
+                end: &en,
+                k,
+            },
+            em,
+            &lens,
+            n_max,
+            &gold,
+        )
+        .unwrap()
+        .mean
+    };
+    for idx in 0..k * k {
+        let (mut a, mut b) = (tr, tr);
+        a[idx] += h;
+        b[idx] -= h;
+        let fd = (f(&a, &st, &em) - f(&b, &st, &em)) / (2.0 * h);
+        assert!((fd - padded.transition_grad[idx]).abs() < 1e-7);
+    }
+    for idx in 0..k {
+        let (mut a, mut b) = (st, st);
+        a[idx] += h;
+        b[idx] -= h;
+        let fd = (f(&tr, &a, &em) - f(&tr, &b, &em)) / (2.0 * h);
+        assert!((fd - padded.start_grad[idx]).abs() < 1e-7);
+    }
+    for idx in [0usize, 5, 13, 27, 35] {
+        let (mut a, mut b) = (em.clone(), em.clone());
+        a[idx] += h;
+        b[idx] -= h;
+        let fd = (f(&tr, &st, &a) - f(&tr, &st, &b)) / (2.0 * h);
+        assert!(
+            (fd - padded.emission_grad[idx]).abs() < 1e-7,
+            "emission {idx}: {fd} vs {}",
+            padded.emission_grad[idx]
+        );
+    }
+    // Batched Viterbi equals one by one.
+    let seqs: Vec<&[f64]> = lens
+        .iter()
+        .enumerate()
+        .map(|(b, &l)| &em[b * n_max * k..(b * n_max + l) * k])
+        .collect();
+    let paths = loss::viterbi_batch(&params, &seqs).unwrap();
+    for (b, p) in paths.iter().enumerate() {
+        let view = chaincrf_core::ChainView::new(seqs[b], &tr, &st, &en, k).unwrap();
+        assert_eq!(*p, chain::viterbi(&view).unwrap());
+    }
+    let _ = Entropy::zero();
+}
