@@ -73,9 +73,7 @@ impl DictionaryBuilder {
         for (slot, theirs) in self.kinds.iter_mut().zip(other.kinds.iter()) {
             for (n, (&key, &count)) in theirs.keys.iter().zip(&theirs.counts).enumerate() {
                 match slot.index.get(&key) {
-                    Some(&i) => {
-                        slot.counts[i as usize] = slot.counts[i as usize].saturating_add(count)
-                    }
+                    Some(&i) => slot.counts[i as usize] = slot.counts[i as usize].saturating_add(count),
                     None => {
                         let i = slot.keys.len() as u32;
                         slot.index.insert(key, i);
@@ -96,14 +94,7 @@ impl DictionaryBuilder {
             let part = &mut out.kinds[slot];
             for (n, (key, count)) in kc.keys.into_iter().zip(kc.counts).enumerate() {
                 if count >= min_freq.max(1) {
-                    part.insert(
-                        key,
-                        if keep_names {
-                            kc.names[n].clone()
-                        } else {
-                            None
-                        },
-                    );
+                    part.insert(key, if keep_names { kc.names[n].clone() } else { None });
                 }
             }
         }
@@ -144,12 +135,7 @@ impl KindIndex {
         id
     }
     fn rebuild(&mut self) {
-        self.index = self
-            .keys
-            .iter()
-            .enumerate()
-            .map(|(i, &k)| (k, i as u32))
-            .collect();
+        self.index = self.keys.iter().enumerate().map(|(i, &k)| (k, i as u32)).collect();
     }
 }
 

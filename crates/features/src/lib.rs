@@ -19,10 +19,25 @@
 
 #![deny(missing_docs)]
 
+pub mod column;
+pub mod crfsuite;
 pub mod dictionary;
+pub mod error;
+pub mod evaluation;
 pub mod extractor;
 pub mod hash;
+pub mod lines;
+pub mod template;
 
+pub use column::{read_column_data, split_columns, ColumnReader, ColumnSequence};
+pub use crfsuite::{
+    read_crfsuite_data, write_crfsuite_item, write_crfsuite_sequence, AttributeSequence, CrfsuiteExtractor,
+    CrfsuiteReader,
+};
 pub use dictionary::{AttributeDictionary, DictionaryBuilder, LabelAlphabet};
+pub use error::FormatError;
+pub use evaluation::{Evaluation, EvaluationSummary, LengthMismatch, PrfCounts};
 pub use extractor::{Attr, AttrKey, AttrKind, FeatureExtractor};
 pub use hash::{hash_name, FastHashMap, IdHasher};
+pub use lines::LineReader;
+pub use template::{Template, TemplateExtractor, TemplateKind, Templates};
