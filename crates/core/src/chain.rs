@@ -125,7 +125,7 @@ impl<S: Semiring> Default for ChainWorkspace<S> {
 #[inline]
 fn check_row(what: &'static str, position: Option<usize>, row: &[f64]) -> Result<()> {
     for (i, &v) in row.iter().enumerate() {
-        if !(v < f64::INFINITY) {
+        if v.is_nan() || v == f64::INFINITY {
             return Err(Error::InvalidScore {
                 what,
                 position,

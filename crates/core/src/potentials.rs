@@ -333,7 +333,7 @@ impl<'a> ChainView<'a> {
         if k == 0 {
             return Err(Error::shape("labels", "at least 1".into(), "0".into()));
         }
-        if emissions.len() % k != 0 {
+        if !emissions.len().is_multiple_of(k) {
             return Err(Error::shape(
                 "emissions",
                 format!("a multiple of k={k}"),

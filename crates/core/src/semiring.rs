@@ -495,8 +495,7 @@ impl<const K: usize> Semiring for KBest<K> {
         for slot in out.iter_mut() {
             let mut best = f64::NEG_INFINITY;
             let mut best_a = usize::MAX;
-            for a in 0..K {
-                let b = next_b[a];
+            for (a, &b) in next_b.iter().enumerate() {
                 if b < K {
                     let v = self.0[a] + o.0[b];
                     if v > best || best_a == usize::MAX && v == best {

@@ -1,1 +1,122 @@
-//! placeholder
+//! # chaincrf-cws
+//!
+//! Chinese word segmentation (CWS) with chaincrf, cast as character tagging:
+//! each character gets a tag saying where it sits in its word, a linear-chain CRF
+//! predicts the tags, and the tags are read back as words.
+//!
+//! The pieces, in the order text flows through them:
+//!
+//! * [`corpus`]: readers for the PKU People's Daily corpus (`word/POS`), SIGHAN
+//!   Bakeoff files (space-separated words) and raw text.
+//! * [`scheme`]: tag schemes (BMES, the 6-tag scheme of Zhao et al.), words ⇄
+//!   tags, and which tag transitions are legal.
+//! * [`normalize`](mod@normalize): full-width → ASCII mapping and character classes, so that
+//!   `１９９８` in the training text and `2001` in the test text look alike.
+//! * [`lexicon`]: the training word list and its dictionary-match features.
+//! * [`ngram`]: the [`NgramExtractor`], a fast hashed character n-gram feature
+//!   extractor implementing [`chaincrf_features::FeatureExtractor`].
+//! * [`constraints`]: hard constraints from a user dictionary and from Latin /
+//!   number runs, as allowed tags per character.
+//! * [`eval`]: SIGHAN Bakeoff scoring (P, R, F1, OOV rate, OOV and IV recall).
+//!
+//! Everything that reads user data returns [`Error`] values that name the file
+//! and line; nothing here panics on malformed input.
+
+#![deny(missing_docs)]
+
+pub mod constraints;
+pub mod corpus;
+pub mod error;
+pub mod eval;
+pub mod lexicon;
+pub mod ngram;
+pub mod normalize;
+pub mod scheme;
+
+pub use constraints::{latin_runs, Constraints, UserDict};
+pub use corpus::{
+    detect_format, parse_pku, parse_raw, parse_sighan, read_corpus, read_pku, read_raw, read_sighan, CorpusFormat,
+    Sentence,
+};
+pub use error::{Error, Result};
+pub use eval::{read_word_list, score_files, score_lines, score_str, Score, Scorer, WordSet};
+pub use lexicon::{LexMatch, Lexicon};
+pub use ngram::{NgramConfig, NgramExtractor};
+pub use normalize::{char_class, feature_class, normalize, normalize_char, CharClass};
+pub use scheme::{Boundary, TagScheme, TagSet};
+
+#[cfg(test)]
+mod real_data {
+    //! Checks against the real corpora; they run only when `CHAINCRF_DATA` points
+    //! at the shared data folder (the files are not part of the repository).
+
+    use super::*;
+    use chaincrf_features::FeatureExtractor;
+    use std::path::PathBuf;
+
+    fn data_dir() -> Option<PathBuf> {
+        match std::env::var_os("CHAINCRF_DATA") {
+            Some(d) => Some(PathBuf::from(d)),
+            None => {
+                eprintln!("skipped: set CHAINCRF_DATA to the shared data folder to run");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn pku_corpus_and_bakeoff_gold() {
+        let Some(dir) = data_dir() else { return };
+        let train = dir.join("pku-199801/199801.txt");
+        let (format, sentences) = read_corpus(&train).unwrap();
+        assert_eq!(format, CorpusFormat::Pku);
+        assert_eq!(sentences.len(), 19_484);
+        let words: usize = sentences.iter().map(Vec::len).sum();
+        eprintln!("199801.txt: {} sentences, {words} words", sentences.len());
+
+        // Every sentence survives words → tags → words in both schemes.
+        for scheme in [TagScheme::Bmes, TagScheme::SixTag] {
+            for s in &sentences {
+                let chars: Vec<char> = s.concat().chars().collect();
+                let tags = scheme.tags_from_words(s);
+                assert!(scheme.is_valid(&tags));
+                assert_eq!(&scheme.words_from_tags(&chars, &tags), s);
+            }
+        }
+
+        let gold = dir.join("icwb2/pku_test_gold.utf8");
+        let word_list = read_word_list(dir.join("icwb2/pku_training_words.utf8")).unwrap();
+        let score = score_files(&gold, &gold, Some(&word_list)).unwrap();
+        eprintln!("gold vs gold:\n{}", score.report());
+        assert_eq!(score.f1, 1.0);
+        let oov = score.oov_rate.unwrap();
+        assert!((0.05..0.065).contains(&oov), "OOV rate {oov}");
+
+        // The raw test text lines up with the gold one.
+        let raw = read_raw(dir.join("icwb2/pku_test.utf8")).unwrap();
+        let gold_lines = read_raw(&gold).unwrap();
+        assert_eq!(raw.len(), gold_lines.len());
+        let lexicon = std::sync::Arc::new(Lexicon::from_sentences(&sentences));
+        let ex = NgramExtractor::new(
+            NgramConfig {
+                lexicon_features: true,
+                ..NgramConfig::default()
+            },
+            Some(lexicon),
+        )
+        .unwrap();
+        let start = std::time::Instant::now();
+        let (mut chars, mut attrs) = (0usize, 0usize);
+        for line in &raw {
+            let input = normalize(line);
+            for t in 0..input.len() {
+                ex.extract(&input, t, &mut |_| attrs += 1);
+            }
+            chars += input.len();
+        }
+        eprintln!(
+            "extracted {attrs} attributes over {chars} chars in {:?}",
+            start.elapsed()
+        );
+    }
+}

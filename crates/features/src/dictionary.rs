@@ -63,6 +63,52 @@ impl DictionaryBuilder {
         }
     }
 
+    /// Counts one occurrence of `attr` and returns its provisional id (dense, in
+    /// order of first occurrence per kind); [`DictionaryBuilder::freeze_with_map`]
+    /// maps provisional ids to final ones.
+    pub fn add_id(&mut self, attr: &Attr<'_>) -> u32 {
+        let keep = self.keep_names;
+        let slot = &mut self.kinds[kind_slot(attr.kind)];
+        let key = attr.key.key();
+        match slot.index.get(&key) {
+            Some(&i) => {
+                slot.counts[i as usize] = slot.counts[i as usize].saturating_add(1);
+                i
+            }
+            None => {
+                let i = slot.keys.len() as u32;
+                slot.index.insert(key, i);
+                slot.keys.push(key);
+                slot.counts.push(1);
+                slot.names.push(match (keep, attr.key) {
+                    (true, AttrKey::Name(n)) => Some(n.into()),
+                    _ => None,
+                });
+                i
+            }
+        }
+    }
+
+    /// Freezes like [`DictionaryBuilder::freeze`] and also returns, per kind
+    /// (`[state, edge]`), the map provisional id → final id (`None` = cut).
+    pub fn freeze_with_map(self, min_freq: u32) -> (AttributeDictionary, [Vec<Option<u32>>; 2]) {
+        let keep_names = self.keep_names;
+        let mut out = AttributeDictionary::default();
+        let mut maps: [Vec<Option<u32>>; 2] = Default::default();
+        for (slot, kc) in self.kinds.into_iter().enumerate() {
+            let part = &mut out.kinds[slot];
+            let map = &mut maps[slot];
+            for (n, (key, count)) in kc.keys.into_iter().zip(kc.counts).enumerate() {
+                if count >= min_freq.max(1) {
+                    map.push(Some(part.insert(key, if keep_names { kc.names[n].clone() } else { None })));
+                } else {
+                    map.push(None);
+                }
+            }
+        }
+        (out, maps)
+    }
+
     /// Number of distinct attributes of `kind` counted so far.
     pub fn distinct(&self, kind: AttrKind) -> usize {
         self.kinds[kind_slot(kind)].keys.len()

@@ -1,0 +1,381 @@
+//! The training word list and the dictionary-match features built on it.
+//!
+//! In the closed track of the Bakeoff the only dictionary allowed is the word
+//! list of the training corpus. A [`Lexicon`] holds those words with their
+//! counts and answers, for each character of a sentence: how long is the longest
+//! lexicon word that *starts* here, that *ends* here, and that *covers* this
+//! character (and where the character sits in it). These lengths are strong
+//! cues for words the n-gram features have not seen in this exact context.
+//!
+//! Caveat for training: on its own training corpus every gold word is in the
+//! lexicon, so the model learns to trust these features more than it should on
+//! new text. Pruning rare words ([`Lexicon::retain_min_count`]) or building the
+//! lexicon from other folds of the corpus than the one being featurized softens
+//! this.
+//!
+//! Matching uses a character trie (one hash map keyed by `(node, char)`), over
+//! the *normalized* form of each word (see [`crate::normalize`](mod@crate::normalize)) because the
+//! extractor sees normalized text. Only words of at most [`Lexicon::max_len`]
+//! characters go into the trie; that bounds the work per character at
+//! `max_len` short walks. The lexicon serializes as its word list (sorted, so the
+//! bytes are deterministic) and rebuilds the trie when deserialized.
+
+use crate::normalize::normalize_char;
+use chaincrf_features::hash::{mix64, FastHashMap};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// A trie over characters: node ids are dense, node 0 is the root, and all
+/// edges live in one hash map keyed by a mix of `(node, char)`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CharTrie {
+    /// Word length (in chars) ending at each node, 0 when no word ends there.
+    terminal: Vec<u32>,
+    edges: FastHashMap<u32>,
+}
+
+impl CharTrie {
+    pub(crate) fn new() -> Self {
+        CharTrie {
+            terminal: vec![0],
+            edges: FastHashMap::default(),
+        }
+    }
+
+    #[inline]
+    fn edge_key(node: u32, c: char) -> u64 {
+        // A bijective mix of a 53-bit value: distinct (node, char) never collide.
+        mix64(u64::from(node) << 21 | u64::from(c as u32))
+    }
+
+    /// The child of `node` along `c`.
+    #[inline]
+    pub(crate) fn child(&self, node: u32, c: char) -> Option<u32> {
+        self.edges.get(&Self::edge_key(node, c)).copied()
+    }
+
+    /// Whether a word ends at `node`.
+    #[inline]
+    pub(crate) fn is_word(&self, node: u32) -> bool {
+        self.terminal[node as usize] != 0
+    }
+
+    /// Inserts a word given as characters (empty words are ignored); returns
+    /// whether it was new.
+    pub(crate) fn insert(&mut self, chars: impl IntoIterator<Item = char>) -> bool {
+        let mut node = 0u32;
+        let mut len = 0u32;
+        for c in chars {
+            let key = Self::edge_key(node, c);
+            node = match self.edges.get(&key) {
+                Some(&n) => n,
+                None => {
+                    let n = self.terminal.len() as u32;
+                    self.terminal.push(0);
+                    self.edges.insert(key, n);
+                    n
+                }
+            };
+            len += 1;
+        }
+        let new = len > 0 && self.terminal[node as usize] == 0;
+        if len > 0 {
+            self.terminal[node as usize] = len;
+        }
+        new
+    }
+
+    /// The length of the longest word that is a prefix of `chars[start..]` and at
+    /// most `max` characters long (0 when none).
+    pub(crate) fn longest_at(&self, chars: &[char], start: usize, max: usize) -> usize {
+        let mut node = 0u32;
+        let mut best = 0;
+        for (i, &c) in chars[start..].iter().take(max).enumerate() {
+            match self.child(node, c) {
+                Some(n) => node = n,
+                None => break,
+            }
+            if self.is_word(node) {
+                best = i + 1;
+            }
+        }
+        best
+    }
+}
+
+/// What the lexicon says about one character position.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LexMatch {
+    /// Length of the longest lexicon word starting at this character (0: none).
+    pub start_len: usize,
+    /// Length of the longest lexicon word ending at this character (0: none).
+    pub end_len: usize,
+    /// Length of the longest lexicon word covering this character (0: none;
+    /// the leftmost such word when several tie).
+    pub in_len: usize,
+    /// The character's offset inside that covering word.
+    pub in_offset: usize,
+}
+
+impl LexMatch {
+    /// Position of the character in the covering word: 0 = begin, 1 = middle,
+    /// 2 = end, 3 = single-character word, 4 = no covering word.
+    pub fn in_position(&self) -> u8 {
+        match (self.in_len, self.in_offset) {
+            (0, _) => 4,
+            (1, _) => 3,
+            (_, 0) => 0,
+            (len, off) if off + 1 == len => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Words of a training corpus with their counts, and a matcher over them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(from = "LexiconData", into = "LexiconData")]
+pub struct Lexicon {
+    counts: HashMap<String, u32>,
+    max_len: usize,
+    trie: CharTrie,
+}
+
+/// The serialized form of a [`Lexicon`].
+#[derive(Serialize, Deserialize)]
+struct LexiconData {
+    max_len: usize,
+    words: Vec<(String, u32)>,
+}
+
+impl From<LexiconData> for Lexicon {
+    fn from(data: LexiconData) -> Self {
+        let mut lex = Lexicon::new(data.max_len);
+        for (w, c) in data.words {
+            lex.add(&w, c);
+        }
+        lex
+    }
+}
+
+impl From<Lexicon> for LexiconData {
+    fn from(lex: Lexicon) -> Self {
+        let mut words: Vec<(String, u32)> = lex.counts.into_iter().collect();
+        words.sort_unstable();
+        LexiconData {
+            max_len: lex.max_len,
+            words,
+        }
+    }
+}
+
+impl Default for Lexicon {
+    fn default() -> Self {
+        Lexicon::new(Lexicon::DEFAULT_MAX_LEN)
+    }
+}
+
+impl Lexicon {
+    /// The default longest word (in characters) used for matching.
+    pub const DEFAULT_MAX_LEN: usize = 6;
+
+    /// An empty lexicon that matches words of up to `max_len` characters (at least 1).
+    pub fn new(max_len: usize) -> Self {
+        Lexicon {
+            counts: HashMap::new(),
+            max_len: max_len.max(1),
+            trie: CharTrie::new(),
+        }
+    }
+
+    /// The words of segmented sentences, counted (matching up to
+    /// [`Lexicon::DEFAULT_MAX_LEN`] characters).
+    pub fn from_sentences<S: AsRef<str>>(sentences: &[Vec<S>]) -> Self {
+        let mut lex = Lexicon::default();
+        for s in sentences {
+            for w in s {
+                lex.add(w.as_ref(), 1);
+            }
+        }
+        lex
+    }
+
+    /// Adds `count` occurrences of `word` (empty words are ignored).
+    pub fn add(&mut self, word: &str, count: u32) {
+        if word.is_empty() {
+            return;
+        }
+        match self.counts.get_mut(word) {
+            Some(c) => *c = c.saturating_add(count),
+            None => {
+                self.counts.insert(word.to_owned(), count);
+                if word.chars().count() <= self.max_len {
+                    self.trie.insert(word.chars().map(normalize_char));
+                }
+            }
+        }
+    }
+
+    /// Drops the words seen fewer than `min_count` times.
+    pub fn retain_min_count(&mut self, min_count: u32) {
+        self.counts.retain(|_, c| *c >= min_count);
+        self.trie = CharTrie::new();
+        for w in self.counts.keys() {
+            if w.chars().count() <= self.max_len {
+                self.trie.insert(w.chars().map(normalize_char));
+            }
+        }
+    }
+
+    /// How often `word` occurred (0 when never).
+    pub fn count(&self, word: &str) -> u32 {
+        self.counts.get(word).copied().unwrap_or(0)
+    }
+
+    /// Whether `word` is in the lexicon (exactly as written).
+    pub fn contains(&self, word: &str) -> bool {
+        self.counts.contains_key(word)
+    }
+
+    /// Number of distinct words.
+    pub fn len(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// Whether the lexicon has no words.
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+
+    /// The longest word length (in characters) considered when matching.
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// The words and their counts, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.counts.iter().map(|(w, &c)| (w.as_str(), c))
+    }
+
+    /// The matches at position `t` of `chars` (normalized characters). Costs at
+    /// most `max_len` trie walks of at most `max_len` steps each.
+    pub fn matches_at(&self, chars: &[char], t: usize) -> LexMatch {
+        let mut m = LexMatch::default();
+        if t >= chars.len() {
+            return m;
+        }
+        let max = self.max_len;
+        let first = t.saturating_sub(max - 1);
+        for s in first..=t {
+            let mut node = 0u32;
+            for (e, &c) in chars.iter().enumerate().take((s + max).min(chars.len())).skip(s) {
+                match self.trie.child(node, c) {
+                    Some(n) => node = n,
+                    None => break,
+                }
+                if !self.trie.is_word(node) {
+                    continue;
+                }
+                let len = e - s + 1;
+                if s == t {
+                    m.start_len = m.start_len.max(len);
+                }
+                if e == t {
+                    m.end_len = m.end_len.max(len);
+                }
+                if e >= t && len > m.in_len {
+                    m.in_len = len;
+                    m.in_offset = t - s;
+                }
+            }
+        }
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chars(s: &str) -> Vec<char> {
+        s.chars().collect()
+    }
+
+    fn lex() -> Lexicon {
+        let sents = vec![
+            vec!["中国", "人民", "中国人民银行"],
+            vec!["人", "民", "银行", "１９９８年"],
+            vec!["中国"],
+        ];
+        Lexicon::from_sentences(&sents)
+    }
+
+    #[test]
+    fn counts_and_membership() {
+        let l = lex();
+        assert_eq!(l.count("中国"), 2);
+        assert_eq!(l.count("人"), 1);
+        assert_eq!(l.count("国"), 0);
+        assert!(l.contains("中国人民银行"));
+        assert!(!l.contains("1998年"));
+        assert_eq!(l.len(), 7);
+    }
+
+    #[test]
+    fn longest_matches() {
+        let l = lex();
+        let c = chars("中国人民银行");
+        // 中国人民银行 is 6 chars = max_len, so it is matched.
+        let m0 = l.matches_at(&c, 0);
+        assert_eq!((m0.start_len, m0.end_len, m0.in_len, m0.in_offset), (6, 0, 6, 0));
+        let m2 = l.matches_at(&c, 2);
+        assert_eq!((m2.start_len, m2.end_len), (2, 1));
+        assert_eq!((m2.in_len, m2.in_offset, m2.in_position()), (6, 2, 1));
+        let m5 = l.matches_at(&c, 5);
+        assert_eq!((m5.start_len, m5.end_len, m5.in_position()), (0, 6, 2));
+        // Normalized input matches full-width lexicon words.
+        let c = chars("在1998年");
+        let m = l.matches_at(&c, 1);
+        assert_eq!((m.start_len, m.in_len, m.in_position()), (5, 5, 0));
+        let none = l.matches_at(&c, 0);
+        assert_eq!((none.in_len, none.in_position()), (0, 4));
+        assert_eq!(l.matches_at(&c, 99), LexMatch::default());
+    }
+
+    #[test]
+    fn max_len_limits_matching() {
+        let mut l = Lexicon::new(2);
+        l.add("中国人", 1);
+        l.add("中国", 1);
+        let m = l.matches_at(&chars("中国人"), 0);
+        assert_eq!(m.start_len, 2);
+        assert!(l.contains("中国人"));
+    }
+
+    #[test]
+    fn retain_and_serde_round_trip() {
+        let mut l = lex();
+        let json = serde_json::to_string(&l).unwrap();
+        let back: Lexicon = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.len(), l.len());
+        let c = chars("中国人民银行");
+        for t in 0..c.len() {
+            assert_eq!(back.matches_at(&c, t), l.matches_at(&c, t));
+        }
+        assert_eq!(json, serde_json::to_string(&back).unwrap());
+        l.retain_min_count(2);
+        assert_eq!(l.len(), 1);
+        assert_eq!(l.matches_at(&c, 2).in_len, 0);
+        assert_eq!(l.matches_at(&c, 1).in_len, 2);
+    }
+
+    #[test]
+    fn trie_longest_at() {
+        let mut t = CharTrie::new();
+        t.insert("ab".chars());
+        t.insert("abcd".chars());
+        let c = chars("abcde");
+        assert_eq!(t.longest_at(&c, 0, 10), 4);
+        assert_eq!(t.longest_at(&c, 0, 3), 2);
+        assert_eq!(t.longest_at(&c, 1, 10), 0);
+    }
+}
