@@ -100,13 +100,31 @@ impl DictionaryBuilder {
             let map = &mut maps[slot];
             for (n, (key, count)) in kc.keys.into_iter().zip(kc.counts).enumerate() {
                 if count >= min_freq.max(1) {
-                    map.push(Some(part.insert(key, if keep_names { kc.names[n].clone() } else { None })));
+                    map.push(Some(
+                        part.insert(key, if keep_names { kc.names[n].clone() } else { None }),
+                    ));
                 } else {
                     map.push(None);
                 }
             }
         }
         (out, maps)
+    }
+
+    /// Adds `key` so that it keeps its place and survives any frequency cutoff
+    /// (used to extend an existing model's dictionary).
+    pub fn pin(&mut self, kind: AttrKind, key: u64, name: Option<&str>) {
+        let slot = &mut self.kinds[kind_slot(kind)];
+        match slot.index.get(&key) {
+            Some(&i) => slot.counts[i as usize] = u32::MAX,
+            None => {
+                let i = slot.keys.len() as u32;
+                slot.index.insert(key, i);
+                slot.keys.push(key);
+                slot.counts.push(u32::MAX);
+                slot.names.push(name.map(Into::into));
+            }
+        }
     }
 
     /// Number of distinct attributes of `kind` counted so far.

@@ -1,1 +1,21 @@
-//! placeholder
+//! # chaincrf-train
+//!
+//! Training linear-chain CRFs: compile data once ([`DatasetBuilder`]), then
+//! minimize the negative log-likelihood plus `c1·‖w‖₁ + c2·‖w‖²` (CRFsuite's
+//! definitions) with `argmin`'s L-BFGS (OWL-QN when `c1 > 0`). The objective
+//! ([`Objective`]) computes loss and gradient in one parallel pass with a
+//! deterministic reduction: the trained weights are bit-for-bit the same
+//! whatever the number of threads. Partial labels (allowed label sets per
+//! position) are trained by the constrained partition function.
+
+#![deny(missing_docs)]
+
+pub mod data;
+pub mod objective;
+pub mod trainer;
+
+pub use data::{Dataset, DatasetBuilder, HeldOutBuilder, LabelTarget};
+pub use objective::{EvalError, Objective};
+pub use trainer::{
+    dev_accuracy, train, trainable_mask, FeaturePairs, Progress, Stopping, TrainError, TrainOutcome, TrainParams,
+};

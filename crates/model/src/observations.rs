@@ -1,0 +1,313 @@
+//! Attribute ids per position, extracted once and kept in a flat layout.
+//!
+//! Training visits every position of the corpus at every iteration, so the
+//! attributes are extracted, looked up and stored *once*: an
+//! [`ObservationArena`] holds any number of sequences as compressed rows (an
+//! offset per position into one `u32` id array, plus `f32` values only when some
+//! attribute is not a plain indicator). An iteration then does no string work
+//! and no allocation. Tagging uses the same layout for a single sequence.
+
+use chaincrf_features::{AttrKind, AttributeDictionary, DictionaryBuilder, FeatureExtractor};
+
+/// Attribute ids (and values) of many sequences, in one flat layout.
+#[derive(Clone, Debug, Default)]
+pub struct ObservationArena {
+    /// Position index where each sequence starts; one more entry than sequences.
+    seq_starts: Vec<u32>,
+    state: Csr,
+    edge: Csr,
+}
+
+/// Compressed rows: `offsets[p]..offsets[p+1]` index `ids`/`values` for position `p`.
+#[derive(Clone, Debug)]
+struct Csr {
+    offsets: Vec<u32>,
+    ids: Vec<u32>,
+    /// Empty while every value is 1.0.
+    values: Vec<f32>,
+}
+
+impl Default for Csr {
+    fn default() -> Self {
+        Csr {
+            offsets: vec![0],
+            ids: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+}
+
+impl Csr {
+    #[inline]
+    fn push(&mut self, id: u32, value: f64) {
+        if value != 1.0 && self.values.is_empty() {
+            self.values = vec![1.0; self.ids.len()];
+        }
+        self.ids.push(id);
+        if !self.values.is_empty() {
+            self.values.push(value as f32);
+        }
+    }
+    #[inline]
+    fn end_position(&mut self) {
+        self.offsets.push(self.ids.len() as u32);
+    }
+    fn clear(&mut self) {
+        self.offsets.clear();
+        self.offsets.push(0);
+        self.ids.clear();
+        self.values.clear();
+    }
+    #[inline]
+    fn row(&self, p: usize) -> (&[u32], Option<&[f32]>) {
+        let (a, b) = (self.offsets[p] as usize, self.offsets[p + 1] as usize);
+        (
+            &self.ids[a..b],
+            if self.values.is_empty() {
+                None
+            } else {
+                Some(&self.values[a..b])
+            },
+        )
+    }
+    /// Renumbers ids through `map`, dropping those mapped to `None`.
+    fn remap(&mut self, map: &[Option<u32>]) {
+        let mut out = 0usize;
+        let has_values = !self.values.is_empty();
+        let mut start = 0usize;
+        for p in 0..self.offsets.len() - 1 {
+            let end = self.offsets[p + 1] as usize;
+            for i in start..end {
+                if let Some(new) = map[self.ids[i] as usize] {
+                    self.ids[out] = new;
+                    if has_values {
+                        self.values[out] = self.values[i];
+                    }
+                    out += 1;
+                }
+            }
+            start = end;
+            self.offsets[p + 1] = out as u32;
+        }
+        self.ids.truncate(out);
+        if has_values {
+            self.values.truncate(out);
+        }
+    }
+}
+
+/// How to turn attributes into ids while filling an arena.
+enum Lookup<'a> {
+    Frozen(&'a AttributeDictionary),
+    Building(&'a mut DictionaryBuilder),
+}
+
+impl ObservationArena {
+    /// An empty arena.
+    pub fn new() -> Self {
+        ObservationArena {
+            seq_starts: vec![0],
+            state: Csr::default(),
+            edge: Csr::default(),
+        }
+    }
+
+    /// Removes every sequence, keeping the buffers.
+    pub fn clear(&mut self) {
+        self.seq_starts.clear();
+        self.seq_starts.push(0);
+        self.state.clear();
+        self.edge.clear();
+    }
+
+    /// Number of sequences.
+    pub fn num_sequences(&self) -> usize {
+        self.seq_starts.len() - 1
+    }
+
+    /// Total number of positions over all sequences.
+    pub fn num_positions(&self) -> usize {
+        *self.seq_starts.last().unwrap_or(&0) as usize
+    }
+
+    /// Total number of stored state-attribute occurrences.
+    pub fn num_occurrences(&self) -> usize {
+        self.state.ids.len()
+    }
+
+    /// Whether any edge attribute occurs.
+    pub fn has_edge_attributes(&self) -> bool {
+        !self.edge.ids.is_empty()
+    }
+
+    /// Appends one sequence, keeping only attributes `dict` knows (unknown ones
+    /// are ignored, as at tagging time).
+    pub fn push<E: FeatureExtractor + ?Sized>(&mut self, extractor: &E, input: &E::Input, dict: &AttributeDictionary) {
+        self.push_with(extractor, input, Lookup::Frozen(dict));
+    }
+
+    /// Appends one sequence while counting its attributes in `builder`; ids are
+    /// the builder's provisional ids until [`ObservationArena::remap`] is called
+    /// with the maps from [`DictionaryBuilder::freeze_with_map`].
+    pub fn push_counting<E: FeatureExtractor + ?Sized>(
+        &mut self,
+        extractor: &E,
+        input: &E::Input,
+        builder: &mut DictionaryBuilder,
+    ) {
+        self.push_with(extractor, input, Lookup::Building(builder));
+    }
+
+    fn push_with<E: FeatureExtractor + ?Sized>(&mut self, extractor: &E, input: &E::Input, mut lookup: Lookup<'_>) {
+        let n = extractor.len(input);
+        for t in 0..n {
+            let (state, edge) = (&mut self.state, &mut self.edge);
+            extractor.extract(input, t, &mut |attr| {
+                let id = match &mut lookup {
+                    Lookup::Frozen(d) => d.lookup(&attr),
+                    Lookup::Building(b) => Some(b.add_id(&attr)),
+                };
+                if let Some(id) = id {
+                    match attr.kind {
+                        AttrKind::State => state.push(id, attr.value),
+                        AttrKind::Edge if t > 0 => edge.push(id, attr.value),
+                        AttrKind::Edge => {}
+                    }
+                }
+            });
+            self.state.end_position();
+            self.edge.end_position();
+        }
+        let last = *self.seq_starts.last().unwrap_or(&0);
+        self.seq_starts.push(last + n as u32);
+    }
+
+    /// Renumbers provisional ids to final ones (`maps = [state, edge]`), dropping
+    /// attributes cut by the minimum frequency.
+    pub fn remap(&mut self, maps: &[Vec<Option<u32>>; 2]) {
+        self.state.remap(&maps[0]);
+        self.edge.remap(&maps[1]);
+    }
+
+    /// Sequence `i`.
+    #[inline]
+    pub fn sequence(&self, i: usize) -> Observations<'_> {
+        Observations {
+            arena: self,
+            start: self.seq_starts[i] as usize,
+            len: (self.seq_starts[i + 1] - self.seq_starts[i]) as usize,
+        }
+    }
+
+    /// The global index of the first position of sequence `i`.
+    pub fn sequence_start(&self, i: usize) -> usize {
+        self.seq_starts[i] as usize
+    }
+
+    /// State attributes at global position `p` (ids, and values unless all are 1).
+    #[inline]
+    pub fn state_at(&self, p: usize) -> (&[u32], Option<&[f32]>) {
+        self.state.row(p)
+    }
+
+    /// Edge attributes at global position `p`.
+    #[inline]
+    pub fn edge_at(&self, p: usize) -> (&[u32], Option<&[f32]>) {
+        self.edge.row(p)
+    }
+
+    /// All state attribute ids with their position offsets (`offsets` has one
+    /// more entry than positions).
+    pub fn state_layout(&self) -> (&[u32], &[u32], Option<&[f32]>) {
+        (
+            &self.state.offsets,
+            &self.state.ids,
+            if self.state.values.is_empty() {
+                None
+            } else {
+                Some(&self.state.values)
+            },
+        )
+    }
+
+    /// Approximate heap bytes used.
+    pub fn heap_bytes(&self) -> usize {
+        4 * (self.seq_starts.len()
+            + self.state.offsets.len()
+            + self.state.ids.len()
+            + self.state.values.len()
+            + self.edge.offsets.len()
+            + self.edge.ids.len()
+            + self.edge.values.len())
+    }
+}
+
+/// The attributes of one sequence in an [`ObservationArena`].
+#[derive(Clone, Copy, Debug)]
+pub struct Observations<'a> {
+    arena: &'a ObservationArena,
+    start: usize,
+    len: usize,
+}
+
+impl<'a> Observations<'a> {
+    /// Number of positions.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// Whether the sequence is empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// State attributes at position `t`.
+    #[inline]
+    pub fn state(&self, t: usize) -> (&'a [u32], Option<&'a [f32]>) {
+        self.arena.state.row(self.start + t)
+    }
+    /// Edge attributes at position `t` (attributes of the transition into `t`).
+    #[inline]
+    pub fn edge(&self, t: usize) -> (&'a [u32], Option<&'a [f32]>) {
+        self.arena.edge.row(self.start + t)
+    }
+    /// Whether this sequence has any edge attribute.
+    pub fn has_edge_attributes(&self) -> bool {
+        let a = &self.arena.edge.offsets;
+        a[self.start] != a[self.start + self.len]
+    }
+    /// Global index of position 0 in the arena.
+    pub fn global_start(&self) -> usize {
+        self.start
+    }
+}
+
+/// Adds `Σ value · weights[id·k .. id·k + k]` for each attribute at each position
+/// of `obs` into the `n × k` row-major `out` (which the caller zeroes or
+/// pre-fills). Generic over the weight type so training (`f64`) and tagging
+/// (`f32`) share it.
+#[inline]
+pub fn accumulate_emissions<W: Copy + Into<f64>>(obs: &Observations<'_>, weights: &[W], k: usize, out: &mut [f64]) {
+    for t in 0..obs.len() {
+        let row = &mut out[t * k..(t + 1) * k];
+        let (ids, values) = obs.state(t);
+        match values {
+            None => {
+                for &id in ids {
+                    let w = &weights[id as usize * k..id as usize * k + k];
+                    for (o, &x) in row.iter_mut().zip(w) {
+                        *o += x.into();
+                    }
+                }
+            }
+            Some(values) => {
+                for (&id, &v) in ids.iter().zip(values) {
+                    let w = &weights[id as usize * k..id as usize * k + k];
+                    for (o, &x) in row.iter_mut().zip(w) {
+                        *o += f64::from(v) * x.into();
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! The training objective: negative log-likelihood plus L2, and its gradient,
+//! in one parallel pass over the corpus.
+//!
+//! `f(w) = Σᵢ NLLᵢ(w) + c2·‖w‖²` (CRFsuite's definition of `c2`; the L1 term
+//! `c1·‖w‖₁` is added by OWL-QN itself). The pass has two phases, both
+//! deterministic whatever the number of threads:
+//!
+//! 1. **Per sequence, in parallel:** compute the potentials from the
+//!    attributes, run the scaled (exp-space) forward-backward of the core crate
+//!    ([`chaincrf_core::Prob`]; a sequence whose scores leave its range is redone
+//!    in the exact log semiring), and write `∂NLL/∂emission` for each position
+//!    into one corpus-wide buffer (each sequence owns its rows). Losses and
+//!    transition gradients are summed per fixed block of sequences, then over
+//!    blocks in order.
+//! 2. **Per attribute range, in parallel:** each thread owns a range of
+//!    attribute ids and scans every position, adding `value · ∂NLL/∂emission`
+//!    to the attributes it owns. Each weight's gradient is thus summed in
+//!    position order, so the result is bit-for-bit the same on 1 or 16 threads.
+//!
+//! `argmin` asks for the cost and the gradient in separate calls; [`Objective`]
+//! computes both in one pass and caches them keyed on the exact parameter vector.
+
+use crate::data::Dataset;
+use chaincrf_core::loss::{NllWorkspace, Target};
+use chaincrf_core::{Log, Potentials, Prob, ProbabilitySemiring};
+use chaincrf_model::{ScoredChain, Structure, WeightLayout};
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// Sequences per block in phase 1 (fixed, so results do not depend on threads).
+const BLOCK: usize = 32;
+
+/// Why an evaluation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("training sequence {sequence}: {message}")]
+pub struct EvalError {
+    /// Index of the failing sequence.
+    pub sequence: usize,
+    /// What went wrong.
+    pub message: String,
+}
+
+struct Cached {
+    param: Vec<f64>,
+    cost: f64,
+    grad: Vec<f64>,
+}
+
+/// Per-thread buffers for phase 1.
+struct Scratch {
+    scored: ScoredChain,
+    fast: NllWorkspace<Prob>,
+    exact: NllWorkspace<Log>,
+}
+
+/// The CRF training objective over a [`Dataset`].
+pub struct Objective<'d> {
+    data: &'d Dataset,
+    layout: WeightLayout,
+    structure: Structure,
+    c2: f64,
+    /// `false` for weights held at zero (unobserved pairs, disabled blocks).
+    trainable: Vec<bool>,
+    pool: rayon::ThreadPool,
+    cache: Mutex<Option<Cached>>,
+    evaluations: AtomicUsize,
+}
+
+impl std::fmt::Debug for Objective<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Objective")
+            .field("layout", &self.layout)
+            .field("c2", &self.c2)
+            .finish()
+    }
+}
+
+impl<'d> Objective<'d> {
+    /// An objective over `data` with weight layout `layout`, structure, L2
+    /// coefficient `c2`, which weights are trainable, and `threads` threads.
+    ///
+    /// # Errors
+    /// A message if the thread pool cannot be built.
+    pub fn new(
+        data: &'d Dataset,
+        layout: WeightLayout,
+        structure: Structure,
+        c2: f64,
+        trainable: Vec<bool>,
+        threads: usize,
+    ) -> Result<Self, String> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Objective {
+            data,
+            layout,
+            structure,
+            c2,
+            trainable,
+            pool,
+            cache: Mutex::new(None),
+            evaluations: AtomicUsize::new(0),
+        })
+    }
+
+    /// Number of full passes over the corpus so far.
+    pub fn evaluations(&self) -> usize {
+        self.evaluations.load(Ordering::Relaxed)
+    }
+
+    /// The weight layout.
+    pub fn layout(&self) -> WeightLayout {
+        self.layout
+    }
+
+    /// Which weights are trainable.
+    pub fn trainable(&self) -> &[bool] {
+        &self.trainable
+    }
+
+    /// Cost and gradient at `w`, from the cache when `w` is the last point asked for.
+    ///
+    /// # Errors
+    /// [`EvalError`] naming a sequence whose likelihood cannot be computed.
+    pub fn cost_and_gradient(&self, w: &[f64]) -> Result<(f64, Vec<f64>), EvalError> {
+        let mut guard = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = guard.as_ref() {
+            if c.param.len() == w.len() && c.param.iter().zip(w).all(|(a, b)| a.to_bits() == b.to_bits()) {
+                return Ok((c.cost, c.grad.clone()));
+            }
+        }
+        let (cost, grad) = self.evaluate(w)?;
+        match guard.as_mut() {
+            Some(c) => {
+                c.param.clear();
+                c.param.extend_from_slice(w);
+                c.cost = cost;
+                c.grad.clone_from(&grad);
+            }
+            None => {
+                *guard = Some(Cached {
+                    param: w.to_vec(),
+                    cost,
+                    grad: grad.clone(),
+                })
+            }
+        }
+        Ok((cost, grad))
+    }
+
+    /// One full pass: `(f(w), ∇f(w))` without the cache.
+    ///
+    /// # Errors
+    /// [`EvalError`] naming a sequence whose likelihood cannot be computed.
+    pub fn evaluate(&self, w: &[f64]) -> Result<(f64, Vec<f64>), EvalError> {
+        self.evaluations.fetch_add(1, Ordering::Relaxed);
+        let data = self.data;
+        let layout = self.layout;
+        let k = layout.k;
+        let kk = k * k;
+        let weights = layout.view(w);
+        let num_seq = data.len();
+        let num_pos = data.arena.num_positions();
+        let has_edges = data.arena.has_edge_attributes();
+
+        // Phase 1: per-sequence marginals, in fixed blocks.
+        let mut node_grad = vec![0.0f64; num_pos * k];
+        let mut edge_grad = if has_edges {
+            vec![0.0f64; num_pos * kk]
+        } else {
+            Vec::new()
+        };
+        let blocks: Vec<(usize, usize)> = (0..num_seq.div_ceil(BLOCK))
+            .map(|b| (b * BLOCK, ((b + 1) * BLOCK).min(num_seq)))
+            .collect();
+        // Split the corpus-wide buffers into one mutable slice per block.
+        let mut node_slices = Vec::with_capacity(blocks.len());
+        let mut edge_slices = Vec::with_capacity(blocks.len());
+        {
+            let mut rest_n: &mut [f64] = &mut node_grad;
+            let mut rest_e: &mut [f64] = &mut edge_grad;
+            for &(a, b) in &blocks {
+                let p0 = data.arena.sequence_start(a);
+                let p1 = if b < num_seq {
+                    data.arena.sequence_start(b)
+                } else {
+                    num_pos
+                };
+                let (head, tail) = std::mem::take(&mut rest_n).split_at_mut((p1 - p0) * k);
+                node_slices.push(head);
+                rest_n = tail;
+                if has_edges {
+                    let (head, tail) = std::mem::take(&mut rest_e).split_at_mut((p1 - p0) * kk);
+                    edge_slices.push(head);
+                    rest_e = tail;
+                } else {
+                    edge_slices.push(&mut []);
+                }
+            }
+        }
+        let structure = &self.structure;
+        let block_results: Vec<Result<(f64, Vec<f64>), EvalError>> = self.pool.install(|| {
+            blocks
+                .par_iter()
+                .zip(node_slices.into_par_iter())
+                .zip(edge_slices.into_par_iter())
+                .map_init(
+                    || Scratch {
+                        scored: ScoredChain::default(),
+                        fast: NllWorkspace::new(),
+                        exact: NllWorkspace::new(),
+                    },
+                    |scratch, ((&(a, b), node_out), edge_out)| {
+                        let mut loss = 0.0;
+                        let mut trans = vec![0.0; kk];
+                        let mut off = 0usize;
+                        for i in a..b {
+                            let obs = data.arena.sequence(i);
+                            let n = obs.len();
+                            weights.score_into(structure, &obs, &mut scratch.scored);
+                            let target = match &data.partial[i] {
+                                Some(allowed) => Target::Allowed(allowed),
+                                None => Target::Path(gold_path(data, i)),
+                            };
+                            let node = &mut node_out[off * k..(off + n) * k];
+                            let edge = if has_edges {
+                                &mut edge_out[off * kk..(off + n) * kk]
+                            } else {
+                                &mut [][..]
+                            };
+                            // The fast exp-space semiring when the scores fit its range;
+                            // the exact log semiring otherwise (or if it fails).
+                            let fast = if fits_exp_range(&scratch.scored) && !scratch.scored.has_varying_transitions() {
+                                // On failure nothing has been added to `trans` yet.
+                                sequence_gradient(&mut scratch.fast, &scratch.scored, target, node, edge, &mut trans)
+                                    .ok()
+                            } else {
+                                None
+                            };
+                            let nll = match fast {
+                                Some(v) => v,
+                                None => sequence_gradient(
+                                    &mut scratch.exact,
+                                    &scratch.scored,
+                                    target,
+                                    node,
+                                    edge,
+                                    &mut trans,
+                                )
+                                .map_err(|e| EvalError {
+                                    sequence: i,
+                                    message: e.to_string(),
+                                })?,
+                            };
+                            loss += nll;
+                            off += n;
+                        }
+                        Ok((loss, trans))
+                    },
+                )
+                .collect()
+        });
+        let mut grad = vec![0.0f64; layout.len()];
+        let mut cost = 0.0;
+        {
+            let t0 = layout.transition_offset();
+            for r in block_results {
+                let (loss, trans) = r?;
+                cost += loss;
+                for (g, x) in grad[t0..t0 + kk].iter_mut().zip(&trans) {
+                    *g += x;
+                }
+            }
+        }
+        // Start and end gradients: the first and last rows of each sequence.
+        {
+            let (s0, e0) = (layout.start_offset(), layout.end_offset());
+            for i in 0..num_seq {
+                let obs = data.arena.sequence(i);
+                if obs.is_empty() {
+                    continue;
+                }
+                let first = obs.global_start();
+                let last = first + obs.len() - 1;
+                for y in 0..k {
+                    grad[s0 + y] += node_grad[first * k + y];
+                    grad[e0 + y] += node_grad[last * k + y];
+                }
+            }
+        }
+        // Phase 2: scatter into attribute weights, each thread owning an id range.
+        let num_state = layout.num_state;
+        let parts = self.pool.current_num_threads().max(1);
+        let (state_grad, rest) = grad.split_at_mut(layout.edge_offset());
+        let (offsets, ids, values) = data.arena.state_layout();
+        let chunk = num_state.div_ceil(parts).max(1);
+        self.pool.install(|| {
+            state_grad
+                .par_chunks_mut(chunk * k)
+                .enumerate()
+                .for_each(|(part, out)| {
+                    let lo = (part * chunk) as u32;
+                    let hi = lo + (out.len() / k) as u32;
+                    for p in 0..num_pos {
+                        let (s, e) = (offsets[p] as usize, offsets[p + 1] as usize);
+                        let g = &node_grad[p * k..(p + 1) * k];
+                        for idx in s..e {
+                            let id = ids[idx];
+                            if id >= lo && id < hi {
+                                let v = values.map_or(1.0, |v| f64::from(v[idx]));
+                                let row = &mut out[(id - lo) as usize * k..(id - lo + 1) as usize * k];
+                                for (o, &x) in row.iter_mut().zip(g) {
+                                    *o += v * x;
+                                }
+                            }
+                        }
+                    }
+                });
+        });
+        if has_edges {
+            let edge_block = &mut rest[..layout.num_edge * kk];
+            for p in 0..num_pos {
+                let (ids, values) = data.arena.edge_at(p);
+                let g = &edge_grad[p * kk..(p + 1) * kk];
+                for (i, &id) in ids.iter().enumerate() {
+                    let v = values.map_or(1.0, |v| f64::from(v[i]));
+                    for (o, &x) in edge_block[id as usize * kk..(id as usize + 1) * kk].iter_mut().zip(g) {
+                        *o += v * x;
+                    }
+                }
+            }
+        }
+        // Regularization and masking.
+        let mut norm2 = 0.0;
+        for ((g, &x), &train) in grad.iter_mut().zip(w).zip(&self.trainable) {
+            if train {
+                *g += 2.0 * self.c2 * x;
+                norm2 += x * x;
+            } else {
+                *g = 0.0;
+            }
+        }
+        cost += self.c2 * norm2;
+        Ok((cost, grad))
+    }
+}
+
+fn gold_path(data: &Dataset, i: usize) -> &[usize] {
+    data.gold_of(i).unwrap_or(&[])
+}
+
+/// Whether the exp-space semiring represents these potentials without
+/// underflow: within each emission row, and within the transition matrix, the
+/// finite scores must lie within 600 of each other (e^-600 is still normal).
+fn fits_exp_range(scored: &ScoredChain) -> bool {
+    let k = scored.num_labels();
+    let spread = |xs: &mut dyn Iterator<Item = f64>| {
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        for x in xs {
+            if x > f64::NEG_INFINITY {
+                lo = lo.min(x);
+                hi = hi.max(x);
+            }
+        }
+        hi - lo <= 600.0 || lo > hi
+    };
+    let mut tr = (0..k * k).map(|i| scored.transition(i / k, i % k));
+    if !spread(&mut tr) {
+        return false;
+    }
+    scored
+        .emissions()
+        .chunks_exact(k.max(1))
+        .all(|row| spread(&mut row.iter().copied()))
+}
+
+/// NLL of one sequence, writing `∂NLL/∂emission` into `node` (`n × k`), per
+/// position `∂NLL/∂transition` into `edge` when it is not empty, and adding the
+/// summed transition gradient into `trans`.
+fn sequence_gradient<S: ProbabilitySemiring>(
+    ws: &mut NllWorkspace<S>,
+    scored: &ScoredChain,
+    target: Target<'_>,
+    node: &mut [f64],
+    edge: &mut [f64],
+    trans: &mut [f64],
+) -> chaincrf_core::Result<f64> {
+    let nll = ws.evaluate(scored, target)?;
+    if !nll.is_finite() {
+        return Err(chaincrf_core::Error::NoFeasiblePath { position: None });
+    }
+    node.copy_from_slice(ws.node_gradient());
+    let kk = scored.num_labels() * scored.num_labels();
+    ws.for_each_edge_gradient(|t, g| {
+        for (o, x) in trans.iter_mut().zip(g) {
+            *o += x;
+        }
+        if !edge.is_empty() {
+            edge[t * kk..(t + 1) * kk].copy_from_slice(g);
+        }
+    });
+    Ok(nll)
+}

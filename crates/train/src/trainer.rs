@@ -1,0 +1,592 @@
+//! The training driver: parameters, L-BFGS / OWL-QN from `argmin`, CRFsuite's
+//! stopping rules, progress reporting and early stopping on held-out data.
+//!
+//! [`TrainParams`] is a consuming builder whose setters document their defaults
+//! (CRFsuite's) and whose [`TrainParams::check`] rejects bad values before any
+//! work. [`train`] wires the [`Objective`] into `argmin`'s L-BFGS (with
+//! More-Thuente line search; with `c1 > 0`, argmin's OWL-QN mode) and wraps the
+//! solver in [`Stopping`], whose `terminate` applies CRFsuite's rules — argmin
+//! observers see iterations but cannot stop a run.
+
+use crate::data::Dataset;
+use crate::objective::Objective;
+use argmin::core::{
+    CostFunction, Executor, Gradient, IterState, Problem, Solver, State, TerminationReason, TerminationStatus, KV,
+};
+use argmin::solver::linesearch::MoreThuenteLineSearch;
+use argmin::solver::quasinewton::LBFGS;
+use chaincrf_core::chain::ChainWorkspace;
+use chaincrf_core::MaxPlus;
+use chaincrf_model::{ScoredChain, Structure, WeightLayout};
+use rayon::prelude::*;
+use std::time::Instant;
+
+/// Errors from training.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrainError {
+    /// A parameter is out of range.
+    #[error("invalid training parameter {name}: {message}")]
+    InvalidParameter {
+        /// The parameter.
+        name: &'static str,
+        /// Why it is invalid.
+        message: String,
+    },
+    /// The data cannot be trained on.
+    #[error("{0}")]
+    Data(String),
+    /// The objective could not be evaluated.
+    #[error(transparent)]
+    Eval(#[from] crate::objective::EvalError),
+    /// The optimizer failed.
+    #[error("optimizer: {0}")]
+    Optimizer(String),
+}
+
+/// Which attribute × label pairs and label pairs get weights (CRFsuite's
+/// `feature.possible_states` / `feature.possible_transitions`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FeaturePairs {
+    /// Only pairs seen in the training data (CRFsuite's default).
+    #[default]
+    Observed,
+    /// Every pair (CRF++'s model).
+    All,
+}
+
+/// Training parameters. Every default is CRFsuite's unless said otherwise.
+#[derive(Clone, Debug)]
+pub struct TrainParams {
+    c1: f64,
+    c2: f64,
+    max_iterations: Option<u64>,
+    epsilon: f64,
+    delta: f64,
+    period: usize,
+    gradient_tolerance: f64,
+    memory: usize,
+    threads: usize,
+    feature_pairs: FeaturePairs,
+    patience: Option<usize>,
+}
+
+impl Default for TrainParams {
+    fn default() -> Self {
+        TrainParams {
+            c1: 0.0,
+            c2: 1.0,
+            max_iterations: None,
+            epsilon: 1e-5,
+            delta: 1e-5,
+            period: 10,
+            gradient_tolerance: 0.0,
+            memory: 6,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            feature_pairs: FeaturePairs::Observed,
+            patience: None,
+        }
+    }
+}
+
+impl TrainParams {
+    /// Defaults: `c1 = 0`, `c2 = 1`, no iteration cap, `epsilon = 1e-5`,
+    /// `delta = 1e-5`, `period = 10`, 6 L-BFGS memories, all cores, observed pairs.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// L1 coefficient: adds `c1·‖w‖₁` and switches to OWL-QN when `> 0`. Default 0.
+    pub fn c1(mut self, c1: f64) -> Self {
+        self.c1 = c1;
+        self
+    }
+    /// L2 coefficient: adds `c2·‖w‖²` (CRFsuite's definition; CRF++'s `-c C` is `c2 = 1/(2C)`). Default 1.
+    pub fn c2(mut self, c2: f64) -> Self {
+        self.c2 = c2;
+        self
+    }
+    /// Stops after this many iterations. Default: no cap.
+    pub fn max_iterations(mut self, n: Option<u64>) -> Self {
+        self.max_iterations = n;
+        self
+    }
+    /// Stops when `‖g‖ / max(1, ‖w‖) < epsilon`. Default 1e-5.
+    pub fn epsilon(mut self, e: f64) -> Self {
+        self.epsilon = e;
+        self
+    }
+    /// Stops when the objective improved by less than `delta` (relative) over the
+    /// last `period` iterations. Default 1e-5.
+    pub fn delta(mut self, d: f64) -> Self {
+        self.delta = d;
+        self
+    }
+    /// The `period` of the `delta` test. Default 10.
+    pub fn period(mut self, p: usize) -> Self {
+        self.period = p;
+        self
+    }
+    /// Stops when `‖g‖ < tol` (absolute). Default 0 (off).
+    pub fn gradient_tolerance(mut self, tol: f64) -> Self {
+        self.gradient_tolerance = tol;
+        self
+    }
+    /// L-BFGS memory size. Default 6.
+    pub fn memory(mut self, m: usize) -> Self {
+        self.memory = m;
+        self
+    }
+    /// Worker threads. Default: all cores. The model does not depend on it.
+    pub fn threads(mut self, t: usize) -> Self {
+        self.threads = t;
+        self
+    }
+    /// Which pairs get weights. Default [`FeaturePairs::Observed`].
+    pub fn feature_pairs(mut self, f: FeaturePairs) -> Self {
+        self.feature_pairs = f;
+        self
+    }
+    /// With a held-out set: stop when its accuracy has not improved for this many
+    /// iterations, and return the best weights seen. Default: off.
+    pub fn patience(mut self, p: Option<usize>) -> Self {
+        self.patience = p;
+        self
+    }
+    /// The L1 coefficient.
+    pub fn c1_value(&self) -> f64 {
+        self.c1
+    }
+    /// The L2 coefficient.
+    pub fn c2_value(&self) -> f64 {
+        self.c2
+    }
+    /// The thread count.
+    pub fn threads_value(&self) -> usize {
+        self.threads
+    }
+
+    /// Checks every parameter.
+    ///
+    /// # Errors
+    /// [`TrainError::InvalidParameter`] naming the first bad one.
+    pub fn check(&self) -> Result<(), TrainError> {
+        let bad = |name, message: &str| {
+            Err(TrainError::InvalidParameter {
+                name,
+                message: message.into(),
+            })
+        };
+        let nonneg = |x: f64| x.is_finite() && x >= 0.0;
+        if !nonneg(self.c1) {
+            return bad("c1", "must be a finite number ≥ 0");
+        }
+        if !nonneg(self.c2) {
+            return bad("c2", "must be a finite number ≥ 0");
+        }
+        if !nonneg(self.epsilon) {
+            return bad("epsilon", "must be ≥ 0");
+        }
+        if !nonneg(self.delta) {
+            return bad("delta", "must be ≥ 0");
+        }
+        if !nonneg(self.gradient_tolerance) {
+            return bad("gradient_tolerance", "must be ≥ 0");
+        }
+        if self.period == 0 {
+            return bad("period", "must be ≥ 1");
+        }
+        if self.memory == 0 {
+            return bad("memory", "must be ≥ 1");
+        }
+        if self.threads == 0 {
+            return bad("threads", "must be ≥ 1");
+        }
+        if self.patience == Some(0) {
+            return bad("patience", "must be ≥ 1");
+        }
+        Ok(())
+    }
+}
+
+/// What one iteration reports.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    /// Iteration number (1-based).
+    pub iteration: u64,
+    /// Objective value (loss + regularization).
+    pub objective: f64,
+    /// Norm of the (pseudo-)gradient.
+    pub gradient_norm: f64,
+    /// Non-zero trainable weights.
+    pub active_features: usize,
+    /// Passes over the corpus so far.
+    pub evaluations: usize,
+    /// Seconds since training started.
+    pub seconds: f64,
+    /// Token accuracy on the held-out set, when one was given.
+    pub dev_accuracy: Option<f64>,
+}
+
+/// The result of training.
+#[derive(Clone, Debug)]
+pub struct TrainOutcome {
+    /// The final weights (flat, laid out by the objective's layout).
+    pub weights: Vec<f64>,
+    /// Iterations run.
+    pub iterations: u64,
+    /// Passes over the corpus (function + gradient evaluations).
+    pub evaluations: usize,
+    /// Final objective value.
+    pub final_objective: f64,
+    /// Why training stopped.
+    pub termination: String,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Number of trainable weights (the model's features).
+    pub features: usize,
+    /// Best held-out accuracy seen, when a held-out set was given.
+    pub best_dev_accuracy: Option<f64>,
+}
+
+/// Marks which weights are trainable for `data` under `pairs` and `structure`.
+pub fn trainable_mask(data: &Dataset, layout: WeightLayout, structure: &Structure, pairs: FeaturePairs) -> Vec<bool> {
+    let k = layout.k;
+    let kk = k * k;
+    let mut mask = vec![pairs == FeaturePairs::All; layout.len()];
+    let t0 = layout.transition_offset();
+    if pairs == FeaturePairs::Observed {
+        // State pairs and edge pairs seen with their gold (or allowed) labels.
+        for i in 0..data.len() {
+            let obs = data.arena.sequence(i);
+            let labels_at = |t: usize| -> Vec<usize> {
+                match &data.partial[i] {
+                    None => vec![data.gold_of(i).map_or(0, |g| g[t])],
+                    Some(a) => (0..k).filter(|&y| a.is_allowed(t, y)).collect(),
+                }
+            };
+            let mut prev: Vec<usize> = Vec::new();
+            for t in 0..obs.len() {
+                let ys = labels_at(t);
+                for &id in obs.state(t).0 {
+                    for &y in &ys {
+                        mask[id as usize * k + y] = true;
+                    }
+                }
+                if t > 0 {
+                    for &a in &prev {
+                        for &b in &ys {
+                            mask[t0 + a * k + b] = true;
+                            for &id in obs.edge(t).0 {
+                                mask[layout.edge_offset() + id as usize * kk + a * k + b] = true;
+                            }
+                        }
+                    }
+                }
+                prev = ys;
+            }
+        }
+    }
+    if !structure.transitions {
+        mask[t0..t0 + kk].iter_mut().for_each(|m| *m = false);
+    }
+    for &(i, j) in &structure.forbidden_transitions {
+        mask[t0 + i as usize * k + j as usize] = false;
+    }
+    let s0 = layout.start_offset();
+    let start_end = structure.start_end;
+    mask[s0..s0 + 2 * k].iter_mut().for_each(|m| *m = start_end);
+    for &y in &structure.forbidden_start {
+        mask[s0 + y as usize] = false;
+    }
+    for &y in &structure.forbidden_end {
+        mask[s0 + k + y as usize] = false;
+    }
+    mask
+}
+
+/// Token accuracy of `weights` on `dev` (Viterbi, in parallel).
+pub fn dev_accuracy(dev: &Dataset, layout: WeightLayout, structure: &Structure, weights: &[f64]) -> f64 {
+    let view = layout.view(weights);
+    let (correct, total) = (0..dev.len())
+        .into_par_iter()
+        .map_init(
+            || (ScoredChain::default(), ChainWorkspace::<MaxPlus>::new()),
+            |(scored, ws), i| {
+                let Some(gold) = dev.gold_of(i) else {
+                    return (0usize, 0usize);
+                };
+                view.score_into(structure, &dev.arena.sequence(i), scored);
+                match ws.viterbi(scored) {
+                    Ok(p) => (p.labels.iter().zip(gold).filter(|(a, b)| a == b).count(), gold.len()),
+                    Err(_) => (0, gold.len()),
+                }
+            },
+        )
+        .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    if total == 0 {
+        0.0
+    } else {
+        correct as f64 / total as f64
+    }
+}
+
+/// argmin's view of the objective: cost and gradient served from one cached pass.
+struct ArgminProblem<'o, 'd> {
+    objective: &'o Objective<'d>,
+}
+
+impl CostFunction for ArgminProblem<'_, '_> {
+    type Param = Vec<f64>;
+    type Output = f64;
+    fn cost(&self, w: &Vec<f64>) -> Result<f64, argmin::core::Error> {
+        Ok(self.objective.cost_and_gradient(w)?.0)
+    }
+}
+
+impl Gradient for ArgminProblem<'_, '_> {
+    type Param = Vec<f64>;
+    type Gradient = Vec<f64>;
+    fn gradient(&self, w: &Vec<f64>) -> Result<Vec<f64>, argmin::core::Error> {
+        Ok(self.objective.cost_and_gradient(w)?.1)
+    }
+}
+
+type St = IterState<Vec<f64>, Vec<f64>, (), (), (), f64>;
+
+/// A solver wrapper that applies CRFsuite's stopping rules, reports progress
+/// and evaluates the held-out set after every iteration.
+pub struct Stopping<'a, S> {
+    inner: S,
+    epsilon: f64,
+    delta: f64,
+    period: usize,
+    gradient_tolerance: f64,
+    history: Vec<f64>,
+    started: Instant,
+    evaluations: &'a dyn Fn() -> usize,
+    on_iteration: &'a mut dyn FnMut(&Progress, &[f64]) -> Option<f64>,
+    trainable: &'a [bool],
+    patience: Option<usize>,
+    best_dev: Option<(f64, u64, Vec<f64>)>,
+    reason: Option<String>,
+}
+
+impl<S: Solver<ArgminProblem<'static, 'static>, St>> std::fmt::Debug for Stopping<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stopping")
+            .field("epsilon", &self.epsilon)
+            .field("delta", &self.delta)
+            .finish()
+    }
+}
+
+fn norm(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+impl<O, S: Solver<O, St>> Solver<O, St> for Stopping<'_, S> {
+    fn name(&self) -> &str {
+        "L-BFGS with CRFsuite stopping"
+    }
+    fn init(&mut self, problem: &mut Problem<O>, state: St) -> Result<(St, Option<KV>), argmin::core::Error> {
+        self.inner.init(problem, state)
+    }
+    fn next_iter(&mut self, problem: &mut Problem<O>, state: St) -> Result<(St, Option<KV>), argmin::core::Error> {
+        self.inner.next_iter(problem, state)
+    }
+    fn terminate(&mut self, state: &St) -> TerminationStatus {
+        let iteration = state.get_iter();
+        if iteration == 0 {
+            return TerminationStatus::NotTerminated;
+        }
+        let cost = state.get_cost();
+        let (Some(w), Some(g)) = (state.get_param(), state.get_gradient()) else {
+            return TerminationStatus::NotTerminated;
+        };
+        let gnorm = norm(g);
+        let active = w.iter().zip(self.trainable).filter(|(x, &t)| t && **x != 0.0).count();
+        let mut progress = Progress {
+            iteration,
+            objective: cost,
+            gradient_norm: gnorm,
+            active_features: active,
+            evaluations: (self.evaluations)(),
+            seconds: self.started.elapsed().as_secs_f64(),
+            dev_accuracy: None,
+        };
+        progress.dev_accuracy = (self.on_iteration)(&progress, w);
+        self.history.push(cost);
+        if let Some(acc) = progress.dev_accuracy {
+            let better = self.best_dev.as_ref().is_none_or(|(b, _, _)| acc > *b);
+            if better {
+                self.best_dev = Some((acc, iteration, w.clone()));
+            }
+            if let (Some(p), Some((_, at, _))) = (self.patience, &self.best_dev) {
+                if iteration >= at + p as u64 {
+                    return self.stop(format!(
+                        "early stopping: held-out accuracy has not improved for {p} iterations"
+                    ));
+                }
+            }
+        }
+        if gnorm / norm(w).max(1.0) < self.epsilon {
+            return self.stop(format!("converged: ‖g‖/max(1,‖w‖) < epsilon = {}", self.epsilon));
+        }
+        if gnorm < self.gradient_tolerance {
+            return self.stop(format!("converged: ‖g‖ < {}", self.gradient_tolerance));
+        }
+        let h = &self.history;
+        if h.len() > self.period {
+            let before = h[h.len() - 1 - self.period];
+            if (before - cost) / cost.abs().max(f64::MIN_POSITIVE) < self.delta {
+                return self.stop(format!(
+                    "converged: objective improved by less than delta = {} over {} iterations",
+                    self.delta, self.period
+                ));
+            }
+        }
+        TerminationStatus::NotTerminated
+    }
+}
+
+impl<S> Stopping<'_, S> {
+    fn stop(&mut self, reason: String) -> TerminationStatus {
+        self.reason = Some(reason.clone());
+        TerminationStatus::Terminated(TerminationReason::SolverExit(reason))
+    }
+}
+
+/// Trains weights on `data` starting from `init` (zeros when `None`), calling
+/// `on_iteration(progress, weights)` after each iteration; it may return the
+/// held-out accuracy of those weights for reporting and early stopping.
+///
+/// # Errors
+/// Bad parameters, data that cannot be trained on, or an evaluation error.
+pub fn train(
+    data: &Dataset,
+    structure: &Structure,
+    params: &TrainParams,
+    init: Option<Vec<f64>>,
+    on_iteration: &mut dyn FnMut(&Progress, &[f64]) -> Option<f64>,
+) -> Result<TrainOutcome, TrainError> {
+    params.check()?;
+    if data.is_empty() {
+        return Err(TrainError::Data("no training sequences".into()));
+    }
+    if data.labels.is_empty() {
+        return Err(TrainError::Data("no labels".into()));
+    }
+    let started = Instant::now();
+    let layout = WeightLayout {
+        k: data.labels.len(),
+        num_state: data.attributes.len(chaincrf_features::AttrKind::State),
+        num_edge: data.attributes.len(chaincrf_features::AttrKind::Edge),
+    };
+    let trainable = trainable_mask(data, layout, structure, params.feature_pairs);
+    let features = trainable.iter().filter(|&&t| t).count();
+    let mut w0 = init.unwrap_or_else(|| vec![0.0; layout.len()]);
+    if w0.len() != layout.len() {
+        return Err(TrainError::Data(format!(
+            "initial weights have {} values, the layout needs {}",
+            w0.len(),
+            layout.len()
+        )));
+    }
+    for (x, &t) in w0.iter_mut().zip(&trainable) {
+        if !t {
+            *x = 0.0;
+        }
+    }
+    let objective = Objective::new(
+        data,
+        layout,
+        structure.clone(),
+        params.c2,
+        trainable.clone(),
+        params.threads,
+    )
+    .map_err(TrainError::Data)?;
+    // Evaluate once up front: a data error surfaces here with its sequence named.
+    objective.cost_and_gradient(&w0)?;
+    let problem = ArgminProblem { objective: &objective };
+    let linesearch = MoreThuenteLineSearch::new();
+    let lbfgs = LBFGS::new(linesearch, params.memory)
+        .with_tolerance_grad(0.0)
+        .and_then(|s| s.with_tolerance_cost(0.0))
+        .map_err(|e| TrainError::Optimizer(e.to_string()))?;
+    let lbfgs = if params.c1 > 0.0 {
+        lbfgs
+            .with_l1_regularization(params.c1)
+            .map_err(|e| TrainError::Optimizer(e.to_string()))?
+    } else {
+        lbfgs
+    };
+    let evals = || objective.evaluations();
+    let solver = Stopping {
+        inner: lbfgs,
+        epsilon: params.epsilon,
+        delta: params.delta,
+        period: params.period,
+        gradient_tolerance: params.gradient_tolerance,
+        history: Vec::new(),
+        started,
+        evaluations: &evals,
+        on_iteration,
+        trainable: &trainable,
+        patience: params.patience,
+        best_dev: None,
+        reason: None,
+    };
+    let max_iters = params.max_iterations.unwrap_or(u64::MAX);
+    let result = Executor::new(problem, solver)
+        .configure(|s| s.param(w0).max_iters(max_iters))
+        .ctrlc(false)
+        .run()
+        .map_err(|e| match e.downcast::<crate::objective::EvalError>() {
+            Ok(e) => TrainError::Eval(e),
+            Err(e) => TrainError::Optimizer(e.to_string()),
+        })?;
+    let iterations = result.state().get_iter();
+    let status = result.state().get_termination_status().clone();
+    let mut state = result.state;
+    let solver = result.solver;
+    let termination = match status {
+        argmin::core::TerminationStatus::Terminated(TerminationReason::SolverExit(s)) => {
+            if s.starts_with("Line search") {
+                format!("stopped: the line search failed ({s}); keeping the best weights found")
+            } else {
+                s
+            }
+        }
+        argmin::core::TerminationStatus::Terminated(TerminationReason::MaxItersReached) => {
+            "reached the maximum number of iterations".into()
+        }
+        argmin::core::TerminationStatus::Terminated(r) => r.text().to_string(),
+        argmin::core::TerminationStatus::NotTerminated => "not terminated".into(),
+    };
+    let best_dev = solver.best_dev.as_ref().map(|(a, _, _)| *a);
+    let (weights, final_objective) = match (params.patience, solver.best_dev) {
+        (Some(_), Some((_, _, w))) => {
+            let f = objective.cost_and_gradient(&w)?.0;
+            (w, f)
+        }
+        _ => {
+            let cost = state.get_best_cost();
+            let w = state
+                .take_best_param()
+                .or_else(|| state.take_param())
+                .unwrap_or_default();
+            (w, cost)
+        }
+    };
+    Ok(TrainOutcome {
+        weights,
+        iterations,
+        evaluations: objective.evaluations(),
+        final_objective,
+        termination,
+        seconds: started.elapsed().as_secs_f64(),
+        features,
+        best_dev_accuracy: best_dev,
+    })
+}
