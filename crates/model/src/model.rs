@@ -187,11 +187,7 @@ impl ScoredChain {
 impl Potentials for ScoredChain {
     #[inline]
     fn len(&self) -> usize {
-        if self.k == 0 {
-            0
-        } else {
-            self.emissions.len() / self.k
-        }
+        self.emissions.len().checked_div(self.k).unwrap_or(0)
     }
     #[inline]
     fn num_labels(&self) -> usize {
