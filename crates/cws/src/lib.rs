@@ -32,6 +32,9 @@ pub mod lexicon;
 pub mod ngram;
 pub mod normalize;
 pub mod scheme;
+pub mod segmenter;
+#[cfg(feature = "train")]
+pub mod train;
 
 pub use constraints::{latin_runs, Constraints, UserDict};
 pub use corpus::{
@@ -44,6 +47,9 @@ pub use lexicon::{LexMatch, Lexicon};
 pub use ngram::{NgramConfig, NgramExtractor};
 pub use normalize::{char_class, feature_class, normalize, normalize_char, CharClass};
 pub use scheme::{Boundary, TagScheme, TagSet};
+pub use segmenter::{CwsModelConfig, Segmenter, Session, Word};
+#[cfg(feature = "train")]
+pub use train::{train_segmenter, CwsTrainOptions, CwsTrained};
 
 #[cfg(test)]
 mod real_data {

@@ -91,22 +91,24 @@ impl DictionaryBuilder {
 
     /// Freezes like [`DictionaryBuilder::freeze`] and also returns, per kind
     /// (`[state, edge]`), the map provisional id → final id (`None` = cut).
+    ///
+    /// Final ids are assigned in order of decreasing frequency (ties keep their
+    /// first-occurrence order; pinned attributes come first in their old order):
+    /// the weights of frequent attributes then share cache lines, which makes
+    /// the per-position weight lookups of training and tagging markedly faster.
     pub fn freeze_with_map(self, min_freq: u32) -> (AttributeDictionary, [Vec<Option<u32>>; 2]) {
         let keep_names = self.keep_names;
         let mut out = AttributeDictionary::default();
         let mut maps: [Vec<Option<u32>>; 2] = Default::default();
         for (slot, kc) in self.kinds.into_iter().enumerate() {
             let part = &mut out.kinds[slot];
-            let map = &mut maps[slot];
-            for (n, (key, count)) in kc.keys.into_iter().zip(kc.counts).enumerate() {
-                if count >= min_freq.max(1) {
-                    map.push(Some(
-                        part.insert(key, if keep_names { kc.names[n].clone() } else { None }),
-                    ));
-                } else {
-                    map.push(None);
-                }
+            let mut order: Vec<usize> = (0..kc.keys.len()).filter(|&i| kc.counts[i] >= min_freq.max(1)).collect();
+            order.sort_by_key(|&i| std::cmp::Reverse(kc.counts[i]));
+            let mut map = vec![None; kc.keys.len()];
+            for i in order {
+                map[i] = Some(part.insert(kc.keys[i], if keep_names { kc.names[i].clone() } else { None }));
             }
+            maps[slot] = map;
         }
         (out, maps)
     }
@@ -152,17 +154,7 @@ impl DictionaryBuilder {
 
     /// Freezes into a dictionary keeping attributes seen at least `min_freq` times.
     pub fn freeze(self, min_freq: u32) -> AttributeDictionary {
-        let keep_names = self.keep_names;
-        let mut out = AttributeDictionary::default();
-        for (slot, kc) in self.kinds.into_iter().enumerate() {
-            let part = &mut out.kinds[slot];
-            for (n, (key, count)) in kc.keys.into_iter().zip(kc.counts).enumerate() {
-                if count >= min_freq.max(1) {
-                    part.insert(key, if keep_names { kc.names[n].clone() } else { None });
-                }
-            }
-        }
-        out
+        self.freeze_with_map(min_freq).0
     }
 }
 

@@ -10,10 +10,12 @@
 
 #![deny(missing_docs)]
 
+pub mod classic;
 pub mod io;
 mod model;
 pub mod observations;
 
+pub use classic::{ClassicError, ClassicExtractor, ClassicInput, ClassicTagger};
 pub use io::{load, save, ModelIoError};
 pub use model::{ExtractorSpec, Model, ScoredChain, Structure, Tagger, WeightLayout, Weights, WeightsView};
 pub use observations::{accumulate_emissions, ObservationArena, Observations};

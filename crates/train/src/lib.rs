@@ -10,10 +10,12 @@
 
 #![deny(missing_docs)]
 
+pub mod classic;
 pub mod data;
 pub mod objective;
 pub mod trainer;
 
+pub use classic::{map_weights, ClassicCorpus, ClassicFormat, ClassicOptions, ClassicSetup, ClassicTrainError};
 pub use data::{Dataset, DatasetBuilder, HeldOutBuilder, LabelTarget};
 pub use objective::{EvalError, Objective};
 pub use trainer::{

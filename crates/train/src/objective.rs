@@ -62,6 +62,12 @@ pub struct Objective<'d> {
     c2: f64,
     /// `false` for weights held at zero (unobserved pairs, disabled blocks).
     trainable: Vec<bool>,
+    /// Full-layout index of each optimized (trainable) weight.
+    active: Vec<u32>,
+    /// Phase-2 split points over state attribute ids, balanced by occurrences.
+    splits: Vec<u32>,
+    /// The full-layout weight vector the compact parameters expand into.
+    full: Mutex<Vec<f64>>,
     pool: rayon::ThreadPool,
     cache: Mutex<Option<Cached>>,
     evaluations: AtomicUsize,
@@ -90,16 +96,38 @@ impl<'d> Objective<'d> {
         trainable: Vec<bool>,
         threads: usize,
     ) -> Result<Self, String> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads.max(1))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build().map_err(|e| e.to_string())?;
+        if trainable.len() != layout.len() {
+            return Err(format!("trainable mask has {} entries, the layout {}", trainable.len(), layout.len()));
+        }
+        let active: Vec<u32> = trainable.iter().enumerate().filter(|(_, &t)| t).map(|(i, _)| i as u32).collect();
+        // Split state ids into ranges of about equal occurrence counts, one per thread.
+        let parts = pool.current_num_threads().max(1);
+        let mut counts = vec![0u64; layout.num_state + 1];
+        for &id in data.arena.state_layout().1 {
+            counts[id as usize] += 1;
+        }
+        let total: u64 = counts.iter().sum();
+        let mut splits = vec![0u32];
+        let mut acc = 0u64;
+        for (id, &c) in counts.iter().enumerate().take(layout.num_state) {
+            acc += c;
+            if splits.len() < parts && acc * parts as u64 >= total * splits.len() as u64 {
+                splits.push(id as u32 + 1);
+            }
+        }
+        splits.push(layout.num_state as u32);
+        splits.dedup();
+        let full = Mutex::new(vec![0.0; layout.len()]);
         Ok(Objective {
             data,
             layout,
             structure,
             c2,
             trainable,
+            active,
+            splits,
+            full,
             pool,
             cache: Mutex::new(None),
             evaluations: AtomicUsize::new(0),
@@ -119,6 +147,25 @@ impl<'d> Objective<'d> {
     /// Which weights are trainable.
     pub fn trainable(&self) -> &[bool] {
         &self.trainable
+    }
+
+    /// Number of optimized parameters (the trainable weights).
+    pub fn dim(&self) -> usize {
+        self.active.len()
+    }
+
+    /// Compact parameters → full-layout weights (untrainable ones 0).
+    pub fn expand(&self, compact: &[f64]) -> Vec<f64> {
+        let mut full = vec![0.0; self.layout.len()];
+        for (&i, &x) in self.active.iter().zip(compact) {
+            full[i as usize] = x;
+        }
+        full
+    }
+
+    /// Full-layout weights → compact parameters.
+    pub fn compress(&self, full: &[f64]) -> Vec<f64> {
+        self.active.iter().map(|&i| full[i as usize]).collect()
     }
 
     /// Cost and gradient at `w`, from the cache when `w` is the last point asked for.
@@ -151,12 +198,30 @@ impl<'d> Objective<'d> {
         Ok((cost, grad))
     }
 
-    /// One full pass: `(f(w), ∇f(w))` without the cache.
+    /// One full pass at compact parameters `w` (one value per trainable weight,
+    /// see [`Objective::expand`]): `(f(w), ∇f(w))`, without the cache.
     ///
     /// # Errors
     /// [`EvalError`] naming a sequence whose likelihood cannot be computed.
     pub fn evaluate(&self, w: &[f64]) -> Result<(f64, Vec<f64>), EvalError> {
         self.evaluations.fetch_add(1, Ordering::Relaxed);
+        let mut full_guard = self.full.lock().unwrap_or_else(|p| p.into_inner());
+        let full = &mut *full_guard;
+        for (&i, &x) in self.active.iter().zip(w) {
+            full[i as usize] = x;
+        }
+        let (cost, grad) = self.evaluate_full(full)?;
+        let mut g = Vec::with_capacity(w.len());
+        let mut norm2 = 0.0;
+        for (&i, &x) in self.active.iter().zip(w) {
+            g.push(grad[i as usize] + 2.0 * self.c2 * x);
+            norm2 += x * x;
+        }
+        Ok((cost + self.c2 * norm2, g))
+    }
+
+    /// The data term (NLL summed over sequences) and its full-layout gradient.
+    fn evaluate_full(&self, w: &[f64]) -> Result<(f64, Vec<f64>), EvalError> {
         let data = self.data;
         let layout = self.layout;
         let k = layout.k;
@@ -291,34 +356,37 @@ impl<'d> Objective<'d> {
                 }
             }
         }
-        // Phase 2: scatter into attribute weights, each thread owning an id range.
-        let num_state = layout.num_state;
-        let parts = self.pool.current_num_threads().max(1);
+        // Phase 2: scatter into attribute weights, each thread owning an id range
+        // (ranges balanced by occurrence counts; sums run in position order).
         let (state_grad, rest) = grad.split_at_mut(layout.edge_offset());
         let (offsets, ids, values) = data.arena.state_layout();
-        let chunk = num_state.div_ceil(parts).max(1);
+        let mut parts: Vec<(u32, &mut [f64])> = Vec::with_capacity(self.splits.len());
+        {
+            let mut rest_s: &mut [f64] = state_grad;
+            for win in self.splits.windows(2) {
+                let (head, tail) = std::mem::take(&mut rest_s).split_at_mut((win[1] - win[0]) as usize * k);
+                parts.push((win[0], head));
+                rest_s = tail;
+            }
+        }
         self.pool.install(|| {
-            state_grad
-                .par_chunks_mut(chunk * k)
-                .enumerate()
-                .for_each(|(part, out)| {
-                    let lo = (part * chunk) as u32;
-                    let hi = lo + (out.len() / k) as u32;
-                    for p in 0..num_pos {
-                        let (s, e) = (offsets[p] as usize, offsets[p + 1] as usize);
-                        let g = &node_grad[p * k..(p + 1) * k];
-                        for idx in s..e {
-                            let id = ids[idx];
-                            if id >= lo && id < hi {
-                                let v = values.map_or(1.0, |v| f64::from(v[idx]));
-                                let row = &mut out[(id - lo) as usize * k..(id - lo + 1) as usize * k];
-                                for (o, &x) in row.iter_mut().zip(g) {
-                                    *o += v * x;
-                                }
+            parts.into_par_iter().for_each(|(lo, out)| {
+                let hi = lo + (out.len() / k) as u32;
+                for p in 0..num_pos {
+                    let (s, e) = (offsets[p] as usize, offsets[p + 1] as usize);
+                    let g = &node_grad[p * k..(p + 1) * k];
+                    for idx in s..e {
+                        let id = ids[idx];
+                        if id >= lo && id < hi {
+                            let v = values.map_or(1.0, |v| f64::from(v[idx]));
+                            let row = &mut out[(id - lo) as usize * k..(id - lo + 1) as usize * k];
+                            for (o, &x) in row.iter_mut().zip(g) {
+                                *o += v * x;
                             }
                         }
                     }
-                });
+                }
+            });
         });
         if has_edges {
             let edge_block = &mut rest[..layout.num_edge * kk];
@@ -333,17 +401,6 @@ impl<'d> Objective<'d> {
                 }
             }
         }
-        // Regularization and masking.
-        let mut norm2 = 0.0;
-        for ((g, &x), &train) in grad.iter_mut().zip(w).zip(&self.trainable) {
-            if train {
-                *g += 2.0 * self.c2 * x;
-                norm2 += x * x;
-            } else {
-                *g = 0.0;
-            }
-        }
-        cost += self.c2 * norm2;
         Ok((cost, grad))
     }
 }

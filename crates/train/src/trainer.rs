@@ -365,7 +365,7 @@ pub struct Stopping<'a, S> {
     started: Instant,
     evaluations: &'a dyn Fn() -> usize,
     on_iteration: &'a mut dyn FnMut(&Progress, &[f64]) -> Option<f64>,
-    trainable: &'a [bool],
+    expand: &'a dyn Fn(&[f64]) -> Vec<f64>,
     patience: Option<usize>,
     best_dev: Option<(f64, u64, Vec<f64>)>,
     reason: Option<String>,
@@ -404,7 +404,7 @@ impl<O, S: Solver<O, St>> Solver<O, St> for Stopping<'_, S> {
             return TerminationStatus::NotTerminated;
         };
         let gnorm = norm(g);
-        let active = w.iter().zip(self.trainable).filter(|(x, &t)| t && **x != 0.0).count();
+        let active = w.iter().filter(|x| **x != 0.0).count();
         let mut progress = Progress {
             iteration,
             objective: cost,
@@ -414,7 +414,7 @@ impl<O, S: Solver<O, St>> Solver<O, St> for Stopping<'_, S> {
             seconds: self.started.elapsed().as_secs_f64(),
             dev_accuracy: None,
         };
-        progress.dev_accuracy = (self.on_iteration)(&progress, w);
+        progress.dev_accuracy = (self.on_iteration)(&progress, &(self.expand)(w));
         self.history.push(cost);
         if let Some(acc) = progress.dev_accuracy {
             let better = self.best_dev.as_ref().is_none_or(|(b, _, _)| acc > *b);
@@ -453,6 +453,48 @@ impl<S> Stopping<'_, S> {
     fn stop(&mut self, reason: String) -> TerminationStatus {
         self.reason = Some(reason.clone());
         TerminationStatus::Terminated(TerminationReason::SolverExit(reason))
+    }
+}
+
+/// A line search whose first trial step is `1/‖d‖` on the first iteration
+/// (liblbfgs/CRFsuite's choice: the first direction is the raw gradient, whose
+/// norm on a large corpus is 10⁵ or more) and 1 afterwards, where L-BFGS
+/// directions are well scaled. Without it the first iteration spends about ten
+/// passes over the corpus shrinking an absurd first step.
+#[derive(Clone, Debug)]
+struct FirstStepScaled<L> {
+    inner: L,
+    calls: usize,
+}
+
+impl<L: argmin::solver::linesearch::LineSearch<Vec<f64>, f64>> argmin::solver::linesearch::LineSearch<Vec<f64>, f64>
+    for FirstStepScaled<L>
+{
+    fn search_direction(&mut self, d: Vec<f64>) {
+        let n = norm(&d);
+        let step = if self.calls == 0 && n > 1.0 { 1.0 / n } else { 1.0 };
+        // MoreThuente accepts any step > 0; the error case cannot occur here.
+        let _ = self.inner.initial_step_length(step);
+        self.calls += 1;
+        self.inner.search_direction(d);
+    }
+    fn initial_step_length(&mut self, step: f64) -> Result<(), argmin::core::Error> {
+        self.inner.initial_step_length(step)
+    }
+}
+
+impl<O, L: Solver<O, St>> Solver<O, St> for FirstStepScaled<L> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn init(&mut self, problem: &mut Problem<O>, state: St) -> Result<(St, Option<KV>), argmin::core::Error> {
+        self.inner.init(problem, state)
+    }
+    fn next_iter(&mut self, problem: &mut Problem<O>, state: St) -> Result<(St, Option<KV>), argmin::core::Error> {
+        self.inner.next_iter(problem, state)
+    }
+    fn terminate(&mut self, state: &St) -> TerminationStatus {
+        self.inner.terminate(state)
     }
 }
 
@@ -506,10 +548,11 @@ pub fn train(
         params.threads,
     )
     .map_err(TrainError::Data)?;
+    let w0 = objective.compress(&w0);
     // Evaluate once up front: a data error surfaces here with its sequence named.
     objective.cost_and_gradient(&w0)?;
     let problem = ArgminProblem { objective: &objective };
-    let linesearch = MoreThuenteLineSearch::new();
+    let linesearch = FirstStepScaled { inner: MoreThuenteLineSearch::new(), calls: 0 };
     let lbfgs = LBFGS::new(linesearch, params.memory)
         .with_tolerance_grad(0.0)
         .and_then(|s| s.with_tolerance_cost(0.0))
@@ -522,6 +565,7 @@ pub fn train(
         lbfgs
     };
     let evals = || objective.evaluations();
+    let expand = |w: &[f64]| objective.expand(w);
     let solver = Stopping {
         inner: lbfgs,
         epsilon: params.epsilon,
@@ -532,7 +576,7 @@ pub fn train(
         started,
         evaluations: &evals,
         on_iteration,
-        trainable: &trainable,
+        expand: &expand,
         patience: params.patience,
         best_dev: None,
         reason: None,
@@ -580,7 +624,7 @@ pub fn train(
         }
     };
     Ok(TrainOutcome {
-        weights,
+        weights: objective.expand(&weights),
         iterations,
         evaluations: objective.evaluations(),
         final_objective,

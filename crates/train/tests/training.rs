@@ -78,10 +78,10 @@ fn gradient_equals_finite_differences() {
     let mask = trainable_mask(&d, l, &structure(), FeaturePairs::All);
     let obj = Objective::new(&d, l, structure(), 0.3, mask, 2).unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-    let w: Vec<f64> = (0..l.len()).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let w: Vec<f64> = (0..obj.dim()).map(|_| rng.random_range(-1.0..1.0)).collect();
     let (_, g) = obj.evaluate(&w).unwrap();
     let h = 1e-5;
-    for i in (0..l.len()).step_by(3) {
+    for i in (0..obj.dim()).step_by(3) {
         let (mut a, mut b) = (w.clone(), w.clone());
         a[i] += h;
         b[i] -= h;
@@ -121,10 +121,10 @@ fn partial_labels_gradient_equals_finite_differences() {
     let l = layout(&d);
     let mask = trainable_mask(&d, l, &structure(), FeaturePairs::All);
     let obj = Objective::new(&d, l, structure(), 0.1, mask, 1).unwrap();
-    let w: Vec<f64> = (0..l.len()).map(|i| ((i * 7919) % 13) as f64 / 13.0 - 0.5).collect();
+    let w: Vec<f64> = (0..obj.dim()).map(|i| ((i * 7919) % 13) as f64 / 13.0 - 0.5).collect();
     let (_, g) = obj.evaluate(&w).unwrap();
     let h = 1e-5;
-    for i in 0..l.len() {
+    for i in 0..obj.dim() {
         let (mut a, mut bb) = (w.clone(), w.clone());
         a[i] += h;
         bb[i] -= h;

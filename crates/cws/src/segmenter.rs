@@ -1,0 +1,282 @@
+//! The segmenter: a trained CWS model, loaded once, segmenting text into words.
+//!
+//! A CWS model is an ordinary chaincrf [`Model`] whose extractor is the
+//! character n-gram extractor ([`NgramExtractor`]) and whose structure forbids
+//! the tag pairs a scheme never allows (B→S in B/M/E/S...), so every decoded tag
+//! sequence is a valid segmentation. The extractor configuration (scheme,
+//! templates, lexicon) travels in the model file as [`CwsModelConfig`].
+//!
+//! Segmentation splits the input at whitespace (whitespace is always a boundary
+//! and never part of a word), normalizes each run's characters for the features
+//! only, and decodes with the core Viterbi under optional hard constraints
+//! ([`Constraints`]: user-dictionary words and Latin/number runs become forced
+//! labels, so they come out whole by construction, not by a score bonus). The
+//! words are spans of the original text: concatenating them, with the
+//! whitespace between, gives back the input exactly.
+//!
+//! [`Segmenter`] is `Sync`; each thread segments through its own [`Session`]
+//! (reusable buffers), or through [`Segmenter::segment`], which makes one per call.
+
+use crate::constraints::{Constraints, UserDict};
+use crate::error::{Error, Result};
+use crate::lexicon::Lexicon;
+use crate::ngram::{NgramConfig, NgramExtractor};
+use crate::normalize::normalize_char;
+use crate::scheme::TagScheme;
+use chaincrf_core::AllowedLabels;
+use chaincrf_model::{ExtractorSpec, Model, Structure, Tagger};
+use serde::{Deserialize, Serialize};
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The extractor kind name stored in CWS model files.
+pub const EXTRACTOR_KIND: &str = "chaincrf-cws/ngram-v1";
+
+/// What a CWS model stores about its features.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CwsModelConfig {
+    /// Tag scheme (labels are the scheme's tags in order).
+    pub scheme: TagScheme,
+    /// N-gram extractor configuration.
+    pub ngram: NgramConfig,
+    /// Training lexicon, when lexicon features are on.
+    pub lexicon: Option<Lexicon>,
+}
+
+impl CwsModelConfig {
+    /// The model structure for this scheme: transitions and start/end learned,
+    /// illegal tag pairs, starts and ends forbidden.
+    pub fn structure(&self) -> Structure {
+        let s = self.scheme;
+        let k = s.num_tags() as u32;
+        let mut st = Structure { transitions: true, start_end: true, ..Structure::default() };
+        for i in 0..k {
+            for j in 0..k {
+                if !s.allowed_transition(i, j) {
+                    st.forbidden_transitions.push((i, j));
+                }
+            }
+            if !s.allowed_start(i) {
+                st.forbidden_start.push(i);
+            }
+            if !s.allowed_end(i) {
+                st.forbidden_end.push(i);
+            }
+        }
+        st
+    }
+
+    /// Builds the extractor.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an invalid configuration.
+    pub fn extractor(&self) -> Result<NgramExtractor> {
+        NgramExtractor::new(self.ngram.clone(), self.lexicon.clone().map(Arc::new))
+    }
+
+    /// The [`ExtractorSpec`] to store in a model.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if encoding fails.
+    pub fn spec(&self) -> Result<ExtractorSpec> {
+        let payload = chaincrf_model::io::encode_payload(self).map_err(Error::Config)?;
+        Ok(ExtractorSpec::Custom { kind: EXTRACTOR_KIND.into(), payload })
+    }
+}
+
+/// A word of the output: its byte span in the input, and optionally its confidence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Word {
+    /// Byte range in the input text.
+    pub span: Range<usize>,
+    /// Marginal probability that this span is a word (when asked for).
+    pub confidence: Option<f64>,
+}
+
+/// A loaded segmentation model.
+#[derive(Debug)]
+pub struct Segmenter {
+    model: Model,
+    config: CwsModelConfig,
+    extractor: NgramExtractor,
+    user_dict: Option<UserDict>,
+    keep_latin_runs: bool,
+}
+
+impl Segmenter {
+    /// Loads a model file.
+    ///
+    /// # Errors
+    /// I/O and format errors naming the file; [`Error::Config`] if the model is
+    /// not a CWS model.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let model = chaincrf_model::load(path).map_err(|e| Error::Config(e.to_string()))?;
+        Self::from_model(model).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Wraps a model trained for segmentation.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the model was not trained by the CWS trainer.
+    pub fn from_model(model: Model) -> Result<Self> {
+        let config: CwsModelConfig = match &model.extractor {
+            ExtractorSpec::Custom { kind, payload } if kind == EXTRACTOR_KIND => {
+                chaincrf_model::io::decode_payload(payload).map_err(|e| Error::Config(format!("bad CWS configuration: {e}")))?
+            }
+            _ => return Err(Error::Config("not a word-segmentation model (train one with `chaincrf cws train`)".into())),
+        };
+        if model.num_labels() != config.scheme.num_tags() {
+            return Err(Error::Config("the model's labels do not match its tag scheme".into()));
+        }
+        let extractor = config.extractor()?;
+        Ok(Segmenter { model, config, extractor, user_dict: None, keep_latin_runs: false })
+    }
+
+    /// Words of `dict` always come out whole (leftmost-longest matches on the raw text).
+    pub fn with_user_dict(mut self, dict: UserDict) -> Self {
+        self.user_dict = Some(dict);
+        self
+    }
+
+    /// Keeps runs of Latin letters, digits and number punctuation unsplit.
+    pub fn keep_latin_runs(mut self, on: bool) -> Self {
+        self.keep_latin_runs = on;
+        self
+    }
+
+    /// The underlying model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The model's CWS configuration.
+    pub fn config(&self) -> &CwsModelConfig {
+        &self.config
+    }
+
+    /// A reusable per-thread session.
+    pub fn session(&self) -> Session<'_> {
+        Session {
+            seg: self,
+            tagger: self.model.tagger(),
+            raw: Vec::new(),
+            norm: Vec::new(),
+            offsets: Vec::new(),
+            tags: Vec::new(),
+            marg: Vec::new(),
+        }
+    }
+
+    /// Segments `text` into word spans (allocates a session; use [`Segmenter::session`] in loops).
+    ///
+    /// # Errors
+    /// Only when constraints leave no valid segmentation, which the constraint
+    /// builder prevents; reported rather than panicking.
+    pub fn segment(&self, text: &str) -> Result<Vec<Range<usize>>> {
+        Ok(self.session().segment(text, false)?.into_iter().map(|w| w.span).collect())
+    }
+
+    /// Segments `text` and returns the words as string slices.
+    ///
+    /// # Errors
+    /// As [`Segmenter::segment`].
+    pub fn words<'t>(&self, text: &'t str) -> Result<Vec<&'t str>> {
+        Ok(self.segment(text)?.into_iter().map(|r| &text[r]).collect())
+    }
+}
+
+/// Per-thread buffers for segmenting with a [`Segmenter`].
+#[derive(Debug)]
+pub struct Session<'s> {
+    seg: &'s Segmenter,
+    tagger: Tagger<'s>,
+    raw: Vec<char>,
+    norm: Vec<char>,
+    offsets: Vec<usize>,
+    tags: Vec<u32>,
+    marg: Vec<f64>,
+}
+
+impl Session<'_> {
+    /// Segments `text`; with `confidence`, each word also gets its marginal probability.
+    ///
+    /// # Errors
+    /// As [`Segmenter::segment`].
+    pub fn segment(&mut self, text: &str, confidence: bool) -> Result<Vec<Word>> {
+        let mut out = Vec::new();
+        let mut run_start: Option<usize> = None;
+        for (i, c) in text.char_indices() {
+            if c.is_whitespace() {
+                if let Some(s) = run_start.take() {
+                    self.segment_run(text, s, i, confidence, &mut out)?;
+                }
+            } else if run_start.is_none() {
+                run_start = Some(i);
+            }
+        }
+        if let Some(s) = run_start {
+            self.segment_run(text, s, text.len(), confidence, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn segment_run(&mut self, text: &str, start: usize, end: usize, confidence: bool, out: &mut Vec<Word>) -> Result<()> {
+        let run = &text[start..end];
+        self.raw.clear();
+        self.norm.clear();
+        self.offsets.clear();
+        for (i, c) in run.char_indices() {
+            self.raw.push(c);
+            self.norm.push(normalize_char(c));
+            self.offsets.push(start + i);
+        }
+        self.offsets.push(end);
+        let scheme = self.seg.config.scheme;
+        let k = scheme.num_tags();
+        self.tagger.observe(&self.seg.extractor, &self.norm[..]);
+        let constraints = if self.seg.user_dict.is_some() || self.seg.keep_latin_runs {
+            Some(Constraints::for_text(scheme, &self.raw, self.seg.user_dict.as_ref(), self.seg.keep_latin_runs))
+        } else {
+            None
+        };
+        let allowed = match &constraints {
+            Some(c) if !c.is_free() => {
+                let sets: Vec<Option<Vec<usize>>> = c
+                    .as_slice()
+                    .iter()
+                    .map(|s| if s.is_any() { None } else { Some(s.iter(k).map(|y| y as usize).collect()) })
+                    .collect();
+                Some(AllowedLabels::from_sets(&sets, k).map_err(|e| Error::Config(e.to_string()))?)
+            }
+            _ => None,
+        };
+        let path = self.tagger.viterbi(allowed.as_ref()).map_err(|e| Error::Config(format!("no valid segmentation: {e}")))?;
+        self.tags.clear();
+        self.tags.extend(path.labels.iter().map(|&y| y as u32));
+        let spans = scheme.word_spans(&self.tags, self.raw.len());
+        let log_z = if confidence { Some(self.tagger.log_partition(allowed.as_ref()).unwrap_or(f64::NAN)) } else { None };
+        for span in spans {
+            let conf = match log_z {
+                Some(lz) => {
+                    // P(span is a word) = Z(word forced) / Z.
+                    let n = self.raw.len();
+                    let mut forced = allowed.clone().unwrap_or_else(|| AllowedLabels::all(n, k));
+                    let tags = scheme.forced_word_tags(span.len());
+                    let mut ok = true;
+                    for (t, &y) in span.clone().zip(&tags) {
+                        ok &= forced.is_allowed(t, y as usize);
+                        let _ = forced.force(t, y as usize);
+                    }
+                    let lw = if ok { self.tagger.log_partition(Some(&forced)).unwrap_or(f64::NEG_INFINITY) } else { f64::NEG_INFINITY };
+                    Some((lw - lz).exp().min(1.0))
+                }
+                None => None,
+            };
+            out.push(Word { span: self.offsets[span.start]..self.offsets[span.end], confidence: conf });
+        }
+        let _ = &self.marg;
+        Ok(())
+    }
+}
