@@ -41,6 +41,19 @@ pub struct EvalError {
     pub message: String,
 }
 
+/// Buffers of one evaluation.
+#[derive(Default)]
+struct Buffers {
+    /// The full-layout weight vector the compact parameters expand into.
+    full: Vec<f64>,
+    /// `∂NLL/∂emission` per position (`positions × k`); fully overwritten each pass.
+    node: Vec<f64>,
+    /// `∂NLL/∂transition` per position when edge attributes exist.
+    edge: Vec<f64>,
+    /// Full-layout gradient of the data term.
+    grad: Vec<f64>,
+}
+
 struct Cached {
     param: Vec<f64>,
     cost: f64,
@@ -66,8 +79,8 @@ pub struct Objective<'d> {
     active: Vec<u32>,
     /// Phase-2 split points over state attribute ids, balanced by occurrences.
     splits: Vec<u32>,
-    /// The full-layout weight vector the compact parameters expand into.
-    full: Mutex<Vec<f64>>,
+    /// Corpus-sized buffers, reused across evaluations (no page faults per pass).
+    buffers: Mutex<Buffers>,
     pool: rayon::ThreadPool,
     cache: Mutex<Option<Cached>>,
     evaluations: AtomicUsize,
@@ -118,7 +131,7 @@ impl<'d> Objective<'d> {
         }
         splits.push(layout.num_state as u32);
         splits.dedup();
-        let full = Mutex::new(vec![0.0; layout.len()]);
+        let buffers = Mutex::new(Buffers { full: vec![0.0; layout.len()], ..Buffers::default() });
         Ok(Objective {
             data,
             layout,
@@ -127,7 +140,7 @@ impl<'d> Objective<'d> {
             trainable,
             active,
             splits,
-            full,
+            buffers,
             pool,
             cache: Mutex::new(None),
             evaluations: AtomicUsize::new(0),
@@ -205,12 +218,13 @@ impl<'d> Objective<'d> {
     /// [`EvalError`] naming a sequence whose likelihood cannot be computed.
     pub fn evaluate(&self, w: &[f64]) -> Result<(f64, Vec<f64>), EvalError> {
         self.evaluations.fetch_add(1, Ordering::Relaxed);
-        let mut full_guard = self.full.lock().unwrap_or_else(|p| p.into_inner());
-        let full = &mut *full_guard;
+        let mut guard = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
+        let bufs = &mut *guard;
         for (&i, &x) in self.active.iter().zip(w) {
-            full[i as usize] = x;
+            bufs.full[i as usize] = x;
         }
-        let (cost, grad) = self.evaluate_full(full)?;
+        let cost = self.evaluate_full(bufs)?;
+        let grad = &bufs.grad;
         let mut g = Vec::with_capacity(w.len());
         let mut norm2 = 0.0;
         for (&i, &x) in self.active.iter().zip(w) {
@@ -221,7 +235,9 @@ impl<'d> Objective<'d> {
     }
 
     /// The data term (NLL summed over sequences) and its full-layout gradient.
-    fn evaluate_full(&self, w: &[f64]) -> Result<(f64, Vec<f64>), EvalError> {
+    fn evaluate_full(&self, bufs: &mut Buffers) -> Result<f64, EvalError> {
+        let Buffers { full, node, edge, grad } = bufs;
+        let w: &[f64] = full;
         let data = self.data;
         let layout = self.layout;
         let k = layout.k;
@@ -232,12 +248,10 @@ impl<'d> Objective<'d> {
         let has_edges = data.arena.has_edge_attributes();
 
         // Phase 1: per-sequence marginals, in fixed blocks.
-        let mut node_grad = vec![0.0f64; num_pos * k];
-        let mut edge_grad = if has_edges {
-            vec![0.0f64; num_pos * kk]
-        } else {
-            Vec::new()
-        };
+        node.resize(num_pos * k, 0.0);
+        let node_grad: &mut Vec<f64> = node;
+        edge.resize(if has_edges { num_pos * kk } else { 0 }, 0.0);
+        let edge_grad: &mut Vec<f64> = edge;
         let blocks: Vec<(usize, usize)> = (0..num_seq.div_ceil(BLOCK))
             .map(|b| (b * BLOCK, ((b + 1) * BLOCK).min(num_seq)))
             .collect();
@@ -245,8 +259,8 @@ impl<'d> Objective<'d> {
         let mut node_slices = Vec::with_capacity(blocks.len());
         let mut edge_slices = Vec::with_capacity(blocks.len());
         {
-            let mut rest_n: &mut [f64] = &mut node_grad;
-            let mut rest_e: &mut [f64] = &mut edge_grad;
+            let mut rest_n: &mut [f64] = node_grad;
+            let mut rest_e: &mut [f64] = edge_grad;
             for &(a, b) in &blocks {
                 let p0 = data.arena.sequence_start(a);
                 let p1 = if b < num_seq {
@@ -328,7 +342,8 @@ impl<'d> Objective<'d> {
                 )
                 .collect()
         });
-        let mut grad = vec![0.0f64; layout.len()];
+        grad.clear();
+        grad.resize(layout.len(), 0.0);
         let mut cost = 0.0;
         {
             let t0 = layout.transition_offset();
@@ -401,7 +416,7 @@ impl<'d> Objective<'d> {
                 }
             }
         }
-        Ok((cost, grad))
+        Ok(cost)
     }
 }
 
