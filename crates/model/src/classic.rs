@@ -183,7 +183,10 @@ mod tests {
         });
         let mut t = ClassicTagger::new(&m).unwrap();
         assert_eq!(t.extractor().feature_columns(), Some(1));
-        let rows = vec![vec!["x".to_owned(), "gold".to_owned()], vec!["y".to_owned(), "gold".to_owned()]];
+        let rows = vec![
+            vec!["x".to_owned(), "gold".to_owned()],
+            vec!["y".to_owned(), "gold".to_owned()],
+        ];
         t.observe(ClassicInput::Columns(&rows)).unwrap();
         let p = t.tagger().viterbi(None).unwrap();
         assert_eq!(p.labels, [1, 0]);

@@ -216,7 +216,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ModelIoError> {
     Ok(())
 }
 
-fn temp_path(path: &Path) -> PathBuf {
+/// The temporary file a write to `path` goes through: same directory, hidden,
+/// named after the target and this process.
+pub fn temp_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

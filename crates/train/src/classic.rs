@@ -212,10 +212,13 @@ impl ClassicSetup {
             ClassicCorpus::Columns(seqs) => {
                 let templates = match (templates, init) {
                     (Some(t), _) => t,
-                    (None, Some(Model {
-                        extractor: ExtractorSpec::CrfppTemplates { source, .. },
-                        ..
-                    })) => Templates::parse(source, "<initial model's template>")?,
+                    (
+                        None,
+                        Some(Model {
+                            extractor: ExtractorSpec::CrfppTemplates { source, .. },
+                            ..
+                        }),
+                    ) => Templates::parse(source, "<initial model's template>")?,
                     (None, _) => {
                         return Err(ClassicTrainError::Data(
                             "CRF++ data needs a template file (--template FILE)".into(),
@@ -448,8 +451,14 @@ mod tests {
         .unwrap();
         assert!(!s.structure.transitions);
         // Columns the data lacks, and a missing template.
-        let e = ClassicSetup::new(&c, "data", Some(templates("U0:%x[0,2]\n")), &ClassicOptions::default(), None)
-            .unwrap_err();
+        let e = ClassicSetup::new(
+            &c,
+            "data",
+            Some(templates("U0:%x[0,2]\n")),
+            &ClassicOptions::default(),
+            None,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("data:0"), "{e}");
         assert!(ClassicSetup::new(&c, "data", None, &ClassicOptions::default(), None).is_err());
     }
@@ -472,7 +481,14 @@ mod tests {
         let c = corpus(DATA, ClassicFormat::Crfpp);
         let opts = ClassicOptions::default();
         let s = ClassicSetup::new(&c, "data", Some(templates("U0:%x[0,0]\nB\n")), &opts, None).unwrap();
-        let out = train(&s.dataset, &s.structure, &TrainParams::new().threads(1), None, &mut |_, _| None).unwrap();
+        let out = train(
+            &s.dataset,
+            &s.structure,
+            &TrainParams::new().threads(1),
+            None,
+            &mut |_, _| None,
+        )
+        .unwrap();
         let old = s.into_model(&out.weights, 0.0);
         // New data: a new label first, new words.
         let c2 = corpus("a DT X\nHe PRP B\nwalks VBZ O\n", ClassicFormat::Crfpp);
@@ -481,11 +497,21 @@ mod tests {
         let init = s2.init.clone().unwrap();
         let l = s2.layout();
         assert_eq!(init.len(), l.len());
-        let he = old.attributes.id(AttrKind::State, chaincrf_features::hash_name("U0:He")).unwrap();
-        let he2 = s2.dataset.attributes.id(AttrKind::State, chaincrf_features::hash_name("U0:He")).unwrap();
+        let he = old
+            .attributes
+            .id(AttrKind::State, chaincrf_features::hash_name("U0:He"))
+            .unwrap();
+        let he2 = s2
+            .dataset
+            .attributes
+            .id(AttrKind::State, chaincrf_features::hash_name("U0:He"))
+            .unwrap();
         assert_eq!(he, he2);
         for y in 0..2 {
-            assert_eq!(init[he2 as usize * 3 + y], f64::from(old.weights.state[he as usize * 2 + y]));
+            assert_eq!(
+                init[he2 as usize * 3 + y],
+                f64::from(old.weights.state[he as usize * 2 + y])
+            );
         }
         assert_eq!(init[he2 as usize * 3 + 2], 0.0);
         let t0 = l.transition_offset();

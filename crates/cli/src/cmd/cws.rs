@@ -1,0 +1,433 @@
+//! `chaincrf cws`: Chinese word segmentation — train a segmenter on a segmented
+//! corpus, segment text with it (streaming, in parallel, output in input
+//! order), and score a segmentation the way the SIGHAN Bakeoff does.
+
+use anyhow::{bail, Context as _};
+use chaincrf_cws::corpus::read_corpus_as;
+use chaincrf_cws::train::{train_segmenter, CwsTrainOptions};
+use chaincrf_cws::{read_corpus, CorpusFormat, Segmenter, TagScheme, UserDict};
+use chaincrf_train::{FeaturePairs, TrainParams};
+use clap::{Args as ClapArgs, Subcommand, ValueEnum};
+use rayon::prelude::*;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Arguments of `chaincrf cws`.
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    #[command(subcommand)]
+    command: CwsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum CwsCommand {
+    /// Train a segmenter on a segmented corpus (People's Daily or SIGHAN format).
+    #[command(after_help = "Example:\n  chaincrf cws train --corpus data/199801.txt --model pku.model --dev-every 20")]
+    Train(TrainArgs),
+    /// Segment text: one output line per input line, words separated by a space.
+    #[command(after_help = "Example:\n  echo 共同创造美好的新世纪 | chaincrf cws segment --model pku.model")]
+    Segment(SegmentArgs),
+    /// Score a segmentation against gold: P, R, F1 (and OOV figures with --dict).
+    #[command(
+        after_help = "Example:\n  chaincrf cws eval --gold pku_test_gold.utf8 --pred out.txt --dict pku_training_words.utf8"
+    )]
+    Eval(EvalArgs),
+    /// Write a corpus's character-tagging attributes in CRFsuite's data format
+    /// (the same features `cws train` uses), e.g. to train CRFsuite on identical input.
+    #[command(after_help = "Example:\n  chaincrf cws export --corpus 199801.txt --no-lexicon -o pku.crfsuite.txt")]
+    Export(ExportArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+struct ExportArgs {
+    /// Segmented corpus.
+    #[arg(long)]
+    corpus: PathBuf,
+    /// Output file (default: standard output).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Leave out the training-lexicon features.
+    #[arg(long)]
+    no_lexicon: bool,
+    /// Tag scheme.
+    #[arg(long, value_enum, default_value = "bmes")]
+    scheme: SchemeArg,
+    /// Export only every N-th sentence starting with the N-th (a held-out part)...
+    #[arg(long)]
+    only_every: Option<usize>,
+    /// ...or every sentence except those (the training part).
+    #[arg(long)]
+    skip_every: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Pku,
+    Sighan,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SchemeArg {
+    Bmes,
+    #[value(name = "6tag")]
+    SixTag,
+}
+
+#[derive(Debug, ClapArgs)]
+struct TrainArgs {
+    /// Segmented training corpus.
+    #[arg(long)]
+    corpus: PathBuf,
+    /// Where to write the model (checked for writability before training).
+    #[arg(long)]
+    model: PathBuf,
+    /// Corpus format; detected from the first lines when omitted.
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
+    /// Tag scheme.
+    #[arg(long, value_enum, default_value = "bmes")]
+    scheme: SchemeArg,
+    /// L1 coefficient (CRFsuite's c1; > 0 trains with OWL-QN and prunes zero weights).
+    #[arg(long, default_value_t = 0.0)]
+    c1: f64,
+    /// L2 coefficient (CRFsuite's c2).
+    #[arg(long, default_value_t = 1.0)]
+    c2: f64,
+    /// Worker threads (default: all cores). The model does not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Hold out every N-th sentence for per-iteration accuracy (and early stopping with --patience).
+    #[arg(long)]
+    dev_every: Option<usize>,
+    /// Stop when held-out accuracy has not improved for this many iterations.
+    #[arg(long)]
+    patience: Option<usize>,
+    /// Stop after this many L-BFGS iterations.
+    #[arg(long)]
+    max_iterations: Option<u64>,
+    /// Relative objective improvement over 10 iterations below which training stops.
+    #[arg(long, default_value_t = 1e-5)]
+    delta: f64,
+    /// Keep attributes seen at least this many times.
+    #[arg(long, default_value_t = 1)]
+    min_freq: u32,
+    /// Turn off the training-lexicon features.
+    #[arg(long)]
+    no_lexicon: bool,
+    /// Lexicon words must occur at least this often in the corpus.
+    #[arg(long, default_value_t = 1)]
+    lexicon_min_count: u32,
+}
+
+#[derive(Debug, ClapArgs)]
+struct SegmentArgs {
+    /// Model trained by `chaincrf cws train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Input text, one sentence per line (default: standard input).
+    input: Option<PathBuf>,
+    /// Output file (default: standard output); written atomically.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Words that must always come out whole (one per line; further fields ignored).
+    #[arg(long)]
+    user_dict: Option<PathBuf>,
+    /// Keep runs of Latin letters, digits and number punctuation unsplit.
+    #[arg(long)]
+    keep_latin: bool,
+    /// Print each word as `word/probability` (its marginal probability).
+    #[arg(long)]
+    confidence: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(Debug, ClapArgs)]
+struct EvalArgs {
+    /// Gold segmentation (words separated by whitespace).
+    #[arg(long)]
+    gold: PathBuf,
+    /// Predicted segmentation, same lines.
+    #[arg(long)]
+    pred: PathBuf,
+    /// Training word list, for OOV rate, OOV recall and IV recall.
+    #[arg(long)]
+    dict: Option<PathBuf>,
+}
+
+/// Runs `chaincrf cws`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        CwsCommand::Train(a) => train(a),
+        CwsCommand::Segment(a) => segment(a),
+        CwsCommand::Eval(a) => eval(a),
+        CwsCommand::Export(a) => export(a),
+    }
+}
+
+/// Peak resident memory of this process in bytes (Linux), if known.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn train(a: TrainArgs) -> anyhow::Result<()> {
+    chaincrf_model::io::check_writable(&a.model)?;
+    let started = Instant::now();
+    let sentences = match a.format {
+        Some(FormatArg::Pku) => read_corpus_as(&a.corpus, CorpusFormat::Pku)?,
+        Some(FormatArg::Sighan) => read_corpus_as(&a.corpus, CorpusFormat::Sighan)?,
+        None => read_corpus(&a.corpus)?.1,
+    };
+    if sentences.iter().all(|s| s.is_empty()) {
+        bail!("{}: no sentences to train on", a.corpus.display());
+    }
+    let mut options = CwsTrainOptions {
+        scheme: match a.scheme {
+            SchemeArg::Bmes => TagScheme::Bmes,
+            SchemeArg::SixTag => TagScheme::SixTag,
+        },
+        dev_every: a.dev_every,
+        min_freq: a.min_freq,
+        lexicon_min_count: a.lexicon_min_count,
+        ..CwsTrainOptions::default()
+    };
+    options.ngram.lexicon_features = !a.no_lexicon;
+    let mut params = TrainParams::new()
+        .c1(a.c1)
+        .c2(a.c2)
+        .delta(a.delta)
+        .max_iterations(a.max_iterations)
+        .patience(a.patience)
+        .feature_pairs(FeaturePairs::Observed);
+    if let Some(t) = a.threads {
+        params = params.threads(t);
+    }
+    params.check()?;
+    options.params = params;
+    eprintln!(
+        "read {} sentences from {} in {:.1}s",
+        sentences.len(),
+        a.corpus.display(),
+        started.elapsed().as_secs_f64()
+    );
+    let trained = train_segmenter(&sentences, &options, &mut |p| {
+        let dev = p.dev_accuracy.map(|d| format!(" dev-acc {d:.4}")).unwrap_or_default();
+        eprintln!(
+            "iter {:4}  loss {:.4e}  |g| {:.3e}  active {}  {:.1}s{dev}",
+            p.iteration, p.objective, p.gradient_norm, p.active_features, p.seconds
+        );
+    })?;
+    let bytes = chaincrf_model::save(&trained.model, &a.model)?;
+    let o = &trained.outcome;
+    eprintln!(
+        "final loss {:.6e} after {} iterations ({} evaluations): {}",
+        o.final_objective, o.iterations, o.evaluations, o.termination
+    );
+    if let Some(acc) = o.best_dev_accuracy {
+        eprintln!(
+            "best held-out tag accuracy {acc:.4} on {} sentences",
+            trained.dev_sentences
+        );
+    }
+    eprintln!(
+        "trained on {} sentences in {:.1}s; peak memory {}; model {} ({} bytes)",
+        trained.train_sentences,
+        started.elapsed().as_secs_f64(),
+        peak_rss_bytes().map_or("unknown".into(), |b| format!("{:.0} MiB", b as f64 / 1048576.0)),
+        a.model.display(),
+        bytes
+    );
+    Ok(())
+}
+
+/// Reads lines of raw text as bytes, so that invalid UTF-8 is reported with
+/// its line and byte offset rather than by a generic I/O error.
+fn read_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    buf.clear();
+    Ok(reader.read_until(b'\n', buf)? > 0)
+}
+
+fn segment(a: SegmentArgs) -> anyhow::Result<()> {
+    let load_start = Instant::now();
+    let mut seg = Segmenter::load(&a.model)?.keep_latin_runs(a.keep_latin);
+    if let Some(d) = &a.user_dict {
+        seg = seg.with_user_dict(UserDict::load(d)?);
+    }
+    let load_secs = load_start.elapsed().as_secs_f64();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads.unwrap_or(0))
+        .build()?;
+    let mut input = super::open_input(a.input.as_deref())?;
+    let name = input.name.clone();
+    // Output goes to a temporary file renamed at the end, so a failure leaves no half-written file.
+    let (mut out, tmp_path): (Box<dyn Write>, Option<PathBuf>) = match &a.output {
+        Some(p) => {
+            let tmp = chaincrf_model::io::temp_path(p);
+            let f = std::fs::File::create(&tmp).with_context(|| format!("{}: cannot write", p.display()))?;
+            (Box::new(std::io::BufWriter::with_capacity(1 << 16, f)), Some(tmp))
+        }
+        None => (
+            Box::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock())),
+            None,
+        ),
+    };
+    let result = (|| -> anyhow::Result<(usize, usize)> {
+        const BATCH: usize = 2048;
+        let mut line_no = 0usize;
+        let mut chars = 0usize;
+        let mut buf = Vec::new();
+        let mut batch: Vec<String> = Vec::with_capacity(BATCH);
+        let mut outputs: Vec<String> = Vec::with_capacity(BATCH);
+        loop {
+            batch.clear();
+            while batch.len() < BATCH
+                && read_line(&mut *input.reader, &mut buf).with_context(|| format!("{name}: read error"))?
+            {
+                line_no += 1;
+                while buf.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
+                    buf.pop();
+                }
+                let mut bytes = &buf[..];
+                if line_no == 1 && bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+                    bytes = &bytes[3..];
+                }
+                let text = std::str::from_utf8(bytes).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{name}:{line_no}: invalid UTF-8 at byte offset {} of the line",
+                        e.valid_up_to()
+                    )
+                })?;
+                chars += text.chars().count();
+                batch.push(text.to_owned());
+            }
+            if batch.is_empty() {
+                break;
+            }
+            let confidence = a.confidence;
+            let results: Vec<anyhow::Result<String>> = pool.install(|| {
+                batch
+                    .par_iter()
+                    .map_init(
+                        || seg.session(),
+                        |session, line| {
+                            let words = session.segment(line, confidence)?;
+                            let mut s = String::with_capacity(line.len() + words.len() * 8);
+                            for (i, w) in words.iter().enumerate() {
+                                if i > 0 {
+                                    s.push(' ');
+                                }
+                                s.push_str(&line[w.span.clone()]);
+                                if let Some(c) = w.confidence {
+                                    s.push_str(&format!("/{c:.4}"));
+                                }
+                            }
+                            Ok(s)
+                        },
+                    )
+                    .collect()
+            });
+            outputs.clear();
+            for r in results {
+                outputs.push(r?);
+            }
+            for o in &outputs {
+                out.write_all(o.as_bytes())?;
+                out.write_all(b"\n")?;
+            }
+            if input.is_stdin {
+                out.flush()?;
+            }
+        }
+        out.flush()?;
+        Ok((line_no, chars))
+    })();
+    drop(out);
+    match (result, &tmp_path, &a.output) {
+        (Ok((lines, chars)), Some(tmp), Some(dest)) => {
+            std::fs::rename(tmp, dest).with_context(|| format!("{}: cannot write", dest.display()))?;
+            eprintln!(
+                "segmented {lines} lines ({chars} characters) into {}; model loaded in {load_secs:.3}s",
+                dest.display()
+            );
+            Ok(())
+        }
+        (Ok(_), _, _) => Ok(()),
+        (Err(e), tmp, _) => {
+            if let Some(tmp) = tmp {
+                let _ = std::fs::remove_file(tmp);
+            }
+            Err(e)
+        }
+    }
+}
+
+fn eval(a: EvalArgs) -> anyhow::Result<()> {
+    let words = match &a.dict {
+        Some(d) => Some(chaincrf_cws::read_word_list(d)?),
+        None => None,
+    };
+    let score = chaincrf_cws::score_files(
+        &a.gold,
+        &a.pred,
+        words.as_ref().map(|w| w as &dyn chaincrf_cws::WordSet),
+    )?;
+    println!("{}", score.report());
+    Ok(())
+}
+
+fn export(a: ExportArgs) -> anyhow::Result<()> {
+    use chaincrf_features::FeatureExtractor as _;
+    let sentences = read_corpus(&a.corpus)?.1;
+    let scheme = match a.scheme {
+        SchemeArg::Bmes => TagScheme::Bmes,
+        SchemeArg::SixTag => TagScheme::SixTag,
+    };
+    let held = |i: usize, n: Option<usize>| chaincrf_cws::train::is_held_out(i, n);
+    // The lexicon is built from the training part only, as `cws train` does.
+    let train_part: Vec<_> = sentences
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !held(*i, a.skip_every.or(a.only_every)))
+        .map(|(_, s)| s.clone())
+        .collect();
+    let mut ngram = chaincrf_cws::NgramConfig::default();
+    ngram.lexicon_features = !a.no_lexicon;
+    let lexicon = ngram
+        .lexicon_features
+        .then(|| chaincrf_cws::Lexicon::from_sentences(&train_part));
+    let config = chaincrf_cws::CwsModelConfig { scheme, ngram, lexicon };
+    let extractor = config.extractor()?;
+    let mut out: Box<dyn Write> = match &a.output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("{}: cannot write", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let labels = scheme.labels();
+    for (i, s) in sentences.iter().enumerate() {
+        if s.is_empty() || a.only_every.is_some_and(|_| !held(i, a.only_every)) || held(i, a.skip_every) {
+            continue;
+        }
+        let chars = chaincrf_cws::normalize(&s.concat());
+        let tags = scheme.tags_from_words(s);
+        for (t, &tag) in tags.iter().enumerate() {
+            let mut names = Vec::new();
+            extractor.extract(&chars[..], t, &mut |attr| {
+                names.push(format!("{:016x}", attr.key.key()))
+            });
+            chaincrf_features::crfsuite::write_crfsuite_item(
+                &mut out,
+                labels[tag as usize],
+                names.iter().map(|n| (n.as_str(), 1.0)),
+            )?;
+        }
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
