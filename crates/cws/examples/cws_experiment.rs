@@ -19,11 +19,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let limit: usize = env("LIMIT", usize::MAX);
     let sentences: Vec<_> = sentences.into_iter().take(limit).collect();
     let mut opts = CwsTrainOptions::default();
-    opts.scheme = if env("SIXTAG", 0) == 1 { TagScheme::SixTag } else { TagScheme::Bmes };
+    opts.scheme = if env("SIXTAG", 0) == 1 {
+        TagScheme::SixTag
+    } else {
+        TagScheme::Bmes
+    };
     opts.ngram.lexicon_features = env("LEXICON", 0) == 1;
     opts.ngram.char_classes = env("CLASSES", 1) == 1;
     opts.lexicon_min_count = env("LEXMIN", 1);
     opts.min_freq = env("MINFREQ", 1);
+    opts.lexicon_folds = env("FOLDS", 0);
+    // (The library default is LEXICON=1 LEXMIN=2 MINFREQ=2 MAXIT=60; this
+    // harness starts from the plain settings so each row of docs/cws.md adds one step.)
     opts.dev_every = if dev_every > 0 { Some(dev_every) } else { None };
     opts.params = chaincrf_train::TrainParams::new()
         .c2(env("C2", 1.0))
@@ -54,12 +61,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let seg = Segmenter::from_model(trained.model)?;
     // Held-out F1.
-    let dev: Vec<&Sentence> = sentences.iter().enumerate().filter(|(i, _)| dev_every > 0 && i % dev_every == dev_every - 1).map(|(_, s)| s).collect();
+    let dev: Vec<&Sentence> = sentences
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| dev_every > 0 && i % dev_every == dev_every - 1)
+        .map(|(_, s)| s)
+        .collect();
     if !dev.is_empty() {
         let gold: Vec<String> = dev.iter().map(|s| s.join(" ")).collect();
-        let pred: Vec<String> = dev.iter().map(|s| seg.words(&s.concat()).map(|w| w.join(" "))).collect::<Result<_>>()?;
+        let pred: Vec<String> = dev
+            .iter()
+            .map(|s| seg.words(&s.concat()).map(|w| w.join(" ")))
+            .collect::<Result<_>>()?;
         let score = score_lines(&gold, &pred, None)?;
-        println!("held-out ({} sentences): P {:.4} R {:.4} F1 {:.4}", dev.len(), score.precision, score.recall, score.f1);
+        println!(
+            "held-out ({} sentences): P {:.4} R {:.4} F1 {:.4}",
+            dev.len(),
+            score.precision,
+            score.recall,
+            score.f1
+        );
     }
     if env("TEST", 0) == 1 {
         let raw = read_raw(dir.join("icwb2/pku_test.utf8"))?;
@@ -70,7 +91,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for line in &raw {
             chars += line.chars().count();
             let words = session.segment(line, false)?;
-            pred.push(words.iter().map(|w| &line[w.span.clone()]).collect::<Vec<_>>().join(" "));
+            pred.push(
+                words
+                    .iter()
+                    .map(|w| &line[w.span.clone()])
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
         }
         let secs = t.elapsed().as_secs_f64();
         let gold = read_raw(dir.join("icwb2/pku_test_gold.utf8"))?;

@@ -12,7 +12,8 @@
 //! * **Raw text**: one sentence per line, unsegmented; the input of the segmenter.
 //!
 //! All readers accept UTF-8 with or without a byte-order mark and LF or CRLF line
-//! ends. Invalid UTF-8 is an error naming the file, the line and the byte offset.
+//! ends. Invalid UTF-8 is an error naming the file, the line and the byte offset;
+//! so is a NUL byte, which in practice means a binary or UTF-16 file was given.
 //! Empty lines carry no training data, so the corpus readers skip them; the raw
 //! reader keeps them, because the segmenter must write exactly one output line
 //! per input line.
@@ -101,6 +102,16 @@ impl<R: BufRead> LineReader<R> {
         }
         if let Some(rest) = bytes.strip_suffix(b"\r") {
             bytes = rest;
+        }
+        if let Some(pos) = bytes.iter().position(|&b| b == 0) {
+            return Some(Err(Error::format(
+                &self.name,
+                self.line,
+                format!(
+                    "NUL byte at byte offset {} of the file; is this a binary or UTF-16 file?",
+                    start + skipped + pos as u64
+                ),
+            )));
         }
         match std::str::from_utf8(bytes) {
             Ok(text) => Some(Ok((self.line, text))),
@@ -356,6 +367,14 @@ mod tests {
         // BOM bytes are counted in the offset of line 1.
         let err = read_raw_from(&b"\xEF\xBB\xBFa\xC3"[..], "y").unwrap_err();
         assert!(matches!(err, Error::InvalidUtf8 { line: 1, offset: 4, .. }));
+    }
+
+    #[test]
+    fn nul_bytes_are_errors() {
+        let err = read_raw_from(&b"ok\nab\0c\n"[..], "z").unwrap_err();
+        assert!(matches!(err, Error::Format { line: 2, .. }), "{err}");
+        assert!(err.to_string().contains("NUL byte at byte offset 5"), "{err}");
+        assert!(parse_sighan("a\0").is_err());
     }
 
     #[test]

@@ -49,9 +49,25 @@ pub enum Error {
         /// What differs.
         message: String,
     },
+    /// Gold and predicted files do not line up.
+    #[error("{gold}:{line} and {pred}:{line}: {message}")]
+    MisalignedFiles {
+        /// The gold file.
+        gold: String,
+        /// The predicted file.
+        pred: String,
+        /// 1-based line number (in both files).
+        line: usize,
+        /// What differs.
+        message: String,
+    },
     /// A feature configuration that cannot be used.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A model file that cannot be loaded or is not a segmentation model; the
+    /// message names the file.
+    #[error("{0}")]
+    Model(String),
 }
 
 impl Error {

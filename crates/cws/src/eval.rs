@@ -297,10 +297,21 @@ pub fn score_str(gold: &str, pred: &str, words: Option<&dyn WordSet>) -> Result<
 }
 
 /// Scores a predicted file against a gold file.
+///
+/// A misalignment names both files ([`Error::MisalignedFiles`]).
 pub fn score_files(gold: impl AsRef<Path>, pred: impl AsRef<Path>, words: Option<&dyn WordSet>) -> Result<Score> {
-    let gold = read_raw(gold)?;
-    let pred = read_raw(pred)?;
-    score_lines(&gold, &pred, words)
+    let (gold_path, pred_path) = (gold.as_ref(), pred.as_ref());
+    let gold = read_raw(gold_path)?;
+    let pred = read_raw(pred_path)?;
+    score_lines(&gold, &pred, words).map_err(|e| match e {
+        Error::Misaligned { line, message } => Error::MisalignedFiles {
+            gold: gold_path.display().to_string(),
+            pred: pred_path.display().to_string(),
+            line,
+            message,
+        },
+        other => other,
+    })
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ pub use normalize::{char_class, feature_class, normalize, normalize_char, CharCl
 pub use scheme::{Boundary, TagScheme, TagSet};
 pub use segmenter::{CwsModelConfig, Segmenter, Session, Word};
 #[cfg(feature = "train")]
-pub use train::{train_segmenter, CwsTrainOptions, CwsTrained};
+pub use train::{train_segmenter, train_segmenter_with, CwsIteration, CwsTrainOptions, CwsTrained};
 
 #[cfg(test)]
 mod real_data {

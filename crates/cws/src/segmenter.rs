@@ -23,7 +23,7 @@ use crate::lexicon::Lexicon;
 use crate::ngram::{NgramConfig, NgramExtractor};
 use crate::normalize::normalize_char;
 use crate::scheme::TagScheme;
-use chaincrf_core::AllowedLabels;
+use chaincrf_core::{AllowedLabels, Constrained, Potentials};
 use chaincrf_model::{ExtractorSpec, Model, Structure, Tagger};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -50,7 +50,11 @@ impl CwsModelConfig {
     pub fn structure(&self) -> Structure {
         let s = self.scheme;
         let k = s.num_tags() as u32;
-        let mut st = Structure { transitions: true, start_end: true, ..Structure::default() };
+        let mut st = Structure {
+            transitions: true,
+            start_end: true,
+            ..Structure::default()
+        };
         for i in 0..k {
             for j in 0..k {
                 if !s.allowed_transition(i, j) {
@@ -81,7 +85,10 @@ impl CwsModelConfig {
     /// [`Error::Config`] if encoding fails.
     pub fn spec(&self) -> Result<ExtractorSpec> {
         let payload = chaincrf_model::io::encode_payload(self).map_err(Error::Config)?;
-        Ok(ExtractorSpec::Custom { kind: EXTRACTOR_KIND.into(), payload })
+        Ok(ExtractorSpec::Custom {
+            kind: EXTRACTOR_KIND.into(),
+            payload,
+        })
     }
 }
 
@@ -112,8 +119,11 @@ impl Segmenter {
     /// not a CWS model.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let model = chaincrf_model::load(path).map_err(|e| Error::Config(e.to_string()))?;
-        Self::from_model(model).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+        let model = chaincrf_model::load(path).map_err(|e| Error::Model(e.to_string()))?;
+        Self::from_model(model).map_err(|e| match e {
+            Error::Model(m) => Error::Model(format!("{}: {m}", path.display())),
+            other => Error::Model(format!("{}: {other}", path.display())),
+        })
     }
 
     /// Wraps a model trained for segmentation.
@@ -123,15 +133,26 @@ impl Segmenter {
     pub fn from_model(model: Model) -> Result<Self> {
         let config: CwsModelConfig = match &model.extractor {
             ExtractorSpec::Custom { kind, payload } if kind == EXTRACTOR_KIND => {
-                chaincrf_model::io::decode_payload(payload).map_err(|e| Error::Config(format!("bad CWS configuration: {e}")))?
+                chaincrf_model::io::decode_payload(payload)
+                    .map_err(|e| Error::Model(format!("bad CWS configuration: {e}")))?
             }
-            _ => return Err(Error::Config("not a word-segmentation model (train one with `chaincrf cws train`)".into())),
+            _ => {
+                return Err(Error::Model(
+                    "not a word-segmentation model (train one with `chaincrf cws train`)".into(),
+                ))
+            }
         };
         if model.num_labels() != config.scheme.num_tags() {
-            return Err(Error::Config("the model's labels do not match its tag scheme".into()));
+            return Err(Error::Model("the model's labels do not match its tag scheme".into()));
         }
         let extractor = config.extractor()?;
-        Ok(Segmenter { model, config, extractor, user_dict: None, keep_latin_runs: false })
+        Ok(Segmenter {
+            model,
+            config,
+            extractor,
+            user_dict: None,
+            keep_latin_runs: false,
+        })
     }
 
     /// Words of `dict` always come out whole (leftmost-longest matches on the raw text).
@@ -165,7 +186,8 @@ impl Segmenter {
             norm: Vec::new(),
             offsets: Vec::new(),
             tags: Vec::new(),
-            marg: Vec::new(),
+            alpha: Vec::new(),
+            beta: Vec::new(),
         }
     }
 
@@ -175,7 +197,12 @@ impl Segmenter {
     /// Only when constraints leave no valid segmentation, which the constraint
     /// builder prevents; reported rather than panicking.
     pub fn segment(&self, text: &str) -> Result<Vec<Range<usize>>> {
-        Ok(self.session().segment(text, false)?.into_iter().map(|w| w.span).collect())
+        Ok(self
+            .session()
+            .segment(text, false)?
+            .into_iter()
+            .map(|w| w.span)
+            .collect())
     }
 
     /// Segments `text` and returns the words as string slices.
@@ -196,7 +223,8 @@ pub struct Session<'s> {
     norm: Vec<char>,
     offsets: Vec<usize>,
     tags: Vec<u32>,
-    marg: Vec<f64>,
+    alpha: Vec<f64>,
+    beta: Vec<f64>,
 }
 
 impl Session<'_> {
@@ -222,7 +250,14 @@ impl Session<'_> {
         Ok(out)
     }
 
-    fn segment_run(&mut self, text: &str, start: usize, end: usize, confidence: bool, out: &mut Vec<Word>) -> Result<()> {
+    fn segment_run(
+        &mut self,
+        text: &str,
+        start: usize,
+        end: usize,
+        confidence: bool,
+        out: &mut Vec<Word>,
+    ) -> Result<()> {
         let run = &text[start..end];
         self.raw.clear();
         self.norm.clear();
@@ -237,7 +272,12 @@ impl Session<'_> {
         let k = scheme.num_tags();
         self.tagger.observe(&self.seg.extractor, &self.norm[..]);
         let constraints = if self.seg.user_dict.is_some() || self.seg.keep_latin_runs {
-            Some(Constraints::for_text(scheme, &self.raw, self.seg.user_dict.as_ref(), self.seg.keep_latin_runs))
+            Some(Constraints::for_text(
+                scheme,
+                &self.raw,
+                self.seg.user_dict.as_ref(),
+                self.seg.keep_latin_runs,
+            ))
         } else {
             None
         };
@@ -246,37 +286,124 @@ impl Session<'_> {
                 let sets: Vec<Option<Vec<usize>>> = c
                     .as_slice()
                     .iter()
-                    .map(|s| if s.is_any() { None } else { Some(s.iter(k).map(|y| y as usize).collect()) })
+                    .map(|s| {
+                        if s.is_any() {
+                            None
+                        } else {
+                            Some(s.iter(k).map(|y| y as usize).collect())
+                        }
+                    })
                     .collect();
                 Some(AllowedLabels::from_sets(&sets, k).map_err(|e| Error::Config(e.to_string()))?)
             }
             _ => None,
         };
-        let path = self.tagger.viterbi(allowed.as_ref()).map_err(|e| Error::Config(format!("no valid segmentation: {e}")))?;
+        let path = self
+            .tagger
+            .viterbi(allowed.as_ref())
+            .map_err(|e| Error::Config(format!("no valid segmentation: {e}")))?;
         self.tags.clear();
         self.tags.extend(path.labels.iter().map(|&y| y as u32));
         let spans = scheme.word_spans(&self.tags, self.raw.len());
-        let log_z = if confidence { Some(self.tagger.log_partition(allowed.as_ref()).unwrap_or(f64::NAN)) } else { None };
+        let log_z = if confidence {
+            Some(self.forward_backward(allowed.as_ref()))
+        } else {
+            None
+        };
         for span in spans {
             let conf = match log_z {
                 Some(lz) => {
-                    // P(span is a word) = Z(word forced) / Z.
-                    let n = self.raw.len();
-                    let mut forced = allowed.clone().unwrap_or_else(|| AllowedLabels::all(n, k));
                     let tags = scheme.forced_word_tags(span.len());
-                    let mut ok = true;
-                    for (t, &y) in span.clone().zip(&tags) {
-                        ok &= forced.is_allowed(t, y as usize);
-                        let _ = forced.force(t, y as usize);
-                    }
-                    let lw = if ok { self.tagger.log_partition(Some(&forced)).unwrap_or(f64::NEG_INFINITY) } else { f64::NEG_INFINITY };
-                    Some((lw - lz).exp().min(1.0))
+                    Some(
+                        (self.word_log_score(span.clone(), &tags, allowed.as_ref()) - lz)
+                            .exp()
+                            .min(1.0),
+                    )
                 }
                 None => None,
             };
-            out.push(Word { span: self.offsets[span.start]..self.offsets[span.end], confidence: conf });
+            out.push(Word {
+                span: self.offsets[span.start]..self.offsets[span.end],
+                confidence: conf,
+            });
         }
-        let _ = &self.marg;
         Ok(())
     }
+
+    /// Log-space forward and backward passes over the observed run's potentials
+    /// (within `allowed`), kept in `alpha`/`beta` (`n × k`); returns log Z.
+    ///
+    /// `alpha[t][y]` sums the paths of positions `0..=t` ending in `y`, start
+    /// and emission at `t` included; `beta[t][y]` those of `t+1..n` given `y` at
+    /// `t`, end score included. With both, the probability of any word is one
+    /// product along the word: O(n·k²) for the whole run, where computing a
+    /// constrained partition function per word was O(n²) on long runs.
+    fn forward_backward(&mut self, allowed: Option<&AllowedLabels>) -> f64 {
+        let scored = self.tagger.potentials();
+        match allowed.map(|a| Constrained::new(scored, a)) {
+            Some(Ok(c)) => forward_backward_into(&c, &mut self.alpha, &mut self.beta),
+            _ => forward_backward_into(scored, &mut self.alpha, &mut self.beta),
+        }
+    }
+
+    /// The log of the summed weight of all paths that tag `span` with `tags`
+    /// (after [`Session::forward_backward`]).
+    fn word_log_score(&self, span: Range<usize>, tags: &[u32], allowed: Option<&AllowedLabels>) -> f64 {
+        let p = self.tagger.potentials();
+        let k = p.num_labels();
+        if let Some(a) = allowed {
+            if span.clone().zip(tags).any(|(t, &y)| !a.is_allowed(t, y as usize)) {
+                return f64::NEG_INFINITY;
+            }
+        }
+        let (first, last) = (span.start, span.end - 1);
+        let mut score = self.alpha[first * k + tags[0] as usize];
+        for (t, w) in (first + 1..=last).zip(tags.windows(2)) {
+            let (a, b) = (w[0] as usize, w[1] as usize);
+            score += p.transition_at(t, a, b) + p.emission(t, b);
+        }
+        score + self.beta[last * k + tags[tags.len() - 1] as usize]
+    }
+}
+
+/// `log Σ_{i<k} exp(f(i))`, evaluating `f` twice rather than allocating.
+fn log_sum_exp(k: usize, f: impl Fn(usize) -> f64) -> f64 {
+    let m = (0..k).map(&f).fold(f64::NEG_INFINITY, f64::max);
+    if m == f64::NEG_INFINITY {
+        return m;
+    }
+    m + (0..k).map(|i| (f(i) - m).exp()).sum::<f64>().ln()
+}
+
+/// See [`Session::forward_backward`]; returns log Z (−∞ when no path exists).
+fn forward_backward_into<P: Potentials + ?Sized>(p: &P, alpha: &mut Vec<f64>, beta: &mut Vec<f64>) -> f64 {
+    let (n, k) = (p.len(), p.num_labels());
+    alpha.clear();
+    alpha.resize(n * k, f64::NEG_INFINITY);
+    beta.clear();
+    beta.resize(n * k, f64::NEG_INFINITY);
+    if n == 0 {
+        return 0.0;
+    }
+    for y in 0..k {
+        alpha[y] = p.start(y) + p.emission(0, y);
+    }
+    for t in 1..n {
+        for y in 0..k {
+            let e = p.emission(t, y);
+            let s = log_sum_exp(k, |x| alpha[(t - 1) * k + x] + p.transition_at(t, x, y));
+            alpha[t * k + y] = s + e;
+        }
+    }
+    for y in 0..k {
+        beta[(n - 1) * k + y] = p.end(y);
+    }
+    for t in (0..n - 1).rev() {
+        for y in 0..k {
+            beta[t * k + y] = log_sum_exp(k, |z| {
+                p.transition_at(t + 1, y, z) + p.emission(t + 1, z) + beta[(t + 1) * k + z]
+            });
+        }
+    }
+    log_sum_exp(k, |y| alpha[(n - 1) * k + y] + beta[(n - 1) * k + y])
 }

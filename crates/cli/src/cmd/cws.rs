@@ -2,9 +2,10 @@
 //! corpus, segment text with it (streaming, in parallel, output in input
 //! order), and score a segmentation the way the SIGHAN Bakeoff does.
 
+use super::checkpoint::{fingerprint, install_stop_flag, load_for_resume, Checkpointer, Interrupted};
 use anyhow::{bail, Context as _};
 use chaincrf_cws::corpus::read_corpus_as;
-use chaincrf_cws::train::{train_segmenter, CwsTrainOptions};
+use chaincrf_cws::train::{train_segmenter_with, CwsTrainOptions};
 use chaincrf_cws::{read_corpus, CorpusFormat, Segmenter, TagScheme, UserDict};
 use chaincrf_train::{FeaturePairs, TrainParams};
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
@@ -103,21 +104,27 @@ struct TrainArgs {
     /// Stop when held-out accuracy has not improved for this many iterations.
     #[arg(long)]
     patience: Option<usize>,
-    /// Stop after this many L-BFGS iterations.
-    #[arg(long)]
-    max_iterations: Option<u64>,
+    /// Stop after this many L-BFGS iterations (0 = no cap: CRFsuite's delta/epsilon rules only).
+    #[arg(long, default_value_t = chaincrf_cws::train::DEFAULT_MAX_ITERATIONS)]
+    max_iterations: u64,
     /// Relative objective improvement over 10 iterations below which training stops.
     #[arg(long, default_value_t = 1e-5)]
     delta: f64,
     /// Keep attributes seen at least this many times.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 2)]
     min_freq: u32,
     /// Turn off the training-lexicon features.
     #[arg(long)]
     no_lexicon: bool,
     /// Lexicon words must occur at least this often in the corpus.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 2)]
     lexicon_min_count: u32,
+    /// Save MODEL.checkpoint (exact weights and iteration count) every N iterations, atomically.
+    #[arg(long, value_name = "N")]
+    checkpoint_every: Option<u64>,
+    /// Continue from MODEL.checkpoint; corpus and options must be the ones it was written with.
+    #[arg(long)]
+    resume: bool,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -176,7 +183,19 @@ pub fn peak_rss_bytes() -> Option<u64> {
 }
 
 fn train(a: TrainArgs) -> anyhow::Result<()> {
-    chaincrf_model::io::check_writable(&a.model)?;
+    chaincrf_model::io::check_writable(&a.model).context("the model cannot be written (checked before training)")?;
+    // What identifies the run for --resume: the corpus and every option that
+    // changes the features or the objective.
+    let options_text = format!(
+        "cws format={:?} scheme={:?} c1={} c2={} dev_every={:?} min_freq={} no_lexicon={} lexicon_min_count={}",
+        a.format, a.scheme, a.c1, a.c2, a.dev_every, a.min_freq, a.no_lexicon, a.lexicon_min_count
+    );
+    let mut checkpointer = Checkpointer::new(&a.model, a.checkpoint_every, fingerprint(&[&a.corpus], &options_text)?)?;
+    let resume = if a.resume {
+        Some(load_for_resume(&a.model, checkpointer.fingerprint())?)
+    } else {
+        None
+    };
     let started = Instant::now();
     let sentences = match a.format {
         Some(FormatArg::Pku) => read_corpus_as(&a.corpus, CorpusFormat::Pku)?,
@@ -201,40 +220,52 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         .c1(a.c1)
         .c2(a.c2)
         .delta(a.delta)
-        .max_iterations(a.max_iterations)
+        .max_iterations((a.max_iterations > 0).then_some(a.max_iterations))
         .patience(a.patience)
         .feature_pairs(FeaturePairs::Observed);
     if let Some(t) = a.threads {
         params = params.threads(t);
     }
     params.check()?;
-    options.params = params;
-    eprintln!(
+    options.params = params.stop_flag(Some(install_stop_flag()?));
+    note!(
         "read {} sentences from {} in {:.1}s",
         sentences.len(),
         a.corpus.display(),
         started.elapsed().as_secs_f64()
     );
-    let trained = train_segmenter(&sentences, &options, &mut |p| {
+    let trained = train_segmenter_with(&sentences, &options, resume.as_ref(), &mut |it| {
+        let p = it.progress;
         let dev = p.dev_accuracy.map(|d| format!(" dev-acc {d:.4}")).unwrap_or_default();
-        eprintln!(
+        note!(
             "iter {:4}  loss {:.4e}  |g| {:.3e}  active {}  {:.1}s{dev}",
-            p.iteration, p.objective, p.gradient_norm, p.active_features, p.seconds
+            p.iteration,
+            p.objective,
+            p.gradient_norm,
+            p.active_features,
+            p.seconds
         );
+        if checkpointer.wants(p) {
+            checkpointer.save(&it.checkpoint(checkpointer.fingerprint()));
+        }
     })?;
+    drop(resume);
     let bytes = chaincrf_model::save(&trained.model, &a.model)?;
     let o = &trained.outcome;
-    eprintln!(
+    note!(
         "final loss {:.6e} after {} iterations ({} evaluations): {}",
-        o.final_objective, o.iterations, o.evaluations, o.termination
+        o.final_objective,
+        o.iterations,
+        o.evaluations,
+        o.termination
     );
     if let Some(acc) = o.best_dev_accuracy {
-        eprintln!(
+        note!(
             "best held-out tag accuracy {acc:.4} on {} sentences",
             trained.dev_sentences
         );
     }
-    eprintln!(
+    note!(
         "trained on {} sentences in {:.1}s; peak memory {}; model {} ({} bytes)",
         trained.train_sentences,
         started.elapsed().as_secs_f64(),
@@ -242,6 +273,11 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         a.model.display(),
         bytes
     );
+    if o.termination.starts_with("interrupted") {
+        checkpointer.report_interrupt(&a.model, o.iterations);
+        return Err(Interrupted.into());
+    }
+    checkpointer.remove_after_success();
     Ok(())
 }
 
@@ -253,6 +289,10 @@ fn read_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>) -> std::io::Result<boo
 }
 
 fn segment(a: SegmentArgs) -> anyhow::Result<()> {
+    if let Some(p) = &a.output {
+        // Before loading the model and segmenting everything, not at the final rename.
+        chaincrf_model::io::check_writable(p).with_context(|| format!("{}: cannot write", p.display()))?;
+    }
     let load_start = Instant::now();
     let mut seg = Segmenter::load(&a.model)?.keep_latin_runs(a.keep_latin);
     if let Some(d) = &a.user_dict {
@@ -292,14 +332,23 @@ fn segment(a: SegmentArgs) -> anyhow::Result<()> {
                 while buf.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
                     buf.pop();
                 }
-                let mut bytes = &buf[..];
-                if line_no == 1 && bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
-                    bytes = &bytes[3..];
+                // Offsets in messages count the line's raw bytes (a BOM included), 0-based.
+                let skip = if line_no == 1 && buf.starts_with(&[0xEF, 0xBB, 0xBF]) {
+                    3
+                } else {
+                    0
+                };
+                let bytes = &buf[skip..];
+                if let Some(pos) = bytes.iter().position(|&b| b == 0) {
+                    bail!(
+                        "{name}:{line_no}: NUL byte at byte offset {} of the line (0-based); is this a binary or UTF-16 file?",
+                        pos + skip
+                    );
                 }
                 let text = std::str::from_utf8(bytes).map_err(|e| {
                     anyhow::anyhow!(
-                        "{name}:{line_no}: invalid UTF-8 at byte offset {} of the line",
-                        e.valid_up_to()
+                        "{name}:{line_no}: invalid UTF-8 at byte offset {} of the line (0-based)",
+                        e.valid_up_to() + skip
                     )
                 })?;
                 chars += text.chars().count();
@@ -350,7 +399,7 @@ fn segment(a: SegmentArgs) -> anyhow::Result<()> {
     match (result, &tmp_path, &a.output) {
         (Ok((lines, chars)), Some(tmp), Some(dest)) => {
             std::fs::rename(tmp, dest).with_context(|| format!("{}: cannot write", dest.display()))?;
-            eprintln!(
+            note!(
                 "segmented {lines} lines ({chars} characters) into {}; model loaded in {load_secs:.3}s",
                 dest.display()
             );
