@@ -117,8 +117,13 @@ struct TrainArgs {
     #[arg(long)]
     no_lexicon: bool,
     /// Lexicon words must occur at least this often in the corpus.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 1)]
     lexicon_min_count: u32,
+    /// Lexicon features of training sentences come from a lexicon without their own
+    /// fold (this many folds; 0 = no jackknifing), so the model learns how far to trust
+    /// the lexicon on words it has not seen.
+    #[arg(long, default_value_t = 10)]
+    lexicon_folds: usize,
     /// Save MODEL.checkpoint (exact weights and iteration count) every N iterations, atomically.
     #[arg(long, value_name = "N")]
     checkpoint_every: Option<u64>,
@@ -213,6 +218,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         dev_every: a.dev_every,
         min_freq: a.min_freq,
         lexicon_min_count: a.lexicon_min_count,
+        lexicon_folds: a.lexicon_folds,
         ..CwsTrainOptions::default()
     };
     options.ngram.lexicon_features = !a.no_lexicon;
