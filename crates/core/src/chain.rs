@@ -66,8 +66,10 @@ pub struct Path {
     pub score: f64,
 }
 
-/// Neumaier's compensated sum: log-scales of 10⁵ rows add up without losing the
-/// digits log Z needs.
+/// A compensated sum: log-scales of 10⁵ rows add up without losing the digits
+/// log Z needs. Each step is Knuth's branch-free TwoSum, which recovers the
+/// rounding error of `sum + x` exactly whatever the magnitudes (Neumaier's
+/// variant needs a data-dependent branch per add, three per position).
 #[derive(Clone, Copy, Debug, Default)]
 struct CompensatedSum {
     sum: f64,
@@ -78,11 +80,9 @@ impl CompensatedSum {
     #[inline]
     fn add(&mut self, x: f64) {
         let t = self.sum + x;
-        if self.sum.abs() >= x.abs() {
-            self.comp += (self.sum - t) + x;
-        } else {
-            self.comp += (x - t) + self.sum;
-        }
+        let x_part = t - self.sum;
+        let err = (self.sum - (t - x_part)) + (x - x_part);
+        self.comp += err;
         self.sum = t;
     }
     #[inline]
@@ -122,19 +122,26 @@ impl<S: Semiring> Default for ChainWorkspace<S> {
     }
 }
 
+/// Rejects NaN and `+inf`. The scan has no early exit, so it vectorizes; only a
+/// bad row pays for finding the offending index.
 #[inline]
 fn check_row(what: &'static str, position: Option<usize>, row: &[f64]) -> Result<()> {
-    for (i, &v) in row.iter().enumerate() {
-        if v.is_nan() || v == f64::INFINITY {
-            return Err(Error::InvalidScore {
-                what,
-                position,
-                index: i,
-                value: v,
-            });
-        }
+    let invalid = |v: f64| v.is_nan() | (v == f64::INFINITY);
+    let bad = row.iter().fold(false, |bad, &v| bad | invalid(v));
+    if !bad {
+        return Ok(());
     }
-    Ok(())
+    let (index, &value) = row
+        .iter()
+        .enumerate()
+        .find(|(_, &v)| invalid(v))
+        .expect("a bad score was seen");
+    Err(Error::InvalidScore {
+        what,
+        position,
+        index,
+        value,
+    })
 }
 
 impl<S: Semiring> ChainWorkspace<S> {
@@ -238,11 +245,28 @@ impl<S: Semiring> ChainWorkspace<S> {
         }
         check_row("end", None, row)?;
         self.end_scale = S::lift_row(row, &mut self.end);
-        for t in 0..n {
-            let row = &mut self.row_scores[..k];
-            p.emissions_into(t, row);
-            check_row("emission", Some(t), row)?;
-            self.emit_scale[t] = S::lift_row(row, &mut self.emit[t * k..(t + 1) * k]);
+        match p.emission_rows().filter(|all| all.len() == n * k) {
+            Some(all) => {
+                // Stored row-major already: one vectorized check over the whole
+                // matrix, then lift each row from where it lies.
+                if let Err(Error::InvalidScore { index, value, .. }) = check_row("emission", None, all) {
+                    return Err(Error::InvalidScore {
+                        what: "emission",
+                        position: Some(index / k),
+                        index: index % k,
+                        value,
+                    });
+                }
+                S::lift_rows(all, k, &mut self.emit[..n * k], &mut self.emit_scale[..n]);
+            }
+            None => {
+                for t in 0..n {
+                    let row = &mut self.row_scores[..k];
+                    p.emissions_into(t, row);
+                    check_row("emission", Some(t), row)?;
+                    self.emit_scale[t] = S::lift_row(row, &mut self.emit[t * k..(t + 1) * k]);
+                }
+            }
         }
         let kk = k * k;
         if self.varying {
@@ -266,58 +290,18 @@ impl<S: Semiring> ChainWorkspace<S> {
     /// when every path is forbidden, [`Error::ShapeMismatch`] when `k = 0`.
     pub fn forward<P: Potentials + ?Sized>(&mut self, p: &P) -> Result<ChainSum<S>> {
         self.lift(p)?;
-        let (n, k) = (self.n, self.k);
-        if n == 0 {
+        if self.n == 0 {
             self.forward_done = true;
             return Ok(ChainSum {
                 value: S::one(),
                 log_scale: 0.0,
             });
         }
-        let mut cum = CompensatedSum::default();
-        {
-            let a0 = &mut self.alpha[..k];
-            for ((a, s), e) in a0.iter_mut().zip(&self.start).zip(&self.emit[..k]) {
-                *a = s.times(e);
-            }
-            let s = S::normalize(a0);
-            if s == f64::NEG_INFINITY {
-                return Err(Error::NoFeasiblePath { position: Some(0) });
-            }
-            cum.add(self.start_scale);
-            cum.add(self.emit_scale[0]);
-            cum.add(s);
-            self.alpha_scale[0] = cum.value();
+        let mut cum = self.forward_first()?;
+        for t in 1..self.n {
+            self.forward_step(t, &mut cum)?;
         }
-        let kk = k * k;
-        for t in 1..n {
-            let b = self.trans_index(t);
-            let (done, rest) = self.alpha.split_at_mut(t * k);
-            let prev = &done[(t - 1) * k..];
-            let cur = &mut rest[..k];
-            S::vec_mat(prev, &self.trans[b * kk..(b + 1) * kk], cur);
-            for (c, e) in cur.iter_mut().zip(&self.emit[t * k..(t + 1) * k]) {
-                *c = c.times(e);
-            }
-            let s = S::normalize(cur);
-            if s == f64::NEG_INFINITY {
-                return Err(Error::NoFeasiblePath { position: Some(t) });
-            }
-            cum.add(self.trans_scale[b]);
-            cum.add(self.emit_scale[t]);
-            cum.add(s);
-            self.alpha_scale[t] = cum.value();
-        }
-        let total = S::dot(&self.alpha[(n - 1) * k..], &self.end);
-        if total.is_zero() {
-            return Err(Error::NoFeasiblePath { position: None });
-        }
-        cum.add(self.end_scale);
-        self.forward_done = true;
-        Ok(ChainSum {
-            value: total,
-            log_scale: cum.value(),
-        })
+        self.forward_last(cum)
     }
 
     /// Runs the backward pass over the potentials of the last [`forward`](Self::forward)
@@ -331,42 +315,144 @@ impl<S: Semiring> ChainWorkspace<S> {
             self.forward_done,
             "ChainWorkspace::backward needs a successful forward() first"
         );
-        let (n, k) = (self.n, self.k);
-        self.beta.resize(n * k, S::zero());
-        self.beta_scale.resize(n, 0.0);
-        if n == 0 {
+        if self.n == 0 {
             self.backward_done = true;
             return ChainSum {
                 value: S::one(),
                 log_scale: 0.0,
             };
         }
+        let mut cum = self.backward_first();
+        for t in (0..self.n - 1).rev() {
+            self.backward_step(t, &mut cum);
+        }
+        self.backward_last()
+    }
+
+    /// [`forward`](Self::forward) and then [`backward`](Self::backward) over
+    /// `p`, with the same results, but the two passes run interleaved: step `t`
+    /// of the forward pass and step `n − 1 − t` of the backward pass share one
+    /// loop iteration. Each pass is a chain of dependent steps; interleaving two
+    /// independent chains lets the processor overlap them, which on few labels
+    /// (where one step is too short to keep it busy) saves a large part of the
+    /// time. Returns the forward chain sum.
+    ///
+    /// # Errors
+    /// As [`forward`](Self::forward).
+    pub fn forward_backward<P: Potentials + ?Sized>(&mut self, p: &P) -> Result<ChainSum<S>> {
+        self.lift(p)?;
+        let n = self.n;
+        if n == 0 {
+            self.forward_done = true;
+            return Ok(self.backward());
+        }
+        let mut fwd = self.forward_first()?;
+        let mut bwd = self.backward_first();
+        for t in 1..n {
+            self.forward_step(t, &mut fwd)?;
+            self.backward_step(n - 1 - t, &mut bwd);
+        }
+        let total = self.forward_last(fwd)?;
+        self.backward_last();
+        Ok(total)
+    }
+
+    /// Forward row 0: `α₀ = start ⊗ e₀`, normalized.
+    #[inline(always)]
+    fn forward_first(&mut self) -> Result<CompensatedSum> {
+        let k = self.k;
         let mut cum = CompensatedSum::default();
-        {
-            let last = &mut self.beta[(n - 1) * k..];
-            last.clone_from_slice(&self.end);
-            let s = S::normalize(last);
-            cum.add(self.end_scale);
-            cum.add(if s == f64::NEG_INFINITY { 0.0 } else { s });
-            self.beta_scale[n - 1] = cum.value();
+        let a0 = &mut self.alpha[..k];
+        for ((a, s), e) in a0.iter_mut().zip(&self.start).zip(&self.emit[..k]) {
+            *a = s.times(e);
         }
-        let kk = k * k;
-        for t in (0..n - 1).rev() {
-            let b = self.trans_index(t + 1);
-            let (head, tail) = self.beta.split_at_mut((t + 1) * k);
-            let next = &tail[..k];
-            let tmp = &mut self.tmp[..k];
-            for ((x, e), bn) in tmp.iter_mut().zip(&self.emit[(t + 1) * k..(t + 2) * k]).zip(next) {
-                *x = e.times(bn);
-            }
-            let cur = &mut head[t * k..];
-            S::mat_vec(&self.trans[b * kk..(b + 1) * kk], tmp, cur);
-            let s = S::normalize(cur);
-            cum.add(self.trans_scale[b]);
-            cum.add(self.emit_scale[t + 1]);
-            cum.add(if s == f64::NEG_INFINITY { 0.0 } else { s });
-            self.beta_scale[t] = cum.value();
+        let s = S::normalize(a0);
+        if s == f64::NEG_INFINITY {
+            return Err(Error::NoFeasiblePath { position: Some(0) });
         }
+        cum.add(self.start_scale);
+        cum.add(self.emit_scale[0]);
+        cum.add(s);
+        self.alpha_scale[0] = cum.value();
+        Ok(cum)
+    }
+
+    /// Forward row `t ≥ 1`: `αₜ = (αₜ₋₁ · T) ⊗ eₜ`, normalized.
+    #[inline(always)]
+    fn forward_step(&mut self, t: usize, cum: &mut CompensatedSum) -> Result<()> {
+        let (k, kk) = (self.k, self.k * self.k);
+        let b = self.trans_index(t);
+        let (done, rest) = self.alpha.split_at_mut(t * k);
+        let prev = &done[(t - 1) * k..];
+        let cur = &mut rest[..k];
+        S::vec_mat(prev, &self.trans[b * kk..(b + 1) * kk], cur);
+        for (c, e) in cur.iter_mut().zip(&self.emit[t * k..(t + 1) * k]) {
+            *c = c.times(e);
+        }
+        let s = S::normalize(cur);
+        if s == f64::NEG_INFINITY {
+            return Err(Error::NoFeasiblePath { position: Some(t) });
+        }
+        // The three parts are of the size of one position's scores: adding
+        // them plainly loses nothing the compensated total would keep.
+        cum.add(self.trans_scale[b] + self.emit_scale[t] + s);
+        self.alpha_scale[t] = cum.value();
+        Ok(())
+    }
+
+    /// The forward total `αₙ₋₁ · end`; marks the forward pass done.
+    #[inline(always)]
+    fn forward_last(&mut self, mut cum: CompensatedSum) -> Result<ChainSum<S>> {
+        let total = S::dot(&self.alpha[(self.n - 1) * self.k..], &self.end);
+        if total.is_zero() {
+            return Err(Error::NoFeasiblePath { position: None });
+        }
+        cum.add(self.end_scale);
+        self.forward_done = true;
+        Ok(ChainSum {
+            value: total,
+            log_scale: cum.value(),
+        })
+    }
+
+    /// Sizes the backward buffers and sets `βₙ₋₁ = end`, normalized.
+    #[inline(always)]
+    fn backward_first(&mut self) -> CompensatedSum {
+        let (n, k) = (self.n, self.k);
+        self.beta.resize(n * k, S::zero());
+        self.beta_scale.resize(n, 0.0);
+        let mut cum = CompensatedSum::default();
+        let last = &mut self.beta[(n - 1) * k..];
+        last.clone_from_slice(&self.end);
+        let s = S::normalize(last);
+        cum.add(self.end_scale);
+        cum.add(if s == f64::NEG_INFINITY { 0.0 } else { s });
+        self.beta_scale[n - 1] = cum.value();
+        cum
+    }
+
+    /// Backward row `t < n − 1`: `βₜ = T · (eₜ₊₁ ⊗ βₜ₊₁)`, normalized.
+    #[inline(always)]
+    fn backward_step(&mut self, t: usize, cum: &mut CompensatedSum) {
+        let (k, kk) = (self.k, self.k * self.k);
+        let b = self.trans_index(t + 1);
+        let (head, tail) = self.beta.split_at_mut((t + 1) * k);
+        let next = &tail[..k];
+        let tmp = &mut self.tmp[..k];
+        for ((x, e), bn) in tmp.iter_mut().zip(&self.emit[(t + 1) * k..(t + 2) * k]).zip(next) {
+            *x = e.times(bn);
+        }
+        let cur = &mut head[t * k..];
+        S::mat_vec(&self.trans[b * kk..(b + 1) * kk], tmp, cur);
+        let s = S::normalize(cur);
+        cum.add(self.trans_scale[b] + self.emit_scale[t + 1] + if s == f64::NEG_INFINITY { 0.0 } else { s });
+        self.beta_scale[t] = cum.value();
+    }
+
+    /// The backward total `(start ⊗ e₀) · β₀`; marks the backward pass done.
+    #[inline(always)]
+    fn backward_last(&mut self) -> ChainSum<S> {
+        let k = self.k;
         let tmp = &mut self.tmp[..k];
         for ((x, s), e) in tmp.iter_mut().zip(&self.start).zip(&self.emit[..k]) {
             *x = s.times(e);
@@ -411,8 +497,7 @@ impl<S: ProbabilitySemiring> ChainWorkspace<S> {
     /// # Errors
     /// As [`forward`](Self::forward); [`Error::ShapeMismatch`] when `out` is not `n·k` long.
     pub fn marginals_into<P: Potentials + ?Sized>(&mut self, p: &P, out: &mut [f64]) -> Result<f64> {
-        let log_z = self.forward(p)?.log_value();
-        self.backward();
+        let log_z = self.forward_backward(p)?.log_value();
         self.node_marginals_into(out)?;
         Ok(log_z)
     }
@@ -593,11 +678,31 @@ impl ChainWorkspace<MaxPlus> {
         let (n, k) = (self.n, self.k);
         let mut labels = vec![0usize; n];
         if n > 0 {
-            labels[n - 1] = argmax((0..k).map(|j| self.alpha[(n - 1) * k + j].0 + self.end[j].0));
+            labels[n - 1] = argmax(self.alpha[(n - 1) * k..].iter().zip(&self.end).map(|(a, e)| a.0 + e.0));
+            if !self.varying {
+                // Each step reads one column of T: transpose it once so the
+                // column is contiguous.
+                let kk = k * k;
+                let (tr, tmp) = (&self.trans[..kk], &mut self.tmp[..kk]);
+                for i in 0..k {
+                    for j in 0..k {
+                        tmp[j * k + i] = tr[i * k + j];
+                    }
+                }
+            }
             for t in (1..n).rev() {
                 let next = labels[t];
-                let tr = self.trans_block(t);
-                labels[t - 1] = argmax((0..k).map(|i| self.alpha[(t - 1) * k + i].0 + tr[i * k + next].0));
+                let prev = &self.alpha[(t - 1) * k..t * k];
+                labels[t - 1] = if self.varying {
+                    let tr = self.trans_block(t);
+                    argmax(prev.iter().enumerate().map(|(i, a)| a.0 + tr[i * k + next].0))
+                } else {
+                    argmax(
+                        prev.iter()
+                            .zip(&self.tmp[next * k..(next + 1) * k])
+                            .map(|(a, c)| a.0 + c.0),
+                    )
+                };
             }
         }
         Ok(Path {
@@ -693,6 +798,8 @@ impl ChainWorkspace<MaxPlus> {
     }
 }
 
+/// Index of the largest value, the first on ties (0 when all are −∞).
+#[inline]
 fn argmax(it: impl Iterator<Item = f64>) -> usize {
     let mut best = f64::NEG_INFINITY;
     let mut arg = 0;

@@ -76,8 +76,7 @@ impl<S: ProbabilitySemiring> NllWorkspace<S> {
         self.n = n;
         self.k = k;
         self.node_grad.resize(n * k, 0.0);
-        let log_z = self.model.forward(p)?.log_value();
-        self.model.backward();
+        let log_z = self.model.forward_backward(p)?.log_value();
         self.model.node_marginals_into(&mut self.node_grad)?;
         let log_target = match target {
             Target::Path(gold) => {

@@ -47,6 +47,13 @@ pub trait Potentials {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// All `n × k` emission scores as one row-major slice (`[t·k + y]`), when
+    /// they are stored that way. The chain algorithms then check and lift them
+    /// in place instead of copying row by row, which matters for few labels.
+    /// Default `None`; a wrapper that changes emissions must not forward it.
+    fn emission_rows(&self) -> Option<&[f64]> {
+        None
+    }
     /// Writes the `k` emission scores of position `t` into `out`. Override when a
     /// whole row is cheaper than `k` single calls (feature models are).
     fn emissions_into(&self, t: usize, out: &mut [f64]) {
@@ -98,6 +105,9 @@ impl<P: Potentials + ?Sized> Potentials for &P {
     }
     fn transition_at(&self, t: usize, i: usize, j: usize) -> f64 {
         (**self).transition_at(t, i, j)
+    }
+    fn emission_rows(&self) -> Option<&[f64]> {
+        (**self).emission_rows()
     }
     fn emissions_into(&self, t: usize, out: &mut [f64]) {
         (**self).emissions_into(t, out)
@@ -386,6 +396,10 @@ impl Potentials for ChainView<'_> {
     #[inline]
     fn end(&self, y: usize) -> f64 {
         self.end.get(y).copied().unwrap_or(0.0)
+    }
+    #[inline]
+    fn emission_rows(&self) -> Option<&[f64]> {
+        Some(self.emissions)
     }
     #[inline]
     fn emissions_into(&self, t: usize, out: &mut [f64]) {

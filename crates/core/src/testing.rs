@@ -169,6 +169,22 @@ pub fn check_laws<S: Semiring>(a: &S, b: &S, c: &S, tol: f64) -> Result<(), Stri
         &a.times(c).plus(&b.times(a)),
         "dot",
     )?;
+    // Lifting a whole matrix must agree with lifting it row by row.
+    let scores = [0.5, -1.25, f64::NEG_INFINITY, 2.0, 1.5, f64::NEG_INFINITY];
+    let (mut whole, mut whole_scales) = (vec![S::zero(); 6], [0.0; 3]);
+    S::lift_rows(&scores, 2, &mut whole, &mut whole_scales);
+    for t in 0..3 {
+        let mut row = [S::zero(), S::zero()];
+        let scale = S::lift_row(&scores[2 * t..2 * t + 2], &mut row);
+        let back = |x: &S, s: f64| x.times(&S::from_score(s));
+        for y in 0..2 {
+            eq(
+                &back(&whole[2 * t + y], whole_scales[t]),
+                &back(&row[y], scale),
+                "lift_rows agrees with lift_row",
+            )?;
+        }
+    }
     let mut scaled = [a.clone(), b.clone()];
     let s = S::normalize(&mut scaled);
     if s.is_finite() {

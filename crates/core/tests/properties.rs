@@ -439,3 +439,70 @@ fn padded_batch_equals_per_sequence_and_gradient_is_right() {
     }
     let _ = Entropy::zero();
 }
+
+/// The row-major view (lifted in one pass over the whole emission matrix) and
+/// the dense chain (lifted row by row), run through separate forward and
+/// backward passes or through the fused `forward_backward`, must compute the
+/// very same numbers: these are different routes through identical arithmetic.
+fn same_route_results<S: chaincrf_core::ProbabilitySemiring>(c: &DenseChain) {
+    let (n, k) = (c.len(), c.num_labels());
+    let rows: Vec<f64> = (0..n).flat_map(|t| (0..k).map(move |y| c.emission(t, y))).collect();
+    let tr: Vec<f64> = (0..k * k).map(|i| c.transition(i / k, i % k)).collect();
+    let st: Vec<f64> = (0..k).map(|y| c.start(y)).collect();
+    let en: Vec<f64> = (0..k).map(|y| c.end(y)).collect();
+    let view = chaincrf_core::ChainView::new(&rows, &tr, &st, &en, k).unwrap();
+
+    let mut split = ChainWorkspace::<S>::new();
+    let separate = split.forward(c).map(|f| f.log_value());
+    let mut fused = ChainWorkspace::<S>::new();
+    let mut m_fused = vec![0.0; n * k];
+    let together = fused.marginals_into(&view, &mut m_fused);
+    match (separate, together) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(a, b, "{}: log Z", S::NAME);
+            split.backward();
+            let mut m_split = vec![0.0; n * k];
+            split.node_marginals_into(&mut m_split).unwrap();
+            assert_eq!(m_split, m_fused, "{}: marginals", S::NAME);
+            for t in 0..n {
+                assert_eq!(
+                    split.beta_log_scale(t),
+                    fused.beta_log_scale(t),
+                    "{}: β scale {t}",
+                    S::NAME
+                );
+            }
+        }
+        (a, b) => assert_eq!(a.is_err(), b.is_err(), "{}: {a:?} vs {b:?}", S::NAME),
+    }
+    let v1 = chain::viterbi(c);
+    let v2 = chain::viterbi(&view);
+    assert_eq!(v1, v2, "Viterbi through the two routes");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn views_dense_chains_and_fused_passes_agree_exactly(c in testing::chain(9, 13, 6.0)) {
+        same_route_results::<Prob>(&c);
+        same_route_results::<Log>(&c);
+        same_route_results::<Entropy>(&c);
+    }
+}
+
+#[test]
+fn invalid_scores_in_a_view_name_their_position_and_label() {
+    let rows = [0.0, 1.0, 2.0, 3.0, f64::INFINITY, 5.0];
+    let tr = [0.0; 4];
+    let view = chaincrf_core::ChainView::new(&rows, &tr, &[], &[], 2).unwrap();
+    assert_eq!(
+        chain::log_partition(&view),
+        Err(Error::InvalidScore {
+            what: "emission",
+            position: Some(2),
+            index: 0,
+            value: f64::INFINITY,
+        })
+    );
+}
