@@ -18,25 +18,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dev_every: usize = env("DEV_EVERY", 20);
     let limit: usize = env("LIMIT", usize::MAX);
     let sentences: Vec<_> = sentences.into_iter().take(limit).collect();
-    let mut opts = CwsTrainOptions::default();
-    opts.scheme = if env("SIXTAG", 0) == 1 {
-        TagScheme::SixTag
-    } else {
-        TagScheme::Bmes
+    // The library default is LEXICON=1 FOLDS=10 MINFREQ=2 MAXIT=150; this harness
+    // starts from the plain settings so each row of docs/cws.md adds one step.
+    let ngram = NgramConfig {
+        lexicon_features: env("LEXICON", 0) == 1,
+        char_classes: env("CLASSES", 1) == 1,
+        ..NgramConfig::default()
     };
-    opts.ngram.lexicon_features = env("LEXICON", 0) == 1;
-    opts.ngram.char_classes = env("CLASSES", 1) == 1;
-    opts.lexicon_min_count = env("LEXMIN", 1);
-    opts.min_freq = env("MINFREQ", 1);
-    opts.lexicon_folds = env("FOLDS", 0);
-    // (The library default is LEXICON=1 LEXMIN=2 MINFREQ=2 MAXIT=60; this
-    // harness starts from the plain settings so each row of docs/cws.md adds one step.)
-    opts.dev_every = if dev_every > 0 { Some(dev_every) } else { None };
-    opts.params = chaincrf_train::TrainParams::new()
-        .c2(env("C2", 1.0))
-        .c1(env("C1", 0.0))
-        .threads(env("THREADS", 2))
-        .max_iterations(std::env::var("MAXIT").ok().and_then(|v| v.parse().ok()));
+    let opts = CwsTrainOptions {
+        scheme: if env("SIXTAG", 0) == 1 { TagScheme::SixTag } else { TagScheme::Bmes },
+        ngram,
+        lexicon_min_count: env("LEXMIN", 1),
+        min_freq: env("MINFREQ", 1),
+        lexicon_folds: env("FOLDS", 0),
+        dev_every: if dev_every > 0 { Some(dev_every) } else { None },
+        params: chaincrf_train::TrainParams::new()
+            .c2(env("C2", 1.0))
+            .c1(env("C1", 0.0))
+            .threads(env("THREADS", 2))
+            .max_iterations(std::env::var("MAXIT").ok().and_then(|v| v.parse().ok())),
+    };
     let t0 = Instant::now();
     let trained = train_segmenter(&sentences, &opts, &mut |p| {
         eprintln!(
