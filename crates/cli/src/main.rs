@@ -32,6 +32,8 @@ enum Command {
     Dump(cmd::dump::Args),
     /// Chinese word segmentation: train a segmenter, segment text, score a segmentation.
     Cws(cmd::cws::Args),
+    /// Exact inference on chain potentials given as JSON: log Z, Viterbi, marginals, entropy, n-best.
+    Infer(cmd::infer::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,13 +44,18 @@ fn main() -> ExitCode {
         Command::Eval(args) => cmd::eval::run(args),
         Command::Dump(args) => cmd::dump::run(args),
         Command::Cws(args) => cmd::cws::run(args),
+        Command::Infer(args) => cmd::infer::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // A closed pipe (`chaincrf tag ... | head`) is the reader's choice, not an error.
         Err(e) if cmd::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        // Training stopped by a signal has already saved its files and said so.
+        Err(e) if e.is::<cmd::checkpoint::Interrupted>() => ExitCode::from(130),
         Err(e) => {
-            eprintln!("chaincrf: error: {}", one_line(&e));
+            // Not `eprintln!`: a closed standard error must not turn into a panic.
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "chaincrf: error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }

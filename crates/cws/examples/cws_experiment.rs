@@ -26,7 +26,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..NgramConfig::default()
     };
     let opts = CwsTrainOptions {
-        scheme: if env("SIXTAG", 0) == 1 { TagScheme::SixTag } else { TagScheme::Bmes },
+        scheme: if env("SIXTAG", 0) == 1 {
+            TagScheme::SixTag
+        } else {
+            TagScheme::Bmes
+        },
         ngram,
         lexicon_min_count: env("LEXMIN", 1),
         min_freq: env("MINFREQ", 1),

@@ -178,11 +178,18 @@ impl Lexicon {
     /// The default longest word (in characters) used for matching.
     pub const DEFAULT_MAX_LEN: usize = 6;
 
-    /// An empty lexicon that matches words of up to `max_len` characters (at least 1).
+    /// The largest `max_len` accepted: matching costs `max_len²` steps per
+    /// character, and no word is longer than this. A model file claiming more
+    /// (a corrupted or forged one) is clamped instead of making segmentation
+    /// quadratic in the length of the text.
+    pub const MAX_MAX_LEN: usize = 64;
+
+    /// An empty lexicon that matches words of up to `max_len` characters (at
+    /// least 1, at most [`Lexicon::MAX_MAX_LEN`]).
     pub fn new(max_len: usize) -> Self {
         Lexicon {
             counts: HashMap::new(),
-            max_len: max_len.max(1),
+            max_len: max_len.clamp(1, Self::MAX_MAX_LEN),
             trie: CharTrie::new(),
         }
     }
@@ -267,7 +274,12 @@ impl Lexicon {
         let first = t.saturating_sub(max - 1);
         for s in first..=t {
             let mut node = 0u32;
-            for (e, &c) in chars.iter().enumerate().take((s + max).min(chars.len())).skip(s) {
+            for (e, &c) in chars
+                .iter()
+                .enumerate()
+                .take(s.saturating_add(max).min(chars.len()))
+                .skip(s)
+            {
                 match self.trie.child(node, c) {
                     Some(n) => node = n,
                     None => break,
@@ -295,6 +307,19 @@ impl Lexicon {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: a model file whose lexicon claims `max_len = usize::MAX`
+    /// overflowed `s + max` (a panic with debug assertions) and made matching
+    /// quadratic in the text length.
+    #[test]
+    fn forged_max_len_is_clamped() {
+        let lex: Lexicon =
+            serde_json::from_str(r#"{"max_len": 18446744073709551615, "words": [["中国", 3]]}"#).unwrap();
+        assert_eq!(lex.max_len(), Lexicon::MAX_MAX_LEN);
+        let text: Vec<char> = "我们中国人".chars().collect();
+        assert_eq!(lex.matches_at(&text, 2).start_len, 2);
+        assert_eq!(Lexicon::new(0).max_len(), 1);
+    }
 
     fn chars(s: &str) -> Vec<char> {
         s.chars().collect()

@@ -385,8 +385,8 @@ fn forward_backward_into<P: Potentials + ?Sized>(p: &P, alpha: &mut Vec<f64>, be
     if n == 0 {
         return 0.0;
     }
-    for y in 0..k {
-        alpha[y] = p.start(y) + p.emission(0, y);
+    for (y, a) in alpha[..k].iter_mut().enumerate() {
+        *a = p.start(y) + p.emission(0, y);
     }
     for t in 1..n {
         for y in 0..k {
@@ -395,8 +395,8 @@ fn forward_backward_into<P: Potentials + ?Sized>(p: &P, alpha: &mut Vec<f64>, be
             alpha[t * k + y] = s + e;
         }
     }
-    for y in 0..k {
-        beta[(n - 1) * k + y] = p.end(y);
+    for (y, b) in beta[(n - 1) * k..].iter_mut().enumerate() {
+        *b = p.end(y);
     }
     for t in (0..n - 1).rev() {
         for y in 0..k {

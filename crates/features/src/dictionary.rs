@@ -102,7 +102,9 @@ impl DictionaryBuilder {
         let mut maps: [Vec<Option<u32>>; 2] = Default::default();
         for (slot, kc) in self.kinds.into_iter().enumerate() {
             let part = &mut out.kinds[slot];
-            let mut order: Vec<usize> = (0..kc.keys.len()).filter(|&i| kc.counts[i] >= min_freq.max(1)).collect();
+            let mut order: Vec<usize> = (0..kc.keys.len())
+                .filter(|&i| kc.counts[i] >= min_freq.max(1))
+                .collect();
             order.sort_by_key(|&i| std::cmp::Reverse(kc.counts[i]));
             let mut map = vec![None; kc.keys.len()];
             for i in order {

@@ -12,7 +12,7 @@ use std::fmt;
 /// A malformed input file: where it is malformed and how.
 ///
 /// Displays as `{path}:{line}: {message}`, the format editors and `grep -n`
-/// users recognise.
+/// users recognise, or `{path}: {message}` for an error about the whole file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FormatError {
     /// The file name as the caller gave it (`-` or `<stdin>` for standard input).
@@ -55,7 +55,11 @@ impl FormatError {
 
 impl fmt::Display for FormatError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.path, self.line, self.message)
+        if self.line == 0 {
+            write!(f, "{}: {}", self.path, self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.path, self.line, self.message)
+        }
     }
 }
 
@@ -71,7 +75,7 @@ mod tests {
         assert_eq!(e.to_string(), "train.data:12: expected 3 columns, found 2");
         let e = FormatError::whole_file("template", "no template");
         assert_eq!(e.line, 0);
-        assert_eq!(e.to_string(), "template:0: no template");
+        assert_eq!(e.to_string(), "template: no template");
         let e = FormatError::invalid_utf8("x", 3, 7);
         assert!(e.to_string().starts_with("x:3: invalid UTF-8 at byte offset 7"));
     }

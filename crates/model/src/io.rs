@@ -17,6 +17,15 @@
 //! more than that. Files are written to a temporary file in the same directory,
 //! synced, then renamed over the target: a crash leaves the old model or the new
 //! one, never half of one.
+//!
+//! A file that is not a chaincrf file at all is named when its first bytes say
+//! what it is (a CRF++ or CRFsuite model, an image, an executable, JSON...).
+//!
+//! Training checkpoints ([`Checkpoint`], written by `--checkpoint-every` and on
+//! an interrupt) use the same layout with their own magic `CHAINCKP` and
+//! version ([`CHECKPOINT_VERSION`]): the body holds the iteration number, a
+//! fingerprint of the run, the exact `f64` training weights and the model built
+//! from them. Keeping them here keeps every byte chaincrf writes in one module.
 
 use crate::model::Model;
 use std::fs::File;
@@ -27,6 +36,10 @@ use std::path::{Path, PathBuf};
 pub const MAGIC: &[u8; 8] = b"CHAINCRF";
 /// The format version this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
+/// Magic bytes at the start of every training checkpoint file.
+pub const CHECKPOINT_MAGIC: &[u8; 8] = b"CHAINCKP";
+/// The checkpoint format version this build writes and reads.
+pub const CHECKPOINT_VERSION: u32 = 1;
 /// The largest body this build decodes (2 GiB).
 pub const MAX_BODY_BYTES: usize = 1 << 31;
 const HEADER_LEN: usize = 8 + 4 + 8 + 8;
@@ -46,6 +59,14 @@ pub enum ModelIoError {
     /// The file is not a usable model.
     #[error("{path}: not a valid chaincrf model: {reason}")]
     BadModelFile {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file is not a usable training checkpoint.
+    #[error("{path}: not a valid chaincrf checkpoint: {reason}")]
+    BadCheckpoint {
         /// The file.
         path: String,
         /// What is wrong.
@@ -97,58 +118,127 @@ pub fn to_bytes(model: &Model) -> Result<Vec<u8>, ModelIoError> {
 /// [`ModelIoError::BadModelFile`] for a file that is empty, truncated, foreign,
 /// corrupted or of a newer format version.
 pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Model, ModelIoError> {
-    if bytes.is_empty() {
-        return Err(bad(path, "the file is empty"));
-    }
-    if bytes.len() < 8 || &bytes[..8] != MAGIC {
-        return Err(bad(path, "wrong magic number (not a chaincrf model file)"));
-    }
-    if bytes.len() < HEADER_LEN {
-        return Err(bad(path, "the file is truncated (incomplete header)"));
-    }
-    let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap_or_default());
-    if version > FORMAT_VERSION {
-        return Err(bad(
-            path,
-            format!("format version {version} is newer than this build reads ({FORMAT_VERSION}); upgrade chaincrf"),
-        ));
-    }
-    if version == 0 {
-        return Err(bad(path, "format version 0 is invalid"));
-    }
-    let body_len = u64::from_le_bytes(bytes[12..20].try_into().unwrap_or_default());
-    let checksum = u64::from_le_bytes(bytes[20..28].try_into().unwrap_or_default());
-    let body = &bytes[HEADER_LEN..];
-    if (body.len() as u64) < body_len {
-        return Err(bad(
-            path,
-            format!("the file is truncated ({} of {body_len} body bytes)", body.len()),
-        ));
-    }
-    if (body.len() as u64) > body_len {
-        return Err(bad(
-            path,
-            format!("{} unexpected bytes after the model", body.len() as u64 - body_len),
-        ));
-    }
-    if body_len as usize > MAX_BODY_BYTES {
-        return Err(bad(
-            path,
-            format!("the body claims {body_len} bytes, above the {MAX_BODY_BYTES}-byte limit"),
-        ));
-    }
-    if chaincrf_features::hash::hash_bytes(body) != checksum {
-        return Err(bad(path, "checksum mismatch (the file is corrupted)"));
-    }
+    let body = open_container(bytes, MAGIC, FORMAT_VERSION).map_err(|r| bad(path, r))?;
+    decode_model(body).map_err(|r| bad(path, r))
+}
+
+/// Decodes and checks a model body (the bytes after the header).
+fn decode_model(body: &[u8]) -> Result<Model, String> {
     let (mut model, used): (Model, usize) =
-        bincode::serde::decode_from_slice(body, config()).map_err(|e| bad(path, format!("cannot decode: {e}")))?;
+        bincode::serde::decode_from_slice(body, config()).map_err(|e| format!("cannot decode: {e}"))?;
     if used != body.len() {
-        return Err(bad(path, "trailing bytes inside the body"));
+        return Err("trailing bytes inside the body".into());
     }
     model.attributes.rebuild_index();
     model.labels.rebuild_index();
-    validate(&model).map_err(|r| bad(path, r))?;
+    validate(&model)?;
     Ok(model)
+}
+
+/// Checks the header of a model or checkpoint file and returns its body.
+///
+/// Every check runs before anything is decoded or allocated: the magic, the
+/// version, that the claimed body length is exactly what the file holds (so a
+/// forged length can neither make the reader wait for bytes that never come
+/// nor reserve memory for them) and the checksum.
+fn open_container<'a>(bytes: &'a [u8], magic: &[u8; 8], newest: u32) -> Result<&'a [u8], String> {
+    if bytes.is_empty() {
+        return Err("the file is empty".into());
+    }
+    if bytes.len() < 8 || &bytes[..8] != magic {
+        if magic.starts_with(&bytes[..bytes.len().min(8)]) {
+            return Err("the file is truncated (incomplete header)".into());
+        }
+        return Err(match identify_foreign(bytes) {
+            Some(what) => format!("wrong magic number: {what}"),
+            None => "wrong magic number (not a file written by chaincrf)".into(),
+        });
+    }
+    if bytes.len() < HEADER_LEN {
+        return Err("the file is truncated (incomplete header)".into());
+    }
+    let word = |r: std::ops::Range<usize>| -> [u8; 8] {
+        let mut a = [0u8; 8];
+        a[..r.len()].copy_from_slice(&bytes[r]);
+        a
+    };
+    let version = u64::from_le_bytes(word(8..12));
+    if version > u64::from(newest) {
+        return Err(format!(
+            "format version {version} is newer than this build reads ({newest}); upgrade chaincrf"
+        ));
+    }
+    if version == 0 {
+        return Err("format version 0 is invalid".into());
+    }
+    let body_len = u64::from_le_bytes(word(12..20));
+    let checksum = u64::from_le_bytes(word(20..28));
+    let body = &bytes[HEADER_LEN..];
+    if body_len > MAX_BODY_BYTES as u64 {
+        return Err(format!(
+            "the header claims a {body_len}-byte body, above the {MAX_BODY_BYTES}-byte limit (corrupted header?)"
+        ));
+    }
+    if (body.len() as u64) < body_len {
+        return Err(format!(
+            "the file is truncated ({} of {body_len} body bytes)",
+            body.len()
+        ));
+    }
+    if (body.len() as u64) > body_len {
+        return Err(format!(
+            "{} unexpected bytes after the body (two files concatenated?)",
+            body.len() as u64 - body_len
+        ));
+    }
+    if chaincrf_features::hash::hash_bytes(body) != checksum {
+        return Err("checksum mismatch (the file is corrupted)".into());
+    }
+    Ok(body)
+}
+
+/// Names the kind of a file that is not a chaincrf file, when its first bytes
+/// say what it is — the usual mistake is passing the wrong file, and "this is a
+/// CRF++ model" helps more than "wrong magic number".
+fn identify_foreign(bytes: &[u8]) -> Option<String> {
+    let starts = |p: &[u8]| bytes.starts_with(p);
+    let what = if starts(CHECKPOINT_MAGIC) {
+        "this is a chaincrf training checkpoint, not a model (continue training from it with --resume)"
+    } else if starts(MAGIC) {
+        "this is a chaincrf model, not a training checkpoint"
+    } else if starts(b"\x89PNG\r\n\x1a\n") {
+        "this is a PNG image"
+    } else if starts(b"\x7fELF") {
+        "this is an ELF executable or library"
+    } else if starts(b"\x1f\x8b") {
+        "this is gzip-compressed data (decompress it first)"
+    } else if starts(b"PK\x03\x04") {
+        "this is a ZIP archive"
+    } else if starts(b"lCRF") {
+        "this is a CRFsuite model; chaincrf reads only its own models (retrain with `chaincrf train --format crfsuite`)"
+    } else if starts(b"version: ") {
+        "this looks like a CRF++ text model (crf_learn -t); chaincrf reads only its own models (retrain with `chaincrf train`)"
+    } else if starts(&[0x64, 0, 0, 0]) {
+        "this looks like a CRF++ binary model; chaincrf reads only its own models (retrain with `chaincrf train`)"
+    } else if starts(b"\xff\xfe") || starts(b"\xfe\xff") {
+        "this is UTF-16 text, not a model"
+    } else if starts(b"{") || starts(b"[") {
+        "this looks like JSON (`chaincrf dump --json` output cannot be loaded back as a model)"
+    } else if looks_like_text(&bytes[..bytes.len().min(256)]) {
+        "this is a text file, not a model"
+    } else {
+        return None;
+    };
+    Some(what.to_owned())
+}
+
+/// Whether `head` is UTF-8 without NUL (a character cut at the end is fine).
+fn looks_like_text(head: &[u8]) -> bool {
+    let valid = match std::str::from_utf8(head) {
+        Ok(_) => true,
+        Err(e) => e.error_len().is_none(),
+    };
+    valid && !head.contains(&0)
 }
 
 /// Checks that the blocks of a decoded model fit together.
@@ -207,7 +297,15 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ModelIoError> {
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, path)?;
+        // Make the rename itself durable; a directory that cannot be synced
+        // (some file systems refuse) still has the complete file.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
     })();
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
@@ -246,14 +344,140 @@ pub fn check_writable(path: &Path) -> Result<(), ModelIoError> {
 /// # Errors
 /// [`ModelIoError::Io`] when unreadable; [`ModelIoError::BadModelFile`] when not a valid model.
 pub fn load(path: &Path) -> Result<Model, ModelIoError> {
-    let mut f = File::open(path).map_err(|e| io_err(path, e))?;
-    let len = f.metadata().map_err(|e| io_err(path, e))?.len();
-    if len > (MAX_BODY_BYTES + HEADER_LEN) as u64 {
-        return Err(bad(path, format!("the file is {len} bytes, above the limit")));
+    let bytes = read_limited(path).map_err(|e| e.unwrap_or_else(|r| bad(path, r)))?;
+    from_bytes(&bytes, path)
+}
+
+/// Reads a whole file of at most the largest size a model or checkpoint can
+/// have; `Err(Err(reason))` when it is larger or not a regular file.
+fn read_limited(path: &Path) -> Result<Vec<u8>, Result<ModelIoError, String>> {
+    let mut f = File::open(path).map_err(|e| Ok(io_err(path, e)))?;
+    let meta = f.metadata().map_err(|e| Ok(io_err(path, e)))?;
+    if meta.is_dir() {
+        return Err(Ok(io_err(path, std::io::Error::other("is a directory"))));
+    }
+    let len = meta.len();
+    let limit = (MAX_BODY_BYTES + HEADER_LEN) as u64;
+    if len > limit {
+        return Err(Err(format!("the file is {len} bytes, above the {limit}-byte limit")));
     }
     let mut bytes = Vec::with_capacity(len as usize);
-    f.read_to_end(&mut bytes).map_err(|e| io_err(path, e))?;
-    from_bytes(&bytes, path)
+    // `take`: a file that grows while being read (or a device) cannot exceed the limit.
+    (&mut f)
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Ok(io_err(path, e)))?;
+    if bytes.len() as u64 > limit {
+        return Err(Err(format!("the file is above the {limit}-byte limit")));
+    }
+    Ok(bytes)
+}
+
+/// A training checkpoint: the weights of one iteration, exactly, and the model
+/// built from them, so an interrupted run can continue from there
+/// (`chaincrf train --resume`) and the weights can be inspected.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// Iterations completed when the checkpoint was written.
+    pub iteration: u64,
+    /// A hash of what the run was trained on (data, options), chosen by the
+    /// writer; a resumed run compares it with its own to refuse a checkpoint of
+    /// another run.
+    pub fingerprint: u64,
+    /// The training weights in full `f64` precision, in the layout of `model`
+    /// (the model itself stores `f32`).
+    pub weights: Vec<f64>,
+    /// The model built from those weights, with the training run's complete
+    /// attribute dictionary (nothing pruned), so that its ids are the run's ids.
+    pub model: Model,
+}
+
+/// The checkpoint file of a model path: `MODEL.checkpoint` beside it.
+pub fn checkpoint_path(model_path: &Path) -> PathBuf {
+    let mut name = model_path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "model".into());
+    name.push(".checkpoint");
+    model_path.with_file_name(name)
+}
+
+/// Encodes a checkpoint into the bytes of a checkpoint file: the model file's
+/// layout with its own magic ([`CHECKPOINT_MAGIC`]) and version
+/// ([`CHECKPOINT_VERSION`]), so neither can be mistaken for the other.
+///
+/// # Errors
+/// [`ModelIoError::BadCheckpoint`] if it cannot be encoded (too large).
+pub fn checkpoint_to_bytes(checkpoint: &Checkpoint) -> Result<Vec<u8>, ModelIoError> {
+    let body = bincode::serde::encode_to_vec(checkpoint, config()).map_err(|e| ModelIoError::BadCheckpoint {
+        path: "<memory>".into(),
+        reason: format!("cannot encode: {e}"),
+    })?;
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(CHECKPOINT_MAGIC);
+    out.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(&chaincrf_features::hash::hash_bytes(&body).to_le_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Decodes the bytes of a checkpoint file; `path` only names the source in errors.
+///
+/// # Errors
+/// [`ModelIoError::BadCheckpoint`] for anything but a complete, intact
+/// checkpoint whose weights fit its model.
+pub fn checkpoint_from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint, ModelIoError> {
+    let bad_ckpt = |reason: String| ModelIoError::BadCheckpoint {
+        path: path.display().to_string(),
+        reason,
+    };
+    let body = open_container(bytes, CHECKPOINT_MAGIC, CHECKPOINT_VERSION).map_err(bad_ckpt)?;
+    let (mut c, used): (Checkpoint, usize) =
+        bincode::serde::decode_from_slice(body, config()).map_err(|e| bad_ckpt(format!("cannot decode: {e}")))?;
+    if used != body.len() {
+        return Err(bad_ckpt("trailing bytes inside the body".into()));
+    }
+    c.model.attributes.rebuild_index();
+    c.model.labels.rebuild_index();
+    validate(&c.model).map_err(bad_ckpt)?;
+    let want = c.model.layout().len();
+    if c.weights.len() != want {
+        return Err(bad_ckpt(format!(
+            "{} training weights for a model with {want}",
+            c.weights.len()
+        )));
+    }
+    if c.weights.iter().any(|x| !x.is_finite()) {
+        return Err(bad_ckpt("a training weight is not finite".into()));
+    }
+    Ok(c)
+}
+
+/// Writes a checkpoint atomically (see [`write_atomically`]): an interruption,
+/// even `SIGKILL` or a power cut, leaves the previous checkpoint or this one.
+///
+/// # Errors
+/// [`ModelIoError::Io`] when the file cannot be written; the old one is untouched then.
+pub fn save_checkpoint(checkpoint: &Checkpoint, path: &Path) -> Result<u64, ModelIoError> {
+    let bytes = checkpoint_to_bytes(checkpoint)?;
+    write_atomically(path, &bytes)?;
+    Ok(bytes.len() as u64)
+}
+
+/// Reads and decodes the checkpoint at `path`.
+///
+/// # Errors
+/// [`ModelIoError::Io`] when unreadable; [`ModelIoError::BadCheckpoint`] when
+/// not a valid checkpoint.
+pub fn load_checkpoint(path: &Path) -> Result<Checkpoint, ModelIoError> {
+    let bytes = read_limited(path).map_err(|e| {
+        e.unwrap_or_else(|reason| ModelIoError::BadCheckpoint {
+            path: path.display().to_string(),
+            reason,
+        })
+    })?;
+    checkpoint_from_bytes(&bytes, path)
 }
 
 /// Encodes an extractor configuration (or anything serializable) for
@@ -275,4 +499,161 @@ pub fn decode_payload<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T,
         return Err("trailing bytes in payload".into());
     }
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ExtractorSpec, Structure};
+    use chaincrf_features::{AttrKind, AttributeDictionary, LabelAlphabet};
+
+    fn small_model() -> Model {
+        let labels = LabelAlphabet::from_labels(["A", "B"]);
+        let mut attributes = AttributeDictionary::default();
+        attributes.insert(AttrKind::State, 7, Some("w=x"));
+        let structure = Structure {
+            transitions: true,
+            ..Structure::default()
+        };
+        let flat: Vec<f64> = (0..2 + 4 + 2 + 2).map(|i| f64::from(i) * 0.25).collect();
+        Model::from_flat(labels, attributes, ExtractorSpec::CrfsuiteAttributes, structure, &flat)
+    }
+
+    /// A file with a valid header and checksum around an arbitrary body.
+    fn container(magic: &[u8; 8], body: &[u8]) -> Vec<u8> {
+        let mut out = magic.to_vec();
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        out.extend_from_slice(&chaincrf_features::hash::hash_bytes(body).to_le_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn reason(bytes: &[u8]) -> String {
+        from_bytes(bytes, Path::new("m")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn roundtrip() {
+        let m = small_model();
+        let back = from_bytes(&to_bytes(&m).unwrap(), Path::new("m")).unwrap();
+        assert_eq!(back.weights, m.weights);
+        assert_eq!(back.labels.id("B"), Some(1));
+    }
+
+    #[test]
+    fn damaged_headers_are_named() {
+        let good = to_bytes(&small_model()).unwrap();
+        assert!(reason(&[]).contains("empty"));
+        assert!(reason(&good[..5]).contains("truncated (incomplete header)"));
+        assert!(reason(&good[..20]).contains("truncated (incomplete header)"));
+        assert!(reason(&good[..good.len() - 1]).contains("truncated"));
+        let mut longer = good.clone();
+        longer.extend_from_slice(b"xx");
+        assert!(reason(&longer).contains("2 unexpected bytes"));
+        let mut flipped = good.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert!(reason(&flipped).contains("checksum mismatch"));
+        let mut newer = good.clone();
+        newer[8] = 2;
+        assert!(reason(&newer).contains("format version 2 is newer"));
+        let mut huge = good;
+        huge[12..20].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(reason(&huge).contains("above the"), "{}", reason(&huge));
+    }
+
+    #[test]
+    fn foreign_files_are_named() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "PNG image"),
+            (b"\x7fELF\x02\x01\x01\0\0\0", "ELF"),
+            (b"version: 100\ncost-factor: 1\n", "CRF++ text model"),
+            (b"lCRF\0\0\0\0FMDL", "CRFsuite model"),
+            (b"{\"labels\": []}", "JSON"),
+            (b"hello world\n", "text file"),
+            (b"\x1f\x8b\x08\0", "gzip"),
+        ];
+        for (bytes, needle) in cases {
+            let r = reason(bytes);
+            assert!(r.contains("wrong magic number") && r.contains(needle), "{r}");
+        }
+        assert!(
+            reason(&[0xff, 0x00, 0x13, 0x37, 0x80, 0x81, 0x82, 0x83, 0x84]).contains("not a file written by chaincrf")
+        );
+    }
+
+    #[test]
+    fn forged_lengths_inside_the_body_do_not_allocate() {
+        // The body starts with the label vector's length (a bincode varint):
+        // 0xFD announces a u64. Claim 2^40 and 2^26 labels in a 9-byte body
+        // with a correct checksum; decoding must fail at once, reserving
+        // nothing near what the lengths claim.
+        for claimed in [1u64 << 40, 1 << 26, u64::MAX] {
+            let mut body = vec![0xFD];
+            body.extend_from_slice(&claimed.to_le_bytes());
+            let r = reason(&container(MAGIC, &body));
+            assert!(r.contains("cannot decode"), "{r}");
+        }
+    }
+
+    #[test]
+    fn decoded_models_are_validated() {
+        let mut m = small_model();
+        m.weights.state.pop();
+        let body = bincode::serde::encode_to_vec(&m, config()).unwrap();
+        assert!(reason(&container(MAGIC, &body)).contains("state weights: 1 values, expected 2"));
+        let mut m = small_model();
+        m.weights.start[0] = f32::NAN;
+        let body = bincode::serde::encode_to_vec(&m, config()).unwrap();
+        assert!(reason(&container(MAGIC, &body)).contains("not finite"));
+    }
+
+    #[test]
+    fn checkpoints_roundtrip_and_are_not_models() {
+        let model = small_model();
+        let c = Checkpoint {
+            iteration: 12,
+            fingerprint: 99,
+            weights: model.to_flat(),
+            model,
+        };
+        let bytes = checkpoint_to_bytes(&c).unwrap();
+        let back = checkpoint_from_bytes(&bytes, Path::new("c")).unwrap();
+        assert_eq!((back.iteration, back.fingerprint), (12, 99));
+        assert_eq!(back.weights, c.weights);
+        assert!(reason(&bytes).contains("training checkpoint, not a model"));
+        let model_bytes = to_bytes(&c.model).unwrap();
+        let e = checkpoint_from_bytes(&model_bytes, Path::new("c"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("not a valid chaincrf checkpoint") && e.contains("a chaincrf model, not"),
+            "{e}"
+        );
+        let mut short = c.clone();
+        short.weights.pop();
+        let e = checkpoint_from_bytes(&checkpoint_to_bytes(&short).unwrap(), Path::new("c"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("training weights for a model with"), "{e}");
+        assert_eq!(
+            checkpoint_path(Path::new("dir/m.model")),
+            PathBuf::from("dir/m.model.checkpoint")
+        );
+    }
+
+    #[test]
+    fn atomic_writes_leave_old_or_new() {
+        let dir = std::env::temp_dir().join(format!("chaincrf-io-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.model");
+        save(&small_model(), &path).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        // A directory where the temporary file should go makes the write fail.
+        std::fs::create_dir_all(temp_path(&path)).unwrap();
+        assert!(save(&small_model(), &path).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert!(check_writable(&dir).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

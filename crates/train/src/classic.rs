@@ -459,7 +459,7 @@ mod tests {
             None,
         )
         .unwrap_err();
-        assert!(e.to_string().contains("data:0"), "{e}");
+        assert!(e.to_string().starts_with("data: template line 1"), "{e}");
         assert!(ClassicSetup::new(&c, "data", None, &ClassicOptions::default(), None).is_err());
     }
 

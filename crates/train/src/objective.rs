@@ -109,11 +109,23 @@ impl<'d> Objective<'d> {
         trainable: Vec<bool>,
         threads: usize,
     ) -> Result<Self, String> {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build().map_err(|e| e.to_string())?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .build()
+            .map_err(|e| e.to_string())?;
         if trainable.len() != layout.len() {
-            return Err(format!("trainable mask has {} entries, the layout {}", trainable.len(), layout.len()));
+            return Err(format!(
+                "trainable mask has {} entries, the layout {}",
+                trainable.len(),
+                layout.len()
+            ));
         }
-        let active: Vec<u32> = trainable.iter().enumerate().filter(|(_, &t)| t).map(|(i, _)| i as u32).collect();
+        let active: Vec<u32> = trainable
+            .iter()
+            .enumerate()
+            .filter(|(_, &t)| t)
+            .map(|(i, _)| i as u32)
+            .collect();
         // Split state ids into ranges of about equal occurrence counts, one per thread.
         let parts = pool.current_num_threads().max(1);
         let mut counts = vec![0u64; layout.num_state + 1];
@@ -131,7 +143,10 @@ impl<'d> Objective<'d> {
         }
         splits.push(layout.num_state as u32);
         splits.dedup();
-        let buffers = Mutex::new(Buffers { full: vec![0.0; layout.len()], ..Buffers::default() });
+        let buffers = Mutex::new(Buffers {
+            full: vec![0.0; layout.len()],
+            ..Buffers::default()
+        });
         Ok(Objective {
             data,
             layout,

@@ -19,6 +19,8 @@ use chaincrf_core::chain::ChainWorkspace;
 use chaincrf_core::MaxPlus;
 use chaincrf_model::{ScoredChain, Structure, WeightLayout};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Errors from training.
@@ -69,6 +71,8 @@ pub struct TrainParams {
     threads: usize,
     feature_pairs: FeaturePairs,
     patience: Option<usize>,
+    stop: Option<Arc<AtomicBool>>,
+    iterations_done: u64,
 }
 
 impl Default for TrainParams {
@@ -85,6 +89,8 @@ impl Default for TrainParams {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             feature_pairs: FeaturePairs::Observed,
             patience: None,
+            stop: None,
+            iterations_done: 0,
         }
     }
 }
@@ -150,6 +156,27 @@ impl TrainParams {
     /// iterations, and return the best weights seen. Default: off.
     pub fn patience(mut self, p: Option<usize>) -> Self {
         self.patience = p;
+        self
+    }
+    /// A flag another thread (a signal handler) may set to end training
+    /// cleanly: the current iteration finishes, the callback sees it with
+    /// [`Progress::interrupted`] set, and [`train`] returns its weights with a
+    /// termination reason saying so. Default: none.
+    pub fn stop_flag(mut self, flag: Option<Arc<AtomicBool>>) -> Self {
+        self.stop = flag;
+        self
+    }
+    /// Iterations already done by an earlier run this one continues (from a
+    /// checkpoint): iteration numbers in [`Progress`] and
+    /// [`TrainOutcome::iterations`] continue from there, and `max_iterations`
+    /// counts them. Default 0.
+    ///
+    /// The optimizer's own state (L-BFGS's correction pairs, the history of the
+    /// `delta` test, early stopping's best held-out score) is not part of a
+    /// checkpoint and starts empty, so a continued run takes a different path
+    /// from an uninterrupted one (see `docs/reliability.md`).
+    pub fn iterations_done(mut self, n: u64) -> Self {
+        self.iterations_done = n;
         self
     }
     /// The L1 coefficient.
@@ -225,6 +252,11 @@ pub struct Progress {
     pub seconds: f64,
     /// Token accuracy on the held-out set, when one was given.
     pub dev_accuracy: Option<f64>,
+    /// The stop flag ([`TrainParams::stop_flag`]) was set: this is the last
+    /// iteration, and these are the weights [`train`] returns. Decided once,
+    /// before the callback runs, so a callback that saves state when it sees
+    /// `true` always saves the final weights.
+    pub interrupted: bool,
 }
 
 /// The result of training.
@@ -369,6 +401,10 @@ pub struct Stopping<'a, S> {
     patience: Option<usize>,
     best_dev: Option<(f64, u64, Vec<f64>)>,
     reason: Option<String>,
+    stop: Option<Arc<AtomicBool>>,
+    iterations_done: u64,
+    /// The weights of the iteration at which the stop flag was seen.
+    interrupted_at: Option<Vec<f64>>,
 }
 
 impl<S: Solver<ArgminProblem<'static, 'static>, St>> std::fmt::Debug for Stopping<'_, S> {
@@ -395,10 +431,10 @@ impl<O, S: Solver<O, St>> Solver<O, St> for Stopping<'_, S> {
         self.inner.next_iter(problem, state)
     }
     fn terminate(&mut self, state: &St) -> TerminationStatus {
-        let iteration = state.get_iter();
-        if iteration == 0 {
+        if state.get_iter() == 0 {
             return TerminationStatus::NotTerminated;
         }
+        let iteration = state.get_iter() + self.iterations_done;
         let cost = state.get_cost();
         let (Some(w), Some(g)) = (state.get_param(), state.get_gradient()) else {
             return TerminationStatus::NotTerminated;
@@ -413,8 +449,13 @@ impl<O, S: Solver<O, St>> Solver<O, St> for Stopping<'_, S> {
             evaluations: (self.evaluations)(),
             seconds: self.started.elapsed().as_secs_f64(),
             dev_accuracy: None,
+            interrupted: self.stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)),
         };
         progress.dev_accuracy = (self.on_iteration)(&progress, &(self.expand)(w));
+        if progress.interrupted {
+            self.interrupted_at = Some(w.clone());
+            return self.stop(format!("interrupted after iteration {iteration}"));
+        }
         self.history.push(cost);
         if let Some(acc) = progress.dev_accuracy {
             let better = self.best_dev.as_ref().is_none_or(|(b, _, _)| acc > *b);
@@ -552,7 +593,10 @@ pub fn train(
     // Evaluate once up front: a data error surfaces here with its sequence named.
     objective.cost_and_gradient(&w0)?;
     let problem = ArgminProblem { objective: &objective };
-    let linesearch = FirstStepScaled { inner: MoreThuenteLineSearch::new(), calls: 0 };
+    let linesearch = FirstStepScaled {
+        inner: MoreThuenteLineSearch::new(),
+        calls: 0,
+    };
     let lbfgs = LBFGS::new(linesearch, params.memory)
         .with_tolerance_grad(0.0)
         .and_then(|s| s.with_tolerance_cost(0.0))
@@ -580,8 +624,26 @@ pub fn train(
         patience: params.patience,
         best_dev: None,
         reason: None,
+        stop: params.stop.clone(),
+        iterations_done: params.iterations_done,
+        interrupted_at: None,
     };
     let max_iters = params.max_iterations.unwrap_or(u64::MAX);
+    if max_iters <= params.iterations_done {
+        // A continued run that has nothing left to do: the starting point is the result.
+        let cost = objective.cost_and_gradient(&w0)?.0;
+        return Ok(TrainOutcome {
+            weights: objective.expand(&w0),
+            iterations: params.iterations_done,
+            evaluations: objective.evaluations(),
+            final_objective: cost,
+            termination: "reached the maximum number of iterations".into(),
+            seconds: started.elapsed().as_secs_f64(),
+            features,
+            best_dev_accuracy: None,
+        });
+    }
+    let max_iters = max_iters - params.iterations_done;
     let result = Executor::new(problem, solver)
         .configure(|s| s.param(w0).max_iters(max_iters))
         .ctrlc(false)
@@ -590,7 +652,7 @@ pub fn train(
             Ok(e) => TrainError::Eval(e),
             Err(e) => TrainError::Optimizer(e.to_string()),
         })?;
-    let iterations = result.state().get_iter();
+    let iterations = result.state().get_iter() + params.iterations_done;
     let status = result.state().get_termination_status().clone();
     let mut state = result.state;
     let solver = result.solver;
@@ -609,9 +671,16 @@ pub fn train(
         argmin::core::TerminationStatus::NotTerminated => "not terminated".into(),
     };
     let best_dev = solver.best_dev.as_ref().map(|(a, _, _)| *a);
-    let (weights, final_objective) = match (params.patience, solver.best_dev) {
-        (Some(_), Some((_, _, w))) => {
+    let (weights, final_objective) = match (params.patience, solver.best_dev, solver.interrupted_at) {
+        // Early stopping keeps the best held-out weights, interrupted or not.
+        (Some(_), Some((_, _, w)), _) => {
             let f = objective.cost_and_gradient(&w)?.0;
+            (w, f)
+        }
+        // Interrupted: the weights the callback last saw (the iteration's), so
+        // that a checkpoint it wrote and the model built from the outcome agree.
+        (_, _, Some(w)) => {
+            let f = state.get_cost();
             (w, f)
         }
         _ => {

@@ -195,3 +195,64 @@ fn learns_the_generating_rule_and_threads_do_not_change_the_model() {
     bad[last] ^= 0xff;
     assert!(chaincrf_model::io::from_bytes(&bad, std::path::Path::new("m")).is_err());
 }
+
+/// The stop flag ends training after the iteration during which it was set;
+/// the callback sees that iteration marked, and the outcome holds its weights.
+#[test]
+fn stop_flag_ends_training_after_the_current_iteration() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let data = dataset(&synthetic(200, 3));
+    let flag = Arc::new(AtomicBool::new(false));
+    let params = TrainParams::new()
+        .threads(1)
+        .epsilon(0.0)
+        .delta(0.0)
+        .stop_flag(Some(flag.clone()));
+    let mut seen: Vec<(u64, bool)> = Vec::new();
+    let mut last = Vec::new();
+    let outcome = train(&data, &structure(), &params, None, &mut |p, w| {
+        seen.push((p.iteration, p.interrupted));
+        if p.iteration == 3 {
+            flag.store(true, Ordering::SeqCst);
+        }
+        last = w.to_vec();
+        None
+    })
+    .unwrap();
+    assert_eq!(seen, [(1, false), (2, false), (3, false), (4, true)]);
+    assert_eq!(outcome.iterations, 4);
+    assert!(outcome.termination.contains("interrupted"), "{}", outcome.termination);
+    assert_eq!(outcome.weights, last);
+}
+
+/// A continued run numbers its iterations after the earlier run's and counts
+/// them against `max_iterations`; one with nothing left returns its start.
+#[test]
+fn iterations_done_continue_the_count() {
+    let data = dataset(&synthetic(100, 4));
+    let params = TrainParams::new()
+        .threads(1)
+        .epsilon(0.0)
+        .delta(0.0)
+        .max_iterations(Some(7))
+        .iterations_done(5);
+    let mut seen = Vec::new();
+    let outcome = train(&data, &structure(), &params, None, &mut |p, _| {
+        seen.push(p.iteration);
+        None
+    })
+    .unwrap();
+    assert_eq!(seen, [6, 7]);
+    assert_eq!(outcome.iterations, 7);
+    let start = vec![0.0; layout(&data).len()];
+    let done = train(
+        &data,
+        &structure(),
+        &params.iterations_done(7),
+        Some(start.clone()),
+        &mut |_, _| panic!("no iteration is left"),
+    )
+    .unwrap();
+    assert_eq!((done.iterations, done.weights), (7, start));
+}

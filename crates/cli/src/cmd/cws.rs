@@ -195,9 +195,18 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         "cws format={:?} scheme={:?} c1={} c2={} dev_every={:?} min_freq={} no_lexicon={} lexicon_min_count={}",
         a.format, a.scheme, a.c1, a.c2, a.dev_every, a.min_freq, a.no_lexicon, a.lexicon_min_count
     );
-    let mut checkpointer = Checkpointer::new(&a.model, a.checkpoint_every, fingerprint(&[&a.corpus], &options_text)?)?;
+    let mut checkpointer = Checkpointer::new(
+        &a.model,
+        a.checkpoint_every,
+        a.resume,
+        (a.max_iterations > 0).then_some(a.max_iterations),
+        fingerprint(&[&a.corpus], &options_text)?,
+    )?;
     let resume = if a.resume {
-        Some(load_for_resume(&a.model, checkpointer.fingerprint())?)
+        let c = load_for_resume(&a.model, checkpointer.fingerprint())?;
+        // The file on disk is this run's starting point until it writes a newer one.
+        checkpointer.last_saved = Some(c.iteration);
+        Some(c)
     } else {
         None
     };
@@ -283,7 +292,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         checkpointer.report_interrupt(&a.model, o.iterations);
         return Err(Interrupted.into());
     }
-    checkpointer.remove_after_success();
+    checkpointer.finish(&o.termination, o.iterations);
     Ok(())
 }
 
@@ -450,8 +459,10 @@ fn export(a: ExportArgs) -> anyhow::Result<()> {
         .filter(|(i, _)| !held(*i, a.skip_every.or(a.only_every)))
         .map(|(_, s)| s.clone())
         .collect();
-    let mut ngram = chaincrf_cws::NgramConfig::default();
-    ngram.lexicon_features = !a.no_lexicon;
+    let ngram = chaincrf_cws::NgramConfig {
+        lexicon_features: !a.no_lexicon,
+        ..chaincrf_cws::NgramConfig::default()
+    };
     let lexicon = ngram
         .lexicon_features
         .then(|| chaincrf_cws::Lexicon::from_sentences(&train_part));

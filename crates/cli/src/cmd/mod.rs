@@ -4,9 +4,21 @@
 //! input and loads models the same way, with the same error wording: a user
 //! who sees `chaincrf: error: FILE: ...` from one command sees it from all.
 
+/// `eprintln!` for status lines, except that a closed or broken standard
+/// error is ignored instead of panicking: `chaincrf train ... 2>&1 | head`
+/// must not kill a run (and lose its model) when `head` exits.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+pub mod checkpoint;
 pub mod cws;
 pub mod dump;
 pub mod eval;
+pub mod infer;
 pub mod tag;
 pub mod train;
 

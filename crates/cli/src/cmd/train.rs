@@ -7,11 +7,17 @@
 //! template, the data — before the first iteration, so a long run never dies at
 //! the end for a reason known at the start. Progress goes to standard error,
 //! one line per iteration (overwritten in place on a terminal).
+//!
+//! `--checkpoint-every N` and `--resume` save and continue a run; an interrupt
+//! (Ctrl-C, SIGTERM) ends it cleanly after the current iteration with the model
+//! and a checkpoint saved (see `checkpoint.rs` and `docs/reliability.md`).
 
+use super::checkpoint::{fingerprint, install_stop_flag, load_for_resume, Checkpointer, Interrupted};
 use super::{load_model, open_file};
 use anyhow::{bail, Context as _};
 use chaincrf_features::Templates;
-use chaincrf_model::io::check_writable;
+use chaincrf_model::io::{check_writable, Checkpoint};
+use chaincrf_model::Model;
 use chaincrf_train::{
     dev_accuracy, train, ClassicCorpus, ClassicFormat, ClassicOptions, ClassicSetup, FeaturePairs, Progress,
     TrainParams,
@@ -101,6 +107,46 @@ pub struct Args {
     /// Write a JSON summary: features, iterations, evaluations, final_objective, seconds, termination.
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
+    /// Save MODEL.checkpoint (exact weights and iteration count) every N iterations, atomically.
+    #[arg(long, value_name = "N")]
+    pub checkpoint_every: Option<u64>,
+    /// Continue from MODEL.checkpoint; data and options must be the ones it was written with.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+/// What identifies a run for `--resume`: the files trained on and every option
+/// that changes the features or the objective (not the stopping rules, threads
+/// or held-out data, which a continued run may change).
+fn run_fingerprint(args: &Args) -> anyhow::Result<u64> {
+    let mut files = vec![args.data.as_path()];
+    files.extend(args.template.as_deref());
+    files.extend(args.init.as_deref());
+    let options = format!(
+        "train format={:?} template={} init={} c1={} c2={} min_freq={} pairs={:?} start_end={}",
+        args.format,
+        args.template.is_some(),
+        args.init.is_some(),
+        args.c1,
+        args.c2,
+        args.min_freq,
+        args.feature_pairs,
+        args.start_end
+    );
+    fingerprint(&files, &options)
+}
+
+/// Whether `m` has exactly the labels and attribute ids of `setup`'s data.
+fn same_features(m: &Model, setup: &ClassicSetup) -> bool {
+    use chaincrf_features::AttrKind;
+    let d = &setup.dataset;
+    m.labels.labels() == d.labels.labels()
+        && m.extractor == setup.spec
+        && m.structure == setup.structure
+        && [AttrKind::State, AttrKind::Edge].into_iter().all(|kind| {
+            m.attributes.len(kind) == d.attributes.len(kind)
+                && (0..d.attributes.len(kind) as u32).all(|id| m.attributes.key(kind, id) == d.attributes.key(kind, id))
+        })
 }
 
 /// Runs `chaincrf train`.
@@ -132,6 +178,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(p) = &args.summary_json {
         check_writable(p).context("the summary cannot be written (checked before training)")?;
     }
+    let mut checkpointer = Checkpointer::new(
+        &args.model,
+        args.checkpoint_every,
+        args.resume,
+        args.max_iterations,
+        run_fingerprint(&args)?,
+    )?;
+    let resume = if args.resume {
+        let c = load_for_resume(&args.model, checkpointer.fingerprint())?;
+        // The file on disk is this run's starting point until it writes a newer one.
+        checkpointer.last_saved = Some(c.iteration);
+        Some(c)
+    } else {
+        None
+    };
 
     let init = match &args.init {
         Some(p) => Some(load_model(p)?),
@@ -176,7 +237,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let layout = setup.layout();
-    eprintln!(
+    let init_weights = match &resume {
+        Some(c) => {
+            if !same_features(&c.model, &setup) {
+                bail!(
+                    "{}: the checkpoint's labels or features differ from this run's; start over without --resume",
+                    checkpointer.path.display()
+                );
+            }
+            params = params.iterations_done(c.iteration);
+            Some(c.weights.clone())
+        }
+        None => setup.init.clone(),
+    };
+    drop(resume);
+    note!(
         "{data_name}: {} sequences, {} tokens, {} labels, {} state + {} edge attributes (read in {:.2}s)",
         corpus.len(),
         corpus.tokens(),
@@ -189,31 +264,52 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let mut reporter = Reporter::new();
     let structure = setup.structure.clone();
+    let params = params.stop_flag(Some(install_stop_flag()?));
     let mut on_iteration = |p: &Progress, w: &[f64]| {
         let acc = dev.as_ref().map(|d| dev_accuracy(d, layout, &structure, w));
         reporter.iteration(p, acc);
+        if checkpointer.wants(p) {
+            let model = Model::from_flat(
+                setup.dataset.labels.clone(),
+                setup.dataset.attributes.clone(),
+                setup.spec.clone(),
+                setup.structure.clone(),
+                w,
+            );
+            checkpointer.save(&Checkpoint {
+                iteration: p.iteration,
+                fingerprint: checkpointer.fingerprint(),
+                weights: w.to_vec(),
+                model,
+            });
+        }
         acc
     };
     let outcome = train(
         &setup.dataset,
         &setup.structure,
         &params,
-        setup.init.clone(),
+        init_weights,
         &mut on_iteration,
     )?;
     reporter.finish();
-    eprintln!(
+    let interrupted = outcome.termination.starts_with("interrupted");
+    note!(
         "final objective {:.6} after {} iterations ({} evaluations, {:.2}s): {}",
-        outcome.final_objective, outcome.iterations, outcome.evaluations, outcome.seconds, outcome.termination
+        outcome.final_objective,
+        outcome.iterations,
+        outcome.evaluations,
+        outcome.seconds,
+        outcome.termination
     );
     if let Some(acc) = outcome.best_dev_accuracy {
-        eprintln!("best held-out token accuracy: {acc:.4}");
+        note!("best held-out token accuracy: {acc:.4}");
     }
 
     let save_started = Instant::now();
     let model = setup.into_model(&outcome.weights, args.c1);
     let bytes = chaincrf_model::save(&model, &args.model)?;
-    eprintln!(
+    note!(
         "model {}: {} bytes, {} features ({} active weights), saved in {:.3}s",
         args.model.display(),
         bytes,
@@ -235,6 +331,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         text.push('\n');
         std::fs::write(path, text).with_context(|| format!("{}: cannot write the summary", path.display()))?;
     }
+    if interrupted {
+        checkpointer.report_interrupt(&args.model, outcome.iterations);
+        return Err(Interrupted.into());
+    }
+    checkpointer.finish(&outcome.termination, outcome.iterations);
     Ok(())
 }
 
@@ -274,7 +375,7 @@ impl Reporter {
 
     fn finish(&mut self) {
         if self.terminal && self.last_width > 0 {
-            eprintln!();
+            note!();
         }
     }
 }
