@@ -83,7 +83,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..Structure::default()
     };
     let params = TrainParams::new().c2(0.1).threads(1);
-    let outcome = train(&data, &structure, &params, None, &mut |p, _| {
+    let outcome = train(&data, &structure, &params, None, &mut |it| {
+        let p = it.progress;
         if p.iteration % 10 == 0 {
             println!("iteration {:3}: objective {:.4}", p.iteration, p.objective);
         }

@@ -28,7 +28,7 @@ fn crfpp_template_model_round_trips_through_disk() {
         ..Structure::default()
     };
     let params = TrainParams::new().c2(0.05).threads(2).feature_pairs(FeaturePairs::All);
-    let out = train(&data, &structure, &params, None, &mut |_, _| None).unwrap();
+    let out = train(&data, &structure, &params, None, &mut |_| None).unwrap();
     let spec = ExtractorSpec::CrfppTemplates {
         source: TEMPLATE.into(),
         feature_columns: 2,

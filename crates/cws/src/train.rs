@@ -17,7 +17,8 @@ use chaincrf_features::{AttrKind, LabelAlphabet};
 use chaincrf_model::io::Checkpoint;
 use chaincrf_model::{ExtractorSpec, Model, Structure};
 use chaincrf_train::{
-    train, Dataset, DatasetBuilder, HeldOutBuilder, LabelTarget, Progress, TrainOutcome, TrainParams,
+    train, Dataset, DatasetBuilder, HeldOutBuilder, Iteration, LabelTarget, OptimizerState, Progress, TrainOutcome,
+    TrainParams,
 };
 
 /// Options for training a segmenter.
@@ -98,6 +99,7 @@ pub struct CwsIteration<'a> {
     data: &'a Dataset,
     spec: &'a ExtractorSpec,
     structure: &'a Structure,
+    trainer: &'a Iteration<'a>,
 }
 
 impl CwsIteration<'_> {
@@ -113,14 +115,20 @@ impl CwsIteration<'_> {
         )
     }
 
-    /// A checkpoint of this iteration (see `chaincrf_model::io::save_checkpoint`).
-    pub fn checkpoint(&self, fingerprint: u64) -> Checkpoint {
-        Checkpoint {
+    /// A checkpoint of this iteration (see `chaincrf_model::io::save_checkpoint`),
+    /// with the optimizer's state, so that a run resumed from it ends with the
+    /// model an uninterrupted run would have produced.
+    ///
+    /// # Errors
+    /// A message when the optimizer state cannot be encoded.
+    pub fn checkpoint(&self, fingerprint: u64) -> std::result::Result<Checkpoint, String> {
+        Ok(Checkpoint {
             iteration: self.progress.iteration,
             fingerprint,
             weights: self.weights.to_vec(),
             model: self.model(),
-        }
+            optimizer: self.trainer.optimizer_state()?,
+        })
     }
 }
 
@@ -151,14 +159,13 @@ fn checkpoint_matches(c: &Checkpoint, data: &Dataset, spec: &ExtractorSpec, stru
 }
 
 /// [`train_segmenter`] with a per-iteration view of the weights (for
-/// checkpoints) and, with `resume`, starting from a checkpoint's weights and
-/// iteration count instead of zero. `options.params` may carry a stop flag.
+/// checkpoints) and, with `resume`, continuing from a checkpoint exactly as
+/// the run that wrote it would have gone on (`chaincrf_train::resume`).
+/// `options.params` may carry a stop flag.
 ///
 /// The checkpoint must come from a run over the same corpus and options: its
 /// labels, attribute ids, extractor configuration and structure are compared
-/// with this run's, and a difference is an error. Only the weights and the
-/// iteration count carry over; see `TrainParams::iterations_done` for what
-/// does not.
+/// with this run's, and a difference is an error.
 ///
 /// # Errors
 /// [`Error::Config`] for bad options, a checkpoint of another run, or when
@@ -265,8 +272,8 @@ pub fn train_segmenter_with(
         num_edge: 0,
     };
     let spec = config.spec()?;
-    let (init, params) = match resume {
-        None => (None, options.params.clone()),
+    let saved = match resume {
+        None => None,
         Some(c) => {
             if !checkpoint_matches(c, &data, &spec, &structure) {
                 return Err(Error::Config(
@@ -275,28 +282,31 @@ pub fn train_segmenter_with(
                         .into(),
                 ));
             }
-            (
-                Some(c.weights.clone()),
-                options.params.clone().iterations_done(c.iteration),
-            )
+            Some(OptimizerState::from_bytes(&c.optimizer).map_err(Error::Config)?)
         }
     };
-    let mut on_iter = |p: &Progress, w: &[f64]| -> Option<f64> {
+    let mut on_iter = |it: &Iteration<'_>| -> Option<f64> {
         let acc = dev
             .as_ref()
-            .map(|d| chaincrf_train::dev_accuracy(d, layout, &structure, w));
-        let mut p = p.clone();
+            .map(|d| chaincrf_train::dev_accuracy(d, layout, &structure, it.weights));
+        let mut p = it.progress.clone();
         p.dev_accuracy = acc;
         on_iteration(&CwsIteration {
             progress: &p,
-            weights: w,
+            weights: it.weights,
             data: &data,
             spec: &spec,
             structure: &structure,
+            trainer: it,
         });
         acc
     };
-    let outcome = train(&data, &structure, &params, init, &mut on_iter).map_err(|e| Error::Config(e.to_string()))?;
+    let params = &options.params;
+    let outcome = match saved {
+        None => train(&data, &structure, params, None, &mut on_iter),
+        Some(state) => chaincrf_train::resume(&data, &structure, params, state, &mut on_iter),
+    }
+    .map_err(|e| Error::Config(e.to_string()))?;
     let mut model = Model::from_flat(
         data.labels.clone(),
         data.attributes.clone(),

@@ -124,8 +124,8 @@ proptest! {
     }
 }
 
-/// Training continues from a checkpoint of the same run, with the iteration
-/// count carried over, and refuses one made over another corpus.
+/// Training continues from a checkpoint of the same run to exactly the
+/// weights of an uninterrupted run, and refuses one made over another corpus.
 #[test]
 fn training_resumes_only_from_its_own_checkpoint() {
     let sentences = parse_sighan(CORPUS).unwrap();
@@ -134,7 +134,7 @@ fn training_resumes_only_from_its_own_checkpoint() {
     let mut checkpoint = None;
     train_segmenter_with(&sentences, &opts, None, &mut |it| {
         if it.progress.iteration == 3 {
-            checkpoint = Some(it.checkpoint(42));
+            checkpoint = Some(it.checkpoint(42).unwrap());
         }
     })
     .unwrap();
@@ -149,8 +149,19 @@ fn training_resumes_only_from_its_own_checkpoint() {
         seen.push(it.progress.iteration);
     })
     .unwrap();
-    assert_eq!(seen, [4, 5, 6]);
+    assert_eq!(seen, [3, 4, 5, 6]);
     assert_eq!(resumed.outcome.iterations, 6);
+    let whole = train_segmenter_with(&sentences, &opts, None, &mut |_| {}).unwrap();
+    assert_eq!(whole.outcome.iterations, 6);
+    assert!(
+        whole
+            .outcome
+            .weights
+            .iter()
+            .zip(&resumed.outcome.weights)
+            .all(|(a, b)| a.to_bits() == b.to_bits()),
+        "the resumed run ended with other weights"
+    );
     let other = parse_sighan("完全  不同  的  语料\n").unwrap();
     let err = train_segmenter_with(&other, &opts, Some(&checkpoint), &mut |_| {}).unwrap_err();
     assert!(err.to_string().contains("different corpus"), "{err}");

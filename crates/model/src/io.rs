@@ -39,7 +39,7 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Magic bytes at the start of every training checkpoint file.
 pub const CHECKPOINT_MAGIC: &[u8; 8] = b"CHAINCKP";
 /// The checkpoint format version this build writes and reads.
-pub const CHECKPOINT_VERSION: u32 = 1;
+pub const CHECKPOINT_VERSION: u32 = 2;
 /// The largest body this build decodes (2 GiB).
 pub const MAX_BODY_BYTES: usize = 1 << 31;
 const HEADER_LEN: usize = 8 + 4 + 8 + 8;
@@ -390,6 +390,10 @@ pub struct Checkpoint {
     /// The model built from those weights, with the training run's complete
     /// attribute dictionary (nothing pruned), so that its ids are the run's ids.
     pub model: Model,
+    /// The optimizer's state after that iteration (L-BFGS memory and the
+    /// stopping rules' history), encoded by the trainer, so that a resumed run
+    /// continues exactly as the interrupted one would have. Opaque here.
+    pub optimizer: Vec<u8>,
 }
 
 /// The checkpoint file of a model path: `MODEL.checkpoint` beside it.
@@ -409,16 +413,21 @@ pub fn checkpoint_path(model_path: &Path) -> PathBuf {
 /// # Errors
 /// [`ModelIoError::BadCheckpoint`] if it cannot be encoded (too large).
 pub fn checkpoint_to_bytes(checkpoint: &Checkpoint) -> Result<Vec<u8>, ModelIoError> {
-    let body = bincode::serde::encode_to_vec(checkpoint, config()).map_err(|e| ModelIoError::BadCheckpoint {
+    // Checkpoints carry the optimizer's memory (hundreds of MB on a large
+    // corpus): the body is encoded in place behind a header filled in after.
+    let mut out = vec![0u8; HEADER_LEN];
+    bincode::serde::encode_into_std_write(checkpoint, &mut out, config()).map_err(|e| ModelIoError::BadCheckpoint {
         path: "<memory>".into(),
         reason: format!("cannot encode: {e}"),
     })?;
-    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-    out.extend_from_slice(CHECKPOINT_MAGIC);
-    out.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
-    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    out.extend_from_slice(&chaincrf_features::hash::hash_bytes(&body).to_le_bytes());
-    out.extend_from_slice(&body);
+    let body_len = (out.len() - HEADER_LEN) as u64;
+    let checksum = chaincrf_features::hash::hash_bytes(&out[HEADER_LEN..]);
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    header.extend_from_slice(CHECKPOINT_MAGIC);
+    header.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
+    header.extend_from_slice(&body_len.to_le_bytes());
+    header.extend_from_slice(&checksum.to_le_bytes());
+    out[..HEADER_LEN].copy_from_slice(&header);
     Ok(out)
 }
 
@@ -432,6 +441,15 @@ pub fn checkpoint_from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint, Mo
         path: path.display().to_string(),
         reason,
     };
+    if bytes.len() >= HEADER_LEN && &bytes[..8] == CHECKPOINT_MAGIC {
+        let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+        if (1..CHECKPOINT_VERSION).contains(&version) {
+            return Err(bad_ckpt(format!(
+                "format version {version} is older than this build reads ({CHECKPOINT_VERSION}: checkpoints now \
+                 carry the optimizer's state); start over without --resume"
+            )));
+        }
+    }
     let body = open_container(bytes, CHECKPOINT_MAGIC, CHECKPOINT_VERSION).map_err(bad_ckpt)?;
     let (mut c, used): (Checkpoint, usize) =
         bincode::serde::decode_from_slice(body, config()).map_err(|e| bad_ckpt(format!("cannot decode: {e}")))?;
@@ -616,11 +634,17 @@ mod tests {
             fingerprint: 99,
             weights: model.to_flat(),
             model,
+            optimizer: vec![7, 0, 255],
         };
         let bytes = checkpoint_to_bytes(&c).unwrap();
         let back = checkpoint_from_bytes(&bytes, Path::new("c")).unwrap();
         assert_eq!((back.iteration, back.fingerprint), (12, 99));
         assert_eq!(back.weights, c.weights);
+        assert_eq!(back.optimizer, c.optimizer);
+        let mut old = bytes.clone();
+        old[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let e = checkpoint_from_bytes(&old, Path::new("c")).unwrap_err().to_string();
+        assert!(e.contains("format version 1 is older"), "{e}");
         assert!(reason(&bytes).contains("training checkpoint, not a model"));
         let model_bytes = to_bytes(&c.model).unwrap();
         let e = checkpoint_from_bytes(&model_bytes, Path::new("c"))

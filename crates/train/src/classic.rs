@@ -486,7 +486,7 @@ mod tests {
             &s.structure,
             &TrainParams::new().threads(1),
             None,
-            &mut |_, _| None,
+            &mut |_| None,
         )
         .unwrap();
         let old = s.into_model(&out.weights, 0.0);

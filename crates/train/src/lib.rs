@@ -19,5 +19,6 @@ pub use classic::{map_weights, ClassicCorpus, ClassicFormat, ClassicOptions, Cla
 pub use data::{Dataset, DatasetBuilder, HeldOutBuilder, LabelTarget};
 pub use objective::{EvalError, Objective};
 pub use trainer::{
-    dev_accuracy, train, trainable_mask, FeaturePairs, Progress, Stopping, TrainError, TrainOutcome, TrainParams,
+    dev_accuracy, resume, train, trainable_mask, FeaturePairs, Iteration, OptimizerState, Progress, Stopping,
+    TrainError, TrainOutcome, TrainParams,
 };

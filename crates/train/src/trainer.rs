@@ -7,6 +7,12 @@
 //! More-Thuente line search; with `c1 > 0`, argmin's OWL-QN mode) and wraps the
 //! solver in [`Stopping`], whose `terminate` applies CRFsuite's rules — argmin
 //! observers see iterations but cannot stop a run.
+//!
+//! A run can be continued exactly: after every iteration the callback may ask
+//! for the optimizer's complete state ([`Iteration::optimizer_state`]: L-BFGS's
+//! correction pairs, argmin's iteration state, the `delta` test's history and
+//! early stopping's best held-out score), and [`resume`] picks it up so that
+//! the continued run takes, bit for bit, the path the uninterrupted one takes.
 
 use crate::data::Dataset;
 use crate::objective::Objective;
@@ -72,7 +78,6 @@ pub struct TrainParams {
     feature_pairs: FeaturePairs,
     patience: Option<usize>,
     stop: Option<Arc<AtomicBool>>,
-    iterations_done: u64,
 }
 
 impl Default for TrainParams {
@@ -90,7 +95,6 @@ impl Default for TrainParams {
             feature_pairs: FeaturePairs::Observed,
             patience: None,
             stop: None,
-            iterations_done: 0,
         }
     }
 }
@@ -164,19 +168,6 @@ impl TrainParams {
     /// termination reason saying so. Default: none.
     pub fn stop_flag(mut self, flag: Option<Arc<AtomicBool>>) -> Self {
         self.stop = flag;
-        self
-    }
-    /// Iterations already done by an earlier run this one continues (from a
-    /// checkpoint): iteration numbers in [`Progress`] and
-    /// [`TrainOutcome::iterations`] continue from there, and `max_iterations`
-    /// counts them. Default 0.
-    ///
-    /// The optimizer's own state (L-BFGS's correction pairs, the history of the
-    /// `delta` test, early stopping's best held-out score) is not part of a
-    /// checkpoint and starts empty, so a continued run takes a different path
-    /// from an uninterrupted one (see `docs/reliability.md`).
-    pub fn iterations_done(mut self, n: u64) -> Self {
-        self.iterations_done = n;
         self
     }
     /// The L1 coefficient.
@@ -257,6 +248,93 @@ pub struct Progress {
     /// before the callback runs, so a callback that saves state when it sees
     /// `true` always saves the final weights.
     pub interrupted: bool,
+    /// This iteration was reported by the run that [`resume`] continues; it
+    /// is reported again because its held-out score feeds early stopping. A
+    /// callback need not checkpoint it again.
+    pub replayed: bool,
+}
+
+/// What the per-iteration callback sees.
+pub struct Iteration<'a> {
+    /// Numbers of this iteration.
+    pub progress: &'a Progress,
+    /// The iteration's weights, in the full layout.
+    pub weights: &'a [f64],
+    snapshot: &'a dyn Fn() -> Result<Vec<u8>, String>,
+}
+
+impl std::fmt::Debug for Iteration<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Iteration")
+            .field("progress", self.progress)
+            .field("weights", &self.weights.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Iteration<'_> {
+    /// The optimizer's complete state as of this iteration, encoded, for
+    /// [`OptimizerState::from_bytes`] and [`resume`]. Its size is about
+    /// `2·memory + 8` vectors of the trainable weights' length, so ask for
+    /// it only when saving a checkpoint.
+    ///
+    /// # Errors
+    /// A message when it cannot be encoded (larger than the file format allows).
+    pub fn optimizer_state(&self) -> Result<Vec<u8>, String> {
+        (self.snapshot)()
+    }
+}
+
+/// The concrete solver [`train`] runs: L-BFGS (OWL-QN with `c1 > 0`) with a
+/// More-Thuente line search whose first step is scaled.
+type Lbfgs = LBFGS<FirstStepScaled<MoreThuenteLineSearch<Vec<f64>, Vec<f64>, f64>>, Vec<f64>, Vec<f64>, f64>;
+
+/// The best held-out accuracy seen, its iteration and its (compact) weights.
+type BestDev = Option<(f64, u64, Vec<f64>)>;
+
+/// An optimizer state saved by [`Iteration::optimizer_state`], decoded: what
+/// [`resume`] needs to continue a run exactly where it was.
+#[derive(serde::Deserialize)]
+pub struct OptimizerState {
+    solver: Lbfgs,
+    state: St,
+    history: Vec<f64>,
+    best_dev: BestDev,
+    trainable: u64,
+}
+
+/// The borrowed twin of [`OptimizerState`] (same fields, same order, hence
+/// the same encoding), so that saving copies no vector.
+#[derive(serde::Serialize)]
+struct OptimizerStateRef<'a, S> {
+    solver: &'a S,
+    state: &'a St,
+    history: &'a [f64],
+    best_dev: &'a BestDev,
+    trainable: u64,
+}
+
+impl OptimizerState {
+    /// Decodes bytes from [`Iteration::optimizer_state`].
+    ///
+    /// # Errors
+    /// A message when the bytes are not such a state.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        chaincrf_model::io::decode_payload(bytes).map_err(|e| format!("not a saved optimizer state: {e}"))
+    }
+    /// Iterations completed when it was saved.
+    pub fn iteration(&self) -> u64 {
+        self.state.get_iter()
+    }
+}
+
+impl std::fmt::Debug for OptimizerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OptimizerState")
+            .field("iteration", &self.iteration())
+            .field("trainable", &self.trainable)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The result of training.
@@ -396,13 +474,14 @@ pub struct Stopping<'a, S> {
     history: Vec<f64>,
     started: Instant,
     evaluations: &'a dyn Fn() -> usize,
-    on_iteration: &'a mut dyn FnMut(&Progress, &[f64]) -> Option<f64>,
+    on_iteration: &'a mut dyn FnMut(&Iteration<'_>) -> Option<f64>,
     expand: &'a dyn Fn(&[f64]) -> Vec<f64>,
     patience: Option<usize>,
-    best_dev: Option<(f64, u64, Vec<f64>)>,
+    best_dev: BestDev,
     reason: Option<String>,
     stop: Option<Arc<AtomicBool>>,
-    iterations_done: u64,
+    /// A resumed run's first iteration, already reported by the run it continues.
+    replay: Option<u64>,
     /// The weights of the iteration at which the stop flag was seen.
     interrupted_at: Option<Vec<f64>>,
 }
@@ -420,7 +499,7 @@ fn norm(v: &[f64]) -> f64 {
     v.iter().map(|x| x * x).sum::<f64>().sqrt()
 }
 
-impl<O, S: Solver<O, St>> Solver<O, St> for Stopping<'_, S> {
+impl<O, S: Solver<O, St> + serde::Serialize> Solver<O, St> for Stopping<'_, S> {
     fn name(&self) -> &str {
         "L-BFGS with CRFsuite stopping"
     }
@@ -434,7 +513,7 @@ impl<O, S: Solver<O, St>> Solver<O, St> for Stopping<'_, S> {
         if state.get_iter() == 0 {
             return TerminationStatus::NotTerminated;
         }
-        let iteration = state.get_iter() + self.iterations_done;
+        let iteration = state.get_iter();
         let cost = state.get_cost();
         let (Some(w), Some(g)) = (state.get_param(), state.get_gradient()) else {
             return TerminationStatus::NotTerminated;
@@ -450,8 +529,26 @@ impl<O, S: Solver<O, St>> Solver<O, St> for Stopping<'_, S> {
             seconds: self.started.elapsed().as_secs_f64(),
             dev_accuracy: None,
             interrupted: self.stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)),
+            replayed: self.replay == Some(iteration),
         };
-        progress.dev_accuracy = (self.on_iteration)(&progress, &(self.expand)(w));
+        // The snapshot is taken before this iteration's bookkeeping below; a
+        // resumed run replays that bookkeeping (see `resume`).
+        let (solver, history, best_dev) = (&self.inner, &self.history, &self.best_dev);
+        let snapshot = || {
+            chaincrf_model::io::encode_payload(&OptimizerStateRef {
+                solver,
+                state,
+                history,
+                best_dev,
+                trainable: w.len() as u64,
+            })
+        };
+        let weights = (self.expand)(w);
+        progress.dev_accuracy = (self.on_iteration)(&Iteration {
+            progress: &progress,
+            weights: &weights,
+            snapshot: &snapshot,
+        });
         if progress.interrupted {
             self.interrupted_at = Some(w.clone());
             return self.stop(format!("interrupted after iteration {iteration}"));
@@ -502,7 +599,7 @@ impl<S> Stopping<'_, S> {
 /// norm on a large corpus is 10⁵ or more) and 1 afterwards, where L-BFGS
 /// directions are well scaled. Without it the first iteration spends about ten
 /// passes over the corpus shrinking an absurd first step.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct FirstStepScaled<L> {
     inner: L,
     calls: usize,
@@ -540,8 +637,8 @@ impl<O, L: Solver<O, St>> Solver<O, St> for FirstStepScaled<L> {
 }
 
 /// Trains weights on `data` starting from `init` (zeros when `None`), calling
-/// `on_iteration(progress, weights)` after each iteration; it may return the
-/// held-out accuracy of those weights for reporting and early stopping.
+/// `on_iteration` after each iteration; it may return the held-out accuracy
+/// of the iteration's weights for reporting and early stopping.
 ///
 /// # Errors
 /// Bad parameters, data that cannot be trained on, or an evaluation error.
@@ -550,7 +647,47 @@ pub fn train(
     structure: &Structure,
     params: &TrainParams,
     init: Option<Vec<f64>>,
-    on_iteration: &mut dyn FnMut(&Progress, &[f64]) -> Option<f64>,
+    on_iteration: &mut dyn FnMut(&Iteration<'_>) -> Option<f64>,
+) -> Result<TrainOutcome, TrainError> {
+    run(data, structure, params, Start::Weights(init), on_iteration)
+}
+
+/// Continues a run from the optimizer state it saved after some iteration
+/// ([`Iteration::optimizer_state`]). With the same data, structure and
+/// parameters (the thread count may differ: the objective does not depend on
+/// it), the continued run takes exactly the path of the uninterrupted one
+/// and ends with the same weights, bit for bit. `params.max_iterations`
+/// counts the iterations of both runs. The saved iteration is reported again
+/// (with [`Progress::replayed`] set) because its held-out score is part of
+/// early stopping's bookkeeping.
+///
+/// # Errors
+/// As [`train`], and [`TrainError::Data`] when the state does not fit the
+/// data (another number of trainable weights).
+pub fn resume(
+    data: &Dataset,
+    structure: &Structure,
+    params: &TrainParams,
+    saved: OptimizerState,
+    on_iteration: &mut dyn FnMut(&Iteration<'_>) -> Option<f64>,
+) -> Result<TrainOutcome, TrainError> {
+    run(data, structure, params, Start::Saved(Box::new(saved)), on_iteration)
+}
+
+/// Where a run starts.
+enum Start {
+    /// From these weights (zeros when `None`), with a fresh optimizer.
+    Weights(Option<Vec<f64>>),
+    /// From a saved optimizer state.
+    Saved(Box<OptimizerState>),
+}
+
+fn run(
+    data: &Dataset,
+    structure: &Structure,
+    params: &TrainParams,
+    start: Start,
+    on_iteration: &mut dyn FnMut(&Iteration<'_>) -> Option<f64>,
 ) -> Result<TrainOutcome, TrainError> {
     params.check()?;
     if data.is_empty() {
@@ -567,19 +704,6 @@ pub fn train(
     };
     let trainable = trainable_mask(data, layout, structure, params.feature_pairs);
     let features = trainable.iter().filter(|&&t| t).count();
-    let mut w0 = init.unwrap_or_else(|| vec![0.0; layout.len()]);
-    if w0.len() != layout.len() {
-        return Err(TrainError::Data(format!(
-            "initial weights have {} values, the layout needs {}",
-            w0.len(),
-            layout.len()
-        )));
-    }
-    for (x, &t) in w0.iter_mut().zip(&trainable) {
-        if !t {
-            *x = 0.0;
-        }
-    }
     let objective = Objective::new(
         data,
         layout,
@@ -589,70 +713,71 @@ pub fn train(
         params.threads,
     )
     .map_err(TrainError::Data)?;
-    let w0 = objective.compress(&w0);
-    // Evaluate once up front: a data error surfaces here with its sequence named.
-    objective.cost_and_gradient(&w0)?;
+    let max_iters = params.max_iterations.unwrap_or(u64::MAX);
+    let (solver, state, history, best_dev, replay) = match start {
+        Start::Weights(init) => {
+            let mut w0 = init.unwrap_or_else(|| vec![0.0; layout.len()]);
+            if w0.len() != layout.len() {
+                return Err(TrainError::Data(format!(
+                    "initial weights have {} values, the layout needs {}",
+                    w0.len(),
+                    layout.len()
+                )));
+            }
+            for (x, &t) in w0.iter_mut().zip(&trainable) {
+                if !t {
+                    *x = 0.0;
+                }
+            }
+            let w0 = objective.compress(&w0);
+            // Evaluate once up front: a data error surfaces here with its sequence named.
+            objective.cost_and_gradient(&w0)?;
+            let state = IterState::new().param(w0).max_iters(max_iters);
+            (new_solver(params)?, state, Vec::new(), None, None)
+        }
+        Start::Saved(saved) => {
+            let saved = *saved;
+            if saved.trainable != features as u64 {
+                return Err(TrainError::Data(format!(
+                    "the saved optimizer state is for {} trainable weights, this run has {features}",
+                    saved.trainable
+                )));
+            }
+            let at = saved.state.get_iter();
+            let state = saved.state.max_iters(max_iters);
+            (saved.solver, state, saved.history, saved.best_dev, Some(at))
+        }
+    };
     let problem = ArgminProblem { objective: &objective };
-    let linesearch = FirstStepScaled {
-        inner: MoreThuenteLineSearch::new(),
-        calls: 0,
-    };
-    let lbfgs = LBFGS::new(linesearch, params.memory)
-        .with_tolerance_grad(0.0)
-        .and_then(|s| s.with_tolerance_cost(0.0))
-        .map_err(|e| TrainError::Optimizer(e.to_string()))?;
-    let lbfgs = if params.c1 > 0.0 {
-        lbfgs
-            .with_l1_regularization(params.c1)
-            .map_err(|e| TrainError::Optimizer(e.to_string()))?
-    } else {
-        lbfgs
-    };
     let evals = || objective.evaluations();
     let expand = |w: &[f64]| objective.expand(w);
     let solver = Stopping {
-        inner: lbfgs,
+        inner: solver,
         epsilon: params.epsilon,
         delta: params.delta,
         period: params.period,
         gradient_tolerance: params.gradient_tolerance,
-        history: Vec::new(),
+        history,
         started,
         evaluations: &evals,
         on_iteration,
         expand: &expand,
         patience: params.patience,
-        best_dev: None,
+        best_dev,
         reason: None,
         stop: params.stop.clone(),
-        iterations_done: params.iterations_done,
+        replay,
         interrupted_at: None,
     };
-    let max_iters = params.max_iterations.unwrap_or(u64::MAX);
-    if max_iters <= params.iterations_done {
-        // A continued run that has nothing left to do: the starting point is the result.
-        let cost = objective.cost_and_gradient(&w0)?.0;
-        return Ok(TrainOutcome {
-            weights: objective.expand(&w0),
-            iterations: params.iterations_done,
-            evaluations: objective.evaluations(),
-            final_objective: cost,
-            termination: "reached the maximum number of iterations".into(),
-            seconds: started.elapsed().as_secs_f64(),
-            features,
-            best_dev_accuracy: None,
-        });
-    }
-    let max_iters = max_iters - params.iterations_done;
     let result = Executor::new(problem, solver)
-        .configure(|s| s.param(w0).max_iters(max_iters))
+        .configure(|_| state)
         .ctrlc(false)
         .run()
         .map_err(|e| match e.downcast::<crate::objective::EvalError>() {
             Ok(e) => TrainError::Eval(e),
             Err(e) => TrainError::Optimizer(e.to_string()),
         })?;
-    let iterations = result.state().get_iter() + params.iterations_done;
+    let iterations = result.state().get_iter();
     let status = result.state().get_termination_status().clone();
     let mut state = result.state;
     let solver = result.solver;
@@ -702,4 +827,23 @@ pub fn train(
         features,
         best_dev_accuracy: best_dev,
     })
+}
+
+/// A fresh L-BFGS (OWL-QN with `c1 > 0`) for `params`.
+fn new_solver(params: &TrainParams) -> Result<Lbfgs, TrainError> {
+    let linesearch = FirstStepScaled {
+        inner: MoreThuenteLineSearch::new(),
+        calls: 0,
+    };
+    let lbfgs = LBFGS::new(linesearch, params.memory)
+        .with_tolerance_grad(0.0)
+        .and_then(|s| s.with_tolerance_cost(0.0))
+        .map_err(|e| TrainError::Optimizer(e.to_string()))?;
+    if params.c1 > 0.0 {
+        lbfgs
+            .with_l1_regularization(params.c1)
+            .map_err(|e| TrainError::Optimizer(e.to_string()))
+    } else {
+        Ok(lbfgs)
+    }
 }

@@ -142,15 +142,11 @@ fn learns_the_generating_rule_and_threads_do_not_change_the_model() {
     let train_set = dataset(&synthetic(300, 11));
     let test = synthetic(100, 12);
     let params = TrainParams::new().c2(0.01).feature_pairs(FeaturePairs::All);
-    let one = train(
-        &train_set,
-        &structure(),
-        &params.clone().threads(1),
-        None,
-        &mut |_, _| None,
-    )
+    let one = train(&train_set, &structure(), &params.clone().threads(1), None, &mut |_| {
+        None
+    })
     .unwrap();
-    let two = train(&train_set, &structure(), &params.threads(2), None, &mut |_, _| None).unwrap();
+    let two = train(&train_set, &structure(), &params.threads(2), None, &mut |_| None).unwrap();
     assert_eq!(one.iterations, two.iterations);
     assert!(
         one.weights
@@ -211,12 +207,12 @@ fn stop_flag_ends_training_after_the_current_iteration() {
         .stop_flag(Some(flag.clone()));
     let mut seen: Vec<(u64, bool)> = Vec::new();
     let mut last = Vec::new();
-    let outcome = train(&data, &structure(), &params, None, &mut |p, w| {
-        seen.push((p.iteration, p.interrupted));
-        if p.iteration == 3 {
+    let outcome = train(&data, &structure(), &params, None, &mut |it| {
+        seen.push((it.progress.iteration, it.progress.interrupted));
+        if it.progress.iteration == 3 {
             flag.store(true, Ordering::SeqCst);
         }
-        last = w.to_vec();
+        last = it.weights.to_vec();
         None
     })
     .unwrap();
@@ -226,33 +222,85 @@ fn stop_flag_ends_training_after_the_current_iteration() {
     assert_eq!(outcome.weights, last);
 }
 
-/// A continued run numbers its iterations after the earlier run's and counts
-/// them against `max_iterations`; one with nothing left returns its start.
+/// A run interrupted after some iteration and resumed from the optimizer
+/// state saved there ends with exactly the uninterrupted run's weights, after
+/// the same number of iterations — for L-BFGS and OWL-QN, with CRFsuite's
+/// `delta` test deciding the end (so its history must carry over), with early
+/// stopping on held-out data (so must the best score), and on another thread
+/// count.
 #[test]
-fn iterations_done_continue_the_count() {
-    let data = dataset(&synthetic(100, 4));
-    let params = TrainParams::new()
-        .threads(1)
-        .epsilon(0.0)
-        .delta(0.0)
-        .max_iterations(Some(7))
-        .iterations_done(5);
-    let mut seen = Vec::new();
-    let outcome = train(&data, &structure(), &params, None, &mut |p, _| {
-        seen.push(p.iteration);
-        None
-    })
-    .unwrap();
-    assert_eq!(seen, [6, 7]);
-    assert_eq!(outcome.iterations, 7);
-    let start = vec![0.0; layout(&data).len()];
-    let done = train(
+fn resumed_runs_end_exactly_where_uninterrupted_ones_do() {
+    use chaincrf_train::{resume, OptimizerState};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let data = dataset(&synthetic(200, 5));
+    let dev = {
+        let mut b = chaincrf_train::HeldOutBuilder::new(&data.attributes, &data.labels);
+        for (x, y) in synthetic(60, 6) {
+            b.add(&Tokens, &x, &y).unwrap();
+        }
+        b.finish()
+    };
+    for (c1, patience) in [(0.0, None), (0.05, None), (0.0, Some(3))] {
+        let params = TrainParams::new().c1(c1).c2(0.01).threads(1).patience(patience);
+        let score = |w: &[f64]| patience.map(|_| chaincrf_train::dev_accuracy(&dev, layout(&data), &structure(), w));
+        let full = train(&data, &structure(), &params, None, &mut |it| score(it.weights)).unwrap();
+        assert!(full.iterations > 6, "too short to test: {}", full.iterations);
+        // The same run, interrupted after iteration 4; the state saved there.
+        let flag = Arc::new(AtomicBool::new(false));
+        let mut saved = None;
+        let first = train(
+            &data,
+            &structure(),
+            &params.clone().stop_flag(Some(flag.clone())),
+            None,
+            &mut |it| {
+                if it.progress.iteration == 3 {
+                    flag.store(true, Ordering::SeqCst);
+                }
+                if it.progress.interrupted {
+                    saved = Some(it.optimizer_state().unwrap());
+                }
+                score(it.weights)
+            },
+        )
+        .unwrap();
+        assert_eq!(first.iterations, 4);
+        let state = OptimizerState::from_bytes(&saved.unwrap()).unwrap();
+        assert_eq!(state.iteration(), 4);
+        let mut seen = Vec::new();
+        let rest = resume(&data, &structure(), &params.clone().threads(2), state, &mut |it| {
+            seen.push((it.progress.iteration, it.progress.replayed));
+            score(it.weights)
+        })
+        .unwrap();
+        assert_eq!(seen[..2], [(4, true), (5, false)]);
+        assert_eq!(rest.iterations, full.iterations, "c1 {c1}, patience {patience:?}");
+        assert_eq!(rest.termination, full.termination);
+        assert!(
+            rest.weights
+                .iter()
+                .zip(&full.weights)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "c1 {c1}, patience {patience:?}: resumed weights differ"
+        );
+    }
+    // A state saved for other data is refused.
+    let other = dataset(&synthetic(20, 9));
+    let mut bytes = None;
+    train(
         &data,
         &structure(),
-        &params.iterations_done(7),
-        Some(start.clone()),
-        &mut |_, _| panic!("no iteration is left"),
+        &TrainParams::new().threads(1).max_iterations(Some(2)),
+        None,
+        &mut |it| {
+            bytes = Some(it.optimizer_state().unwrap());
+            None
+        },
     )
     .unwrap();
-    assert_eq!((done.iterations, done.weights), (7, start));
+    let state = OptimizerState::from_bytes(&bytes.unwrap()).unwrap();
+    let err = resume(&other, &structure(), &TrainParams::new(), state, &mut |_| None).unwrap_err();
+    assert!(err.to_string().contains("trainable weights"), "{err}");
+    assert!(OptimizerState::from_bytes(b"junk").is_err());
 }

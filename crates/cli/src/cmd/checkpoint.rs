@@ -13,9 +13,11 @@
 //!   iteration and stops, and the command saves the model *and* a checkpoint
 //!   and says where they are (a second signal quits at once; the files on disk
 //!   are whole either way because every write is atomic);
-//! * `--resume` starts from the checkpoint's weights and iteration count, after
-//!   checking that its fingerprint (the training files' contents and the
-//!   options that shape the features and the objective) matches this run's.
+//! * `--resume` continues from the checkpoint — weights, iteration count and
+//!   the optimizer's own state, so the final model is bit for bit the one an
+//!   uninterrupted run produces — after checking that its fingerprint (the
+//!   training files' contents and the options that shape the features and the
+//!   objective) matches this run's.
 //!
 //! The file format itself lives in `chaincrf_model::io`, with all other model I/O.
 
@@ -149,11 +151,13 @@ impl Checkpointer {
     }
 
     /// Whether the iteration `p` gets a checkpoint: every N-th, the last one
-    /// of an interrupted run, and the iteration limit's (see [`Checkpointer::new`]).
+    /// of an interrupted run, and the iteration limit's (see [`Checkpointer::new`]);
+    /// not the iteration a resumed run starts from, whose checkpoint exists.
     pub fn wants(&self, p: &Progress) -> bool {
-        p.interrupted
-            || self.every.is_some_and(|n| p.iteration.checked_rem(n) == Some(0))
-            || self.last_iteration == Some(p.iteration)
+        !p.replayed
+            && (p.interrupted
+                || self.every.is_some_and(|n| p.iteration.checked_rem(n) == Some(0))
+                || self.last_iteration == Some(p.iteration))
     }
 
     /// The fingerprint stamped on checkpoints.
@@ -163,9 +167,16 @@ impl Checkpointer {
 
     /// Saves `checkpoint`. A failure is reported once as a warning and training
     /// goes on: a run that cannot checkpoint still produces its model.
-    pub fn save(&mut self, checkpoint: &Checkpoint) {
-        match save_checkpoint(checkpoint, &self.path) {
-            Ok(_) => self.last_saved = Some(checkpoint.iteration),
+    pub fn save(&mut self, checkpoint: Result<Checkpoint, String>) {
+        let saved = checkpoint
+            .map_err(|e| format!("cannot encode the optimizer state: {e}"))
+            .and_then(|c| {
+                save_checkpoint(&c, &self.path)
+                    .map(|_| c.iteration)
+                    .map_err(|e| e.to_string())
+            });
+        match saved {
+            Ok(iteration) => self.last_saved = Some(iteration),
             Err(e) => {
                 if !self.failed {
                     note!("\nchaincrf: warning: cannot write a checkpoint (training continues): {e}");

@@ -261,7 +261,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
             p.seconds
         );
         if checkpointer.wants(p) {
-            checkpointer.save(&it.checkpoint(checkpointer.fingerprint()));
+            checkpointer.save(it.checkpoint(checkpointer.fingerprint()));
         }
     })?;
     drop(resume);

@@ -19,8 +19,8 @@ use chaincrf_features::Templates;
 use chaincrf_model::io::{check_writable, Checkpoint};
 use chaincrf_model::Model;
 use chaincrf_train::{
-    dev_accuracy, train, ClassicCorpus, ClassicFormat, ClassicOptions, ClassicSetup, FeaturePairs, Progress,
-    TrainParams,
+    dev_accuracy, resume, train, ClassicCorpus, ClassicFormat, ClassicOptions, ClassicSetup, FeaturePairs, Iteration,
+    OptimizerState, Progress, TrainParams,
 };
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -185,7 +185,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.max_iterations,
         run_fingerprint(&args)?,
     )?;
-    let resume = if args.resume {
+    let checkpoint = if args.resume {
         let c = load_for_resume(&args.model, checkpointer.fingerprint())?;
         // The file on disk is this run's starting point until it writes a newer one.
         checkpointer.last_saved = Some(c.iteration);
@@ -237,7 +237,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let layout = setup.layout();
-    let init_weights = match &resume {
+    let saved = match checkpoint {
         Some(c) => {
             if !same_features(&c.model, &setup) {
                 bail!(
@@ -245,12 +245,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     checkpointer.path.display()
                 );
             }
-            params = params.iterations_done(c.iteration);
-            Some(c.weights.clone())
+            let state = OptimizerState::from_bytes(&c.optimizer)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", checkpointer.path.display()))?;
+            Some(state)
         }
-        None => setup.init.clone(),
+        None => None,
     };
-    drop(resume);
     note!(
         "{data_name}: {} sequences, {} tokens, {} labels, {} state + {} edge attributes (read in {:.2}s)",
         corpus.len(),
@@ -265,7 +265,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut reporter = Reporter::new();
     let structure = setup.structure.clone();
     let params = params.stop_flag(Some(install_stop_flag()?));
-    let mut on_iteration = |p: &Progress, w: &[f64]| {
+    let mut on_iteration = |it: &Iteration<'_>| {
+        let (p, w) = (it.progress, it.weights);
         let acc = dev.as_ref().map(|d| dev_accuracy(d, layout, &structure, w));
         reporter.iteration(p, acc);
         if checkpointer.wants(p) {
@@ -276,22 +277,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 setup.structure.clone(),
                 w,
             );
-            checkpointer.save(&Checkpoint {
+            let checkpoint = it.optimizer_state().map(|optimizer| Checkpoint {
                 iteration: p.iteration,
                 fingerprint: checkpointer.fingerprint(),
                 weights: w.to_vec(),
                 model,
+                optimizer,
             });
+            checkpointer.save(checkpoint);
         }
         acc
     };
-    let outcome = train(
-        &setup.dataset,
-        &setup.structure,
-        &params,
-        init_weights,
-        &mut on_iteration,
-    )?;
+    let outcome = match saved {
+        Some(state) => resume(&setup.dataset, &setup.structure, &params, state, &mut on_iteration)?,
+        None => train(
+            &setup.dataset,
+            &setup.structure,
+            &params,
+            setup.init.clone(),
+            &mut on_iteration,
+        )?,
+    };
     reporter.finish();
     let interrupted = outcome.termination.starts_with("interrupted");
     note!(
