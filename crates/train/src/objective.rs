@@ -23,7 +23,7 @@
 use crate::data::Dataset;
 use chaincrf_core::loss::{NllWorkspace, Target};
 use chaincrf_core::{Log, Potentials, Prob, ProbabilitySemiring};
-use chaincrf_model::{ScoredChain, Structure, WeightLayout};
+use chaincrf_model::{prefetch, ScoredChain, Structure, WeightLayout, PREFETCH_AHEAD};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -403,6 +403,15 @@ impl<'d> Objective<'d> {
             parts.into_par_iter().for_each(|(lo, out)| {
                 let hi = lo + (out.len() / k) as u32;
                 for p in 0..num_pos {
+                    if p + PREFETCH_AHEAD < num_pos {
+                        let ahead =
+                            &ids[offsets[p + PREFETCH_AHEAD] as usize..offsets[p + PREFETCH_AHEAD + 1] as usize];
+                        for &id in ahead {
+                            if id >= lo && id < hi {
+                                prefetch(&out[(id - lo) as usize * k]);
+                            }
+                        }
+                    }
                     let (s, e) = (offsets[p] as usize, offsets[p + 1] as usize);
                     let g = &node_grad[p * k..(p + 1) * k];
                     for idx in s..e {
