@@ -9,6 +9,7 @@
 
 use crate::extractor::{Attr, AttrKey, AttrKind};
 use crate::hash::FastHashMap;
+use crate::key_index::KeyIndex;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -173,12 +174,12 @@ struct KindIndex {
     /// Empty when no names were kept; otherwise one entry per id.
     names: Vec<Option<Box<str>>>,
     #[serde(skip)]
-    index: FastHashMap<u32>,
+    index: KeyIndex,
 }
 
 impl KindIndex {
     fn insert(&mut self, key: u64, name: Option<Box<str>>) -> u32 {
-        if let Some(&id) = self.index.get(&key) {
+        if let Some(id) = self.index.get(key) {
             return id;
         }
         let id = self.keys.len() as u32;
@@ -193,7 +194,7 @@ impl KindIndex {
         id
     }
     fn rebuild(&mut self) {
-        self.index = self.keys.iter().enumerate().map(|(i, &k)| (k, i as u32)).collect();
+        self.index = KeyIndex::from_keys(&self.keys);
     }
 }
 
@@ -211,7 +212,13 @@ impl AttributeDictionary {
     /// The id of an attribute key, if known.
     #[inline]
     pub fn id(&self, kind: AttrKind, key: u64) -> Option<u32> {
-        self.kinds[kind_slot(kind)].index.get(&key).copied()
+        self.kinds[kind_slot(kind)].index.get(key)
+    }
+
+    /// Starts loading what a lookup of `key` will read (see [`KeyIndex::prefetch`]).
+    #[inline]
+    pub fn prefetch(&self, kind: AttrKind, key: u64) {
+        self.kinds[kind_slot(kind)].index.prefetch(key);
     }
 
     /// The id of `attr`, if known.

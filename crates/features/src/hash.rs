@@ -73,6 +73,23 @@ impl Hasher for IdHasher {
     }
 }
 
+/// Asks the CPU to bring `x`'s cache line closer (a hint: it never faults and
+/// changes no result); a no-op on targets without a prefetch instruction.
+/// Used where lookups into tables larger than the cache are known a little in
+/// advance (attribute ids of the next positions, keys of the next attributes).
+#[inline(always)]
+pub fn prefetch<T>(x: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let ptr: *const T = x;
+        // SAFETY: `_mm_prefetch` is only a hint, valid for any address; SSE is
+        // part of the x86_64 baseline.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr.cast::<i8>()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
+}
+
 /// A `HashMap` keyed by pre-mixed `u64` hashes.
 pub type FastHashMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 

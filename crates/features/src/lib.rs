@@ -26,6 +26,7 @@ pub mod error;
 pub mod evaluation;
 pub mod extractor;
 pub mod hash;
+pub mod key_index;
 pub mod lines;
 pub mod template;
 
@@ -39,5 +40,6 @@ pub use error::FormatError;
 pub use evaluation::{Evaluation, EvaluationSummary, LengthMismatch, PrfCounts};
 pub use extractor::{Attr, AttrKey, AttrKind, FeatureExtractor};
 pub use hash::{hash_name, FastHashMap, IdHasher};
+pub use key_index::KeyIndex;
 pub use lines::LineReader;
 pub use template::{Template, TemplateExtractor, TemplateKind, Templates};

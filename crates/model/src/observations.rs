@@ -7,6 +7,7 @@
 //! attribute is not a plain indicator). An iteration then does no string work
 //! and no allocation. Tagging uses the same layout for a single sequence.
 
+use chaincrf_features::hash::prefetch;
 use chaincrf_features::{AttrKind, AttributeDictionary, DictionaryBuilder, FeatureExtractor};
 
 /// Attribute ids (and values) of many sequences, in one flat layout.
@@ -16,7 +17,22 @@ pub struct ObservationArena {
     seq_starts: Vec<u32>,
     state: Csr,
     edge: Csr,
+    /// Scratch for frozen lookups: one sequence's attributes before lookup.
+    pending: Vec<PendingAttr>,
+    /// Scratch: end of each position's attributes in `pending`.
+    pending_ends: Vec<u32>,
 }
+
+/// An attribute extracted but not yet looked up.
+#[derive(Clone, Copy, Debug)]
+struct PendingAttr {
+    key: u64,
+    value: f64,
+    kind: AttrKind,
+}
+
+/// How many attributes ahead a frozen lookup prefetches the dictionary slot.
+const LOOKUP_AHEAD: usize = 8;
 
 /// Compressed rows: `offsets[p]..offsets[p+1]` index `ids`/`values` for position `p`.
 #[derive(Clone, Debug)]
@@ -109,6 +125,8 @@ impl ObservationArena {
             seq_starts: vec![0],
             state: Csr::default(),
             edge: Csr::default(),
+            pending: Vec::new(),
+            pending_ends: Vec::new(),
         }
     }
 
@@ -160,6 +178,10 @@ impl ObservationArena {
 
     fn push_with<E: FeatureExtractor + ?Sized>(&mut self, extractor: &E, input: &E::Input, mut lookup: Lookup<'_>) {
         let n = extractor.len(input);
+        if let Lookup::Frozen(dictionary) = lookup {
+            self.push_frozen(extractor, input, dictionary);
+            return;
+        }
         for t in 0..n {
             let (state, edge) = (&mut self.state, &mut self.edge);
             extractor.extract(input, t, &mut |attr| {
@@ -175,6 +197,54 @@ impl ObservationArena {
                     }
                 }
             });
+            self.state.end_position();
+            self.edge.end_position();
+        }
+        let last = *self.seq_starts.last().unwrap_or(&0);
+        self.seq_starts.push(last + n as u32);
+    }
+
+    /// [`ObservationArena::push_with`] against a fixed dictionary: every
+    /// attribute of the sequence is extracted first, then looked up with the
+    /// dictionary slot of the attribute `LOOKUP_AHEAD` places on already
+    /// requested, so that the cache misses of a large dictionary overlap
+    /// instead of queueing (tagging and segmenting are bound by them).
+    fn push_frozen<E: FeatureExtractor + ?Sized>(
+        &mut self,
+        extractor: &E,
+        input: &E::Input,
+        dictionary: &AttributeDictionary,
+    ) {
+        let n = extractor.len(input);
+        let (pending, ends) = (&mut self.pending, &mut self.pending_ends);
+        pending.clear();
+        ends.clear();
+        for t in 0..n {
+            extractor.extract(input, t, &mut |attr| {
+                pending.push(PendingAttr {
+                    key: attr.key.key(),
+                    value: attr.value,
+                    kind: attr.kind,
+                })
+            });
+            ends.push(pending.len() as u32);
+        }
+        let mut i = 0;
+        for (t, &end) in ends.iter().enumerate() {
+            while i < end as usize {
+                if let Some(ahead) = pending.get(i + LOOKUP_AHEAD) {
+                    dictionary.prefetch(ahead.kind, ahead.key);
+                }
+                let a = pending[i];
+                if let Some(id) = dictionary.id(a.kind, a.key) {
+                    match a.kind {
+                        AttrKind::State => self.state.push(id, a.value),
+                        AttrKind::Edge if t > 0 => self.edge.push(id, a.value),
+                        AttrKind::Edge => {}
+                    }
+                }
+                i += 1;
+            }
             self.state.end_position();
             self.edge.end_position();
         }
@@ -325,18 +395,3 @@ pub fn accumulate_emissions<W: Copy + Into<f64>>(obs: &Observations<'_>, weights
 /// How many positions ahead [`accumulate_emissions`] (and the trainer's
 /// gradient scatter) request the weight rows they will need.
 pub const PREFETCH_AHEAD: usize = 4;
-
-/// Asks the CPU to bring `x`'s cache line closer (a hint: it never faults and
-/// changes no result); a no-op on targets without a prefetch instruction.
-#[inline(always)]
-pub fn prefetch<T>(x: &T) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let ptr: *const T = x;
-        // SAFETY: `_mm_prefetch` is only a hint, valid for any address; SSE is
-        // part of the x86_64 baseline.
-        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr.cast::<i8>()) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = x;
-}

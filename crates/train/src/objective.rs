@@ -23,7 +23,8 @@
 use crate::data::Dataset;
 use chaincrf_core::loss::{NllWorkspace, Target};
 use chaincrf_core::{Log, Potentials, Prob, ProbabilitySemiring};
-use chaincrf_model::{prefetch, ScoredChain, Structure, WeightLayout, PREFETCH_AHEAD};
+use chaincrf_features::hash::prefetch;
+use chaincrf_model::{ScoredChain, Structure, WeightLayout, PREFETCH_AHEAD};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;

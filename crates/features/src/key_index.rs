@@ -1,0 +1,184 @@
+//! [`KeyIndex`]: the attribute dictionary's map from 64-bit attribute keys to
+//! dense ids, built for the lookup-heavy side of its life.
+//!
+//! Tagging and segmenting look up every attribute of every position (a dozen
+//! per character for the segmenter) in a table of millions of keys, so nearly
+//! every lookup of a rare attribute is a cache miss. A general hash map pays
+//! two of them per hit (a control-byte array, then the bucket). This table
+//! keeps key and id side by side in one array of 16-byte slots (linear
+//! probing, at most 7/8 full, the same memory as a general map), so a hit usually costs one miss, and it can
+//! [`prefetch`](KeyIndex::prefetch) a key's slot so that a caller looking up
+//! many keys has several misses in flight at once. Keys are only ever added
+//! (a dictionary that drops attributes builds a new index), which keeps
+//! probing simple: no tombstones.
+
+use crate::hash::prefetch;
+
+/// Marks an empty slot (ids are dense from 0 and never reach it).
+const EMPTY: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(16))]
+struct Slot {
+    key: u64,
+    id: u32,
+}
+
+const EMPTY_SLOT: Slot = Slot { key: 0, id: EMPTY };
+
+/// An insert-only open-addressing map from `u64` keys to `u32` ids.
+#[derive(Clone, Debug, Default)]
+pub struct KeyIndex {
+    slots: Vec<Slot>,
+    len: usize,
+    /// `64 - log2(slots.len())`: the slot of a key is the top bits of its
+    /// Fibonacci-scrambled value, so keys with poor low bits still spread.
+    shift: u32,
+}
+
+impl KeyIndex {
+    /// An empty index.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An index holding `keys[i] → i` (the first occurrence wins for repeated keys).
+    pub fn from_keys(keys: &[u64]) -> Self {
+        let mut index = KeyIndex::new();
+        index.reserve(keys.len());
+        for (i, &key) in keys.iter().enumerate() {
+            index.insert(key, i as u32);
+        }
+        index
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline]
+    fn home(&self, key: u64) -> usize {
+        (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize
+    }
+
+    /// The id of `key`, if present.
+    #[inline]
+    pub fn get(&self, key: u64) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(key);
+        loop {
+            let slot = self.slots[i];
+            if slot.id == EMPTY {
+                return None;
+            }
+            if slot.key == key {
+                return Some(slot.id);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Asks the CPU to load the slot where a lookup of `key` starts (a hint
+    /// that changes nothing else).
+    #[inline]
+    pub fn prefetch(&self, key: u64) {
+        if !self.slots.is_empty() {
+            prefetch(&self.slots[self.home(key)]);
+        }
+    }
+
+    /// Adds `key → id` unless `key` is present; returns the id it maps to.
+    ///
+    /// # Panics
+    /// If `id` is `u32::MAX` (reserved for empty slots).
+    pub fn insert(&mut self, key: u64, id: u32) -> u32 {
+        assert!(id != EMPTY, "KeyIndex: id u32::MAX is reserved");
+        self.reserve(1);
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(key);
+        loop {
+            let slot = &mut self.slots[i];
+            if slot.id == EMPTY {
+                *slot = Slot { key, id };
+                self.len += 1;
+                return id;
+            }
+            if slot.key == key {
+                return slot.id;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Makes room for `additional` more keys without exceeding 7/8 occupancy.
+    pub fn reserve(&mut self, additional: usize) {
+        let needed = self.len + additional;
+        if needed * 8 <= self.slots.len() * 7 {
+            return;
+        }
+        let capacity = (needed * 8 / 7 + 1).next_power_of_two().max(16);
+        let old = std::mem::replace(&mut self.slots, vec![EMPTY_SLOT; capacity]);
+        self.shift = 64 - capacity.trailing_zeros();
+        self.len = 0;
+        for slot in old.into_iter().filter(|s| s.id != EMPTY) {
+            self.insert(slot.key, slot.id);
+        }
+    }
+
+    /// Approximate heap bytes used.
+    pub fn heap_bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<Slot>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    proptest! {
+        /// Agrees with a std `HashMap` on any keys, including ones whose low
+        /// bits are all equal (which a mask-of-low-bits table would pile up).
+        #[test]
+        fn agrees_with_a_hash_map(keys in proptest::collection::vec(any::<u64>(), 0..400), shift in 0u32..40, probes in proptest::collection::vec(any::<u64>(), 0..50)) {
+            let keys: Vec<u64> = keys.into_iter().map(|k| k << shift).collect();
+            let index = KeyIndex::from_keys(&keys);
+            let mut reference = HashMap::new();
+            for (i, &k) in keys.iter().enumerate() {
+                reference.entry(k).or_insert(i as u32);
+            }
+            prop_assert_eq!(index.len(), reference.len());
+            for k in keys.iter().chain(&probes) {
+                prop_assert_eq!(index.get(*k), reference.get(k).copied());
+                index.prefetch(*k);
+            }
+        }
+    }
+
+    #[test]
+    fn empty_and_growing() {
+        let mut index = KeyIndex::new();
+        assert_eq!(index.get(7), None);
+        index.prefetch(7);
+        for i in 0..10_000u32 {
+            assert_eq!(index.insert(u64::from(i) * 1_000_003, i), i);
+        }
+        assert_eq!(index.insert(1_000_003, 99), 1, "an existing key keeps its id");
+        assert_eq!(index.len(), 10_000);
+        assert!(index.heap_bytes() >= 10_000 * 16);
+        for i in 0..10_000u32 {
+            assert_eq!(index.get(u64::from(i) * 1_000_003), Some(i));
+        }
+        assert_eq!(index.get(5), None);
+    }
+}
