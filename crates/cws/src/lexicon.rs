@@ -206,9 +206,9 @@ impl Lexicon {
         lex
     }
 
-    /// Adds `count` occurrences of `word` (empty words are ignored).
+    /// Adds `count` occurrences of `word` (empty words and zero counts are ignored).
     pub fn add(&mut self, word: &str, count: u32) {
-        if word.is_empty() {
+        if word.is_empty() || count == 0 {
             return;
         }
         match self.counts.get_mut(word) {
@@ -224,6 +224,9 @@ impl Lexicon {
 
     /// Drops the words seen fewer than `min_count` times.
     pub fn retain_min_count(&mut self, min_count: u32) {
+        if min_count <= 1 {
+            return; // every word has a count of at least 1
+        }
         self.counts.retain(|_, c| *c >= min_count);
         self.trie = CharTrie::new();
         for w in self.counts.keys() {
@@ -261,6 +264,44 @@ impl Lexicon {
     /// The words and their counts, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, u32)> {
         self.counts.iter().map(|(w, &c)| (w.as_str(), c))
+    }
+
+    /// The matches at every position of `chars` (normalized characters), the
+    /// same as [`Lexicon::matches_at`] for each, in one pass: one trie walk of
+    /// at most `max_len` steps per start position instead of `max_len` walks
+    /// per position.
+    pub fn matches_all(&self, chars: &[char]) -> Vec<LexMatch> {
+        let n = chars.len();
+        let mut out = vec![LexMatch::default(); n];
+        for s in 0..n {
+            let mut node = 0u32;
+            for (e, &c) in chars
+                .iter()
+                .enumerate()
+                .take(s.saturating_add(self.max_len).min(n))
+                .skip(s)
+            {
+                match self.trie.child(node, c) {
+                    Some(next) => node = next,
+                    None => break,
+                }
+                if !self.trie.is_word(node) {
+                    continue;
+                }
+                let len = e - s + 1;
+                out[s].start_len = out[s].start_len.max(len);
+                out[e].end_len = out[e].end_len.max(len);
+                // Starts are visited in increasing order and only a longer word
+                // replaces a covering one: ties keep the leftmost, as in `matches_at`.
+                for (u, m) in out.iter_mut().enumerate().take(e + 1).skip(s) {
+                    if len > m.in_len {
+                        m.in_len = len;
+                        m.in_offset = u - s;
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// The matches at position `t` of `chars` (normalized characters). Costs at
@@ -323,6 +364,28 @@ mod tests {
 
     fn chars(s: &str) -> Vec<char> {
         s.chars().collect()
+    }
+
+    proptest::proptest! {
+        /// The one-pass matcher agrees with the per-position one everywhere,
+        /// ties included (a small alphabet makes overlapping words common).
+        #[test]
+        fn matches_all_agrees_with_matches_at(
+            words in proptest::collection::vec("[abc]{1,5}", 0..12),
+            text in "[abcd]{0,30}",
+            max_len in 1usize..7,
+        ) {
+            let mut lex = Lexicon::new(max_len);
+            for w in &words {
+                lex.add(w, 1);
+            }
+            let text = chars(&text);
+            let all = lex.matches_all(&text);
+            proptest::prop_assert_eq!(all.len(), text.len());
+            for (t, m) in all.iter().enumerate() {
+                proptest::prop_assert_eq!(*m, lex.matches_at(&text, t), "position {}", t);
+            }
+        }
     }
 
     fn lex() -> Lexicon {

@@ -21,7 +21,7 @@
 //! attributes as text for debugging.
 
 use crate::error::{Error, Result};
-use crate::lexicon::Lexicon;
+use crate::lexicon::{LexMatch, Lexicon};
 use crate::normalize::char_class;
 use chaincrf_features::hash::{hash_combine, hash_name};
 use chaincrf_features::{Attr, AttrKey, AttrKind, FeatureExtractor};
@@ -209,9 +209,10 @@ impl NgramExtractor {
         self.lexicon.as_ref()
     }
 
-    /// Calls `emit(key)` for each attribute at `t`, in the order of `describe`.
+    /// Calls `emit(key)` for each attribute at `t`, in the order of `describe`;
+    /// `lex` is the lexicon's match at `t` (when there is a lexicon).
     #[inline]
-    fn for_each_key(&self, input: &[char], t: usize, mut emit: impl FnMut(u64)) {
+    fn for_each_key(&self, input: &[char], t: usize, lex: Option<LexMatch>, mut emit: impl FnMut(u64)) {
         let t = t as isize;
         for &(seed, a, b) in &self.templates {
             let mut h = seed;
@@ -230,8 +231,7 @@ impl NgramExtractor {
                 codes[0] | codes[1] << 8 | codes[2] << 16,
             ));
         }
-        if let Some(lex) = &self.lexicon {
-            let m = lex.matches_at(input, t as usize);
+        if let Some(m) = lex {
             let cap = self.config.lexicon_cap;
             emit(hash_combine(self.lex_seeds[0], m.start_len.min(cap) as u64));
             emit(hash_combine(self.lex_seeds[1], m.end_len.min(cap) as u64));
@@ -250,7 +250,8 @@ impl NgramExtractor {
             return Vec::new();
         }
         let mut keys = Vec::new();
-        self.for_each_key(input, t, |k| keys.push(k));
+        let lex = self.lexicon.as_ref().map(|l| l.matches_at(input, t));
+        self.for_each_key(input, t, lex, |k| keys.push(k));
         let ti = t as isize;
         let mut texts = Vec::with_capacity(keys.len());
         for off in &self.config.templates {
@@ -290,13 +291,24 @@ impl FeatureExtractor for NgramExtractor {
         if t >= input.len() {
             return;
         }
-        self.for_each_key(input, t, |key| {
-            sink(Attr {
-                kind: AttrKind::State,
-                key: AttrKey::Hashed(key),
-                value: 1.0,
-            })
-        });
+        let lex = self.lexicon.as_ref().map(|l| l.matches_at(input, t));
+        self.for_each_key(input, t, lex, |key| sink(state_attr(key)));
+    }
+
+    fn extract_all(&self, input: &[char], sink: &mut dyn FnMut(usize, Attr<'_>)) {
+        let lex = self.lexicon.as_ref().map(|l| l.matches_all(input));
+        for t in 0..input.len() {
+            let m = lex.as_ref().map(|all| all[t]);
+            self.for_each_key(input, t, m, |key| sink(t, state_attr(key)));
+        }
+    }
+}
+
+fn state_attr(key: u64) -> Attr<'static> {
+    Attr {
+        kind: AttrKind::State,
+        key: AttrKey::Hashed(key),
+        value: 1.0,
     }
 }
 
@@ -317,6 +329,25 @@ mod tests {
             }
         });
         out
+    }
+
+    /// `extract_all` (used by training and tagging) gives exactly what
+    /// `extract` gives position by position, lexicon features included.
+    #[test]
+    fn extract_all_agrees_with_extract() {
+        let sents = vec![vec!["中国", "人民", "银行"], vec!["人民币", "１９９８年"]];
+        let lex = Arc::new(Lexicon::from_sentences(&sents));
+        let config = NgramConfig {
+            lexicon_features: true,
+            ..NgramConfig::default()
+        };
+        let ex = NgramExtractor::new(config, Some(lex)).unwrap();
+        let input = normalize("中国人民银行发行人民币１９９８年版，abc");
+        let mut all: Vec<Vec<u64>> = vec![Vec::new(); input.len()];
+        ex.extract_all(&input, &mut |t, a| all[t].push(a.key.key()));
+        for (t, got) in all.iter().enumerate() {
+            assert_eq!(got, &keys(&ex, &input, t), "position {t}");
+        }
     }
 
     #[test]

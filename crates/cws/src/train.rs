@@ -196,11 +196,19 @@ pub fn train_segmenter_with(
     if train_set.is_empty() {
         return Err(Error::Config("no training sentences".into()));
     }
-    let lexicon = if options.ngram.lexicon_features {
-        let owned: Vec<Sentence> = train_set.iter().map(|s| (*s).clone()).collect();
-        let mut lex = Lexicon::from_sentences(&owned);
+    // The lexicon of the sentences `keep` selects (by index in the training set).
+    let lexicon_of = |keep: &dyn Fn(usize) -> bool| {
+        let mut lex = Lexicon::default();
+        for (_, s) in train_set.iter().enumerate().filter(|(i, _)| keep(*i)) {
+            for w in s.iter() {
+                lex.add(w, 1);
+            }
+        }
         lex.retain_min_count(options.lexicon_min_count);
-        Some(lex)
+        lex
+    };
+    let lexicon = if options.ngram.lexicon_features {
+        Some(lexicon_of(&|_| true))
     } else {
         None
     };
@@ -221,18 +229,10 @@ pub fn train_segmenter_with(
     let fold_extractors = if folds > 1 {
         (0..folds)
             .map(|f| {
-                let others: Vec<Sentence> = train_set
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| i % folds != f)
-                    .map(|(_, s)| (*s).clone())
-                    .collect();
-                let mut lex = Lexicon::from_sentences(&others);
-                lex.retain_min_count(options.lexicon_min_count);
                 CwsModelConfig {
                     scheme,
                     ngram: options.ngram.clone(),
-                    lexicon: Some(lex),
+                    lexicon: Some(lexicon_of(&|i| i % folds != f)),
                 }
                 .extractor()
             })

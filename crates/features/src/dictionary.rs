@@ -8,7 +8,6 @@
 //! At tagging time an attribute the dictionary does not know is simply ignored.
 
 use crate::extractor::{Attr, AttrKey, AttrKind};
-use crate::hash::FastHashMap;
 use crate::key_index::KeyIndex;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -22,16 +21,45 @@ pub struct DictionaryBuilder {
 
 #[derive(Debug, Default, Clone)]
 struct KindCounts {
-    index: FastHashMap<u32>,
+    index: KeyIndex,
     keys: Vec<u64>,
     counts: Vec<u32>,
+    /// One entry per key when names are kept, empty otherwise.
     names: Vec<Option<Box<str>>>,
+}
+
+impl KindCounts {
+    /// Adds `by` to the count of `key` (saturating), adding the key with
+    /// `name()` when it is new; returns its provisional id.
+    #[inline]
+    fn count(&mut self, key: u64, by: u32, keep_names: bool, name: impl FnOnce() -> Option<Box<str>>) -> u32 {
+        let next = self.keys.len() as u32;
+        let id = self.index.insert(key, next);
+        if id == next {
+            self.keys.push(key);
+            self.counts.push(by);
+            if keep_names {
+                self.names.push(name());
+            }
+        } else {
+            let c = &mut self.counts[id as usize];
+            *c = c.saturating_add(by);
+        }
+        id
+    }
 }
 
 fn kind_slot(kind: AttrKind) -> usize {
     match kind {
         AttrKind::State => 0,
         AttrKind::Edge => 1,
+    }
+}
+
+fn name_of(keep: bool, key: AttrKey<'_>) -> Option<Box<str>> {
+    match (keep, key) {
+        (true, AttrKey::Name(n)) => Some(n.into()),
+        _ => None,
     }
 }
 
@@ -44,50 +72,38 @@ impl DictionaryBuilder {
         }
     }
 
+    /// Whether names are kept (then attributes must be added with their names,
+    /// through [`DictionaryBuilder::add_id`]).
+    pub fn keeps_names(&self) -> bool {
+        self.keep_names
+    }
+
     /// Counts one occurrence of `attr`.
     pub fn add(&mut self, attr: &Attr<'_>) {
-        let keep = self.keep_names;
-        let slot = &mut self.kinds[kind_slot(attr.kind)];
-        let key = attr.key.key();
-        match slot.index.get(&key) {
-            Some(&i) => slot.counts[i as usize] = slot.counts[i as usize].saturating_add(1),
-            None => {
-                let i = slot.keys.len() as u32;
-                slot.index.insert(key, i);
-                slot.keys.push(key);
-                slot.counts.push(1);
-                slot.names.push(match (keep, attr.key) {
-                    (true, AttrKey::Name(n)) => Some(n.into()),
-                    _ => None,
-                });
-            }
-        }
+        self.add_id(attr);
     }
 
     /// Counts one occurrence of `attr` and returns its provisional id (dense, in
     /// order of first occurrence per kind); [`DictionaryBuilder::freeze_with_map`]
     /// maps provisional ids to final ones.
+    #[inline]
     pub fn add_id(&mut self, attr: &Attr<'_>) -> u32 {
         let keep = self.keep_names;
-        let slot = &mut self.kinds[kind_slot(attr.kind)];
-        let key = attr.key.key();
-        match slot.index.get(&key) {
-            Some(&i) => {
-                slot.counts[i as usize] = slot.counts[i as usize].saturating_add(1);
-                i
-            }
-            None => {
-                let i = slot.keys.len() as u32;
-                slot.index.insert(key, i);
-                slot.keys.push(key);
-                slot.counts.push(1);
-                slot.names.push(match (keep, attr.key) {
-                    (true, AttrKey::Name(n)) => Some(n.into()),
-                    _ => None,
-                });
-                i
-            }
-        }
+        self.kinds[kind_slot(attr.kind)].count(attr.key.key(), 1, keep, || name_of(keep, attr.key))
+    }
+
+    /// Counts one occurrence of the attribute `key` of `kind`, whose name is not
+    /// kept; returns its provisional id as [`DictionaryBuilder::add_id`] does.
+    #[inline]
+    pub fn add_key(&mut self, kind: AttrKind, key: u64) -> u32 {
+        let keep = self.keep_names;
+        self.kinds[kind_slot(kind)].count(key, 1, keep, || None)
+    }
+
+    /// Starts loading what counting `key` will touch (see [`KeyIndex::prefetch`]).
+    #[inline]
+    pub fn prefetch(&self, kind: AttrKind, key: u64) {
+        self.kinds[kind_slot(kind)].index.prefetch(key);
     }
 
     /// Freezes like [`DictionaryBuilder::freeze`] and also returns, per kind
@@ -109,7 +125,8 @@ impl DictionaryBuilder {
             order.sort_by_key(|&i| std::cmp::Reverse(kc.counts[i]));
             let mut map = vec![None; kc.keys.len()];
             for i in order {
-                map[i] = Some(part.insert(kc.keys[i], if keep_names { kc.names[i].clone() } else { None }));
+                let name = if keep_names { kc.names[i].clone() } else { None };
+                map[i] = Some(part.insert(kc.keys[i], name));
             }
             maps[slot] = map;
         }
@@ -119,17 +136,10 @@ impl DictionaryBuilder {
     /// Adds `key` so that it keeps its place and survives any frequency cutoff
     /// (used to extend an existing model's dictionary).
     pub fn pin(&mut self, kind: AttrKind, key: u64, name: Option<&str>) {
+        let keep = self.keep_names;
         let slot = &mut self.kinds[kind_slot(kind)];
-        match slot.index.get(&key) {
-            Some(&i) => slot.counts[i as usize] = u32::MAX,
-            None => {
-                let i = slot.keys.len() as u32;
-                slot.index.insert(key, i);
-                slot.keys.push(key);
-                slot.counts.push(u32::MAX);
-                slot.names.push(name.map(Into::into));
-            }
-        }
+        let id = slot.count(key, u32::MAX, keep, || name.map(Into::into));
+        slot.counts[id as usize] = u32::MAX;
     }
 
     /// Number of distinct attributes of `kind` counted so far.
@@ -139,18 +149,10 @@ impl DictionaryBuilder {
 
     /// Merges counts from another builder (its first occurrences come after ours).
     pub fn merge(&mut self, other: &DictionaryBuilder) {
+        let keep = self.keep_names;
         for (slot, theirs) in self.kinds.iter_mut().zip(other.kinds.iter()) {
             for (n, (&key, &count)) in theirs.keys.iter().zip(&theirs.counts).enumerate() {
-                match slot.index.get(&key) {
-                    Some(&i) => slot.counts[i as usize] = slot.counts[i as usize].saturating_add(count),
-                    None => {
-                        let i = slot.keys.len() as u32;
-                        slot.index.insert(key, i);
-                        slot.keys.push(key);
-                        slot.counts.push(count);
-                        slot.names.push(theirs.names[n].clone());
-                    }
-                }
+                slot.count(key, count, keep, || theirs.names.get(n).cloned().flatten());
             }
         }
     }

@@ -92,4 +92,15 @@ pub trait FeatureExtractor: Send + Sync {
 
     /// Calls `sink` once for each attribute that fires at position `t < len(input)`.
     fn extract(&self, input: &Self::Input, t: usize, sink: &mut dyn FnMut(Attr<'_>));
+
+    /// Calls `sink(t, attr)` for every attribute of every position, positions
+    /// in increasing order: exactly what [`FeatureExtractor::extract`] gives
+    /// for `t = 0, 1, …`. Training and tagging call this one. The default
+    /// calls `extract` per position; override it when positions can share work
+    /// (the segmenter's dictionary matches span several characters at once).
+    fn extract_all(&self, input: &Self::Input, sink: &mut dyn FnMut(usize, Attr<'_>)) {
+        for t in 0..self.len(input) {
+            self.extract(input, t, &mut |attr| sink(t, attr));
+        }
+    }
 }

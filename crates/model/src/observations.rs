@@ -176,67 +176,81 @@ impl ObservationArena {
         self.push_with(extractor, input, Lookup::Building(builder));
     }
 
-    fn push_with<E: FeatureExtractor + ?Sized>(&mut self, extractor: &E, input: &E::Input, mut lookup: Lookup<'_>) {
-        let n = extractor.len(input);
-        if let Lookup::Frozen(dictionary) = lookup {
-            self.push_frozen(extractor, input, dictionary);
-            return;
-        }
-        for t in 0..n {
-            let (state, edge) = (&mut self.state, &mut self.edge);
-            extractor.extract(input, t, &mut |attr| {
-                let id = match &mut lookup {
-                    Lookup::Frozen(d) => d.lookup(&attr),
-                    Lookup::Building(b) => Some(b.add_id(&attr)),
-                };
-                if let Some(id) = id {
-                    match attr.kind {
-                        AttrKind::State => state.push(id, attr.value),
-                        AttrKind::Edge if t > 0 => edge.push(id, attr.value),
-                        AttrKind::Edge => {}
-                    }
+    fn push_with<E: FeatureExtractor + ?Sized>(&mut self, extractor: &E, input: &E::Input, lookup: Lookup<'_>) {
+        match lookup {
+            Lookup::Frozen(d) => {
+                self.push_batched(extractor, input, |a| d.prefetch(a.kind, a.key), |a| d.id(a.kind, a.key))
+            }
+            Lookup::Building(b) if !b.keeps_names() => {
+                let b = std::cell::RefCell::new(b);
+                self.push_batched(
+                    extractor,
+                    input,
+                    |a| b.borrow().prefetch(a.kind, a.key),
+                    |a| Some(b.borrow_mut().add_key(a.kind, a.key)),
+                );
+            }
+            Lookup::Building(b) => {
+                // Names are kept: each attribute is counted while its name is borrowed.
+                let n = extractor.len(input);
+                for t in 0..n {
+                    let (state, edge) = (&mut self.state, &mut self.edge);
+                    extractor.extract(input, t, &mut |attr| {
+                        let id = b.add_id(&attr);
+                        match attr.kind {
+                            AttrKind::State => state.push(id, attr.value),
+                            AttrKind::Edge if t > 0 => edge.push(id, attr.value),
+                            AttrKind::Edge => {}
+                        }
+                    });
+                    self.state.end_position();
+                    self.edge.end_position();
                 }
-            });
-            self.state.end_position();
-            self.edge.end_position();
+                let last = *self.seq_starts.last().unwrap_or(&0);
+                self.seq_starts.push(last + n as u32);
+            }
         }
-        let last = *self.seq_starts.last().unwrap_or(&0);
-        self.seq_starts.push(last + n as u32);
     }
 
-    /// [`ObservationArena::push_with`] against a fixed dictionary: every
-    /// attribute of the sequence is extracted first, then looked up with the
-    /// dictionary slot of the attribute `LOOKUP_AHEAD` places on already
-    /// requested, so that the cache misses of a large dictionary overlap
-    /// instead of queueing (tagging and segmenting are bound by them).
-    fn push_frozen<E: FeatureExtractor + ?Sized>(
+    /// Pushes a sequence whose attributes are all extracted first and then
+    /// resolved to ids by `lookup`, with `prefetch` called `LOOKUP_AHEAD`
+    /// attributes in advance: lookups into a dictionary of millions of keys are
+    /// mostly cache misses, and this way several are in flight at once instead
+    /// of one after the other (tagging, segmenting and building the training
+    /// dictionary are bound by them). `lookup` sees the attributes in order.
+    fn push_batched<E: FeatureExtractor + ?Sized>(
         &mut self,
         extractor: &E,
         input: &E::Input,
-        dictionary: &AttributeDictionary,
+        prefetch: impl Fn(&PendingAttr),
+        mut lookup: impl FnMut(&PendingAttr) -> Option<u32>,
     ) {
         let n = extractor.len(input);
         let (pending, ends) = (&mut self.pending, &mut self.pending_ends);
         pending.clear();
         ends.clear();
-        for t in 0..n {
-            extractor.extract(input, t, &mut |attr| {
-                pending.push(PendingAttr {
-                    key: attr.key.key(),
-                    value: attr.value,
-                    kind: attr.kind,
-                })
-            });
+        extractor.extract_all(input, &mut |t, attr| {
+            // Close the positions before `t` (some may have no attribute).
+            while ends.len() < t.min(n) {
+                ends.push(pending.len() as u32);
+            }
+            pending.push(PendingAttr {
+                key: attr.key.key(),
+                value: attr.value,
+                kind: attr.kind,
+            })
+        });
+        while ends.len() < n {
             ends.push(pending.len() as u32);
         }
         let mut i = 0;
         for (t, &end) in ends.iter().enumerate() {
             while i < end as usize {
                 if let Some(ahead) = pending.get(i + LOOKUP_AHEAD) {
-                    dictionary.prefetch(ahead.kind, ahead.key);
+                    prefetch(ahead);
                 }
-                let a = pending[i];
-                if let Some(id) = dictionary.id(a.kind, a.key) {
+                let a = &pending[i];
+                if let Some(id) = lookup(a) {
                     match a.kind {
                         AttrKind::State => self.state.push(id, a.value),
                         AttrKind::Edge if t > 0 => self.edge.push(id, a.value),
