@@ -13,7 +13,7 @@
 //! lexicon from other folds of the corpus than the one being featurized softens
 //! this.
 //!
-//! Matching uses a character trie (one hash map keyed by `(node, char)`), over
+//! Matching uses a character trie (one [`KeyIndex`] keyed by `(node, char)`), over
 //! the *normalized* form of each word (see [`crate::normalize`](mod@crate::normalize)) because the
 //! extractor sees normalized text. Only words of at most [`Lexicon::max_len`]
 //! characters go into the trie; that bounds the work per character at
@@ -21,7 +21,8 @@
 //! bytes are deterministic) and rebuilds the trie when deserialized.
 
 use crate::normalize::normalize_char;
-use chaincrf_features::hash::{mix64, FastHashMap};
+use chaincrf_features::hash::mix64;
+use chaincrf_features::KeyIndex;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -31,14 +32,14 @@ use std::collections::HashMap;
 pub(crate) struct CharTrie {
     /// Word length (in chars) ending at each node, 0 when no word ends there.
     terminal: Vec<u32>,
-    edges: FastHashMap<u32>,
+    edges: KeyIndex,
 }
 
 impl CharTrie {
     pub(crate) fn new() -> Self {
         CharTrie {
             terminal: vec![0],
-            edges: FastHashMap::default(),
+            edges: KeyIndex::new(),
         }
     }
 
@@ -51,7 +52,7 @@ impl CharTrie {
     /// The child of `node` along `c`.
     #[inline]
     pub(crate) fn child(&self, node: u32, c: char) -> Option<u32> {
-        self.edges.get(&Self::edge_key(node, c)).copied()
+        self.edges.get(Self::edge_key(node, c))
     }
 
     /// Whether a word ends at `node`.
@@ -66,16 +67,11 @@ impl CharTrie {
         let mut node = 0u32;
         let mut len = 0u32;
         for c in chars {
-            let key = Self::edge_key(node, c);
-            node = match self.edges.get(&key) {
-                Some(&n) => n,
-                None => {
-                    let n = self.terminal.len() as u32;
-                    self.terminal.push(0);
-                    self.edges.insert(key, n);
-                    n
-                }
-            };
+            let next = self.terminal.len() as u32;
+            node = self.edges.insert(Self::edge_key(node, c), next);
+            if node == next {
+                self.terminal.push(0);
+            }
             len += 1;
         }
         let new = len > 0 && self.terminal[node as usize] == 0;

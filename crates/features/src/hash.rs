@@ -90,6 +90,39 @@ pub fn prefetch<T>(x: &T) {
     let _ = x;
 }
 
+/// Allocates a vector of `len` copies of `value` whose memory the kernel is
+/// asked to back with huge pages (Linux, `madvise(MADV_HUGEPAGE)`, before the
+/// pages are touched); elsewhere, or when the kernel declines, a plain vector.
+///
+/// For tables of tens of megabytes read at random (attribute indexes, weight
+/// and gradient vectors): with 4 KiB pages nearly every access to a rarely
+/// used row also misses the TLB, and a page walk costs as much as the cache
+/// miss itself. Results never depend on it.
+pub fn huge_page_vec<T: Clone>(len: usize, value: T) -> Vec<T> {
+    let mut v: Vec<T> = Vec::with_capacity(len);
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let bytes = len * std::mem::size_of::<T>();
+        if bytes >= 2 * HUGE {
+            let start = v.as_mut_ptr() as usize;
+            let page = 4096;
+            let first = start.div_ceil(page) * page;
+            let end = (start + bytes) / page * page;
+            if end > first {
+                // SAFETY: the range lies inside this vector's allocation, which
+                // nothing else references; MADV_HUGEPAGE only changes how the
+                // kernel backs the pages, not their contents or validity.
+                unsafe {
+                    libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE);
+                }
+            }
+        }
+    }
+    v.resize(len, value);
+    v
+}
+
 /// A `HashMap` keyed by pre-mixed `u64` hashes.
 pub type FastHashMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 

@@ -6,13 +6,19 @@
 //! every lookup of a rare attribute is a cache miss. A general hash map pays
 //! two of them per hit (a control-byte array, then the bucket). This table
 //! keeps key and id side by side in one array of 16-byte slots (linear
-//! probing, at most 7/8 full, the same memory as a general map), so a hit usually costs one miss, and it can
+//! probing in Robin Hood order, at most 7/8 full: the memory of a general
+//! map), so a hit usually costs one miss, a miss stops after a few probes
+//! even in a full table, and it can
 //! [`prefetch`](KeyIndex::prefetch) a key's slot so that a caller looking up
 //! many keys has several misses in flight at once. Keys are only ever added
 //! (a dictionary that drops attributes builds a new index), which keeps
 //! probing simple: no tombstones.
 
-use crate::hash::prefetch;
+use crate::hash::{huge_page_vec, prefetch};
+
+/// 2⁶⁴ divided by the golden ratio: multiplying by it scrambles a key's bits
+/// into the high ones (Fibonacci hashing).
+const FIBONACCI: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// Marks an empty slot (ids are dense from 0 and never reach it).
 const EMPTY: u32 = u32::MAX;
@@ -44,9 +50,14 @@ impl KeyIndex {
 
     /// An index holding `keys[i] → i` (the first occurrence wins for repeated keys).
     pub fn from_keys(keys: &[u64]) -> Self {
+        const AHEAD: usize = 16;
         let mut index = KeyIndex::new();
         index.reserve(keys.len());
         for (i, &key) in keys.iter().enumerate() {
+            // Random slots of a large table: request a few in advance.
+            if let Some(&ahead) = keys.get(i + AHEAD) {
+                index.prefetch(ahead);
+            }
             index.insert(key, i as u32);
         }
         index
@@ -64,7 +75,7 @@ impl KeyIndex {
 
     #[inline]
     fn home(&self, key: u64) -> usize {
-        (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize
+        (key.wrapping_mul(FIBONACCI) >> self.shift) as usize
     }
 
     /// The id of `key`, if present.
@@ -75,6 +86,7 @@ impl KeyIndex {
         }
         let mask = self.slots.len() - 1;
         let mut i = self.home(key);
+        let mut distance = 0;
         loop {
             let slot = self.slots[i];
             if slot.id == EMPTY {
@@ -83,7 +95,13 @@ impl KeyIndex {
             if slot.key == key {
                 return Some(slot.id);
             }
+            // Robin Hood order: had `key` been here, it would sit before any
+            // entry that is closer to its own home than `key` would be.
+            if (i.wrapping_sub(self.home(slot.key)) & mask) < distance {
+                return None;
+            }
             i = (i + 1) & mask;
+            distance += 1;
         }
     }
 
@@ -102,20 +120,33 @@ impl KeyIndex {
     /// If `id` is `u32::MAX` (reserved for empty slots).
     pub fn insert(&mut self, key: u64, id: u32) -> u32 {
         assert!(id != EMPTY, "KeyIndex: id u32::MAX is reserved");
+        if let Some(existing) = self.get(key) {
+            return existing;
+        }
         self.reserve(1);
         let mask = self.slots.len() - 1;
+        let mut carried = Slot { key, id };
         let mut i = self.home(key);
+        let mut distance = 0;
+        let shift = self.shift;
+        let home = |key: u64| (key.wrapping_mul(FIBONACCI) >> shift) as usize;
         loop {
             let slot = &mut self.slots[i];
             if slot.id == EMPTY {
-                *slot = Slot { key, id };
+                *slot = carried;
                 self.len += 1;
                 return id;
             }
-            if slot.key == key {
-                return slot.id;
+            // Robin Hood: the entry farther from its home keeps the slot, so
+            // every probe sequence stays short and a missing key is known
+            // missing early (see `get`).
+            let theirs = i.wrapping_sub(home(slot.key)) & mask;
+            if theirs < distance {
+                std::mem::swap(slot, &mut carried);
+                distance = theirs;
             }
             i = (i + 1) & mask;
+            distance += 1;
         }
     }
 
@@ -126,7 +157,7 @@ impl KeyIndex {
             return;
         }
         let capacity = (needed * 8 / 7 + 1).next_power_of_two().max(16);
-        let old = std::mem::replace(&mut self.slots, vec![EMPTY_SLOT; capacity]);
+        let old = std::mem::replace(&mut self.slots, huge_page_vec(capacity, EMPTY_SLOT));
         self.shift = 64 - capacity.trailing_zeros();
         self.len = 0;
         for slot in old.into_iter().filter(|s| s.id != EMPTY) {

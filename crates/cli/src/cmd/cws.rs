@@ -331,6 +331,7 @@ fn segment(a: SegmentArgs) -> anyhow::Result<()> {
             None,
         ),
     };
+    let segmenting = std::time::Instant::now();
     let result = (|| -> anyhow::Result<(usize, usize)> {
         const BATCH: usize = 2048;
         let mut line_no = 0usize;
@@ -414,9 +415,12 @@ fn segment(a: SegmentArgs) -> anyhow::Result<()> {
     match (result, &tmp_path, &a.output) {
         (Ok((lines, chars)), Some(tmp), Some(dest)) => {
             std::fs::rename(tmp, dest).with_context(|| format!("{}: cannot write", dest.display()))?;
+            let secs = segmenting.elapsed().as_secs_f64();
             note!(
-                "segmented {lines} lines ({chars} characters) into {}; model loaded in {load_secs:.3}s",
-                dest.display()
+                "segmented {lines} lines ({chars} characters) into {} in {secs:.3}s ({:.0} characters/s); \
+                 model loaded in {load_secs:.3}s",
+                dest.display(),
+                chars as f64 / secs.max(1e-9)
             );
             Ok(())
         }
