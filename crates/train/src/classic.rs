@@ -26,10 +26,11 @@
 
 use crate::data::{Dataset, DatasetBuilder, HeldOutBuilder, LabelTarget};
 use chaincrf_features::{
-    read_column_data, read_crfsuite_data, AttrKind, AttributeDictionary, AttributeSequence, ColumnSequence,
-    CrfsuiteExtractor, FormatError, LabelAlphabet, TemplateExtractor, Templates,
+    read_column_data, read_crfsuite_data, AttrKind, AttributeDictionary, AttributeSequence, ColumnReader,
+    ColumnSequence, CrfsuiteExtractor, CrfsuiteReader, FormatError, LabelAlphabet, TemplateExtractor, Templates,
 };
 use chaincrf_model::{ExtractorSpec, Model, Structure, WeightLayout};
+use std::borrow::Cow;
 use std::io::BufRead;
 
 /// The two classic data formats.
@@ -143,6 +144,12 @@ pub enum ClassicTrainError {
     Data(String),
 }
 
+/// One sequence of either format, borrowed from a corpus or just read.
+enum Sequence<'a> {
+    Columns(Cow<'a, ColumnSequence>),
+    Attributes(Cow<'a, AttributeSequence>),
+}
+
 /// The extractor in use, borrowed by the compiling code.
 #[derive(Clone, Debug)]
 enum Extractor {
@@ -183,7 +190,52 @@ impl ClassicSetup {
         options: &ClassicOptions,
         init: Option<&Model>,
     ) -> Result<Self, ClassicTrainError> {
-        let format = corpus.format();
+        let sequences: Box<dyn Iterator<Item = Result<Sequence<'_>, FormatError>>> = match corpus {
+            ClassicCorpus::Columns(seqs) => Box::new(seqs.iter().map(|s| Ok(Sequence::Columns(Cow::Borrowed(s))))),
+            ClassicCorpus::Attributes(seqs) => {
+                Box::new(seqs.iter().map(|s| Ok(Sequence::Attributes(Cow::Borrowed(s)))))
+            }
+        };
+        Ok(Self::compile(corpus.format(), sequences, path, templates, options, init)?.0)
+    }
+
+    /// Reads and compiles a training file of `format` in one pass: each
+    /// sequence is compiled as soon as it is read and its text dropped, so the
+    /// corpus is never held in memory as text (on a large CRFsuite export that
+    /// text is several times the compiled data). Also returns the number of
+    /// sequences and tokens read. Otherwise as [`ClassicSetup::new`].
+    ///
+    /// # Errors
+    /// As [`ClassicSetup::new`], and the first [`FormatError`] of the file.
+    pub fn read<R: BufRead>(
+        format: ClassicFormat,
+        reader: R,
+        path: &str,
+        templates: Option<Templates>,
+        options: &ClassicOptions,
+        init: Option<&Model>,
+    ) -> Result<(Self, usize, usize), ClassicTrainError> {
+        let sequences: Box<dyn Iterator<Item = Result<Sequence<'_>, FormatError>>> = match format {
+            ClassicFormat::Crfpp => {
+                Box::new(ColumnReader::new(reader, path).map(|r| r.map(|s| Sequence::Columns(Cow::Owned(s)))))
+            }
+            ClassicFormat::Crfsuite => {
+                Box::new(CrfsuiteReader::new(reader, path).map(|r| r.map(|s| Sequence::Attributes(Cow::Owned(s)))))
+            }
+        };
+        Self::compile(format, sequences, path, templates, options, init)
+    }
+
+    /// Compiles `sequences` (all of `format`); returns the setup and the
+    /// number of sequences and tokens.
+    fn compile<'a>(
+        format: ClassicFormat,
+        sequences: impl Iterator<Item = Result<Sequence<'a>, FormatError>>,
+        path: &str,
+        templates: Option<Templates>,
+        options: &ClassicOptions,
+        init: Option<&Model>,
+    ) -> Result<(Self, usize, usize), ClassicTrainError> {
         if let Some(model) = init {
             match ClassicFormat::of_model(model) {
                 Some(f) if f == format => {}
@@ -201,15 +253,9 @@ impl ClassicSetup {
                 }
             }
         }
-        if corpus.is_empty() {
-            return Err(ClassicTrainError::Data(format!("{path}: no training sequence")));
-        }
-        let mut builder = match init {
-            Some(m) => DatasetBuilder::from_model(m, options.keep_names),
-            None => DatasetBuilder::new(options.keep_names),
-        };
-        let (extractor, spec, transitions) = match corpus {
-            ClassicCorpus::Columns(seqs) => {
+        let templates = match format {
+            ClassicFormat::Crfsuite => None,
+            ClassicFormat::Crfpp => {
                 let templates = match (templates, init) {
                     (Some(t), _) => t,
                     (
@@ -230,35 +276,61 @@ impl ClassicSetup {
                         "the template file has no U or B line, so there would be no feature".into(),
                     ));
                 }
-                let columns = seqs.first().and_then(|s| s.rows.first()).map_or(0, Vec::len);
-                let feature_columns = columns.saturating_sub(1);
-                templates.check_columns(feature_columns, path)?;
-                let transitions = templates.has_plain_bigram();
-                let spec = ExtractorSpec::CrfppTemplates {
-                    source: templates.source().to_owned(),
-                    feature_columns,
-                };
-                let ex = TemplateExtractor {
-                    templates,
-                    feature_columns,
-                };
-                for s in seqs {
+                Some(templates)
+            }
+        };
+        let mut builder = match init {
+            Some(m) => DatasetBuilder::from_model(m, options.keep_names),
+            None => DatasetBuilder::new(options.keep_names),
+        };
+        // CRF++: the extractor needs the number of columns, known from the first row.
+        let mut templates = templates;
+        let mut template_extractor: Option<TemplateExtractor> = None;
+        let (mut count, mut tokens) = (0usize, 0usize);
+        for seq in sequences {
+            let seq = seq?;
+            count += 1;
+            match seq {
+                Sequence::Columns(s) => {
+                    let columns = s.rows.first().map_or(0, Vec::len);
+                    if template_extractor.is_none() {
+                        let templates = templates.take().expect("CRF++ data comes with templates");
+                        let feature_columns = columns.saturating_sub(1);
+                        templates.check_columns(feature_columns, path)?;
+                        template_extractor = Some(TemplateExtractor {
+                            templates,
+                            feature_columns,
+                        });
+                    }
+                    let ex = template_extractor.as_ref().expect("set above");
+                    tokens += s.len();
                     let gold: Vec<u32> = s.column(columns - 1).map(|l| builder.labels_mut().intern(l)).collect();
                     builder
-                        .add(&ex, &s.rows, LabelTarget::Gold(gold))
+                        .add(ex, &s.rows, LabelTarget::Gold(gold))
                         .map_err(|m| ClassicTrainError::Data(format!("{path}:{}: {m}", s.first_line)))?;
                 }
-                (Extractor::Templates(ex), spec, transitions)
-            }
-            ClassicCorpus::Attributes(seqs) => {
-                for s in seqs {
+                Sequence::Attributes(s) => {
+                    tokens += s.len();
                     let gold: Vec<u32> = s.labels.iter().map(|l| builder.labels_mut().intern(l)).collect();
                     builder
                         .add(&CrfsuiteExtractor, &s.attrs, LabelTarget::Gold(gold))
                         .map_err(|m| ClassicTrainError::Data(format!("{path}:{}: {m}", s.first_line)))?;
                 }
-                (Extractor::Attributes, ExtractorSpec::CrfsuiteAttributes, true)
             }
+        }
+        if count == 0 {
+            return Err(ClassicTrainError::Data(format!("{path}: no training sequence")));
+        }
+        let (extractor, spec, transitions) = match template_extractor {
+            Some(ex) => {
+                let spec = ExtractorSpec::CrfppTemplates {
+                    source: ex.templates.source().to_owned(),
+                    feature_columns: ex.feature_columns,
+                };
+                let transitions = ex.templates.has_plain_bigram();
+                (Extractor::Templates(ex), spec, transitions)
+            }
+            None => (Extractor::Attributes, ExtractorSpec::CrfsuiteAttributes, true),
         };
         let dataset = builder.finish(options.min_freq);
         let structure = Structure {
@@ -267,13 +339,14 @@ impl ClassicSetup {
             ..Structure::default()
         };
         let init = init.map(|m| map_weights(m, &dataset.labels, &dataset.attributes));
-        Ok(ClassicSetup {
+        let setup = ClassicSetup {
             dataset,
             spec,
             structure,
             init,
             extractor,
-        })
+        };
+        Ok((setup, count, tokens))
     }
 
     /// The layout of the weights being trained.

@@ -221,13 +221,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let started = Instant::now();
     let data_name = args.data.display().to_string();
-    let corpus = ClassicCorpus::read(format, open_file(&args.data)?, &data_name)?;
     let options = ClassicOptions {
         start_end: args.start_end,
         min_freq: args.min_freq,
         keep_names: true,
     };
-    let setup = ClassicSetup::new(&corpus, &data_name, templates, &options, init.as_ref())?;
+    // Compiled while it is read: the text of a large corpus is never held.
+    let (setup, sequences, tokens) = ClassicSetup::read(
+        format,
+        open_file(&args.data)?,
+        &data_name,
+        templates,
+        &options,
+        init.as_ref(),
+    )?;
     let dev = match &args.dev {
         Some(p) => {
             let name = p.display().to_string();
@@ -253,14 +260,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     note!(
         "{data_name}: {} sequences, {} tokens, {} labels, {} state + {} edge attributes (read in {:.2}s)",
-        corpus.len(),
-        corpus.tokens(),
+        sequences,
+        tokens,
         layout.k,
         layout.num_state,
         layout.num_edge,
         started.elapsed().as_secs_f64()
     );
-    drop(corpus);
 
     let mut reporter = Reporter::new();
     let structure = setup.structure.clone();
