@@ -542,6 +542,7 @@ impl<O, S: Solver<O, St> + serde::Serialize> Solver<O, St> for Stopping<'_, S> {
                 best_dev,
                 trainable: w.len() as u64,
             })
+            .map_err(|e| format!("cannot encode the optimizer state: {e}"))
         };
         let weights = (self.expand)(w);
         progress.dev_accuracy = (self.on_iteration)(&Iteration {

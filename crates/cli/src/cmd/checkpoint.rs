@@ -111,7 +111,9 @@ pub struct Checkpointer {
     every: Option<u64>,
     /// With checkpoints on: the iteration limit, whose iteration is saved too.
     last_iteration: Option<u64>,
-    fingerprint: u64,
+    /// The training files and the options text the fingerprint covers.
+    inputs: (Vec<PathBuf>, String),
+    fingerprint: std::cell::OnceCell<u64>,
     /// The iteration of the last checkpoint written by this run.
     pub last_saved: Option<u64>,
     failed: bool,
@@ -119,20 +121,24 @@ pub struct Checkpointer {
 
 impl Checkpointer {
     /// Checkpoints of the model at `model`, every `every` iterations (and on an
-    /// interrupt), stamped with `fingerprint`. When checkpoints are on (`every`
-    /// given, or the run resumes from one), the iteration `max_iterations` is
-    /// saved too, so a run cut off by the limit can be continued exactly.
-    /// Checks that the checkpoint path is writable, so a run does not find out
-    /// at its first checkpoint.
+    /// interrupt), stamped with the [`fingerprint`] of `files` and `options`.
+    /// When checkpoints are on (`every` given, or the run resumes from one),
+    /// the iteration `max_iterations` is saved too, so a run cut off by the
+    /// limit can be continued exactly. Checks that the checkpoint path is
+    /// writable, so a run does not find out at its first checkpoint. The
+    /// fingerprint (a pass over the training files) is computed now when
+    /// checkpoints are on, otherwise only if an interrupt asks for one.
     ///
     /// # Errors
-    /// `every == 0`, or a checkpoint path that cannot be written.
+    /// `every == 0`, a checkpoint path that cannot be written, or a training
+    /// file that cannot be read.
     pub fn new(
         model: &Path,
         every: Option<u64>,
         resume: bool,
         max_iterations: Option<u64>,
-        fingerprint: u64,
+        files: Vec<PathBuf>,
+        options: String,
     ) -> anyhow::Result<Self> {
         if every == Some(0) {
             bail!("--checkpoint-every must be at least 1");
@@ -140,14 +146,20 @@ impl Checkpointer {
         let path = checkpoint_path(model);
         chaincrf_model::io::check_writable(&path)
             .context("the checkpoint cannot be written (checked before training)")?;
-        Ok(Checkpointer {
+        let on = every.is_some() || resume;
+        let checkpointer = Checkpointer {
             path,
             every,
-            last_iteration: max_iterations.filter(|_| every.is_some() || resume),
-            fingerprint,
+            last_iteration: max_iterations.filter(|_| on),
+            inputs: (files, options),
+            fingerprint: std::cell::OnceCell::new(),
             last_saved: None,
             failed: false,
-        })
+        };
+        if on {
+            checkpointer.fingerprint().map_err(anyhow::Error::msg)?;
+        }
+        Ok(checkpointer)
     }
 
     /// Whether the iteration `p` gets a checkpoint: every N-th, the last one
@@ -160,21 +172,27 @@ impl Checkpointer {
                 || self.last_iteration == Some(p.iteration))
     }
 
-    /// The fingerprint stamped on checkpoints.
-    pub fn fingerprint(&self) -> u64 {
-        self.fingerprint
+    /// The fingerprint stamped on checkpoints (computed on first use).
+    ///
+    /// # Errors
+    /// A message when a training file cannot be read.
+    pub fn fingerprint(&self) -> Result<u64, String> {
+        if let Some(&f) = self.fingerprint.get() {
+            return Ok(f);
+        }
+        let files: Vec<&Path> = self.inputs.0.iter().map(PathBuf::as_path).collect();
+        let f = fingerprint(&files, &self.inputs.1).map_err(|e| format!("{e:#}"))?;
+        Ok(*self.fingerprint.get_or_init(|| f))
     }
 
     /// Saves `checkpoint`. A failure is reported once as a warning and training
     /// goes on: a run that cannot checkpoint still produces its model.
     pub fn save(&mut self, checkpoint: Result<Checkpoint, String>) {
-        let saved = checkpoint
-            .map_err(|e| format!("cannot encode the optimizer state: {e}"))
-            .and_then(|c| {
-                save_checkpoint(&c, &self.path)
-                    .map(|_| c.iteration)
-                    .map_err(|e| e.to_string())
-            });
+        let saved = checkpoint.and_then(|c| {
+            save_checkpoint(&c, &self.path)
+                .map(|_| c.iteration)
+                .map_err(|e| e.to_string())
+        });
         match saved {
             Ok(iteration) => self.last_saved = Some(iteration),
             Err(e) => {

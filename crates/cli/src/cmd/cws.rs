@@ -2,7 +2,7 @@
 //! corpus, segment text with it (streaming, in parallel, output in input
 //! order), and score a segmentation the way the SIGHAN Bakeoff does.
 
-use super::checkpoint::{fingerprint, install_stop_flag, load_for_resume, Checkpointer, Interrupted};
+use super::checkpoint::{install_stop_flag, load_for_resume, Checkpointer, Interrupted};
 use anyhow::{bail, Context as _};
 use chaincrf_cws::corpus::read_corpus_as;
 use chaincrf_cws::train::{train_segmenter_with, CwsTrainOptions};
@@ -200,10 +200,11 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         a.checkpoint_every,
         a.resume,
         (a.max_iterations > 0).then_some(a.max_iterations),
-        fingerprint(&[&a.corpus], &options_text)?,
+        vec![a.corpus.clone()],
+        options_text,
     )?;
     let resume = if a.resume {
-        let c = load_for_resume(&a.model, checkpointer.fingerprint())?;
+        let c = load_for_resume(&a.model, checkpointer.fingerprint().map_err(anyhow::Error::msg)?)?;
         // The file on disk is this run's starting point until it writes a newer one.
         checkpointer.last_saved = Some(c.iteration);
         Some(c)
@@ -261,7 +262,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
             p.seconds
         );
         if checkpointer.wants(p) {
-            checkpointer.save(it.checkpoint(checkpointer.fingerprint()));
+            checkpointer.save(checkpointer.fingerprint().and_then(|f| it.checkpoint(f)));
         }
     })?;
     drop(resume);

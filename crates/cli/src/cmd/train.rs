@@ -12,7 +12,7 @@
 //! (Ctrl-C, SIGTERM) ends it cleanly after the current iteration with the model
 //! and a checkpoint saved (see `checkpoint.rs` and `docs/reliability.md`).
 
-use super::checkpoint::{fingerprint, install_stop_flag, load_for_resume, Checkpointer, Interrupted};
+use super::checkpoint::{install_stop_flag, load_for_resume, Checkpointer, Interrupted};
 use super::{load_model, open_file};
 use anyhow::{bail, Context as _};
 use chaincrf_features::Templates;
@@ -118,10 +118,10 @@ pub struct Args {
 /// What identifies a run for `--resume`: the files trained on and every option
 /// that changes the features or the objective (not the stopping rules, threads
 /// or held-out data, which a continued run may change).
-fn run_fingerprint(args: &Args) -> anyhow::Result<u64> {
-    let mut files = vec![args.data.as_path()];
-    files.extend(args.template.as_deref());
-    files.extend(args.init.as_deref());
+fn run_inputs(args: &Args) -> (Vec<PathBuf>, String) {
+    let mut files = vec![args.data.clone()];
+    files.extend(args.template.clone());
+    files.extend(args.init.clone());
     let options = format!(
         "train format={:?} template={} init={} c1={} c2={} min_freq={} pairs={:?} start_end={}",
         args.format,
@@ -133,7 +133,7 @@ fn run_fingerprint(args: &Args) -> anyhow::Result<u64> {
         args.feature_pairs,
         args.start_end
     );
-    fingerprint(&files, &options)
+    (files, options)
 }
 
 /// Whether `m` has exactly the labels and attribute ids of `setup`'s data.
@@ -178,15 +178,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(p) = &args.summary_json {
         check_writable(p).context("the summary cannot be written (checked before training)")?;
     }
+    let inputs = run_inputs(&args);
     let mut checkpointer = Checkpointer::new(
         &args.model,
         args.checkpoint_every,
         args.resume,
         args.max_iterations,
-        run_fingerprint(&args)?,
+        inputs.0,
+        inputs.1,
     )?;
     let checkpoint = if args.resume {
-        let c = load_for_resume(&args.model, checkpointer.fingerprint())?;
+        let c = load_for_resume(&args.model, checkpointer.fingerprint().map_err(anyhow::Error::msg)?)?;
         // The file on disk is this run's starting point until it writes a newer one.
         checkpointer.last_saved = Some(c.iteration);
         Some(c)
@@ -283,12 +285,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 setup.structure.clone(),
                 w,
             );
-            let checkpoint = it.optimizer_state().map(|optimizer| Checkpoint {
-                iteration: p.iteration,
-                fingerprint: checkpointer.fingerprint(),
-                weights: w.to_vec(),
-                model,
-                optimizer,
+            let checkpoint = checkpointer.fingerprint().and_then(|fingerprint| {
+                it.optimizer_state().map(|optimizer| Checkpoint {
+                    iteration: p.iteration,
+                    fingerprint,
+                    weights: w.to_vec(),
+                    model,
+                    optimizer,
+                })
             });
             checkpointer.save(checkpoint);
         }
