@@ -72,8 +72,7 @@ impl DictionaryBuilder {
         }
     }
 
-    /// Whether names are kept (then attributes must be added with their names,
-    /// through [`DictionaryBuilder::add_id`]).
+    /// Whether names are kept.
     pub fn keeps_names(&self) -> bool {
         self.keep_names
     }
@@ -92,12 +91,13 @@ impl DictionaryBuilder {
         self.kinds[kind_slot(attr.kind)].count(attr.key.key(), 1, keep, || name_of(keep, attr.key))
     }
 
-    /// Counts one occurrence of the attribute `key` of `kind`, whose name is not
-    /// kept; returns its provisional id as [`DictionaryBuilder::add_id`] does.
+    /// Counts one occurrence of the attribute `key` of `kind` (named `name`, kept
+    /// when the builder keeps names); returns its provisional id as
+    /// [`DictionaryBuilder::add_id`] does.
     #[inline]
-    pub fn add_key(&mut self, kind: AttrKind, key: u64) -> u32 {
+    pub fn add_named(&mut self, kind: AttrKind, key: u64, name: Option<&str>) -> u32 {
         let keep = self.keep_names;
-        self.kinds[kind_slot(kind)].count(key, 1, keep, || None)
+        self.kinds[kind_slot(kind)].count(key, 1, keep, || name.map(Into::into))
     }
 
     /// Starts loading what counting `key` will touch (see [`KeyIndex::prefetch`]).

@@ -8,7 +8,7 @@
 //! and no allocation. Tagging uses the same layout for a single sequence.
 
 use chaincrf_features::hash::prefetch;
-use chaincrf_features::{AttrKind, AttributeDictionary, DictionaryBuilder, FeatureExtractor};
+use chaincrf_features::{AttrKey, AttrKind, AttributeDictionary, DictionaryBuilder, FeatureExtractor};
 
 /// Attribute ids (and values) of many sequences, in one flat layout.
 #[derive(Clone, Debug, Default)]
@@ -21,6 +21,8 @@ pub struct ObservationArena {
     pending: Vec<PendingAttr>,
     /// Scratch: end of each position's attributes in `pending`.
     pending_ends: Vec<u32>,
+    /// Scratch: the names of `pending` attributes, when kept.
+    pending_names: String,
 }
 
 /// An attribute extracted but not yet looked up.
@@ -29,6 +31,8 @@ struct PendingAttr {
     key: u64,
     value: f64,
     kind: AttrKind,
+    /// Byte range of the name in the arena's name scratch, when names are kept.
+    name: Option<(usize, usize)>,
 }
 
 /// How many attributes ahead a frozen lookup prefetches the dictionary slot.
@@ -127,6 +131,7 @@ impl ObservationArena {
             edge: Csr::default(),
             pending: Vec::new(),
             pending_ends: Vec::new(),
+            pending_names: String::new(),
         }
     }
 
@@ -178,36 +183,23 @@ impl ObservationArena {
 
     fn push_with<E: FeatureExtractor + ?Sized>(&mut self, extractor: &E, input: &E::Input, lookup: Lookup<'_>) {
         match lookup {
-            Lookup::Frozen(d) => {
-                self.push_batched(extractor, input, |a| d.prefetch(a.kind, a.key), |a| d.id(a.kind, a.key))
-            }
-            Lookup::Building(b) if !b.keeps_names() => {
+            Lookup::Frozen(d) => self.push_batched(
+                extractor,
+                input,
+                false,
+                |a| d.prefetch(a.kind, a.key),
+                |a, _| d.id(a.kind, a.key),
+            ),
+            Lookup::Building(b) => {
+                let names = b.keeps_names();
                 let b = std::cell::RefCell::new(b);
                 self.push_batched(
                     extractor,
                     input,
+                    names,
                     |a| b.borrow().prefetch(a.kind, a.key),
-                    |a| Some(b.borrow_mut().add_key(a.kind, a.key)),
+                    |a, name| Some(b.borrow_mut().add_named(a.kind, a.key, name)),
                 );
-            }
-            Lookup::Building(b) => {
-                // Names are kept: each attribute is counted while its name is borrowed.
-                let n = extractor.len(input);
-                for t in 0..n {
-                    let (state, edge) = (&mut self.state, &mut self.edge);
-                    extractor.extract(input, t, &mut |attr| {
-                        let id = b.add_id(&attr);
-                        match attr.kind {
-                            AttrKind::State => state.push(id, attr.value),
-                            AttrKind::Edge if t > 0 => edge.push(id, attr.value),
-                            AttrKind::Edge => {}
-                        }
-                    });
-                    self.state.end_position();
-                    self.edge.end_position();
-                }
-                let last = *self.seq_starts.last().unwrap_or(&0);
-                self.seq_starts.push(last + n as u32);
             }
         }
     }
@@ -217,27 +209,39 @@ impl ObservationArena {
     /// attributes in advance: lookups into a dictionary of millions of keys are
     /// mostly cache misses, and this way several are in flight at once instead
     /// of one after the other (tagging, segmenting and building the training
-    /// dictionary are bound by them). `lookup` sees the attributes in order.
+    /// dictionary are bound by them). `lookup` sees the attributes in order,
+    /// with their names when `keep_names` is set and they have one.
     fn push_batched<E: FeatureExtractor + ?Sized>(
         &mut self,
         extractor: &E,
         input: &E::Input,
+        keep_names: bool,
         prefetch: impl Fn(&PendingAttr),
-        mut lookup: impl FnMut(&PendingAttr) -> Option<u32>,
+        mut lookup: impl FnMut(&PendingAttr, Option<&str>) -> Option<u32>,
     ) {
         let n = extractor.len(input);
-        let (pending, ends) = (&mut self.pending, &mut self.pending_ends);
+        let (pending, ends, names) = (&mut self.pending, &mut self.pending_ends, &mut self.pending_names);
         pending.clear();
         ends.clear();
+        names.clear();
         extractor.extract_all(input, &mut |t, attr| {
             // Close the positions before `t` (some may have no attribute).
             while ends.len() < t.min(n) {
                 ends.push(pending.len() as u32);
             }
+            let name = match attr.key {
+                AttrKey::Name(text) if keep_names => {
+                    let start = names.len();
+                    names.push_str(text);
+                    Some((start, names.len()))
+                }
+                _ => None,
+            };
             pending.push(PendingAttr {
                 key: attr.key.key(),
                 value: attr.value,
                 kind: attr.kind,
+                name,
             })
         });
         while ends.len() < n {
@@ -250,7 +254,7 @@ impl ObservationArena {
                     prefetch(ahead);
                 }
                 let a = &pending[i];
-                if let Some(id) = lookup(a) {
+                if let Some(id) = lookup(a, a.name.map(|(s, e)| &names[s..e])) {
                     match a.kind {
                         AttrKind::State => self.state.push(id, a.value),
                         AttrKind::Edge if t > 0 => self.edge.push(id, a.value),
