@@ -91,12 +91,17 @@ impl Csr {
         )
     }
     /// Renumbers ids through `map`, dropping those mapped to `None`.
+    /// Renumbers ids by `map`, drops the unmapped ones and sorts each row by
+    /// id (stably, values alongside), so that the ids of any id range form one
+    /// run in every row (see [`ObservationArena::rows_sorted`]).
     fn remap(&mut self, map: &[Option<u32>]) {
         let mut out = 0usize;
         let has_values = !self.values.is_empty();
         let mut start = 0usize;
+        let mut pairs: Vec<(u32, f32)> = Vec::new();
         for p in 0..self.offsets.len() - 1 {
             let end = self.offsets[p + 1] as usize;
+            let row_start = out;
             for i in start..end {
                 if let Some(new) = map[self.ids[i] as usize] {
                     self.ids[out] = new;
@@ -105,6 +110,22 @@ impl Csr {
                     }
                     out += 1;
                 }
+            }
+            if has_values {
+                pairs.clear();
+                pairs.extend(
+                    self.ids[row_start..out]
+                        .iter()
+                        .copied()
+                        .zip(self.values[row_start..out].iter().copied()),
+                );
+                pairs.sort_by_key(|&(id, _)| id);
+                for (i, (id, v)) in pairs.iter().enumerate() {
+                    self.ids[row_start + i] = *id;
+                    self.values[row_start + i] = *v;
+                }
+            } else {
+                self.ids[row_start..out].sort_unstable();
             }
             start = end;
             self.offsets[p + 1] = out as u32;
@@ -272,9 +293,22 @@ impl ObservationArena {
 
     /// Renumbers provisional ids to final ones (`maps = [state, edge]`), dropping
     /// attributes cut by the minimum frequency.
+    ///
+    /// Each position's ids come out sorted (values alongside): a training
+    /// pass that splits the attributes into id ranges between threads then
+    /// finds a range's ids as one run per position.
     pub fn remap(&mut self, maps: &[Vec<Option<u32>>; 2]) {
         self.state.remap(&maps[0]);
         self.edge.remap(&maps[1]);
+    }
+
+    /// Whether every position's state attribute ids are in increasing order
+    /// (true after [`ObservationArena::remap`]).
+    pub fn rows_sorted(&self) -> bool {
+        let s = &self.state;
+        s.offsets
+            .windows(2)
+            .all(|w| s.ids[w[0] as usize..w[1] as usize].windows(2).all(|p| p[0] <= p[1]))
     }
 
     /// Sequence `i`.
@@ -413,3 +447,48 @@ pub fn accumulate_emissions<W: Copy + Into<f64>>(obs: &Observations<'_>, weights
 /// How many positions ahead [`accumulate_emissions`] (and the trainer's
 /// gradient scatter) request the weight rows they will need.
 pub const PREFETCH_AHEAD: usize = 4;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chaincrf_features::Attr;
+
+    /// Attributes `a`, `b`, `c` at every position, `b` with value 0.5, in an
+    /// order that `remap` has to sort.
+    struct Three;
+    impl FeatureExtractor for Three {
+        type Input = [u8];
+        fn len(&self, input: &[u8]) -> usize {
+            input.len()
+        }
+        fn extract(&self, input: &[u8], t: usize, sink: &mut dyn FnMut(Attr<'_>)) {
+            if input[t] == 0 {
+                return; // a position without attributes
+            }
+            sink(Attr::state("c"));
+            sink(Attr::state("b").with_value(0.5));
+            sink(Attr::state("a"));
+        }
+    }
+
+    #[test]
+    fn remap_sorts_each_row_and_keeps_values_with_their_ids() {
+        let mut builder = DictionaryBuilder::new(false);
+        let mut arena = ObservationArena::new();
+        arena.push_counting(&Three, &[1, 0, 1], &mut builder);
+        let (dict, maps) = builder.freeze_with_map(1);
+        arena.remap(&maps);
+        assert!(arena.rows_sorted());
+        let id = |name: &str| dict.id(AttrKind::State, chaincrf_features::hash_name(name)).unwrap();
+        let seq = arena.sequence(0);
+        assert_eq!(seq.state(1).0, &[] as &[u32]);
+        for t in [0, 2] {
+            let (ids, values) = seq.state(t);
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+            let values = values.expect("one attribute has a value");
+            for (&i, &v) in ids.iter().zip(values) {
+                assert_eq!(v, if i == id("b") { 0.5 } else { 1.0 });
+            }
+        }
+    }
+}

@@ -29,6 +29,10 @@ use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+/// State ids below this are the most frequent attributes (ids are assigned
+/// by decreasing frequency), whose gradient rows phase 2 finds in cache.
+const HOT_IDS: u32 = 1 << 15;
+
 /// Sequences per block in phase 1 (fixed, so results do not depend on threads).
 const BLOCK: usize = 32;
 
@@ -127,11 +131,23 @@ impl<'d> Objective<'d> {
             .filter(|(_, &t)| t)
             .map(|(i, _)| i as u32)
             .collect();
-        // Split state ids into ranges of about equal occurrence counts, one per thread.
+        // Phase 2 finds each thread's ids as one run per position.
+        if !data.arena.rows_sorted() {
+            return Err(
+                "the dataset's attribute ids are not sorted within positions (build it with DatasetBuilder)".into(),
+            );
+        }
+        // Split state ids into ranges of about equal cost, one per thread. An
+        // id costs its occurrences plus a cache miss's worth for its row: ids
+        // are ordered by frequency, and the rare ones' rows are rarely cached.
+        const ROW_MISS_COST: u64 = 8;
         let parts = pool.current_num_threads().max(1);
         let mut counts = vec![0u64; layout.num_state + 1];
         for &id in data.arena.state_layout().1 {
             counts[id as usize] += 1;
+        }
+        for c in counts.iter_mut().filter(|c| **c > 0) {
+            *c += ROW_MISS_COST;
         }
         let total: u64 = counts.iter().sum();
         let mut splits = vec![0u32];
@@ -388,7 +404,7 @@ impl<'d> Objective<'d> {
             }
         }
         // Phase 2: scatter into attribute weights, each thread owning an id range
-        // (ranges balanced by occurrence counts; sums run in position order).
+        // (ranges balanced by estimated cost; sums run in position order).
         let (state_grad, rest) = grad.split_at_mut(layout.edge_offset());
         let (offsets, ids, values) = data.arena.state_layout();
         let mut parts: Vec<(u32, &mut [f64])> = Vec::with_capacity(self.splits.len());
@@ -403,26 +419,30 @@ impl<'d> Objective<'d> {
         self.pool.install(|| {
             parts.into_par_iter().for_each(|(lo, out)| {
                 let hi = lo + (out.len() / k) as u32;
+                // Rows are sorted by id: the ids in `from..hi` are one run per position.
+                let run = |p: usize, from: u32| {
+                    let (s, e) = (offsets[p] as usize, offsets[p + 1] as usize);
+                    let row = &ids[s..e];
+                    let a = row.partition_point(|&id| id < from);
+                    let b = a + row[a..].partition_point(|&id| id < hi);
+                    s + a..s + b
+                };
+                // The rows of the most frequent ids stay cached; prefetching
+                // them would only cost time.
+                let cold = lo.max(HOT_IDS);
                 for p in 0..num_pos {
-                    if p + PREFETCH_AHEAD < num_pos {
-                        let ahead =
-                            &ids[offsets[p + PREFETCH_AHEAD] as usize..offsets[p + PREFETCH_AHEAD + 1] as usize];
-                        for &id in ahead {
-                            if id >= lo && id < hi {
-                                prefetch(&out[(id - lo) as usize * k]);
-                            }
+                    if cold < hi && p + PREFETCH_AHEAD < num_pos {
+                        for &id in &ids[run(p + PREFETCH_AHEAD, cold)] {
+                            prefetch(&out[(id - lo) as usize * k]);
                         }
                     }
-                    let (s, e) = (offsets[p] as usize, offsets[p + 1] as usize);
                     let g = &node_grad[p * k..(p + 1) * k];
-                    for idx in s..e {
+                    for idx in run(p, lo) {
                         let id = ids[idx];
-                        if id >= lo && id < hi {
-                            let v = values.map_or(1.0, |v| f64::from(v[idx]));
-                            let row = &mut out[(id - lo) as usize * k..(id - lo + 1) as usize * k];
-                            for (o, &x) in row.iter_mut().zip(g) {
-                                *o += v * x;
-                            }
+                        let v = values.map_or(1.0, |v| f64::from(v[idx]));
+                        let row = &mut out[(id - lo) as usize * k..(id - lo + 1) as usize * k];
+                        for (o, &x) in row.iter_mut().zip(g) {
+                            *o += v * x;
                         }
                     }
                 }
