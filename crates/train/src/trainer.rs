@@ -366,17 +366,17 @@ pub fn trainable_mask(data: &Dataset, layout: WeightLayout, structure: &Structur
     let t0 = layout.transition_offset();
     if pairs == FeaturePairs::Observed {
         // State pairs and edge pairs seen with their gold (or allowed) labels.
+        // The labels each position may take (one for gold data), reused buffers.
+        let (mut prev, mut ys): (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
         for i in 0..data.len() {
             let obs = data.arena.sequence(i);
-            let labels_at = |t: usize| -> Vec<usize> {
-                match &data.partial[i] {
-                    None => vec![data.gold_of(i).map_or(0, |g| g[t])],
-                    Some(a) => (0..k).filter(|&y| a.is_allowed(t, y)).collect(),
-                }
-            };
-            let mut prev: Vec<usize> = Vec::new();
+            prev.clear();
             for t in 0..obs.len() {
-                let ys = labels_at(t);
+                ys.clear();
+                match &data.partial[i] {
+                    None => ys.push(data.gold_of(i).map_or(0, |g| g[t])),
+                    Some(a) => ys.extend((0..k).filter(|&y| a.is_allowed(t, y))),
+                }
                 for &id in obs.state(t).0 {
                     for &y in &ys {
                         mask[id as usize * k + y] = true;
@@ -392,7 +392,7 @@ pub fn trainable_mask(data: &Dataset, layout: WeightLayout, structure: &Structur
                         }
                     }
                 }
-                prev = ys;
+                std::mem::swap(&mut prev, &mut ys);
             }
         }
     }
