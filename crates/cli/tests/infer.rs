@@ -217,3 +217,16 @@ fn usage_errors_exit_2_and_help_has_an_example() {
     let text = String::from_utf8(help.stdout).unwrap();
     assert!(text.contains("Example:") && text.contains("chaincrf infer"), "{text}");
 }
+
+/// Fuzzer find (potentials_json, out of memory): scores of 10⁸⁰ left the
+/// best-first k-best search's priorities equal to the last bit and it expanded
+/// prefixes without bound. The list-Viterbi k-best answers in bounded memory.
+#[test]
+fn nbest_with_huge_scores_stays_bounded() {
+    let input = include_str!("data/fuzz-kbest-huge-scores.json");
+    let v = ok_json(&["--nbest", "3"], input);
+    let best = paths(&v["nbest"]);
+    assert_eq!(best.len(), 3);
+    assert!(best.windows(2).all(|w| w[0].1 >= w[1].1), "{best:?}");
+    assert!(close(best[0].1, v["viterbi"]["score"].as_f64().unwrap()));
+}

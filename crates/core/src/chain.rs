@@ -30,8 +30,6 @@
 use crate::error::{Error, Result};
 use crate::potentials::Potentials;
 use crate::semiring::{Boolean, Counting, Entropy, Log, MaxPlus, ProbabilitySemiring, ScalarScore, Semiring};
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 
 /// A chain sum: a semiring value and the log-scale factored out of it, so the
 /// true sum is `value ⊗ from_score(log_scale)`.
@@ -635,36 +633,6 @@ fn draw<S: ProbabilitySemiring, R: rand::Rng + ?Sized>(row: &[S], probs: &mut [f
     last
 }
 
-#[derive(Debug)]
-struct SearchNode {
-    parent: u32,
-    label: u32,
-    t: u32,
-    prefix: f64,
-}
-
-#[derive(Debug, PartialEq)]
-struct Candidate {
-    priority: f64,
-    node: u32,
-}
-
-impl Eq for Candidate {}
-
-impl Ord for Candidate {
-    fn cmp(&self, o: &Self) -> Ordering {
-        self.priority
-            .total_cmp(&o.priority)
-            .then_with(|| o.node.cmp(&self.node))
-    }
-}
-
-impl PartialOrd for Candidate {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-
 impl ChainWorkspace<MaxPlus> {
     /// The best path and its score (Viterbi). Ties go to the smaller label.
     ///
@@ -712,89 +680,134 @@ impl ChainWorkspace<MaxPlus> {
     }
 
     /// The `count` best paths, best first, distinct (fewer when fewer paths are
-    /// allowed). A backward max-plus pass gives the exact best completion of every
-    /// (position, label); a best-first search over prefixes then pops complete
-    /// paths in order of score. Cost `O(n·k²)` plus `O(count·n·k·log)`.
+    /// allowed; ties in score in a fixed order). List Viterbi: each
+    /// (position, label) keeps the `count` best prefixes ending there, each a
+    /// score and a pointer to one of the previous position's lists, so the
+    /// work is `O(n·k²·count·log)` and the memory `n·k·count` entries whatever
+    /// the scores. (A best-first search over prefixes, tried first, is as
+    /// fast on ordinary scores but can expand without bound when scores of
+    /// 10⁸⁰ leave its priorities equal to the last bit.)
     ///
     /// # Errors
-    /// As [`forward`](Self::forward).
+    /// As [`forward`](Self::forward); [`Error::TooLarge`] when `n·k·count`
+    /// exceeds 2²⁵ entries (512 MiB).
     pub fn kbest<P: Potentials + ?Sized>(&mut self, p: &P, count: usize) -> Result<Vec<Path>> {
+        const LIMIT: usize = 1 << 25;
         self.forward(p)?;
-        self.backward();
         let (n, k) = (self.n, self.k);
-        let mut out = Vec::new();
         if count == 0 {
-            return Ok(out);
+            return Ok(Vec::new());
         }
         if n == 0 {
-            out.push(Path {
+            return Ok(vec![Path {
                 labels: Vec::new(),
                 score: 0.0,
+            }]);
+        }
+        let needed = n.saturating_mul(k).saturating_mul(count);
+        if needed > LIMIT {
+            return Err(Error::TooLarge {
+                what: "k-best paths",
+                needed,
+                limit: LIMIT,
             });
-            return Ok(out);
         }
-        // Max-plus lifting is the identity, so emissions, transitions, start and end
-        // hold raw scores; only β carries normalization scales.
-        let beta = |t: usize, y: usize| self.beta[t * k + y].0 + self.beta_scale[t];
-        let mut nodes: Vec<SearchNode> = Vec::new();
-        let mut heap = BinaryHeap::new();
-        for y in 0..k {
-            let g = self.start[y].0 + self.emit[y].0;
-            let f = g + beta(0, y);
-            if f > f64::NEG_INFINITY {
-                nodes.push(SearchNode {
-                    parent: u32::MAX,
-                    label: y as u32,
-                    t: 0,
-                    prefix: g,
-                });
-                heap.push(Candidate {
-                    priority: f,
-                    node: (nodes.len() - 1) as u32,
-                });
-            }
+        /// A prefix: its score and where it came from (label and rank in the
+        /// previous position's list).
+        #[derive(Clone, Copy)]
+        struct Entry {
+            score: f64,
+            from: u32,
+            rank: u32,
         }
-        while let Some(Candidate { priority, node }) = heap.pop() {
-            let (t, label, prefix) = {
-                let nd = &nodes[node as usize];
-                (nd.t as usize, nd.label as usize, nd.prefix)
+        let best_first = |a: &Entry, b: &Entry| {
+            b.score
+                .total_cmp(&a.score)
+                .then(a.from.cmp(&b.from))
+                .then(a.rank.cmp(&b.rank))
+        };
+        // Max-plus lifting is the identity: the workspace holds raw scores.
+        // lists[(t·k + y)·count ..] holds `lens[t·k + y]` entries, best first.
+        let mut lists = vec![
+            Entry {
+                score: f64::NEG_INFINITY,
+                from: 0,
+                rank: 0
             };
-            if t == n - 1 {
-                let mut labels = vec![0usize; n];
-                let mut cur = node;
-                while cur != u32::MAX {
-                    let nd = &nodes[cur as usize];
-                    labels[nd.t as usize] = nd.label as usize;
-                    cur = nd.parent;
-                }
-                out.push(Path {
-                    labels,
-                    score: priority,
-                });
-                if out.len() == count {
-                    break;
-                }
-                continue;
+            needed
+        ];
+        let mut lens = vec![0usize; n * k];
+        for y in 0..k {
+            let score = self.start[y].0 + self.emit[y].0;
+            if score > f64::NEG_INFINITY {
+                lists[y * count] = Entry {
+                    score,
+                    from: 0,
+                    rank: 0,
+                };
+                lens[y] = 1;
             }
-            let tr = self.trans_block(t + 1);
-            for j in 0..k {
-                let g = prefix + tr[label * k + j].0 + self.emit[(t + 1) * k + j].0;
-                let f = g + beta(t + 1, j);
-                if f > f64::NEG_INFINITY {
-                    nodes.push(SearchNode {
-                        parent: node,
-                        label: j as u32,
-                        t: (t + 1) as u32,
-                        prefix: g,
-                    });
-                    heap.push(Candidate {
-                        priority: f,
-                        node: (nodes.len() - 1) as u32,
+        }
+        let mut candidates: Vec<Entry> = Vec::with_capacity(k * count);
+        for t in 1..n {
+            let tr = self.trans_block(t);
+            for y in 0..k {
+                candidates.clear();
+                let e = self.emit[t * k + y].0;
+                for i in 0..k {
+                    let step = tr[i * k + y].0 + e;
+                    if step == f64::NEG_INFINITY {
+                        continue;
+                    }
+                    let prev = (t - 1) * k + i;
+                    for (r, entry) in lists[prev * count..prev * count + lens[prev]].iter().enumerate() {
+                        let score = entry.score + step;
+                        if score > f64::NEG_INFINITY {
+                            candidates.push(Entry {
+                                score,
+                                from: i as u32,
+                                rank: r as u32,
+                            });
+                        }
+                    }
+                }
+                candidates.sort_unstable_by(best_first);
+                candidates.truncate(count);
+                let at = t * k + y;
+                lists[at * count..at * count + candidates.len()].copy_from_slice(&candidates);
+                lens[at] = candidates.len();
+            }
+        }
+        // Complete paths: the last position's lists plus the end scores.
+        candidates.clear();
+        for y in 0..k {
+            let last = (n - 1) * k + y;
+            for (r, entry) in lists[last * count..last * count + lens[last]].iter().enumerate() {
+                let score = entry.score + self.end[y].0;
+                if score > f64::NEG_INFINITY {
+                    candidates.push(Entry {
+                        score,
+                        from: y as u32,
+                        rank: r as u32,
                     });
                 }
             }
         }
-        Ok(out)
+        candidates.sort_unstable_by(best_first);
+        candidates.truncate(count);
+        Ok(candidates
+            .iter()
+            .map(|c| {
+                let mut labels = vec![0usize; n];
+                let (mut y, mut r) = (c.from as usize, c.rank as usize);
+                for t in (0..n).rev() {
+                    labels[t] = y;
+                    let entry = lists[(t * k + y) * count + r];
+                    (y, r) = (entry.from as usize, entry.rank as usize);
+                }
+                Path { labels, score: c.score }
+            })
+            .collect())
     }
 }
 

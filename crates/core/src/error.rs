@@ -44,6 +44,16 @@ pub enum Error {
         /// Number of labels.
         num_labels: usize,
     },
+    /// A request would need more memory than the library allows itself.
+    #[error("{what}: needs {needed} entries, above the limit of {limit}")]
+    TooLarge {
+        /// What was asked for.
+        what: &'static str,
+        /// Entries it would need.
+        needed: usize,
+        /// The most allowed.
+        limit: usize,
+    },
 }
 
 impl Error {

@@ -506,3 +506,29 @@ fn invalid_scores_in_a_view_name_their_position_and_label() {
         })
     );
 }
+
+/// k-best on scores near the top of the f64 range (a fuzzer find: a best-first
+/// search degenerated there) and a request too large to hold are answered,
+/// not allocated without bound.
+#[test]
+fn kbest_is_bounded_on_huge_scores_and_large_requests() {
+    let n = 48;
+    let emissions: Vec<Vec<f64>> = (0..n)
+        .map(|t: i32| vec![0.0, 8.0 * 10f64.powi(20 + (t * 7) % 60)])
+        .collect();
+    let c = DenseChain::from_rows(&emissions, &[vec![5.0, 588.0], vec![5.0, 6.0]]).unwrap();
+    let paths = chain::kbest(&c, 3).unwrap();
+    assert_eq!(paths.len(), 3);
+    // Scores this large absorb the small ones: many paths tie, so compare
+    // scores (summed in another order: equal up to rounding).
+    let best = chain::viterbi(&c).unwrap().score;
+    assert!(
+        (paths[0].score - best).abs() <= 1e-12 * best.abs(),
+        "{} vs {best}",
+        paths[0].score
+    );
+    assert!(paths
+        .windows(2)
+        .all(|w| w[0].score >= w[1].score && w[0].labels != w[1].labels));
+    assert!(matches!(chain::kbest(&c, usize::MAX), Err(Error::TooLarge { .. })));
+}
