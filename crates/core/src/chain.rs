@@ -690,9 +690,9 @@ impl ChainWorkspace<MaxPlus> {
     ///
     /// # Errors
     /// As [`forward`](Self::forward); [`Error::TooLarge`] when `n·k·count`
-    /// exceeds 2²⁵ entries (512 MiB).
+    /// exceeds 2²⁶ entries (1 GiB), `count` first cut to the number of paths.
     pub fn kbest<P: Potentials + ?Sized>(&mut self, p: &P, count: usize) -> Result<Vec<Path>> {
-        const LIMIT: usize = 1 << 25;
+        const LIMIT: usize = 1 << 26;
         self.forward(p)?;
         let (n, k) = (self.n, self.k);
         if count == 0 {
@@ -704,6 +704,11 @@ impl ChainWorkspace<MaxPlus> {
                 score: 0.0,
             }]);
         }
+        // No more paths than the chain has (k^n, saturating).
+        let paths = (0..n)
+            .try_fold(1usize, |acc, _| acc.checked_mul(k))
+            .unwrap_or(usize::MAX);
+        let count = count.min(paths);
         let needed = n.saturating_mul(k).saturating_mul(count);
         if needed > LIMIT {
             return Err(Error::TooLarge {

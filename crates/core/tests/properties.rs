@@ -530,5 +530,8 @@ fn kbest_is_bounded_on_huge_scores_and_large_requests() {
     assert!(paths
         .windows(2)
         .all(|w| w[0].score >= w[1].score && w[0].labels != w[1].labels));
-    assert!(matches!(chain::kbest(&c, usize::MAX), Err(Error::TooLarge { .. })));
+    assert!(matches!(chain::kbest(&c, 1 << 30), Err(Error::TooLarge { .. })));
+    // A request larger than the number of paths is cut to it, not refused.
+    let tiny = DenseChain::from_rows(&[vec![0.0, 1.0], vec![2.0, 0.0]], &[vec![0.0, 0.5], vec![0.0, 0.0]]).unwrap();
+    assert_eq!(chain::kbest(&tiny, usize::MAX).unwrap().len(), 4);
 }

@@ -91,6 +91,35 @@ impl Csr {
         )
     }
     /// Renumbers ids through `map`, dropping those mapped to `None`.
+    /// Sorts `ids[from..to]` (values alongside, stably).
+    fn sort_row(&mut self, from: usize, to: usize, pairs: &mut Vec<(u32, f32)>) {
+        if self.values.is_empty() {
+            self.ids[from..to].sort_unstable();
+            return;
+        }
+        pairs.clear();
+        pairs.extend(
+            self.ids[from..to]
+                .iter()
+                .copied()
+                .zip(self.values[from..to].iter().copied()),
+        );
+        pairs.sort_by_key(|&(id, _)| id);
+        for (i, &(id, v)) in pairs.iter().enumerate() {
+            self.ids[from + i] = id;
+            self.values[from + i] = v;
+        }
+    }
+
+    /// Sorts every row by id.
+    fn sort_rows(&mut self) {
+        let mut pairs = Vec::new();
+        for p in 0..self.offsets.len().saturating_sub(1) {
+            let (from, to) = (self.offsets[p] as usize, self.offsets[p + 1] as usize);
+            self.sort_row(from, to, &mut pairs);
+        }
+    }
+
     /// Renumbers ids by `map`, drops the unmapped ones and sorts each row by
     /// id (stably, values alongside), so that the ids of any id range form one
     /// run in every row (see [`ObservationArena::rows_sorted`]).
@@ -111,22 +140,7 @@ impl Csr {
                     out += 1;
                 }
             }
-            if has_values {
-                pairs.clear();
-                pairs.extend(
-                    self.ids[row_start..out]
-                        .iter()
-                        .copied()
-                        .zip(self.values[row_start..out].iter().copied()),
-                );
-                pairs.sort_by_key(|&(id, _)| id);
-                for (i, (id, v)) in pairs.iter().enumerate() {
-                    self.ids[row_start + i] = *id;
-                    self.values[row_start + i] = *v;
-                }
-            } else {
-                self.ids[row_start..out].sort_unstable();
-            }
+            self.sort_row(row_start, out, &mut pairs);
             start = end;
             self.offsets[p + 1] = out as u32;
         }
@@ -246,6 +260,10 @@ impl ObservationArena {
         ends.clear();
         names.clear();
         extractor.extract_all(input, &mut |t, attr| {
+            debug_assert!(
+                ends.len() <= t && t < n,
+                "extract_all must give positions in increasing order, below len()"
+            );
             // Close the positions before `t` (some may have no attribute).
             while ends.len() < t.min(n) {
                 ends.push(pending.len() as u32);
@@ -300,6 +318,15 @@ impl ObservationArena {
     pub fn remap(&mut self, maps: &[Vec<Option<u32>>; 2]) {
         self.state.remap(&maps[0]);
         self.edge.remap(&maps[1]);
+    }
+
+    /// Sorts each position's attribute ids (values alongside), as
+    /// [`ObservationArena::remap`] leaves them; training needs it, so data
+    /// built from frozen lookups ([`ObservationArena::push`]) is sorted
+    /// before it is trained on.
+    pub fn sort_rows(&mut self) {
+        self.state.sort_rows();
+        self.edge.sort_rows();
     }
 
     /// Whether every position's state attribute ids are in increasing order

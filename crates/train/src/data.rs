@@ -225,7 +225,9 @@ impl<'a> HeldOutBuilder<'a> {
 
     /// The compiled held-out set (its `attributes` field is left empty: the ids
     /// refer to the dictionary given to [`HeldOutBuilder::new`]).
-    pub fn finish(self) -> Dataset {
+    pub fn finish(mut self) -> Dataset {
+        // Rows sorted by id, as training data has them (see `ObservationArena::remap`).
+        self.arena.sort_rows();
         Dataset {
             arena: self.arena,
             labels: self.labels.clone(),

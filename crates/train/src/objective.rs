@@ -134,7 +134,9 @@ impl<'d> Objective<'d> {
         // Phase 2 finds each thread's ids as one run per position.
         if !data.arena.rows_sorted() {
             return Err(
-                "the dataset's attribute ids are not sorted within positions (build it with DatasetBuilder)".into(),
+                "the dataset's attribute ids are not sorted within positions (build it with \
+                 DatasetBuilder or HeldOutBuilder, or call ObservationArena::sort_rows)"
+                    .into(),
             );
         }
         // Split state ids into ranges of about equal cost, one per thread. An

@@ -744,6 +744,21 @@ fn run(
                     saved.trainable
                 )));
             }
+            // A checkpoint passes its checksum but may still be forged or from
+            // another build: vectors of the wrong length would panic in argmin.
+            let fits = |v: Option<&Vec<f64>>| v.is_none_or(|v| v.len() == features);
+            let state = &saved.state;
+            if !(fits(state.get_param())
+                && fits(state.get_gradient())
+                && fits(state.get_best_param())
+                && fits(state.get_prev_param())
+                && fits(saved.best_dev.as_ref().map(|(_, _, w)| w)))
+            {
+                return Err(TrainError::Data(
+                    "the saved optimizer state is damaged: its vectors do not have the trainable weights' length"
+                        .into(),
+                ));
+            }
             let at = saved.state.get_iter();
             let state = saved.state.max_iters(max_iters);
             (saved.solver, state, saved.history, saved.best_dev, Some(at))
