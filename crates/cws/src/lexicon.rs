@@ -300,44 +300,17 @@ impl Lexicon {
         out
     }
 
-    /// The matches at position `t` of `chars` (normalized characters). Costs at
-    /// most `max_len` trie walks of at most `max_len` steps each.
+    /// The matches at position `t` of `chars` (normalized characters):
+    /// [`Lexicon::matches_all`] over the window of `2·max_len − 1` characters
+    /// around `t`, which holds every word that can start, end or cover it.
     pub fn matches_at(&self, chars: &[char], t: usize) -> LexMatch {
-        let mut m = LexMatch::default();
         if t >= chars.len() {
-            return m;
+            return LexMatch::default();
         }
-        let max = self.max_len;
-        let first = t.saturating_sub(max - 1);
-        for s in first..=t {
-            let mut node = 0u32;
-            for (e, &c) in chars
-                .iter()
-                .enumerate()
-                .take(s.saturating_add(max).min(chars.len()))
-                .skip(s)
-            {
-                match self.trie.child(node, c) {
-                    Some(n) => node = n,
-                    None => break,
-                }
-                if !self.trie.is_word(node) {
-                    continue;
-                }
-                let len = e - s + 1;
-                if s == t {
-                    m.start_len = m.start_len.max(len);
-                }
-                if e == t {
-                    m.end_len = m.end_len.max(len);
-                }
-                if e >= t && len > m.in_len {
-                    m.in_len = len;
-                    m.in_offset = t - s;
-                }
-            }
-        }
-        m
+        // Every word that starts, ends or covers `t` lies in this window.
+        let first = t.saturating_sub(self.max_len - 1);
+        let end = t.saturating_add(self.max_len).min(chars.len());
+        self.matches_all(&chars[first..end])[t - first]
     }
 }
 
@@ -363,8 +336,9 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The one-pass matcher agrees with the per-position one everywhere,
-        /// ties included (a small alphabet makes overlapping words common).
+        /// The per-position matcher (a window around the position) agrees with
+        /// the whole-sentence pass everywhere, ties included (a small alphabet
+        /// makes overlapping words common).
         #[test]
         fn matches_all_agrees_with_matches_at(
             words in proptest::collection::vec("[abc]{1,5}", 0..12),
