@@ -318,9 +318,11 @@ fn summary_json_has_exactly_the_documented_keys() {
             "final_objective",
             "iterations",
             "seconds",
+            "sgd_epochs",
             "termination"
         ]
     );
+    assert_eq!(obj["sgd_epochs"].as_u64(), Some(0));
     assert!(obj["features"].as_u64().is_some_and(|f| f > 0));
     assert!(obj["iterations"].as_u64().is_some_and(|f| f > 0));
     assert!(obj["final_objective"].as_f64().is_some_and(f64::is_finite));

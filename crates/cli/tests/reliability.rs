@@ -897,44 +897,53 @@ fn sigkill_leaves_the_previous_model_and_a_loadable_checkpoint() {
 
 /// Interrupted (here: cut off by an iteration limit) and resumed, training
 /// writes the very model file an uninterrupted run writes: the checkpoint
-/// carries L-BFGS's memory and the stopping rules' history.
+/// carries L-BFGS's memory and the stopping rules' history. With an SGD warm
+/// start, its epochs are not checkpointed and the resumed run does not redo them.
 #[test]
 fn resumed_training_writes_the_uninterrupted_model() {
     let dir = TempDir::new("exact-resume");
     let (data, template) = slow_training(&dir);
-    let train = |model: &Path, extra: &[&str]| {
-        let mut c = Command::new(BIN);
-        c.args(["train", "--template", s(&template), "--model", s(model), "--c2", "0.01"])
-            .args(["--period", "3", "--delta", "1e-3"])
-            .args(extra)
-            .arg(s(&data));
-        ok(c.output().unwrap())
-    };
-    let whole = dir.path("whole.model");
-    let out = train(&whole, &["--max-iterations", "40", "--threads", "2"]);
-    let err = text(&out.stderr);
-    assert!(err.contains("converged"), "the delta test should end this run: {err}");
-    let total: u64 = err
-        .split("final objective")
-        .nth(1)
-        .and_then(|r| r.split(" after ").nth(1))
-        .and_then(|r| r.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    assert!(total > 6, "{err}");
-    let parts = dir.path("parts.model");
-    train(
-        &parts,
-        &["--max-iterations", "5", "--checkpoint-every", "5", "--threads", "1"],
-    );
-    assert!(dir.path("parts.model.checkpoint").exists());
-    let out = train(&parts, &["--max-iterations", "40", "--resume", "--threads", "2"]);
-    let err = text(&out.stderr);
-    assert!(err.contains("resuming from") && err.contains("at iteration 5"), "{err}");
-    assert!(
-        std::fs::read(&whole).unwrap() == std::fs::read(&parts).unwrap(),
-        "the resumed run wrote another model: {err}"
-    );
+    for sgd in ["0", "2"] {
+        let train = |model: &Path, extra: &[&str]| {
+            let mut c = Command::new(BIN);
+            c.args(["train", "--template", s(&template), "--model", s(model), "--c2", "0.01"])
+                .args(["--period", "3", "--delta", "1e-3", "--sgd-epochs", sgd])
+                .args(extra)
+                .arg(s(&data));
+            ok(c.output().unwrap())
+        };
+        let whole = dir.path(&format!("whole{sgd}.model"));
+        let out = train(&whole, &["--max-iterations", "40", "--threads", "2"]);
+        let err = text(&out.stderr);
+        assert!(err.contains("converged"), "the delta test should end this run: {err}");
+        let total: u64 = err
+            .split("final objective")
+            .nth(1)
+            .and_then(|r| r.split(" after ").nth(1))
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(total > 6, "{err}");
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("sgd ")).count(),
+            sgd.parse().unwrap(),
+            "{err}"
+        );
+        let parts = dir.path(&format!("parts{sgd}.model"));
+        train(
+            &parts,
+            &["--max-iterations", "5", "--checkpoint-every", "5", "--threads", "1"],
+        );
+        assert!(dir.path(&format!("parts{sgd}.model.checkpoint")).exists());
+        let out = train(&parts, &["--max-iterations", "40", "--resume", "--threads", "2"]);
+        let err = text(&out.stderr);
+        assert!(err.contains("resuming from") && err.contains("at iteration 5"), "{err}");
+        assert!(!err.contains("sgd "), "the resumed run redid the SGD epochs: {err}");
+        assert!(
+            std::fs::read(&whole).unwrap() == std::fs::read(&parts).unwrap(),
+            "sgd {sgd}: the resumed run wrote another model: {err}"
+        );
+    }
 }
 
 #[test]

@@ -182,6 +182,22 @@ impl ScoredChain {
     pub fn emissions(&self) -> &[f64] {
         &self.emissions
     }
+
+    /// Multiplies every score by `factor` (> 0, so −∞ stays −∞): the
+    /// potentials of the weights times `factor`, for optimizers that keep
+    /// weights as a scale times a vector (SGD's weight decay).
+    pub fn scale(&mut self, factor: f64) {
+        for x in self
+            .emissions
+            .iter_mut()
+            .chain(&mut self.transitions)
+            .chain(&mut self.start)
+            .chain(&mut self.end)
+            .chain(&mut self.edge_transitions)
+        {
+            *x *= factor;
+        }
+    }
 }
 
 impl Potentials for ScoredChain {

@@ -13,12 +13,14 @@
 pub mod classic;
 pub mod data;
 pub mod objective;
+pub mod sgd;
 pub mod trainer;
 
 pub use classic::{map_weights, ClassicCorpus, ClassicFormat, ClassicOptions, ClassicSetup, ClassicTrainError};
 pub use data::{Dataset, DatasetBuilder, HeldOutBuilder, LabelTarget};
 pub use objective::{EvalError, Objective};
+pub use sgd::{sgd_warm_start, SgdEpoch, SgdOutcome};
 pub use trainer::{
-    dev_accuracy, resume, train, trainable_mask, FeaturePairs, Iteration, OptimizerState, Progress, Stopping,
+    dev_accuracy, resume, train, trainable_mask, FeaturePairs, Iteration, OptimizerState, Progress, Stage, Stopping,
     TrainError, TrainOutcome, TrainParams,
 };

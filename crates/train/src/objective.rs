@@ -24,7 +24,7 @@ use crate::data::Dataset;
 use chaincrf_core::loss::{NllWorkspace, Target};
 use chaincrf_core::{Log, Potentials, Prob, ProbabilitySemiring};
 use chaincrf_features::hash::prefetch;
-use chaincrf_model::{ScoredChain, Structure, WeightLayout, PREFETCH_AHEAD};
+use chaincrf_model::{ScoredChain, Structure, WeightLayout, WeightsView, PREFETCH_AHEAD};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -65,11 +65,64 @@ struct Cached {
     grad: Vec<f64>,
 }
 
-/// Per-thread buffers for phase 1.
-struct Scratch {
+/// Per-thread buffers for the gradient of one sequence at a time.
+pub(crate) struct Scratch {
     scored: ScoredChain,
     fast: NllWorkspace<Prob>,
     exact: NllWorkspace<Log>,
+}
+
+impl Scratch {
+    pub(crate) fn new() -> Self {
+        Scratch {
+            scored: ScoredChain::default(),
+            fast: NllWorkspace::new(),
+            exact: NllWorkspace::new(),
+        }
+    }
+
+    /// NLL of sequence `i` under `scale · weights`. Writes `∂NLL/∂emission`
+    /// into `node` (`n × k`), per-position `∂NLL/∂transition` into `edge`
+    /// unless it is empty, and adds the summed transition gradient into `trans`.
+    ///
+    /// The fast exp-space semiring runs when the scores fit its range; the
+    /// exact log semiring otherwise (or if the fast one fails).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn sequence(
+        &mut self,
+        data: &Dataset,
+        i: usize,
+        weights: &WeightsView<'_, f64>,
+        scale: f64,
+        structure: &Structure,
+        node: &mut [f64],
+        edge: &mut [f64],
+        trans: &mut [f64],
+    ) -> Result<f64, EvalError> {
+        weights.score_into(structure, &data.arena.sequence(i), &mut self.scored);
+        if scale != 1.0 {
+            self.scored.scale(scale);
+        }
+        let target = match &data.partial[i] {
+            Some(allowed) => Target::Allowed(allowed),
+            None => Target::Path(gold_path(data, i)),
+        };
+        let fast = if fits_exp_range(&self.scored) && !self.scored.has_varying_transitions() {
+            // On failure nothing has been added to `trans` yet.
+            sequence_gradient(&mut self.fast, &self.scored, target, node, edge, trans).ok()
+        } else {
+            None
+        };
+        match fast {
+            Some(v) => Ok(v),
+            None => {
+                sequence_gradient(&mut self.exact, &self.scored, target, node, edge, trans).map_err(|e| EvalError {
+                    sequence: i,
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
 }
 
 /// The CRF training objective over a [`Dataset`].
@@ -320,60 +373,23 @@ impl<'d> Objective<'d> {
                 .par_iter()
                 .zip(node_slices.into_par_iter())
                 .zip(edge_slices.into_par_iter())
-                .map_init(
-                    || Scratch {
-                        scored: ScoredChain::default(),
-                        fast: NllWorkspace::new(),
-                        exact: NllWorkspace::new(),
-                    },
-                    |scratch, ((&(a, b), node_out), edge_out)| {
-                        let mut loss = 0.0;
-                        let mut trans = vec![0.0; kk];
-                        let mut off = 0usize;
-                        for i in a..b {
-                            let obs = data.arena.sequence(i);
-                            let n = obs.len();
-                            weights.score_into(structure, &obs, &mut scratch.scored);
-                            let target = match &data.partial[i] {
-                                Some(allowed) => Target::Allowed(allowed),
-                                None => Target::Path(gold_path(data, i)),
-                            };
-                            let node = &mut node_out[off * k..(off + n) * k];
-                            let edge = if has_edges {
-                                &mut edge_out[off * kk..(off + n) * kk]
-                            } else {
-                                &mut [][..]
-                            };
-                            // The fast exp-space semiring when the scores fit its range;
-                            // the exact log semiring otherwise (or if it fails).
-                            let fast = if fits_exp_range(&scratch.scored) && !scratch.scored.has_varying_transitions() {
-                                // On failure nothing has been added to `trans` yet.
-                                sequence_gradient(&mut scratch.fast, &scratch.scored, target, node, edge, &mut trans)
-                                    .ok()
-                            } else {
-                                None
-                            };
-                            let nll = match fast {
-                                Some(v) => v,
-                                None => sequence_gradient(
-                                    &mut scratch.exact,
-                                    &scratch.scored,
-                                    target,
-                                    node,
-                                    edge,
-                                    &mut trans,
-                                )
-                                .map_err(|e| EvalError {
-                                    sequence: i,
-                                    message: e.to_string(),
-                                })?,
-                            };
-                            loss += nll;
-                            off += n;
-                        }
-                        Ok((loss, trans))
-                    },
-                )
+                .map_init(Scratch::new, |scratch, ((&(a, b), node_out), edge_out)| {
+                    let mut loss = 0.0;
+                    let mut trans = vec![0.0; kk];
+                    let mut off = 0usize;
+                    for i in a..b {
+                        let n = data.arena.sequence(i).len();
+                        let node = &mut node_out[off * k..(off + n) * k];
+                        let edge = if has_edges {
+                            &mut edge_out[off * kk..(off + n) * kk]
+                        } else {
+                            &mut [][..]
+                        };
+                        loss += scratch.sequence(data, i, &weights, 1.0, structure, node, edge, &mut trans)?;
+                        off += n;
+                    }
+                    Ok((loss, trans))
+                })
                 .collect()
         });
         grad.clear();

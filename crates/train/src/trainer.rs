@@ -78,6 +78,7 @@ pub struct TrainParams {
     feature_pairs: FeaturePairs,
     patience: Option<usize>,
     stop: Option<Arc<AtomicBool>>,
+    sgd_epochs: usize,
 }
 
 impl Default for TrainParams {
@@ -95,6 +96,7 @@ impl Default for TrainParams {
             feature_pairs: FeaturePairs::Observed,
             patience: None,
             stop: None,
+            sgd_epochs: 0,
         }
     }
 }
@@ -151,6 +153,17 @@ impl TrainParams {
         self.threads = t;
         self
     }
+    /// Epochs of SGD (see [`crate::sgd`]) run before L-BFGS, from the
+    /// initial weights; 0 (the default, CRFsuite's plain L-BFGS) for none.
+    /// Not run when a saved state is resumed.
+    pub fn sgd_epochs(mut self, n: usize) -> Self {
+        self.sgd_epochs = n;
+        self
+    }
+    /// Epochs of the SGD warm start.
+    pub fn sgd_epochs_value(&self) -> usize {
+        self.sgd_epochs
+    }
     /// Which pairs get weights. Default [`FeaturePairs::Observed`].
     pub fn feature_pairs(mut self, f: FeaturePairs) -> Self {
         self.feature_pairs = f;
@@ -177,6 +190,14 @@ impl TrainParams {
     /// The L2 coefficient.
     pub fn c2_value(&self) -> f64 {
         self.c2
+    }
+    /// Which pairs get weights.
+    pub fn feature_pairs_value(&self) -> FeaturePairs {
+        self.feature_pairs
+    }
+    /// Whether the stop flag is set.
+    pub fn stop_requested(&self) -> bool {
+        self.stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst))
     }
     /// The thread count.
     pub fn threads_value(&self) -> usize {
@@ -252,6 +273,25 @@ pub struct Progress {
     /// is reported again because its held-out score feeds early stopping. A
     /// callback need not checkpoint it again.
     pub replayed: bool,
+    /// Which optimizer this report comes from.
+    pub stage: Stage,
+}
+
+/// Which optimizer produced a [`Progress`] report.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Stage {
+    /// An epoch of the SGD warm start ([`TrainParams::sgd_epochs`]):
+    /// `iteration` counts epochs, `objective` is SGD's running estimate (see
+    /// [`crate::SgdEpoch::objective`]), `gradient_norm` is NaN (no full
+    /// gradient is computed) and `evaluations` is 0. There is no optimizer
+    /// state to save ([`Iteration::optimizer_state`] is an error), and early
+    /// stopping ignores these reports.
+    Sgd {
+        /// The learning rate at the end of the epoch.
+        learning_rate: f64,
+    },
+    /// An L-BFGS (OWL-QN) iteration.
+    Lbfgs,
 }
 
 /// What the per-iteration callback sees.
@@ -356,6 +396,8 @@ pub struct TrainOutcome {
     pub features: usize,
     /// Best held-out accuracy seen, when a held-out set was given.
     pub best_dev_accuracy: Option<f64>,
+    /// Epochs of the SGD warm start run before L-BFGS.
+    pub sgd_epochs: usize,
 }
 
 /// Marks which weights are trainable for `data` under `pairs` and `structure`.
@@ -530,6 +572,7 @@ impl<O, S: Solver<O, St> + serde::Serialize> Solver<O, St> for Stopping<'_, S> {
             dev_accuracy: None,
             interrupted: self.stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)),
             replayed: self.replay == Some(iteration),
+            stage: Stage::Lbfgs,
         };
         // The snapshot is taken before this iteration's bookkeeping below; a
         // resumed run replays that bookkeeping (see `resume`).
@@ -715,6 +758,7 @@ fn run(
     )
     .map_err(TrainError::Data)?;
     let max_iters = params.max_iterations.unwrap_or(u64::MAX);
+    let mut sgd_epochs = 0;
     let (solver, state, history, best_dev, replay) = match start {
         Start::Weights(init) => {
             let mut w0 = init.unwrap_or_else(|| vec![0.0; layout.len()]);
@@ -729,6 +773,11 @@ fn run(
                 if !t {
                     *x = 0.0;
                 }
+            }
+            if params.sgd_epochs > 0 {
+                let warm = warm_start(data, structure, params, layout, &trainable, &w0, started, on_iteration)?;
+                sgd_epochs = warm.epochs;
+                w0 = warm.weights;
             }
             let w0 = objective.compress(&w0);
             // Evaluate once up front: a data error surfaces here with its sequence named.
@@ -842,7 +891,55 @@ fn run(
         seconds: started.elapsed().as_secs_f64(),
         features,
         best_dev_accuracy: best_dev,
+        sgd_epochs,
     })
+}
+
+/// Runs the SGD warm start of `params` from `start` (masked), reporting each
+/// epoch to `on_iteration`.
+#[allow(clippy::too_many_arguments)]
+fn warm_start(
+    data: &Dataset,
+    structure: &Structure,
+    params: &TrainParams,
+    layout: WeightLayout,
+    trainable: &[bool],
+    start: &[f64],
+    started: Instant,
+    on_iteration: &mut dyn FnMut(&Iteration<'_>) -> Option<f64>,
+) -> Result<crate::sgd::SgdOutcome, TrainError> {
+    let no_state = || Err("no optimizer state is saved during the SGD warm start".to_string());
+    let (mask, start) = (trainable.to_vec(), start.to_vec());
+    crate::sgd::run_sgd(
+        data,
+        structure,
+        params,
+        params.sgd_epochs,
+        layout,
+        mask,
+        start,
+        &mut |e| {
+            let progress = Progress {
+                iteration: e.epoch as u64,
+                objective: e.objective,
+                gradient_norm: f64::NAN,
+                active_features: e.weights.iter().filter(|x| **x != 0.0).count(),
+                evaluations: 0,
+                seconds: started.elapsed().as_secs_f64(),
+                dev_accuracy: None,
+                interrupted: false,
+                replayed: false,
+                stage: Stage::Sgd {
+                    learning_rate: e.learning_rate,
+                },
+            };
+            on_iteration(&Iteration {
+                progress: &progress,
+                weights: e.weights,
+                snapshot: &no_state,
+            });
+        },
+    )
 }
 
 /// A fresh L-BFGS (OWL-QN with `c1 > 0`) for `params`.

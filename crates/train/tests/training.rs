@@ -304,3 +304,127 @@ fn resumed_runs_end_exactly_where_uninterrupted_ones_do() {
     assert!(err.to_string().contains("trainable weights"), "{err}");
     assert!(OptimizerState::from_bytes(b"junk").is_err());
 }
+
+/// Tokens plus an edge attribute (the pair of tokens an edge joins), so that
+/// every weight block gets a gradient.
+struct TokensAndPairs;
+impl FeatureExtractor for TokensAndPairs {
+    type Input = [u8];
+    fn len(&self, input: &[u8]) -> usize {
+        input.len()
+    }
+    fn extract(&self, input: &[u8], t: usize, sink: &mut dyn FnMut(Attr<'_>)) {
+        Tokens.extract(input, t, sink);
+        if t > 0 {
+            let e = format!("pair={}{}", input[t - 1], input[t]);
+            sink(Attr::edge(&e).with_value(2.0));
+        }
+    }
+}
+
+/// With one sequence, one SGD epoch is one step from zero weights at the
+/// calibrated rate η₀: every trainable weight (state, edge, transition, start
+/// and end blocks) moves by exactly −η₀ × the objective's gradient there, and
+/// untrainable ones (unobserved pairs, which do have a gradient) stay zero.
+#[test]
+fn one_sgd_step_is_minus_the_learning_rate_times_the_gradient() {
+    let x: Vec<u8> = vec![3, 7, 4, 7, 1, 2];
+    let y: Vec<u32> = vec![1, 1, 2, 1, 2, 0];
+    let mut b = DatasetBuilder::new(true);
+    for l in ["even", "odd", "after7"] {
+        b.labels_mut().intern(l);
+    }
+    b.add(&TokensAndPairs, &x[..], LabelTarget::Gold(y)).unwrap();
+    let d = b.finish(1);
+    let l = WeightLayout {
+        num_edge: d.attributes.len(chaincrf_features::AttrKind::Edge),
+        ..layout(&d)
+    };
+    assert!(l.num_edge > 0);
+    let params = TrainParams::new().c2(0.5).feature_pairs(FeaturePairs::Observed);
+    let mut epochs = Vec::new();
+    let out =
+        chaincrf_train::sgd_warm_start(&d, &structure(), &params, 1, None, &mut |e| epochs.push(e.epoch)).unwrap();
+    assert_eq!((out.epochs, epochs), (1, vec![1]));
+    let eta = out.initial_learning_rate;
+    assert!(eta > 0.0);
+    let mask = trainable_mask(&d, l, &structure(), FeaturePairs::Observed);
+    let obj = Objective::new(&d, l, structure(), 0.5, mask.clone(), 1).unwrap();
+    let (_, g) = obj.evaluate(&vec![0.0; obj.dim()]).unwrap();
+    let g = obj.expand(&g);
+    // Unobserved pairs get no weight even though the likelihood pulls on them.
+    let all = Objective::new(&d, l, structure(), 0.5, vec![true; l.len()], 1).unwrap();
+    let (_, g_all) = all.evaluate(&vec![0.0; l.len()]).unwrap();
+    assert!((0..l.len()).any(|i| !mask[i] && g_all[i] != 0.0));
+    for (i, (&w, &gi)) in out.weights.iter().zip(&g).enumerate() {
+        if mask[i] {
+            assert!(
+                (w + eta * gi).abs() <= 1e-12 * (1.0 + w.abs()),
+                "weight {i}: {w} vs {}",
+                -eta * gi
+            );
+        } else {
+            assert_eq!(w, 0.0, "untrainable weight {i}");
+        }
+    }
+    for block in [
+        0,
+        l.edge_offset(),
+        l.transition_offset(),
+        l.start_offset(),
+        l.end_offset(),
+    ] {
+        assert!(
+            out.weights[block..].iter().take(l.k * l.k).any(|&w| w != 0.0),
+            "block at {block} untouched"
+        );
+    }
+}
+
+/// A few SGD epochs get most of the way to the optimum, L-BFGS started from
+/// them converges to it, and the whole run is deterministic.
+#[test]
+fn sgd_warm_start_gets_close_and_lbfgs_finishes_from_there() {
+    let data = dataset(&synthetic(300, 21));
+    let c2 = 0.05;
+    let l = layout(&data);
+    let mask = trainable_mask(&data, l, &structure(), FeaturePairs::Observed);
+    let obj = Objective::new(&data, l, structure(), c2, mask, 1).unwrap();
+    let objective = |w: &[f64]| obj.evaluate(&obj.compress(w)).unwrap().0;
+    let params = TrainParams::new().c2(c2).threads(1).epsilon(1e-7).delta(1e-9);
+    let cold = train(&data, &structure(), &params, None, &mut |_| None).unwrap();
+    let at_zero = objective(&vec![0.0; l.len()]);
+    let warm = chaincrf_train::sgd_warm_start(&data, &structure(), &params, 5, None, &mut |_| {}).unwrap();
+    let f_sgd = objective(&warm.weights);
+    // Five passes close at least 98% of the gap between zero weights and the optimum.
+    assert!(
+        f_sgd - cold.final_objective < 0.02 * (at_zero - cold.final_objective),
+        "after SGD {f_sgd}, from {at_zero} to optimum {}",
+        cold.final_objective
+    );
+    let mut stages = Vec::new();
+    let both = train(&data, &structure(), &params.clone().sgd_epochs(5), None, &mut |it| {
+        stages.push(matches!(it.progress.stage, chaincrf_train::Stage::Sgd { .. }));
+        assert_eq!(it.optimizer_state().is_err(), stages[stages.len() - 1]);
+        None
+    })
+    .unwrap();
+    assert_eq!(both.sgd_epochs, 5);
+    assert_eq!(stages.iter().filter(|&&s| s).count(), 5);
+    assert!(stages[..5].iter().all(|&s| s) && stages[5..].iter().all(|&s| !s));
+    assert!(
+        (both.final_objective - cold.final_objective).abs() < 1e-6 * cold.final_objective,
+        "warm-started L-BFGS ends at {}, cold at {}",
+        both.final_objective,
+        cold.final_objective
+    );
+    let again = train(&data, &structure(), &params.sgd_epochs(5).threads(2), None, &mut |_| {
+        None
+    })
+    .unwrap();
+    assert!(again
+        .weights
+        .iter()
+        .zip(&both.weights)
+        .all(|(a, b)| a.to_bits() == b.to_bits()));
+}

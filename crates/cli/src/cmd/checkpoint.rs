@@ -23,7 +23,7 @@
 
 use anyhow::{bail, Context as _};
 use chaincrf_model::io::{checkpoint_path, load_checkpoint, save_checkpoint, Checkpoint};
-use chaincrf_train::Progress;
+use chaincrf_train::{Progress, Stage};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -167,6 +167,7 @@ impl Checkpointer {
     /// not the iteration a resumed run starts from, whose checkpoint exists.
     pub fn wants(&self, p: &Progress) -> bool {
         !p.replayed
+            && p.stage == Stage::Lbfgs
             && (p.interrupted
                 || self.every.is_some_and(|n| p.iteration.checked_rem(n) == Some(0))
                 || self.last_iteration == Some(p.iteration))

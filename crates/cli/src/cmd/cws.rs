@@ -7,7 +7,7 @@ use anyhow::{bail, Context as _};
 use chaincrf_cws::corpus::read_corpus_as;
 use chaincrf_cws::train::{train_segmenter_with, CwsTrainOptions};
 use chaincrf_cws::{read_corpus, CorpusFormat, Segmenter, TagScheme, UserDict};
-use chaincrf_train::{FeaturePairs, TrainParams};
+use chaincrf_train::{FeaturePairs, Stage, TrainParams};
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use rayon::prelude::*;
 use std::io::{BufRead, Write};
@@ -104,6 +104,9 @@ struct TrainArgs {
     /// Stop when held-out accuracy has not improved for this many iterations.
     #[arg(long)]
     patience: Option<usize>,
+    /// Epochs of SGD before L-BFGS (a warm start; 0 = L-BFGS from zero weights).
+    #[arg(long, default_value_t = chaincrf_cws::train::DEFAULT_SGD_EPOCHS)]
+    sgd_epochs: usize,
     /// Stop after this many L-BFGS iterations (0 = no cap: CRFsuite's delta/epsilon rules only).
     #[arg(long, default_value_t = chaincrf_cws::train::DEFAULT_MAX_ITERATIONS)]
     max_iterations: u64,
@@ -192,8 +195,18 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     // What identifies the run for --resume: the corpus and every option that
     // changes the features or the objective.
     let options_text = format!(
-        "cws format={:?} scheme={:?} c1={} c2={} dev_every={:?} min_freq={} no_lexicon={} lexicon_min_count={}",
-        a.format, a.scheme, a.c1, a.c2, a.dev_every, a.min_freq, a.no_lexicon, a.lexicon_min_count
+        "cws format={:?} scheme={:?} c1={} c2={} dev_every={:?} min_freq={} no_lexicon={} lexicon_min_count={} \
+         lexicon_folds={} sgd_epochs={}",
+        a.format,
+        a.scheme,
+        a.c1,
+        a.c2,
+        a.dev_every,
+        a.min_freq,
+        a.no_lexicon,
+        a.lexicon_min_count,
+        a.lexicon_folds,
+        a.sgd_epochs
     );
     let mut checkpointer = Checkpointer::new(
         &a.model,
@@ -237,6 +250,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         .c2(a.c2)
         .delta(a.delta)
         .max_iterations((a.max_iterations > 0).then_some(a.max_iterations))
+        .sgd_epochs(a.sgd_epochs)
         .patience(a.patience)
         .feature_pairs(FeaturePairs::Observed);
     if let Some(t) = a.threads {
@@ -253,14 +267,24 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     let trained = train_segmenter_with(&sentences, &options, resume.as_ref(), &mut |it| {
         let p = it.progress;
         let dev = p.dev_accuracy.map(|d| format!(" dev-acc {d:.4}")).unwrap_or_default();
-        note!(
-            "iter {:4}  loss {:.4e}  |g| {:.3e}  active {}  {:.1}s{dev}",
-            p.iteration,
-            p.objective,
-            p.gradient_norm,
-            p.active_features,
-            p.seconds
-        );
+        match p.stage {
+            Stage::Sgd { learning_rate } => note!(
+                "sgd  {:4}  loss {:.4e}  eta {:.3e}  active {}  {:.1}s{dev}",
+                p.iteration,
+                p.objective,
+                learning_rate,
+                p.active_features,
+                p.seconds
+            ),
+            Stage::Lbfgs => note!(
+                "iter {:4}  loss {:.4e}  |g| {:.3e}  active {}  {:.1}s{dev}",
+                p.iteration,
+                p.objective,
+                p.gradient_norm,
+                p.active_features,
+                p.seconds
+            ),
+        }
         if checkpointer.wants(p) {
             checkpointer.save(checkpointer.fingerprint().and_then(|f| it.checkpoint(f)));
         }
@@ -269,8 +293,9 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     let bytes = chaincrf_model::save(&trained.model, &a.model)?;
     let o = &trained.outcome;
     note!(
-        "final loss {:.6e} after {} iterations ({} evaluations): {}",
+        "final loss {:.6e} after {} SGD epochs and {} iterations ({} evaluations): {}",
         o.final_objective,
+        o.sgd_epochs,
         o.iterations,
         o.evaluations,
         o.termination

@@ -20,7 +20,7 @@ use chaincrf_model::io::{check_writable, Checkpoint};
 use chaincrf_model::Model;
 use chaincrf_train::{
     dev_accuracy, resume, train, ClassicCorpus, ClassicFormat, ClassicOptions, ClassicSetup, FeaturePairs, Iteration,
-    OptimizerState, Progress, TrainParams,
+    OptimizerState, Progress, Stage, TrainParams,
 };
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -74,6 +74,10 @@ pub struct Args {
     /// Stop after this many iterations [default: no limit].
     #[arg(long, value_name = "N")]
     pub max_iterations: Option<u64>,
+    /// Run N epochs of SGD before L-BFGS: a warm start that reaches a good model in a
+    /// few passes over the data (L-BFGS then needs far fewer iterations).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub sgd_epochs: usize,
     /// Worker threads [default: all cores]; the model does not depend on it.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -104,7 +108,7 @@ pub struct Args {
     /// The number of iterations the --delta test looks back.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub period: usize,
-    /// Write a JSON summary: features, iterations, evaluations, final_objective, seconds, termination.
+    /// Write a JSON summary: features, sgd_epochs, iterations, evaluations, final_objective, seconds, termination.
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
     /// Save MODEL.checkpoint (exact weights and iteration count) every N iterations, atomically.
@@ -123,7 +127,7 @@ fn run_inputs(args: &Args) -> (Vec<PathBuf>, String) {
     files.extend(args.template.clone());
     files.extend(args.init.clone());
     let options = format!(
-        "train format={:?} template={} init={} c1={} c2={} min_freq={} pairs={:?} start_end={}",
+        "train format={:?} template={} init={} c1={} c2={} min_freq={} pairs={:?} start_end={} sgd_epochs={}",
         args.format,
         args.template.is_some(),
         args.init.is_some(),
@@ -131,7 +135,8 @@ fn run_inputs(args: &Args) -> (Vec<PathBuf>, String) {
         args.c2,
         args.min_freq,
         args.feature_pairs,
-        args.start_end
+        args.start_end,
+        args.sgd_epochs
     );
     (files, options)
 }
@@ -155,6 +160,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .c1(args.c1)
         .c2(args.c2)
         .max_iterations(args.max_iterations)
+        .sgd_epochs(args.sgd_epochs)
         .epsilon(args.epsilon)
         .delta(args.delta)
         .period(args.period)
@@ -337,6 +343,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(path) = &args.summary_json {
         let summary = serde_json::json!({
             "features": outcome.features,
+            "sgd_epochs": outcome.sgd_epochs,
             "iterations": outcome.iterations,
             "evaluations": outcome.evaluations,
             "final_objective": outcome.final_objective,
@@ -370,10 +377,16 @@ impl Reporter {
     }
 
     fn iteration(&mut self, p: &Progress, dev: Option<f64>) {
-        let mut line = format!(
-            "iter {:>4}  loss {:>14.6}  |g| {:>12.6}  active {:>9}  {:>8.2}s",
-            p.iteration, p.objective, p.gradient_norm, p.active_features, p.seconds
-        );
+        let mut line = match p.stage {
+            Stage::Sgd { learning_rate } => format!(
+                "sgd  {:>4}  loss {:>14.6}  eta {:>12.6}  active {:>9}  {:>8.2}s",
+                p.iteration, p.objective, learning_rate, p.active_features, p.seconds
+            ),
+            Stage::Lbfgs => format!(
+                "iter {:>4}  loss {:>14.6}  |g| {:>12.6}  active {:>9}  {:>8.2}s",
+                p.iteration, p.objective, p.gradient_norm, p.active_features, p.seconds
+            ),
+        };
         if let Some(acc) = dev {
             line.push_str(&format!("  dev {acc:.4}"));
         }
