@@ -323,6 +323,9 @@ impl<'d> Objective<'d> {
 
     /// The data term (NLL summed over sequences) and its full-layout gradient.
     fn evaluate_full(&self, bufs: &mut Buffers) -> Result<f64, EvalError> {
+        if self.pool.current_num_threads() == 1 {
+            return self.evaluate_serial(bufs);
+        }
         let Buffers { full, node, edge, grad } = bufs;
         let w: &[f64] = full;
         let data = self.data;
@@ -454,15 +457,14 @@ impl<'d> Objective<'d> {
                             prefetch(&out[(id - lo) as usize * k]);
                         }
                     }
-                    let g = &node_grad[p * k..(p + 1) * k];
-                    for idx in run(p, lo) {
-                        let id = ids[idx];
-                        let v = values.map_or(1.0, |v| f64::from(v[idx]));
-                        let row = &mut out[(id - lo) as usize * k..(id - lo + 1) as usize * k];
-                        for (o, &x) in row.iter_mut().zip(g) {
-                            *o += v * x;
-                        }
-                    }
+                    let r = run(p, lo);
+                    add_rows(
+                        &ids[r.clone()],
+                        values.map(|v| &v[r]),
+                        &node_grad[p * k..(p + 1) * k],
+                        out,
+                        lo,
+                    );
                 }
             });
         });
@@ -470,16 +472,111 @@ impl<'d> Objective<'d> {
             let edge_block = &mut rest[..layout.num_edge * kk];
             for p in 0..num_pos {
                 let (ids, values) = data.arena.edge_at(p);
-                let g = &edge_grad[p * kk..(p + 1) * kk];
-                for (i, &id) in ids.iter().enumerate() {
-                    let v = values.map_or(1.0, |v| f64::from(v[i]));
-                    for (o, &x) in edge_block[id as usize * kk..(id as usize + 1) * kk].iter_mut().zip(g) {
-                        *o += v * x;
-                    }
-                }
+                add_rows(ids, values, &edge_grad[p * kk..(p + 1) * kk], edge_block, 0);
             }
         }
         Ok(cost)
+    }
+}
+
+impl Objective<'_> {
+    /// [`Objective::evaluate_full`] on one thread, in one pass: each
+    /// sequence's gradient is scattered into the weights right after its
+    /// forward-backward, while its attribute ids are still in cache, instead
+    /// of being stored for a second pass over the whole corpus (and no
+    /// corpus-sized buffer is needed).
+    ///
+    /// Every sum is taken in the order of the two-phase pass (losses and
+    /// transition gradients per block of sequences, then over blocks; each
+    /// weight's gradient in position order), so the result is bit for bit the
+    /// same as on several threads.
+    fn evaluate_serial(&self, bufs: &mut Buffers) -> Result<f64, EvalError> {
+        let Buffers { full, grad, .. } = bufs;
+        let data = self.data;
+        let layout = self.layout;
+        let (k, kk) = (layout.k, layout.k * layout.k);
+        let weights = layout.view(&full[..]);
+        let has_edges = data.arena.has_edge_attributes();
+        grad.clear();
+        grad.resize(layout.len(), 0.0);
+        let (state_grad, rest) = grad.split_at_mut(layout.edge_offset());
+        let (edge_grad, rest) = rest.split_at_mut(layout.num_edge * kk);
+        let (trans_grad, rest) = rest.split_at_mut(kk);
+        let (start_grad, end_grad) = rest.split_at_mut(k);
+        let (offsets, ids, values) = data.arena.state_layout();
+        let mut scratch = Scratch::new();
+        let (mut node, mut edge, mut trans) = (Vec::new(), Vec::new(), vec![0.0; kk]);
+        let mut cost = 0.0;
+        for a in (0..data.len()).step_by(BLOCK) {
+            let mut loss = 0.0;
+            trans.fill(0.0);
+            for i in a..(a + BLOCK).min(data.len()) {
+                let n = data.arena.sequence(i).len();
+                node.resize(n * k, 0.0);
+                edge.resize(if has_edges { n * kk } else { 0 }, 0.0);
+                loss += scratch.sequence(
+                    data,
+                    i,
+                    &weights,
+                    1.0,
+                    &self.structure,
+                    &mut node,
+                    &mut edge,
+                    &mut trans,
+                )?;
+                if n == 0 {
+                    continue;
+                }
+                let p0 = data.arena.sequence_start(i);
+                for y in 0..k {
+                    start_grad[y] += node[y];
+                    end_grad[y] += node[(n - 1) * k + y];
+                }
+                for t in 0..n {
+                    let p = p0 + t;
+                    if t + PREFETCH_AHEAD < n {
+                        let (s, e) = (
+                            offsets[p + PREFETCH_AHEAD] as usize,
+                            offsets[p + PREFETCH_AHEAD + 1] as usize,
+                        );
+                        for &id in ids[s..e].iter().filter(|&&id| id >= HOT_IDS) {
+                            prefetch(&state_grad[id as usize * k]);
+                        }
+                    }
+                    let (s, e) = (offsets[p] as usize, offsets[p + 1] as usize);
+                    add_rows(
+                        &ids[s..e],
+                        values.map(|v| &v[s..e]),
+                        &node[t * k..(t + 1) * k],
+                        state_grad,
+                        0,
+                    );
+                    if has_edges {
+                        let (eids, evalues) = data.arena.edge_at(p);
+                        add_rows(eids, evalues, &edge[t * kk..(t + 1) * kk], edge_grad, 0);
+                    }
+                }
+            }
+            cost += loss;
+            for (g, x) in trans_grad.iter_mut().zip(&trans) {
+                *g += x;
+            }
+        }
+        Ok(cost)
+    }
+}
+
+/// Adds `value · g` to row `id − lo` of `out` (rows of `g.len()`) for each
+/// attribute id (and value, 1 when `values` is `None`).
+#[inline]
+fn add_rows(ids: &[u32], values: Option<&[f32]>, g: &[f64], out: &mut [f64], lo: u32) {
+    let w = g.len();
+    for (j, &id) in ids.iter().enumerate() {
+        let v = values.map_or(1.0, |v| f64::from(v[j]));
+        let row = &mut out[(id - lo) as usize * w..(id - lo + 1) as usize * w];
+        for (o, &x) in row.iter_mut().zip(g) {
+            *o += v * x;
+        }
     }
 }
 

@@ -38,6 +38,8 @@ const CALIBRATION_SAMPLES: usize = 1000;
 const CALIBRATION_TRIALS: usize = 10;
 /// When the weight scale falls below this, it is folded into the weights.
 const MIN_SCALE: f64 = 1e-9;
+/// Sequences between two looks at the stop flag.
+const STOP_CHECK_EVERY: usize = 256;
 /// Seed of the visiting order.
 const SEED: u64 = 0x5eed_c0ff_ee00_0001;
 
@@ -63,8 +65,12 @@ pub struct SgdEpoch<'a> {
 pub struct SgdOutcome {
     /// The weights, in the full layout (start L-BFGS from them).
     pub weights: Vec<f64>,
-    /// Epochs run (fewer than asked when the stop flag was set).
+    /// Epochs run to the end (fewer than asked when the stop flag was set;
+    /// the weights then include the interrupted epoch's steps).
     pub epochs: usize,
+    /// The last finished epoch's objective estimate ([`SgdEpoch::objective`];
+    /// NaN when none finished).
+    pub objective: f64,
     /// The calibrated initial learning rate `η₀`.
     pub initial_learning_rate: f64,
     /// Wall-clock seconds, calibration included.
@@ -108,7 +114,7 @@ pub fn sgd_warm_start(
             )))
         }
     };
-    run_sgd(data, structure, params, epochs, layout, mask, start, on_epoch)
+    run_sgd(data, structure, params, epochs, layout, &mask, start, on_epoch)
 }
 
 /// [`sgd_warm_start`] with the layout, the trainable mask and the (masked)
@@ -120,7 +126,7 @@ pub(crate) fn run_sgd(
     params: &TrainParams,
     epochs: usize,
     layout: WeightLayout,
-    mask: Vec<bool>,
+    mask: &[bool],
     start: Vec<f64>,
     on_epoch: &mut dyn FnMut(&SgdEpoch<'_>),
 ) -> Result<SgdOutcome, TrainError> {
@@ -132,26 +138,30 @@ pub(crate) fn run_sgd(
     rng.shuffle(&mut order);
     let eta0 = sgd.calibrate(&order[..order.len().min(CALIBRATION_SAMPLES)])?;
     sgd.reset();
+    sgd.start = Vec::new();
     let t0 = 1.0 / (sgd.lambda * eta0);
     let mut t = 0.0;
     let mut done = 0;
     let mut full = vec![0.0; layout.len()];
-    while done < epochs {
-        if params.stop_requested() {
-            break;
-        }
+    let mut objective = f64::NAN;
+    'epochs: while done < epochs {
         rng.shuffle(&mut order);
         let mut loss = 0.0;
-        for &i in &order {
+        for (j, &i) in order.iter().enumerate() {
+            // An interrupt is honoured within a second or so, mid-epoch.
+            if j % STOP_CHECK_EVERY == 0 && params.stop_requested() {
+                break 'epochs;
+            }
             loss += sgd.step(i, 1.0 / (sgd.lambda * (t0 + t)))?;
             t += 1.0;
         }
         done += 1;
         sgd.weights_into(&mut full);
         let norm2: f64 = full.iter().map(|w| w * w).sum();
+        objective = loss + c2 * norm2;
         on_epoch(&SgdEpoch {
             epoch: done,
-            objective: loss + c2 * norm2,
+            objective,
             learning_rate: 1.0 / (sgd.lambda * (t0 + t)),
             seconds: started.elapsed().as_secs_f64(),
             weights: &full,
@@ -161,6 +171,7 @@ pub(crate) fn run_sgd(
     Ok(SgdOutcome {
         weights: full,
         epochs: done,
+        objective,
         initial_learning_rate: eta0,
         seconds: started.elapsed().as_secs_f64(),
     })
@@ -171,7 +182,7 @@ struct Sgd<'d> {
     data: &'d Dataset,
     structure: &'d Structure,
     layout: WeightLayout,
-    trainable: Vec<bool>,
+    trainable: &'d [bool],
     /// Per-sequence regularization strength `2·c2/N`.
     lambda: f64,
     /// The weights every run (calibration trials, then the epochs) starts from.
@@ -189,7 +200,7 @@ impl<'d> Sgd<'d> {
         data: &'d Dataset,
         structure: &'d Structure,
         layout: WeightLayout,
-        trainable: Vec<bool>,
+        trainable: &'d [bool],
         start: Vec<f64>,
         lambda: f64,
     ) -> Self {
@@ -251,7 +262,7 @@ impl<'d> Sgd<'d> {
             self.scale = 1.0;
         }
         let gain = eta / self.scale;
-        let (v, mask) = (&mut self.v[..], &self.trainable[..]);
+        let (v, mask) = (&mut self.v[..], self.trainable);
         let update = |v: &mut [f64], at: usize, factor: f64, grad: &[f64]| {
             for ((w, &m), &g) in v[at..at + grad.len()]
                 .iter_mut()
@@ -312,38 +323,41 @@ impl<'d> Sgd<'d> {
         Ok(loss + sample.len() as f64 * 0.5 * self.lambda * norm2)
     }
 
-    /// The sample objective after one pass over `sample` from the starting weights
-    /// with initial learning rate `eta0` (infinite when it diverges).
-    fn trial(&mut self, sample: &[usize], eta0: f64) -> Result<f64, EvalError> {
+    /// The sample objective after one pass over `sample` from the starting
+    /// weights with initial learning rate `eta0`; infinite when the pass
+    /// diverges (scores overflow, which the likelihood reports as an error:
+    /// the data itself was checked at the starting weights).
+    fn trial(&mut self, sample: &[usize], eta0: f64) -> f64 {
         self.reset();
         let t0 = 1.0 / (self.lambda * eta0);
         for (t, &i) in sample.iter().enumerate() {
-            let nll = self.step(i, 1.0 / (self.lambda * (t0 + t as f64)))?;
-            if !nll.is_finite() {
-                return Ok(f64::INFINITY);
+            if self.step(i, 1.0 / (self.lambda * (t0 + t as f64))).is_err() {
+                return f64::INFINITY;
             }
         }
-        let f = self.sample_objective(sample)?;
-        Ok(if f.is_finite() { f } else { f64::INFINITY })
+        match self.sample_objective(sample) {
+            Ok(f) if f.is_finite() => f,
+            _ => f64::INFINITY,
+        }
     }
 
     /// Picks `η₀`: from 0.1, doubling while the sample objective improves (or
     /// halving until it first beats the starting weights'), keeping the best.
     /// Candidates with `η₀·λ ≥ 1` would flip the sign of the decay and are
     /// not tried.
-    fn calibrate(&mut self, sample: &[usize]) -> Result<f64, EvalError> {
+    fn calibrate(&mut self, sample: &[usize]) -> Result<f64, TrainError> {
         self.reset();
         let initial = self.sample_objective(sample)?;
         let limit = 1.0 / self.lambda;
         let mut eta = CALIBRATION_ETA.min(0.5 * limit);
-        let mut best = (self.trial(sample, eta)?, eta);
+        let mut best = (self.trial(sample, eta), eta);
         if best.0 < initial {
             for _ in 0..CALIBRATION_TRIALS {
                 eta *= CALIBRATION_RATE;
                 if eta >= limit {
                     break;
                 }
-                let f = self.trial(sample, eta)?;
+                let f = self.trial(sample, eta);
                 if f >= best.0 {
                     break;
                 }
@@ -352,7 +366,7 @@ impl<'d> Sgd<'d> {
         } else {
             for _ in 0..CALIBRATION_TRIALS {
                 eta /= CALIBRATION_RATE;
-                let f = self.trial(sample, eta)?;
+                let f = self.trial(sample, eta);
                 if f < best.0 {
                     best = (f, eta);
                 }
@@ -360,6 +374,12 @@ impl<'d> Sgd<'d> {
                     break;
                 }
             }
+        }
+        if !best.0.is_finite() {
+            return Err(TrainError::Optimizer(format!(
+                "SGD calibration: every learning rate tried (down to {eta:.3e}) diverged on the sample; \
+                 train without the SGD warm start"
+            )));
         }
         Ok(best.1)
     }

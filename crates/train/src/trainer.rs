@@ -243,6 +243,13 @@ impl TrainParams {
         if self.patience == Some(0) {
             return bad("patience", "must be ≥ 1");
         }
+        if self.sgd_epochs > 0 && self.c2 == 0.0 {
+            return bad(
+                "sgd_epochs",
+                "the SGD warm start needs c2 > 0 (its learning rate is set by the L2 term); \
+                 use 0 SGD epochs (--sgd-epochs 0) with c2 = 0",
+            );
+        }
         Ok(())
     }
 }
@@ -775,7 +782,22 @@ fn run(
                 }
             }
             if params.sgd_epochs > 0 {
-                let warm = warm_start(data, structure, params, layout, &trainable, &w0, started, on_iteration)?;
+                let warm = warm_start(data, structure, params, layout, &trainable, w0, started, on_iteration)?;
+                if params.stop_requested() {
+                    // No optimizer state exists yet to checkpoint: stop now
+                    // with the SGD weights rather than start L-BFGS.
+                    return Ok(TrainOutcome {
+                        weights: warm.weights,
+                        iterations: 0,
+                        evaluations: objective.evaluations(),
+                        final_objective: warm.objective,
+                        termination: format!("interrupted during the SGD warm start (after {} epochs)", warm.epochs),
+                        seconds: started.elapsed().as_secs_f64(),
+                        features,
+                        best_dev_accuracy: None,
+                        sgd_epochs: warm.epochs,
+                    });
+                }
                 sgd_epochs = warm.epochs;
                 w0 = warm.weights;
             }
@@ -904,19 +926,18 @@ fn warm_start(
     params: &TrainParams,
     layout: WeightLayout,
     trainable: &[bool],
-    start: &[f64],
+    start: Vec<f64>,
     started: Instant,
     on_iteration: &mut dyn FnMut(&Iteration<'_>) -> Option<f64>,
 ) -> Result<crate::sgd::SgdOutcome, TrainError> {
     let no_state = || Err("no optimizer state is saved during the SGD warm start".to_string());
-    let (mask, start) = (trainable.to_vec(), start.to_vec());
     crate::sgd::run_sgd(
         data,
         structure,
         params,
         params.sgd_epochs,
         layout,
-        mask,
+        trainable,
         start,
         &mut |e| {
             let progress = Progress {

@@ -234,6 +234,14 @@ impl Checkpointer {
 
     /// The message after an interrupt, naming the model and the checkpoint.
     pub fn report_interrupt(&self, model: &Path, iterations: u64) {
+        if iterations == 0 {
+            note!(
+                "interrupted during the SGD warm start: model saved to {} (not converged); \
+                 no checkpoint is written before L-BFGS starts, so rerun without --resume to continue",
+                model.display()
+            );
+            return;
+        }
         match self.last_saved {
             Some(at) => note!(
                 "interrupted after iteration {iterations}: model saved to {} (not converged); \

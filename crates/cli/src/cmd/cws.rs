@@ -196,17 +196,8 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     // changes the features or the objective.
     let options_text = format!(
         "cws format={:?} scheme={:?} c1={} c2={} dev_every={:?} min_freq={} no_lexicon={} lexicon_min_count={} \
-         lexicon_folds={} sgd_epochs={}",
-        a.format,
-        a.scheme,
-        a.c1,
-        a.c2,
-        a.dev_every,
-        a.min_freq,
-        a.no_lexicon,
-        a.lexicon_min_count,
-        a.lexicon_folds,
-        a.sgd_epochs
+         lexicon_folds={}",
+        a.format, a.scheme, a.c1, a.c2, a.dev_every, a.min_freq, a.no_lexicon, a.lexicon_min_count, a.lexicon_folds
     );
     let mut checkpointer = Checkpointer::new(
         &a.model,

@@ -127,7 +127,7 @@ fn run_inputs(args: &Args) -> (Vec<PathBuf>, String) {
     files.extend(args.template.clone());
     files.extend(args.init.clone());
     let options = format!(
-        "train format={:?} template={} init={} c1={} c2={} min_freq={} pairs={:?} start_end={} sgd_epochs={}",
+        "train format={:?} template={} init={} c1={} c2={} min_freq={} pairs={:?} start_end={}",
         args.format,
         args.template.is_some(),
         args.init.is_some(),
@@ -135,8 +135,7 @@ fn run_inputs(args: &Args) -> (Vec<PathBuf>, String) {
         args.c2,
         args.min_freq,
         args.feature_pairs,
-        args.start_end,
-        args.sgd_epochs
+        args.start_end
     );
     (files, options)
 }
