@@ -94,6 +94,7 @@ impl WeightLayout {
         WeightsView {
             k: self.k,
             state: &flat[..self.edge_offset()],
+            state_stride: self.k,
             edge: &flat[self.edge_offset()..self.transition_offset()],
             transitions: &flat[self.transition_offset()..self.start_offset()],
             start: &flat[self.start_offset()..self.end_offset()],
@@ -107,8 +108,11 @@ impl WeightLayout {
 pub struct WeightsView<'a, W> {
     /// Number of labels.
     pub k: usize,
-    /// `num_state × k`.
+    /// `num_state` rows of `k` weights, `state_stride` apart.
     pub state: &'a [W],
+    /// Distance between the starts of two attributes' rows in `state`: `k`,
+    /// unless the rows are interleaved with other data.
+    pub state_stride: usize,
     /// `num_edge × k²`.
     pub edge: &'a [W],
     /// `k × k`.
@@ -126,7 +130,7 @@ impl<W: Copy + Into<f64>> WeightsView<'_, W> {
         out.k = k;
         out.emissions.clear();
         out.emissions.resize(n * k, 0.0);
-        accumulate_emissions(obs, self.state, k, &mut out.emissions);
+        accumulate_emissions(obs, self.state, k, self.state_stride, &mut out.emissions);
         out.transitions.clear();
         out.transitions.extend(self.transitions.iter().map(|&w| w.into()));
         out.start.clear();
@@ -303,6 +307,7 @@ impl Model {
         WeightsView {
             k: self.num_labels(),
             state: &self.weights.state,
+            state_stride: self.num_labels(),
             edge: &self.weights.edge,
             transitions: &self.weights.transitions,
             start: &self.weights.start,

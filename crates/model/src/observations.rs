@@ -436,16 +436,26 @@ impl<'a> Observations<'a> {
 /// pre-fills). Generic over the weight type so training (`f64`) and tagging
 /// (`f32`) share it.
 ///
+/// Attribute `id`'s `k` weights start at `weights[id · stride]` (`stride` is
+/// `k` unless the rows are interleaved with other data, as the one-thread
+/// trainer interleaves weights and gradients).
+///
 /// On a large model most rows of rare attributes are cache misses; the rows
 /// of position `t + PREFETCH_AHEAD` are requested while position `t` is summed,
 /// so that several misses are in flight at once.
 #[inline]
-pub fn accumulate_emissions<W: Copy + Into<f64>>(obs: &Observations<'_>, weights: &[W], k: usize, out: &mut [f64]) {
+pub fn accumulate_emissions<W: Copy + Into<f64>>(
+    obs: &Observations<'_>,
+    weights: &[W],
+    k: usize,
+    stride: usize,
+    out: &mut [f64],
+) {
     let n = obs.len();
     for t in 0..n {
         if t + PREFETCH_AHEAD < n {
             for &id in obs.state(t + PREFETCH_AHEAD).0 {
-                prefetch(&weights[id as usize * k]);
+                prefetch(&weights[id as usize * stride]);
             }
         }
         let row = &mut out[t * k..(t + 1) * k];
@@ -453,7 +463,7 @@ pub fn accumulate_emissions<W: Copy + Into<f64>>(obs: &Observations<'_>, weights
         match values {
             None => {
                 for &id in ids {
-                    let w = &weights[id as usize * k..id as usize * k + k];
+                    let w = &weights[id as usize * stride..id as usize * stride + k];
                     for (o, &x) in row.iter_mut().zip(w) {
                         *o += x.into();
                     }
@@ -461,7 +471,7 @@ pub fn accumulate_emissions<W: Copy + Into<f64>>(obs: &Observations<'_>, weights
             }
             Some(values) => {
                 for (&id, &v) in ids.iter().zip(values) {
-                    let w = &weights[id as usize * k..id as usize * k + k];
+                    let w = &weights[id as usize * stride..id as usize * stride + k];
                     for (o, &x) in row.iter_mut().zip(w) {
                         *o += f64::from(v) * x.into();
                     }

@@ -55,8 +55,15 @@ struct Buffers {
     node: Vec<f64>,
     /// `∂NLL/∂transition` per position when edge attributes exist.
     edge: Vec<f64>,
-    /// Full-layout gradient of the data term.
+    /// Full-layout gradient of the data term (on one thread: all but the
+    /// state block, which lives in `rows`).
     grad: Vec<f64>,
+    /// One thread only: each state attribute's weights followed by its
+    /// gradient (`2k` values), starting at `rows[rows_at]` (a cache-line
+    /// boundary), so that the gradient scatter finds in cache the line the
+    /// emission sum has just loaded.
+    rows: Vec<f64>,
+    rows_at: usize,
 }
 
 struct Cached {
@@ -307,26 +314,50 @@ impl<'d> Objective<'d> {
         self.evaluations.fetch_add(1, Ordering::Relaxed);
         let mut guard = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
         let bufs = &mut *guard;
-        for (&i, &x) in self.active.iter().zip(w) {
-            bufs.full[i as usize] = x;
+        let serial = self.pool.current_num_threads() == 1;
+        let k = self.layout.k;
+        let state_len = self.layout.edge_offset();
+        if serial {
+            bufs.interleave(self.layout);
         }
-        let cost = self.evaluate_full(bufs)?;
-        let grad = &bufs.grad;
+        // On one thread, state weight `i` sits at `w_at(i)` in `rows` and
+        // its gradient `k` further.
+        let at = bufs.rows_at;
+        let w_at = |i: usize| at + (i / k) * 2 * k + i % k;
+        for (&i, &x) in self.active.iter().zip(w) {
+            let i = i as usize;
+            if serial && i < state_len {
+                bufs.rows[w_at(i)] = x;
+            } else {
+                bufs.full[i] = x;
+            }
+        }
+        let cost = if serial {
+            self.evaluate_serial(bufs)?
+        } else {
+            self.evaluate_full(bufs)?
+        };
         let mut g = Vec::with_capacity(w.len());
         let mut norm2 = 0.0;
         for (&i, &x) in self.active.iter().zip(w) {
-            g.push(grad[i as usize] + 2.0 * self.c2 * x);
+            let i = i as usize;
+            let d = if serial && i < state_len {
+                bufs.rows[w_at(i) + k]
+            } else {
+                bufs.grad[i]
+            };
+            g.push(d + 2.0 * self.c2 * x);
             norm2 += x * x;
         }
         Ok((cost + self.c2 * norm2, g))
     }
 
-    /// The data term (NLL summed over sequences) and its full-layout gradient.
+    /// The data term (NLL summed over sequences) and its full-layout gradient,
+    /// in two parallel phases.
     fn evaluate_full(&self, bufs: &mut Buffers) -> Result<f64, EvalError> {
-        if self.pool.current_num_threads() == 1 {
-            return self.evaluate_serial(bufs);
-        }
-        let Buffers { full, node, edge, grad } = bufs;
+        let Buffers {
+            full, node, edge, grad, ..
+        } = bufs;
         let w: &[f64] = full;
         let data = self.data;
         let layout = self.layout;
@@ -464,6 +495,7 @@ impl<'d> Objective<'d> {
                         &node_grad[p * k..(p + 1) * k],
                         out,
                         lo,
+                        k,
                     );
                 }
             });
@@ -472,7 +504,7 @@ impl<'d> Objective<'d> {
             let edge_block = &mut rest[..layout.num_edge * kk];
             for p in 0..num_pos {
                 let (ids, values) = data.arena.edge_at(p);
-                add_rows(ids, values, &edge_grad[p * kk..(p + 1) * kk], edge_block, 0);
+                add_rows(ids, values, &edge_grad[p * kk..(p + 1) * kk], edge_block, 0, kk);
             }
         }
         Ok(cost)
@@ -491,15 +523,24 @@ impl Objective<'_> {
     /// weight's gradient in position order), so the result is bit for bit the
     /// same as on several threads.
     fn evaluate_serial(&self, bufs: &mut Buffers) -> Result<f64, EvalError> {
-        let Buffers { full, grad, .. } = bufs;
+        let Buffers {
+            full,
+            grad,
+            rows,
+            rows_at,
+            ..
+        } = bufs;
         let data = self.data;
         let layout = self.layout;
         let (k, kk) = (layout.k, layout.k * layout.k);
-        let weights = layout.view(&full[..]);
         let has_edges = data.arena.has_edge_attributes();
         grad.clear();
         grad.resize(layout.len(), 0.0);
-        let (state_grad, rest) = grad.split_at_mut(layout.edge_offset());
+        let rows = &mut rows[*rows_at..*rows_at + layout.num_state * 2 * k];
+        for row in rows.chunks_exact_mut(2 * k) {
+            row[k..].fill(0.0);
+        }
+        let (_, rest) = grad.split_at_mut(layout.edge_offset());
         let (edge_grad, rest) = rest.split_at_mut(layout.num_edge * kk);
         let (trans_grad, rest) = rest.split_at_mut(kk);
         let (start_grad, end_grad) = rest.split_at_mut(k);
@@ -514,6 +555,11 @@ impl Objective<'_> {
                 let n = data.arena.sequence(i).len();
                 node.resize(n * k, 0.0);
                 edge.resize(if has_edges { n * kk } else { 0 }, 0.0);
+                let weights = WeightsView {
+                    state: &rows[..],
+                    state_stride: 2 * k,
+                    ..layout.view(&full[..])
+                };
                 loss += scratch.sequence(
                     data,
                     i,
@@ -527,33 +573,26 @@ impl Objective<'_> {
                 if n == 0 {
                     continue;
                 }
-                let p0 = data.arena.sequence_start(i);
                 for y in 0..k {
                     start_grad[y] += node[y];
                     end_grad[y] += node[(n - 1) * k + y];
                 }
+                // The rows were just read for the emissions: no prefetch needed.
+                let p0 = data.arena.sequence_start(i);
                 for t in 0..n {
                     let p = p0 + t;
-                    if t + PREFETCH_AHEAD < n {
-                        let (s, e) = (
-                            offsets[p + PREFETCH_AHEAD] as usize,
-                            offsets[p + PREFETCH_AHEAD + 1] as usize,
-                        );
-                        for &id in ids[s..e].iter().filter(|&&id| id >= HOT_IDS) {
-                            prefetch(&state_grad[id as usize * k]);
-                        }
-                    }
                     let (s, e) = (offsets[p] as usize, offsets[p + 1] as usize);
                     add_rows(
                         &ids[s..e],
                         values.map(|v| &v[s..e]),
                         &node[t * k..(t + 1) * k],
-                        state_grad,
+                        &mut rows[k..],
                         0,
+                        2 * k,
                     );
                     if has_edges {
                         let (eids, evalues) = data.arena.edge_at(p);
-                        add_rows(eids, evalues, &edge[t * kk..(t + 1) * kk], edge_grad, 0);
+                        add_rows(eids, evalues, &edge[t * kk..(t + 1) * kk], edge_grad, 0, kk);
                     }
                 }
             }
@@ -566,14 +605,27 @@ impl Objective<'_> {
     }
 }
 
-/// Adds `value · g` to row `id − lo` of `out` (rows of `g.len()`) for each
-/// attribute id (and value, 1 when `values` is `None`).
+impl Buffers {
+    /// Sizes `rows` for `layout` (once) with its start on a 64-byte boundary.
+    fn interleave(&mut self, layout: WeightLayout) {
+        let need = layout.num_state * 2 * layout.k;
+        if self.rows.len() < need + 8 {
+            self.rows = vec![0.0; need + 8];
+            let misalign = (self.rows.as_ptr() as usize / std::mem::size_of::<f64>()) % 8;
+            self.rows_at = (8 - misalign) % 8;
+        }
+    }
+}
+
+/// Adds `value · g` to the row of each attribute id (`g.len()` values at
+/// `out[(id − lo) · stride]`), with its value (1 when `values` is `None`).
 #[inline]
-fn add_rows(ids: &[u32], values: Option<&[f32]>, g: &[f64], out: &mut [f64], lo: u32) {
+fn add_rows(ids: &[u32], values: Option<&[f32]>, g: &[f64], out: &mut [f64], lo: u32, stride: usize) {
     let w = g.len();
     for (j, &id) in ids.iter().enumerate() {
         let v = values.map_or(1.0, |v| f64::from(v[j]));
-        let row = &mut out[(id - lo) as usize * w..(id - lo + 1) as usize * w];
+        let at = (id - lo) as usize * stride;
+        let row = &mut out[at..at + w];
         for (o, &x) in row.iter_mut().zip(g) {
             *o += v * x;
         }
