@@ -30,6 +30,8 @@ enum Command {
     Eval(cmd::eval::Args),
     /// Show a model: labels, transitions, strongest features; or all of it as JSON.
     Dump(cmd::dump::Args),
+    /// Drop attributes whose weights are all near zero: a smaller model that loads and tags faster.
+    Prune(cmd::prune::Args),
     /// Chinese word segmentation: train a segmenter, segment text, score a segmentation.
     Cws(cmd::cws::Args),
     /// Exact inference on chain potentials given as JSON: log Z, Viterbi, marginals, entropy, n-best.
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         Command::Tag(args) => cmd::tag::run(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Dump(args) => cmd::dump::run(args),
+        Command::Prune(args) => cmd::prune::run(args),
         Command::Cws(args) => cmd::cws::run(args),
         Command::Infer(args) => cmd::infer::run(args),
     };

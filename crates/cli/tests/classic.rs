@@ -532,3 +532,58 @@ fn help_has_examples_and_eval_rejects_bad_input() {
     let e = fails(run_stdin(&["eval"], ""));
     assert!(e.contains("no tokens"), "{e}");
 }
+
+/// `prune` drops the attributes whose weights are all small: the pruned model
+/// is smaller, still loads and tags; a threshold of 0 keeps every attribute
+/// with a non-zero weight; bad thresholds are errors naming the option.
+#[test]
+fn prune_drops_small_attributes_and_keeps_a_working_model() {
+    let (dir, data, _, model) = trained("prune", &[]);
+    let kept = |out: &Output| -> (usize, usize) {
+        let e = stderr(out);
+        let words: Vec<&str> = e.split_whitespace().collect();
+        let at = words.iter().position(|w| *w == "kept").expect("a 'kept' line");
+        (words[at + 1].parse().unwrap(), words[at + 3].parse().unwrap())
+    };
+    let all = dir.join("all.model");
+    let (k0, n0) = kept(&ok(run(&[
+        "prune",
+        "-m",
+        path(&model),
+        "--threshold",
+        "0",
+        "-o",
+        path(&all),
+    ])));
+    assert_eq!(k0, n0, "threshold 0 keeps every attribute of an L2 model");
+    let small = dir.join("small.model");
+    let (k, n) = kept(&ok(run(&[
+        "prune",
+        "-m",
+        path(&model),
+        "--threshold",
+        "0.2",
+        "-o",
+        path(&small),
+    ])));
+    assert_eq!(n, n0);
+    assert!(0 < k && k < n, "kept {k} of {n}");
+    assert!(std::fs::metadata(&small).unwrap().len() < std::fs::metadata(&model).unwrap().len());
+    let tagged = ok(run(&["tag", "-m", path(&small), path(&data)]));
+    assert_eq!(
+        stdout(&tagged).lines().filter(|l| !l.is_empty()).count(),
+        TRAIN.lines().filter(|l| !l.is_empty()).count()
+    );
+    for bad in ["-1", "NaN"] {
+        let e = fails(run(&[
+            "prune",
+            "-m",
+            path(&model),
+            "--threshold",
+            bad,
+            "-o",
+            path(&small),
+        ]));
+        assert!(e.contains("--threshold") || e.contains("threshold"), "{e}");
+    }
+}

@@ -18,7 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dev_every: usize = env("DEV_EVERY", 20);
     let limit: usize = env("LIMIT", usize::MAX);
     let sentences: Vec<_> = sentences.into_iter().take(limit).collect();
-    // The library default is LEXICON=1 FOLDS=10 MINFREQ=2 MAXIT=150; this harness
+    // The library default is LEXICON=1 FOLDS=10 MINFREQ=2 SGD=10 MAXIT=20 PRUNE=0.01; this harness
     // starts from the plain settings so each row of docs/cws.md adds one step.
     let ngram = NgramConfig {
         lexicon_features: env("LEXICON", 0) == 1,
@@ -36,7 +36,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         min_freq: env("MINFREQ", 1),
         lexicon_folds: env("FOLDS", 0),
         dev_every: if dev_every > 0 { Some(dev_every) } else { None },
+        prune_threshold: env("PRUNE", 0.0),
         params: chaincrf_train::TrainParams::new()
+            .sgd_epochs(env("SGD", 0))
             .c2(env("C2", 1.0))
             .c1(env("C1", 0.0))
             .threads(env("THREADS", 2))

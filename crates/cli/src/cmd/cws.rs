@@ -104,6 +104,10 @@ struct TrainArgs {
     /// Stop when held-out accuracy has not improved for this many iterations.
     #[arg(long)]
     patience: Option<usize>,
+    /// The model drops attributes whose weights are all at most this in absolute value
+    /// (0 keeps every attribute with a non-zero weight).
+    #[arg(long, value_name = "T", default_value_t = chaincrf_cws::train::DEFAULT_PRUNE_THRESHOLD)]
+    prune: f32,
     /// Epochs of SGD before L-BFGS (a warm start; 0 = L-BFGS from zero weights).
     #[arg(long, default_value_t = chaincrf_cws::train::DEFAULT_SGD_EPOCHS)]
     sgd_epochs: usize,
@@ -233,6 +237,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         min_freq: a.min_freq,
         lexicon_min_count: a.lexicon_min_count,
         lexicon_folds: a.lexicon_folds,
+        prune_threshold: a.prune,
         ..CwsTrainOptions::default()
     };
     options.ngram.lexicon_features = !a.no_lexicon;

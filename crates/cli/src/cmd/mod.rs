@@ -19,6 +19,7 @@ pub mod cws;
 pub mod dump;
 pub mod eval;
 pub mod infer;
+pub mod prune;
 pub mod tag;
 pub mod train;
 
