@@ -2,8 +2,11 @@
 //! in one parallel pass over the corpus.
 //!
 //! `f(w) = Σᵢ NLLᵢ(w) + c2·‖w‖²` (CRFsuite's definition of `c2`; the L1 term
-//! `c1·‖w‖₁` is added by OWL-QN itself). The pass has two phases, both
-//! deterministic whatever the number of threads:
+//! `c1·‖w‖₁` is added by OWL-QN itself). Two passes compute it, both
+//! deterministic whatever the number of threads. The common one (`objective/fused.rs`)
+//! sweeps the corpus once per thread and sums gradients in fixed point; it
+//! applies to data without edge attributes whose values and counts fit its
+//! range. The general one has two phases:
 //!
 //! 1. **Per sequence, in parallel:** compute the potentials from the
 //!    attributes, run the scaled (exp-space) forward-backward of the core crate
@@ -20,11 +23,14 @@
 //! `argmin` asks for the cost and the gradient in separate calls; [`Objective`]
 //! computes both in one pass and caches them keyed on the exact parameter vector.
 
+mod fused;
+
 use crate::data::Dataset;
 use chaincrf_core::loss::{NllWorkspace, Target};
 use chaincrf_core::{Log, Potentials, Prob, ProbabilitySemiring};
 use chaincrf_features::hash::prefetch;
 use chaincrf_model::{ScoredChain, Structure, WeightLayout, WeightsView, PREFETCH_AHEAD};
+use fused::Fused;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -55,15 +61,8 @@ struct Buffers {
     node: Vec<f64>,
     /// `∂NLL/∂transition` per position when edge attributes exist.
     edge: Vec<f64>,
-    /// Full-layout gradient of the data term (on one thread: all but the
-    /// state block, which lives in `rows`).
+    /// Full-layout gradient of the data term.
     grad: Vec<f64>,
-    /// One thread only: each state attribute's weights followed by its
-    /// gradient (`2k` values), starting at `rows[rows_at]` (a cache-line
-    /// boundary), so that the gradient scatter finds in cache the line the
-    /// emission sum has just loaded.
-    rows: Vec<f64>,
-    rows_at: usize,
 }
 
 struct Cached {
@@ -144,8 +143,11 @@ pub struct Objective<'d> {
     active: Vec<u32>,
     /// Phase-2 split points over state attribute ids, balanced by occurrences.
     splits: Vec<u32>,
-    /// Corpus-sized buffers, reused across evaluations (no page faults per pass).
+    /// Corpus-sized buffers of the two-phase pass, reused across evaluations
+    /// (no page faults per pass).
     buffers: Mutex<Buffers>,
+    /// The fused pass, when it applies to the data (see `objective/fused.rs`).
+    fused: Option<Fused>,
     pool: rayon::ThreadPool,
     cache: Mutex<Option<Cached>>,
     evaluations: AtomicUsize,
@@ -222,10 +224,8 @@ impl<'d> Objective<'d> {
         }
         splits.push(layout.num_state as u32);
         splits.dedup();
-        let buffers = Mutex::new(Buffers {
-            full: vec![0.0; layout.len()],
-            ..Buffers::default()
-        });
+        let buffers = Mutex::new(Buffers::default());
+        let fused = Fused::new(data, layout, &active, pool.current_num_threads());
         Ok(Objective {
             data,
             layout,
@@ -235,6 +235,7 @@ impl<'d> Objective<'d> {
             active,
             splits,
             buffers,
+            fused,
             pool,
             cache: Mutex::new(None),
             evaluations: AtomicUsize::new(0),
@@ -312,41 +313,21 @@ impl<'d> Objective<'d> {
     /// [`EvalError`] naming a sequence whose likelihood cannot be computed.
     pub fn evaluate(&self, w: &[f64]) -> Result<(f64, Vec<f64>), EvalError> {
         self.evaluations.fetch_add(1, Ordering::Relaxed);
+        if let Some(fused) = &self.fused {
+            return self.evaluate_fused(fused, w);
+        }
         let mut guard = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
         let bufs = &mut *guard;
-        let serial = self.pool.current_num_threads() == 1;
-        let k = self.layout.k;
-        let state_len = self.layout.edge_offset();
-        if serial {
-            bufs.interleave(self.layout);
-        }
-        // On one thread, state weight `i` sits at `w_at(i)` in `rows` and
-        // its gradient `k` further.
-        let at = bufs.rows_at;
-        let w_at = |i: usize| at + (i / k) * 2 * k + i % k;
+        bufs.full.resize(self.layout.len(), 0.0);
         for (&i, &x) in self.active.iter().zip(w) {
-            let i = i as usize;
-            if serial && i < state_len {
-                bufs.rows[w_at(i)] = x;
-            } else {
-                bufs.full[i] = x;
-            }
+            bufs.full[i as usize] = x;
         }
-        let cost = if serial {
-            self.evaluate_serial(bufs)?
-        } else {
-            self.evaluate_full(bufs)?
-        };
+        let cost = self.evaluate_full(bufs)?;
+        let grad = &bufs.grad;
         let mut g = Vec::with_capacity(w.len());
         let mut norm2 = 0.0;
         for (&i, &x) in self.active.iter().zip(w) {
-            let i = i as usize;
-            let d = if serial && i < state_len {
-                bufs.rows[w_at(i) + k]
-            } else {
-                bufs.grad[i]
-            };
-            g.push(d + 2.0 * self.c2 * x);
+            g.push(grad[i as usize] + 2.0 * self.c2 * x);
             norm2 += x * x;
         }
         Ok((cost + self.c2 * norm2, g))
@@ -508,112 +489,6 @@ impl<'d> Objective<'d> {
             }
         }
         Ok(cost)
-    }
-}
-
-impl Objective<'_> {
-    /// [`Objective::evaluate_full`] on one thread, in one pass: each
-    /// sequence's gradient is scattered into the weights right after its
-    /// forward-backward, while its attribute ids are still in cache, instead
-    /// of being stored for a second pass over the whole corpus (and no
-    /// corpus-sized buffer is needed).
-    ///
-    /// Every sum is taken in the order of the two-phase pass (losses and
-    /// transition gradients per block of sequences, then over blocks; each
-    /// weight's gradient in position order), so the result is bit for bit the
-    /// same as on several threads.
-    fn evaluate_serial(&self, bufs: &mut Buffers) -> Result<f64, EvalError> {
-        let Buffers {
-            full,
-            grad,
-            rows,
-            rows_at,
-            ..
-        } = bufs;
-        let data = self.data;
-        let layout = self.layout;
-        let (k, kk) = (layout.k, layout.k * layout.k);
-        let has_edges = data.arena.has_edge_attributes();
-        grad.clear();
-        grad.resize(layout.len(), 0.0);
-        let rows = &mut rows[*rows_at..*rows_at + layout.num_state * 2 * k];
-        for row in rows.chunks_exact_mut(2 * k) {
-            row[k..].fill(0.0);
-        }
-        let (_, rest) = grad.split_at_mut(layout.edge_offset());
-        let (edge_grad, rest) = rest.split_at_mut(layout.num_edge * kk);
-        let (trans_grad, rest) = rest.split_at_mut(kk);
-        let (start_grad, end_grad) = rest.split_at_mut(k);
-        let (offsets, ids, values) = data.arena.state_layout();
-        let mut scratch = Scratch::new();
-        let (mut node, mut edge, mut trans) = (Vec::new(), Vec::new(), vec![0.0; kk]);
-        let mut cost = 0.0;
-        for a in (0..data.len()).step_by(BLOCK) {
-            let mut loss = 0.0;
-            trans.fill(0.0);
-            for i in a..(a + BLOCK).min(data.len()) {
-                let n = data.arena.sequence(i).len();
-                node.resize(n * k, 0.0);
-                edge.resize(if has_edges { n * kk } else { 0 }, 0.0);
-                let weights = WeightsView {
-                    state: &rows[..],
-                    state_stride: 2 * k,
-                    ..layout.view(&full[..])
-                };
-                loss += scratch.sequence(
-                    data,
-                    i,
-                    &weights,
-                    1.0,
-                    &self.structure,
-                    &mut node,
-                    &mut edge,
-                    &mut trans,
-                )?;
-                if n == 0 {
-                    continue;
-                }
-                for y in 0..k {
-                    start_grad[y] += node[y];
-                    end_grad[y] += node[(n - 1) * k + y];
-                }
-                // The rows were just read for the emissions: no prefetch needed.
-                let p0 = data.arena.sequence_start(i);
-                for t in 0..n {
-                    let p = p0 + t;
-                    let (s, e) = (offsets[p] as usize, offsets[p + 1] as usize);
-                    add_rows(
-                        &ids[s..e],
-                        values.map(|v| &v[s..e]),
-                        &node[t * k..(t + 1) * k],
-                        &mut rows[k..],
-                        0,
-                        2 * k,
-                    );
-                    if has_edges {
-                        let (eids, evalues) = data.arena.edge_at(p);
-                        add_rows(eids, evalues, &edge[t * kk..(t + 1) * kk], edge_grad, 0, kk);
-                    }
-                }
-            }
-            cost += loss;
-            for (g, x) in trans_grad.iter_mut().zip(&trans) {
-                *g += x;
-            }
-        }
-        Ok(cost)
-    }
-}
-
-impl Buffers {
-    /// Sizes `rows` for `layout` (once) with its start on a 64-byte boundary.
-    fn interleave(&mut self, layout: WeightLayout) {
-        let need = layout.num_state * 2 * layout.k;
-        if self.rows.len() < need + 8 {
-            self.rows = vec![0.0; need + 8];
-            let misalign = (self.rows.as_ptr() as usize / std::mem::size_of::<f64>()) % 8;
-            self.rows_at = (8 - misalign) % 8;
-        }
     }
 }
 

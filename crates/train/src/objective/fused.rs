@@ -1,0 +1,263 @@
+//! The common training pass: one sweep over the corpus per thread, gradients
+//! summed as integers.
+//!
+//! Why: the two-phase pass (see the parent module) stores every position's
+//! emission gradient and then sweeps the corpus again, once per thread, to
+//! scatter it; on one thread the second sweep costs about a third of the
+//! pass, and on two threads the corpus is read three times in all. Scattering
+//! each sequence's gradient right after its forward-backward avoids this, but
+//! two threads scattering into one weight would add in an order that depends
+//! on scheduling, and floating-point sums depend on order.
+//!
+//! Integer sums do not. Each contribution `value · ∂NLL/∂emission` is rounded
+//! once to a fixed-point integer (a multiple of `2⁻ˢ`, with `s` chosen from the
+//! data so that no sum can overflow 63 bits: `s` ≥ 24, and 41 on PKU) and
+//! added into the summing thread's own gradient rows. Any split of the
+//! sequences between any number of threads then gives the same sums, bit for
+//! bit. The per-thread rows hold each attribute's weights next to its gradient
+//! (`2k` words, one 64-byte line for four labels), so the scatter writes into
+//! the lines the emission sum has just read. Losses, transition, start and end
+//! gradients are summed in floating point per fixed block of sequences and
+//! then over blocks in order, as in the two-phase pass.
+//!
+//! The pass applies when the data has no edge attributes and the fixed-point
+//! range fits ([`Fused::new`]); the two-phase pass handles the rest.
+
+use super::{EvalError, Objective, Scratch, BLOCK};
+use chaincrf_model::{WeightLayout, WeightsView};
+use rayon::prelude::*;
+use std::sync::Mutex;
+
+/// Fewest fractional bits the fixed-point sums may have (a resolution of
+/// 6e-8 per contribution); data that would need fewer uses the two-phase pass.
+const MIN_FRACTION_BITS: i32 = 24;
+
+/// One thread's rows: attribute `id`'s `k` weights at `rows[at + id·2k]`,
+/// then its `k` gradient sums (integers, stored as the bits of `f64` words).
+#[derive(Default)]
+struct Rows {
+    words: Vec<f64>,
+    at: usize,
+}
+
+impl Rows {
+    /// The `len` words from a 64-byte boundary, allocated on first use.
+    fn get(&mut self, len: usize) -> &mut [f64] {
+        if self.words.len() < len + 8 {
+            self.words = vec![0.0; len + 8];
+            let misalign = (self.words.as_ptr() as usize / std::mem::size_of::<f64>()) % 8;
+            self.at = (8 - misalign) % 8;
+        }
+        &mut self.words[self.at..self.at + len]
+    }
+}
+
+/// Sums of one block of sequences.
+struct BlockSums {
+    loss: f64,
+    /// Transitions (`k²`), then start (`k`) and end (`k`) scores.
+    other: Vec<f64>,
+}
+
+/// The fused pass's settings and per-thread rows.
+pub(super) struct Fused {
+    /// `2ˢ`: a contribution `c` is added as `round(c · scale)`.
+    scale: f64,
+    /// How many of the active weights are state weights (they come first).
+    active_state: usize,
+    rows: Vec<Mutex<Rows>>,
+}
+
+impl Fused {
+    /// The fused pass for `data`, or `None` when it does not apply: edge
+    /// attributes, or attribute values and counts so large that fewer than
+    /// [`MIN_FRACTION_BITS`] fractional bits would be left.
+    pub(super) fn new(
+        obj_data: &crate::data::Dataset,
+        layout: WeightLayout,
+        active: &[u32],
+        threads: usize,
+    ) -> Option<Self> {
+        if obj_data.arena.has_edge_attributes() {
+            return None;
+        }
+        let (_, ids, values) = obj_data.arena.state_layout();
+        let mut counts = vec![0u64; layout.num_state];
+        for &id in ids {
+            counts[id as usize] += 1;
+        }
+        let max_count = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
+        let max_value = values.map_or(1.0, |v| v.iter().fold(0.0f64, |m, &x| m.max(f64::from(x).abs())));
+        if !max_value.is_finite() {
+            return None;
+        }
+        // |∂NLL/∂emission| ≤ 1, so |sum| ≤ count · max|value| (+ rounding, one
+        // unit per contribution); keep it below 2⁶² · 2⁻ˢ.
+        let bound = max_count * max_value.max(f64::MIN_POSITIVE) + max_count * 2f64.powi(-MIN_FRACTION_BITS);
+        let bits = 62 - bound.log2().ceil() as i32;
+        if bits < MIN_FRACTION_BITS {
+            return None;
+        }
+        let state_len = layout.edge_offset() as u32;
+        Some(Fused {
+            scale: 2f64.powi(bits.min(52)),
+            active_state: active.partition_point(|&i| i < state_len),
+            rows: (0..threads.max(1)).map(|_| Mutex::new(Rows::default())).collect(),
+        })
+    }
+}
+
+/// `y` rounded to the nearest integer, halves away from zero (`f64::round`
+/// without the library call it compiles to on baseline x86-64).
+#[inline]
+fn to_fixed(y: f64) -> i64 {
+    (y + 0.5f64.copysign(y)) as i64
+}
+
+/// Locks one thread's rows (a poisoned lock only means another evaluation
+/// failed; the rows are rewritten before use).
+fn lock(r: &Mutex<Rows>) -> std::sync::MutexGuard<'_, Rows> {
+    r.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Objective<'_> {
+    /// One fused pass at compact parameters `w`: `(f(w), ∇f(w))`.
+    pub(super) fn evaluate_fused(&self, fused: &Fused, w: &[f64]) -> Result<(f64, Vec<f64>), EvalError> {
+        let data = self.data;
+        let layout = self.layout;
+        let (k, kk) = (layout.k, layout.k * layout.k);
+        let row_len = layout.num_state * 2 * k;
+        let state_len = layout.edge_offset();
+        let (state_w, other_w) = w.split_at(fused.active_state);
+        let (state_ids, other_ids) = self.active.split_at(fused.active_state);
+        // Transition, start and end weights (no edge block on this path).
+        let mut other = vec![0.0; layout.len() - state_len];
+        for (&i, &x) in other_ids.iter().zip(other_w) {
+            other[i as usize - state_len] = x;
+        }
+        let (trans, rest) = other.split_at(kk);
+        let (start, end) = rest.split_at(k);
+        // Every thread's rows: these weights, gradients zero.
+        self.pool.install(|| {
+            fused.rows.par_iter().for_each(|r| {
+                let mut guard = lock(r);
+                let rows = guard.get(row_len);
+                for row in rows.chunks_exact_mut(2 * k) {
+                    row[k..].fill(0.0);
+                }
+                for (&i, &x) in state_ids.iter().zip(state_w) {
+                    let i = i as usize;
+                    rows[(i / k) * 2 * k + i % k] = x;
+                }
+            })
+        });
+        let blocks = data.len().div_ceil(BLOCK);
+        let scale = fused.scale;
+        let sums: Vec<Result<BlockSums, EvalError>> = self.pool.install(|| {
+            (0..blocks)
+                .into_par_iter()
+                .map_init(
+                    || (Scratch::new(), Vec::new(), vec![0i64; k]),
+                    |(scratch, node, fixed), b| {
+                        let me = rayon::current_thread_index().unwrap_or(0) % fused.rows.len();
+                        let mut guard = lock(&fused.rows[me]);
+                        let rows = guard.get(row_len);
+                        let mut sums = BlockSums {
+                            loss: 0.0,
+                            other: vec![0.0; kk + 2 * k],
+                        };
+                        let (offsets, ids, values) = data.arena.state_layout();
+                        for i in b * BLOCK..((b + 1) * BLOCK).min(data.len()) {
+                            let n = data.arena.sequence(i).len();
+                            node.resize(n * k, 0.0);
+                            let view = WeightsView {
+                                k,
+                                state: &rows[..],
+                                state_stride: 2 * k,
+                                edge: &[],
+                                transitions: trans,
+                                start,
+                                end,
+                            };
+                            let (t_sum, se) = sums.other.split_at_mut(kk);
+                            sums.loss +=
+                                scratch.sequence(data, i, &view, 1.0, &self.structure, node, &mut [], t_sum)?;
+                            if n == 0 {
+                                continue;
+                            }
+                            for y in 0..k {
+                                se[y] += node[y];
+                                se[k + y] += node[(n - 1) * k + y];
+                            }
+                            let p0 = data.arena.sequence_start(i);
+                            for t in 0..n {
+                                let g = &node[t * k..(t + 1) * k];
+                                for (f, &x) in fixed.iter_mut().zip(g) {
+                                    *f = to_fixed(x * scale);
+                                }
+                                let (s, e) = (offsets[p0 + t] as usize, offsets[p0 + t + 1] as usize);
+                                for (j, &id) in ids[s..e].iter().enumerate() {
+                                    let slots = &mut rows[id as usize * 2 * k + k..id as usize * 2 * k + 2 * k];
+                                    match values {
+                                        None => {
+                                            for (o, &f) in slots.iter_mut().zip(fixed.iter()) {
+                                                *o = f64::from_bits((o.to_bits() as i64).wrapping_add(f) as u64);
+                                            }
+                                        }
+                                        Some(v) => {
+                                            let v = f64::from(v[s + j]);
+                                            for (o, &x) in slots.iter_mut().zip(g) {
+                                                let f = to_fixed(v * x * scale);
+                                                *o = f64::from_bits((o.to_bits() as i64).wrapping_add(f) as u64);
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        Ok(sums)
+                    },
+                )
+                .collect()
+        });
+        let mut cost = 0.0;
+        let mut other_grad = vec![0.0; kk + 2 * k];
+        for s in sums {
+            let s = s?;
+            cost += s.loss;
+            for (g, x) in other_grad.iter_mut().zip(&s.other) {
+                *g += x;
+            }
+        }
+        // The gradient: state sums over the threads' rows (exact integers),
+        // then the rest; plus the L2 term.
+        let mut guards: Vec<_> = fused.rows.iter().map(lock).collect();
+        let all_rows: Vec<&[f64]> = guards.iter_mut().map(|g| &*g.get(row_len)).collect();
+        let inv = 1.0 / scale;
+        let c2 = self.c2;
+        let mut g = vec![0.0; w.len()];
+        let (g_state, g_other) = g.split_at_mut(fused.active_state);
+        self.pool.install(|| {
+            g_state
+                .par_chunks_mut(1 << 14)
+                .zip(state_ids.par_chunks(1 << 14))
+                .zip(state_w.par_chunks(1 << 14))
+                .for_each(|((out, ids), xs)| {
+                    for ((o, &i), &x) in out.iter_mut().zip(ids).zip(xs) {
+                        let i = i as usize;
+                        let at = (i / k) * 2 * k + k + i % k;
+                        let sum = all_rows
+                            .iter()
+                            .fold(0i64, |a, r| a.wrapping_add(r[at].to_bits() as i64));
+                        *o = sum as f64 * inv + 2.0 * c2 * x;
+                    }
+                })
+        });
+        let t0 = layout.transition_offset();
+        for ((o, &i), &x) in g_other.iter_mut().zip(other_ids).zip(other_w) {
+            *o = other_grad[i as usize - t0] + 2.0 * c2 * x;
+        }
+        let norm2: f64 = w.iter().map(|x| x * x).sum();
+        Ok((cost + c2 * norm2, g))
+    }
+}
