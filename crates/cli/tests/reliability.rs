@@ -1036,10 +1036,9 @@ fn sigint_saves_the_model_and_a_checkpoint() {
     );
 }
 
-#[test]
-fn cws_train_sigint_saves_and_resumes() {
-    let dir = TempDir::new("cws-sigint");
-    // One long sentence of varied characters: slow enough per iteration.
+/// A segmented corpus of 3000 lines of 20 words drawn from a small set of
+/// characters: slow enough per iteration to interrupt.
+fn varied_corpus(dir: &TempDir) -> PathBuf {
     let chars: Vec<char> = "迈向充满希望的新世纪中国人民共同创造美好的未来我們在臺灣學習中文"
         .chars()
         .collect();
@@ -1055,7 +1054,55 @@ fn cws_train_sigint_saves_and_resumes() {
         }
         corpus.push('\n');
     }
-    let corpus = dir.write("corpus.txt", corpus);
+    dir.write("corpus.txt", corpus)
+}
+
+/// An interrupt during the SGD warm start saves the model of the SGD weights,
+/// writes no checkpoint (there is no optimizer state yet), says so, and exits
+/// with 130.
+#[test]
+fn cws_train_sigint_during_sgd_saves_the_model_without_a_checkpoint() {
+    let dir = TempDir::new("cws-sigint-sgd");
+    let corpus = varied_corpus(&dir);
+    let model = dir.path("s.model");
+    let mut child = Command::new(BIN)
+        .args(["cws", "train", "--corpus", s(&corpus), "--model", s(&model)])
+        .args(["--sgd-epochs", "100000", "--threads", "1", "--checkpoint-every", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        if line.starts_with("sgd ") {
+            break;
+        }
+        line.clear();
+    }
+    assert!(seen.contains("sgd "), "no SGD epoch reported: {seen}");
+    interrupt(&child);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+    assert!(rest.contains("interrupted during the SGD warm start"), "{rest}");
+    assert!(rest.contains("without --resume"), "{rest}");
+    assert!(model.exists());
+    assert!(!dir.path("s.model.checkpoint").exists());
+    let seg = ok(run_stdin(
+        &["cws", "segment", "--model", s(&model)],
+        "我們在臺灣學習中文\n".as_bytes(),
+    ));
+    assert_eq!(visible(&text(&seg.stdout)), "我們在臺灣學習中文");
+}
+
+#[test]
+fn cws_train_sigint_saves_and_resumes() {
+    let dir = TempDir::new("cws-sigint");
+    let corpus = varied_corpus(&dir);
     let model = dir.path("c.model");
     let ckpt = dir.path("c.model.checkpoint");
     let mut child = Command::new(BIN)

@@ -32,6 +32,10 @@ use std::sync::Mutex;
 /// 6e-8 per contribution); data that would need fewer uses the two-phase pass.
 const MIN_FRACTION_BITS: i32 = 24;
 
+/// Most memory the threads' copies of the rows may take together (a model
+/// of 2 million state weights needs 32 MB per copy).
+const ROWS_BUDGET: usize = 4 << 30;
+
 /// One thread's rows: attribute `id`'s `k` weights at `rows[at + id·2k]`,
 /// then its `k` gradient sums (integers, stored as the bits of `f64` words).
 #[derive(Default)]
@@ -78,6 +82,17 @@ impl Fused {
         active: &[u32],
         threads: usize,
     ) -> Option<Self> {
+        Self::with_budget(obj_data, layout, active, threads, ROWS_BUDGET)
+    }
+
+    /// [`Fused::new`] with the rows' memory budget given.
+    fn with_budget(
+        obj_data: &crate::data::Dataset,
+        layout: WeightLayout,
+        active: &[u32],
+        threads: usize,
+        budget: usize,
+    ) -> Option<Self> {
         if obj_data.arena.has_edge_attributes() {
             return None;
         }
@@ -99,10 +114,14 @@ impl Fused {
             return None;
         }
         let state_len = layout.edge_offset() as u32;
+        // One copy of the rows per thread, within a memory budget; threads
+        // beyond it share copies (a block holds a copy's lock while it runs).
+        let copy_bytes = (layout.num_state * 2 * layout.k * std::mem::size_of::<f64>()).max(1);
+        let copies = threads.max(1).min((budget / copy_bytes).max(1));
         Some(Fused {
             scale: 2f64.powi(bits.min(52)),
             active_state: active.partition_point(|&i| i < state_len),
-            rows: (0..threads.max(1)).map(|_| Mutex::new(Rows::default())).collect(),
+            rows: (0..copies).map(|_| Mutex::new(Rows::default())).collect(),
         })
     }
 }
@@ -159,8 +178,11 @@ impl Objective<'_> {
                 .map_init(
                     || (Scratch::new(), Vec::new(), vec![0i64; k]),
                     |(scratch, node, fixed), b| {
+                        // This thread's copy, or any free one when copies are shared.
                         let me = rayon::current_thread_index().unwrap_or(0) % fused.rows.len();
-                        let mut guard = lock(&fused.rows[me]);
+                        let mut guard = (0..fused.rows.len())
+                            .find_map(|d| fused.rows[(me + d) % fused.rows.len()].try_lock().ok())
+                            .unwrap_or_else(|| lock(&fused.rows[me]));
                         let rows = guard.get(row_len);
                         let mut sums = BlockSums {
                             loss: 0.0,
@@ -259,5 +281,66 @@ impl Objective<'_> {
         }
         let norm2: f64 = w.iter().map(|x| x * x).sum();
         Ok((cost + c2 * norm2, g))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{trainable_mask, DatasetBuilder, FeaturePairs, LabelTarget};
+    use chaincrf_features::{Attr, AttrKind, FeatureExtractor};
+    use chaincrf_model::Structure;
+
+    /// Token, previous token (value 0.5) and a bias.
+    struct Tokens;
+    impl FeatureExtractor for Tokens {
+        type Input = [u8];
+        fn len(&self, input: &[u8]) -> usize {
+            input.len()
+        }
+        fn extract(&self, input: &[u8], t: usize, sink: &mut dyn FnMut(Attr<'_>)) {
+            sink(Attr::state(&format!("w={}", input[t])));
+            if t > 0 {
+                sink(Attr::state(&format!("p={}", input[t - 1])).with_value(0.5));
+            }
+            sink(Attr::state("bias"));
+        }
+    }
+
+    /// Threads sharing one copy of the rows (a memory budget below two copies)
+    /// get the same cost and gradient, bit for bit, as one copy per thread.
+    #[test]
+    fn shared_row_copies_give_the_same_bits() {
+        let mut b = DatasetBuilder::new(false);
+        for l in ["a", "b", "c"] {
+            b.labels_mut().intern(l);
+        }
+        for (i, n) in (0..400).map(|i| (i, 1 + i % 13)) {
+            let x: Vec<u8> = (0..n).map(|t| ((i * 7 + t * 3) % 11) as u8).collect();
+            let y: Vec<u32> = x.iter().map(|&v| u32::from(v % 3)).collect();
+            b.add(&Tokens, &x[..], LabelTarget::Gold(y)).unwrap();
+        }
+        let data = b.finish(1);
+        let layout = WeightLayout {
+            k: data.labels.len(),
+            num_state: data.attributes.len(AttrKind::State),
+            num_edge: 0,
+        };
+        let structure = Structure {
+            transitions: true,
+            start_end: true,
+            ..Structure::default()
+        };
+        let mask = trainable_mask(&data, layout, &structure, FeaturePairs::All);
+        let mut obj = Objective::new(&data, layout, structure, 0.1, mask, 3).unwrap();
+        let w: Vec<f64> = (0..obj.dim()).map(|i| ((i * 37) % 17) as f64 / 17.0 - 0.5).collect();
+        assert_eq!(obj.fused.as_ref().map(|f| f.rows.len()), Some(3));
+        let (f3, g3) = obj.evaluate(&w).unwrap();
+        let one_copy = layout.num_state * 2 * layout.k * 8;
+        obj.fused = Fused::with_budget(&data, layout, &obj.active, 3, one_copy);
+        assert_eq!(obj.fused.as_ref().map(|f| f.rows.len()), Some(1));
+        let (f1, g1) = obj.evaluate(&w).unwrap();
+        assert_eq!(f1.to_bits(), f3.to_bits());
+        assert!(g1.iter().zip(&g3).all(|(a, b)| a.to_bits() == b.to_bits()));
     }
 }
