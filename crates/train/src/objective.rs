@@ -313,10 +313,11 @@ impl<'d> Objective<'d> {
     /// [`EvalError`] naming a sequence whose likelihood cannot be computed.
     pub fn evaluate(&self, w: &[f64]) -> Result<(f64, Vec<f64>), EvalError> {
         self.evaluations.fetch_add(1, Ordering::Relaxed);
+        // One evaluation at a time: both passes reuse buffers of the objective.
+        let mut guard = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(fused) = &self.fused {
             return self.evaluate_fused(fused, w);
         }
-        let mut guard = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
         let bufs = &mut *guard;
         bufs.full.resize(self.layout.len(), 0.0);
         for (&i, &x) in self.active.iter().zip(w) {

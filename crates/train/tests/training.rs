@@ -476,3 +476,54 @@ fn evaluations_do_not_depend_on_the_thread_count() {
     check(&Tokens, false);
     check(&TokensAndPairs, true);
 }
+
+/// Edge attributes in the dictionary that never reach the arena (an edge
+/// attribute at position 0 is counted, but no edge leads into position 0)
+/// still take their block in the layout: the gradient, start and end weights
+/// included, must match finite differences.
+#[test]
+fn layout_with_edge_attributes_that_never_occur_is_handled() {
+    struct EdgeAtStart;
+    impl FeatureExtractor for EdgeAtStart {
+        type Input = [u8];
+        fn len(&self, input: &[u8]) -> usize {
+            input.len()
+        }
+        fn extract(&self, input: &[u8], t: usize, sink: &mut dyn FnMut(Attr<'_>)) {
+            Tokens.extract(input, t, sink);
+            sink(Attr::edge("e"));
+        }
+    }
+    let mut b = DatasetBuilder::new(false);
+    for l in ["even", "odd", "after7"] {
+        b.labels_mut().intern(l);
+    }
+    for x in 0..9u8 {
+        b.add(&EdgeAtStart, &[x][..], LabelTarget::Gold(vec![u32::from(x % 2)]))
+            .unwrap();
+    }
+    let d = b.finish(1);
+    let l = WeightLayout {
+        num_edge: d.attributes.len(chaincrf_features::AttrKind::Edge),
+        ..layout(&d)
+    };
+    assert!(l.num_edge > 0 && !d.arena.has_edge_attributes());
+    let mask = trainable_mask(&d, l, &structure(), FeaturePairs::All);
+    for threads in [1, 2] {
+        let obj = Objective::new(&d, l, structure(), 0.1, mask.clone(), threads).unwrap();
+        let w: Vec<f64> = (0..obj.dim()).map(|i| ((i * 13) % 7) as f64 / 7.0 - 0.4).collect();
+        let (_, g) = obj.evaluate(&w).unwrap();
+        let h = 1e-5;
+        for i in 0..obj.dim() {
+            let (mut a, mut c) = (w.clone(), w.clone());
+            a[i] += h;
+            c[i] -= h;
+            let fd = (obj.evaluate(&a).unwrap().0 - obj.evaluate(&c).unwrap().0) / (2.0 * h);
+            assert!(
+                (fd - g[i]).abs() < 1e-5 * (1.0 + fd.abs()),
+                "weight {i}: fd {fd} vs {}",
+                g[i]
+            );
+        }
+    }
+}

@@ -233,8 +233,8 @@ impl Checkpointer {
     }
 
     /// The message after an interrupt, naming the model and the checkpoint.
-    pub fn report_interrupt(&self, model: &Path, iterations: u64) {
-        if iterations == 0 {
+    pub fn report_interrupt(&self, model: &Path, iterations: u64, during_sgd: bool) {
+        if during_sgd {
             note!(
                 "interrupted during the SGD warm start: model saved to {} (not converged); \
                  no checkpoint is written before L-BFGS starts, so rerun without --resume to continue",

@@ -311,7 +311,11 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         bytes
     );
     if o.termination.starts_with("interrupted") {
-        checkpointer.report_interrupt(&a.model, o.iterations);
+        checkpointer.report_interrupt(
+            &a.model,
+            o.iterations,
+            o.termination.starts_with("interrupted during the SGD"),
+        );
         return Err(Interrupted.into());
     }
     checkpointer.finish(&o.termination, o.iterations);

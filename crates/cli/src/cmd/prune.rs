@@ -7,7 +7,8 @@
 //! a label's score by almost nothing. Dropping every attribute whose weights
 //! are all at most a threshold in absolute value shrinks the attribute index
 //! and the weight table together; the label scores of any input change by at
-//! most the threshold times the number of dropped attributes that fire.
+//! most the threshold times the sum of |value| over the dropped attributes
+//! that fire (their number, for the usual value 1).
 
 use super::load_model;
 use anyhow::{bail, Context as _};

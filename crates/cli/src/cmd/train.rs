@@ -354,7 +354,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         std::fs::write(path, text).with_context(|| format!("{}: cannot write the summary", path.display()))?;
     }
     if interrupted {
-        checkpointer.report_interrupt(&args.model, outcome.iterations);
+        checkpointer.report_interrupt(
+            &args.model,
+            outcome.iterations,
+            outcome.termination.starts_with("interrupted during the SGD"),
+        );
         return Err(Interrupted.into());
     }
     checkpointer.finish(&outcome.termination, outcome.iterations);

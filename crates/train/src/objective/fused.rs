@@ -93,22 +93,29 @@ impl Fused {
         threads: usize,
         budget: usize,
     ) -> Option<Self> {
-        if obj_data.arena.has_edge_attributes() {
+        // Edge weights in the layout (even ones that never occur) would sit
+        // between the state and transition blocks this pass assumes adjacent.
+        if obj_data.arena.has_edge_attributes() || layout.num_edge > 0 || layout.k == 0 {
             return None;
         }
+        // |∂NLL/∂emission| ≤ 1, so an attribute's sum is at most the sum of
+        // its |value|s, plus half a unit of rounding per occurrence; keep the
+        // largest below 2⁶² units of 2⁻ˢ.
         let (_, ids, values) = obj_data.arena.state_layout();
-        let mut counts = vec![0u64; layout.num_state];
-        for &id in ids {
-            counts[id as usize] += 1;
+        let mut mass = vec![0.0f64; layout.num_state];
+        let mut count = vec![0u32; layout.num_state];
+        for (j, &id) in ids.iter().enumerate() {
+            mass[id as usize] += values.map_or(1.0, |v| f64::from(v[j]).abs());
+            count[id as usize] += 1;
         }
-        let max_count = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
-        let max_value = values.map_or(1.0, |v| v.iter().fold(0.0f64, |m, &x| m.max(f64::from(x).abs())));
-        if !max_value.is_finite() {
+        let rounding = 2f64.powi(-MIN_FRACTION_BITS);
+        let bound = mass
+            .iter()
+            .zip(&count)
+            .fold(1.0f64, |m, (&a, &c)| m.max(a + f64::from(c) * rounding));
+        if !bound.is_finite() {
             return None;
         }
-        // |∂NLL/∂emission| ≤ 1, so |sum| ≤ count · max|value| (+ rounding, one
-        // unit per contribution); keep it below 2⁶² · 2⁻ˢ.
-        let bound = max_count * max_value.max(f64::MIN_POSITIVE) + max_count * 2f64.powi(-MIN_FRACTION_BITS);
         let bits = 62 - bound.log2().ceil() as i32;
         if bits < MIN_FRACTION_BITS {
             return None;
