@@ -141,7 +141,8 @@ pub struct Objective<'d> {
     trainable: Vec<bool>,
     /// Full-layout index of each optimized (trainable) weight.
     active: Vec<u32>,
-    /// Phase-2 split points over state attribute ids, balanced by occurrences.
+    /// Phase-2 split points over state attribute ids, balanced by occurrences
+    /// (empty when the fused pass runs).
     splits: Vec<u32>,
     /// Corpus-sized buffers of the two-phase pass, reused across evaluations
     /// (no page faults per pass).
@@ -201,31 +202,14 @@ impl<'d> Objective<'d> {
                     .into(),
             );
         }
-        // Split state ids into ranges of about equal cost, one per thread. An
-        // id costs its occurrences plus a cache miss's worth for its row: ids
-        // are ordered by frequency, and the rare ones' rows are rarely cached.
-        const ROW_MISS_COST: u64 = 8;
-        let parts = pool.current_num_threads().max(1);
-        let mut counts = vec![0u64; layout.num_state + 1];
-        for &id in data.arena.state_layout().1 {
-            counts[id as usize] += 1;
-        }
-        for c in counts.iter_mut().filter(|c| **c > 0) {
-            *c += ROW_MISS_COST;
-        }
-        let total: u64 = counts.iter().sum();
-        let mut splits = vec![0u32];
-        let mut acc = 0u64;
-        for (id, &c) in counts.iter().enumerate().take(layout.num_state) {
-            acc += c;
-            if splits.len() < parts && acc * parts as u64 >= total * splits.len() as u64 {
-                splits.push(id as u32 + 1);
-            }
-        }
-        splits.push(layout.num_state as u32);
-        splits.dedup();
         let buffers = Mutex::new(Buffers::default());
         let fused = Fused::new(data, layout, &active, pool.current_num_threads());
+        // Only the two-phase pass splits ids between threads.
+        let splits = if fused.is_none() {
+            phase_two_splits(data, layout, pool.current_num_threads())
+        } else {
+            Vec::new()
+        };
         Ok(Objective {
             data,
             layout,
@@ -491,6 +475,33 @@ impl<'d> Objective<'d> {
         }
         Ok(cost)
     }
+}
+
+/// Phase-2 split points: state ids cut into `parts` ranges of about equal
+/// cost. An id costs its occurrences plus a cache miss's worth for its row:
+/// ids are ordered by frequency, and the rare ones' rows are rarely cached.
+fn phase_two_splits(data: &Dataset, layout: WeightLayout, parts: usize) -> Vec<u32> {
+    const ROW_MISS_COST: u64 = 8;
+    let parts = parts.max(1);
+    let mut counts = vec![0u64; layout.num_state + 1];
+    for &id in data.arena.state_layout().1 {
+        counts[id as usize] += 1;
+    }
+    for c in counts.iter_mut().filter(|c| **c > 0) {
+        *c += ROW_MISS_COST;
+    }
+    let total: u64 = counts.iter().sum();
+    let mut splits = vec![0u32];
+    let mut acc = 0u64;
+    for (id, &c) in counts.iter().enumerate().take(layout.num_state) {
+        acc += c;
+        if splits.len() < parts && acc * parts as u64 >= total * splits.len() as u64 {
+            splits.push(id as u32 + 1);
+        }
+    }
+    splits.push(layout.num_state as u32);
+    splits.dedup();
+    splits
 }
 
 /// Adds `value · g` to the row of each attribute id (`g.len()` values at

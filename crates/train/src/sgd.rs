@@ -232,27 +232,35 @@ impl<'d> Sgd<'d> {
         }
     }
 
+    /// The NLL of sequence `i` at the current weights, with its gradient in
+    /// `node`, `edge` (when it has edge attributes) and `trans`.
+    fn gradient(&mut self, i: usize) -> Result<f64, EvalError> {
+        let (k, kk) = (self.layout.k, self.layout.k * self.layout.k);
+        let obs = self.data.arena.sequence(i);
+        self.node.resize(obs.len() * k, 0.0);
+        self.edge
+            .resize(if obs.has_edge_attributes() { obs.len() * kk } else { 0 }, 0.0);
+        self.trans.fill(0.0);
+        self.scratch.sequence(
+            self.data,
+            i,
+            &self.layout.view(&self.v),
+            self.scale,
+            self.structure,
+            &mut self.node,
+            &mut self.edge,
+            &mut self.trans,
+        )
+    }
+
     /// The NLL of sequence `i` at the current weights, followed by one step
     /// with learning rate `eta` on `NLLᵢ + (λ/2)·‖w‖²`.
     fn step(&mut self, i: usize, eta: f64) -> Result<f64, EvalError> {
         let (k, layout) = (self.layout.k, self.layout);
         let kk = k * k;
         let obs = self.data.arena.sequence(i);
-        let n = obs.len();
-        let has_edges = obs.has_edge_attributes();
-        self.node.resize(n * k, 0.0);
-        self.edge.resize(if has_edges { n * kk } else { 0 }, 0.0);
-        self.trans.fill(0.0);
-        let nll = self.scratch.sequence(
-            self.data,
-            i,
-            &layout.view(&self.v),
-            self.scale,
-            self.structure,
-            &mut self.node,
-            &mut self.edge,
-            &mut self.trans,
-        )?;
+        let (n, has_edges) = (obs.len(), obs.has_edge_attributes());
+        let nll = self.gradient(i)?;
         // Decay every weight by (1 − ηλ) through the scale, then add the
         // sequence's gradient to the weights it touches.
         self.scale *= 1.0 - eta * self.lambda;
@@ -303,21 +311,7 @@ impl<'d> Sgd<'d> {
     fn sample_objective(&mut self, sample: &[usize]) -> Result<f64, EvalError> {
         let mut loss = 0.0;
         for &i in sample {
-            self.trans.fill(0.0);
-            let n = self.data.arena.sequence(i).len();
-            let k = self.layout.k;
-            self.node.resize(n * k, 0.0);
-            self.edge.clear();
-            loss += self.scratch.sequence(
-                self.data,
-                i,
-                &self.layout.view(&self.v),
-                self.scale,
-                self.structure,
-                &mut self.node,
-                &mut self.edge,
-                &mut self.trans,
-            )?;
+            loss += self.gradient(i)?;
         }
         let norm2: f64 = self.v.iter().map(|x| x * x).sum::<f64>() * self.scale * self.scale;
         Ok(loss + sample.len() as f64 * 0.5 * self.lambda * norm2)

@@ -44,11 +44,17 @@ fn synthetic(n_seq: usize, seed: u64) -> Vec<(Vec<u8>, Vec<u32>)> {
         .collect()
 }
 
-fn dataset(seqs: &[(Vec<u8>, Vec<u32>)]) -> Dataset {
-    let mut b = DatasetBuilder::new(true);
+/// A dataset builder with the three labels of [`synthetic`] in order.
+fn builder(keep_names: bool) -> DatasetBuilder {
+    let mut b = DatasetBuilder::new(keep_names);
     for l in ["even", "odd", "after7"] {
         b.labels_mut().intern(l);
     }
+    b
+}
+
+fn dataset(seqs: &[(Vec<u8>, Vec<u32>)]) -> Dataset {
+    let mut b = builder(true);
     for (x, y) in seqs {
         b.add(&Tokens, x, LabelTarget::Gold(y.clone())).unwrap();
     }
@@ -97,10 +103,7 @@ fn gradient_equals_finite_differences() {
 #[test]
 fn partial_labels_gradient_equals_finite_differences() {
     let seqs = synthetic(10, 5);
-    let mut b = DatasetBuilder::new(false);
-    for l in ["even", "odd", "after7"] {
-        b.labels_mut().intern(l);
-    }
+    let mut b = builder(false);
     for (i, (x, y)) in seqs.iter().enumerate() {
         let sets = y
             .iter()
@@ -330,10 +333,7 @@ impl FeatureExtractor for TokensAndPairs {
 fn one_sgd_step_is_minus_the_learning_rate_times_the_gradient() {
     let x: Vec<u8> = vec![3, 7, 4, 7, 1, 2];
     let y: Vec<u32> = vec![1, 1, 2, 1, 2, 0];
-    let mut b = DatasetBuilder::new(true);
-    for l in ["even", "odd", "after7"] {
-        b.labels_mut().intern(l);
-    }
+    let mut b = builder(true);
     b.add(&TokensAndPairs, &x[..], LabelTarget::Gold(y)).unwrap();
     let d = b.finish(1);
     let l = WeightLayout {
@@ -436,10 +436,7 @@ fn sgd_warm_start_gets_close_and_lbfgs_finishes_from_there() {
 #[test]
 fn evaluations_do_not_depend_on_the_thread_count() {
     fn check<E: FeatureExtractor<Input = [u8]>>(extractor: &E, edges: bool) {
-        let mut b = DatasetBuilder::new(false);
-        for l in ["even", "odd", "after7"] {
-            b.labels_mut().intern(l);
-        }
+        let mut b = builder(false);
         for (i, (x, y)) in synthetic(150, 31).into_iter().enumerate() {
             let target = if i % 4 == 0 {
                 LabelTarget::Partial(y.iter().map(|&l| Some(vec![l, (l + 1) % 3])).collect())
@@ -494,10 +491,7 @@ fn layout_with_edge_attributes_that_never_occur_is_handled() {
             sink(Attr::edge("e"));
         }
     }
-    let mut b = DatasetBuilder::new(false);
-    for l in ["even", "odd", "after7"] {
-        b.labels_mut().intern(l);
-    }
+    let mut b = builder(false);
     for x in 0..9u8 {
         b.add(&EdgeAtStart, &[x][..], LabelTarget::Gold(vec![u32::from(x % 2)]))
             .unwrap();
