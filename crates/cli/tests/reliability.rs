@@ -292,7 +292,7 @@ fn models_of_the_wrong_kind_are_named() {
         run(&["tag", "--model", s(&m.cws), s(&m.data)]),
         &[
             "cws.model",
-            "chaincrf-cws/ngram-v1",
+            "chaincrf-cws/ngram-v2",
             "not CRF++ templates or CRFsuite attributes",
         ],
     );

@@ -49,10 +49,22 @@ impl CharTrie {
         mix64(u64::from(node) << 21 | u64::from(c as u32))
     }
 
+    /// Makes room for `edges` more edges.
+    pub(crate) fn reserve(&mut self, edges: usize) {
+        self.edges.reserve(edges);
+        self.terminal.reserve(edges);
+    }
+
     /// The child of `node` along `c`.
     #[inline]
     pub(crate) fn child(&self, node: u32, c: char) -> Option<u32> {
         self.edges.get(Self::edge_key(node, c))
+    }
+
+    /// Asks the CPU to load the slot of the edge from `node` along `c`.
+    #[inline]
+    pub(crate) fn prefetch(&self, node: u32, c: char) {
+        self.edges.prefetch(Self::edge_key(node, c));
     }
 
     /// Whether a word ends at `node`.
@@ -146,6 +158,9 @@ struct LexiconData {
 impl From<LexiconData> for Lexicon {
     fn from(data: LexiconData) -> Self {
         let mut lex = Lexicon::new(data.max_len);
+        lex.counts.reserve(data.words.len());
+        let chars: usize = data.words.iter().map(|(w, _)| w.chars().count().min(lex.max_len)).sum();
+        lex.trie.reserve(chars);
         for (w, c) in data.words {
             lex.add(&w, c);
         }
@@ -267,37 +282,61 @@ impl Lexicon {
     /// at most `max_len` steps per start position instead of `max_len` walks
     /// per position.
     pub fn matches_all(&self, chars: &[char]) -> Vec<LexMatch> {
+        let mut out = Vec::new();
+        self.matches_all_into(chars, &mut out, &mut Vec::new());
+        out
+    }
+
+    /// [`Lexicon::matches_all`] into `out`, with `walks` as scratch space
+    /// (both reused across calls).
+    ///
+    /// The walks from all start positions advance in lockstep, one character
+    /// per round, and each round asks for the trie slots of walks a few places
+    /// ahead before it needs them: a trie of a whole corpus's words is larger
+    /// than the cache, and this way its misses overlap instead of coming one
+    /// after the other. Words are found in order of length, then of start, so
+    /// "the leftmost of the longest covering words" is the first one found
+    /// that is longer than the cover so far, as in a start-by-start pass.
+    pub fn matches_all_into(&self, chars: &[char], out: &mut Vec<LexMatch>, walks: &mut Vec<(usize, u32)>) {
+        const AHEAD: usize = 8;
         let n = chars.len();
-        let mut out = vec![LexMatch::default(); n];
-        for s in 0..n {
-            let mut node = 0u32;
-            for (e, &c) in chars
-                .iter()
-                .enumerate()
-                .take(s.saturating_add(self.max_len).min(n))
-                .skip(s)
-            {
-                match self.trie.child(node, c) {
-                    Some(next) => node = next,
-                    None => break,
+        out.clear();
+        out.resize(n, LexMatch::default());
+        walks.clear();
+        walks.extend((0..n).map(|s| (s, 0u32)));
+        for len in 1..=self.max_len {
+            // Walks are in increasing start order; those that would read past
+            // the end are at the back.
+            let live = walks.partition_point(|&(s, _)| s + len <= n);
+            let mut kept = 0;
+            for i in 0..live {
+                if let Some(&(s, node)) = walks[..live].get(i + AHEAD) {
+                    self.trie.prefetch(node, chars[s + len - 1]);
                 }
-                if !self.trie.is_word(node) {
+                let (s, node) = walks[i];
+                let e = s + len - 1;
+                let Some(next) = self.trie.child(node, chars[e]) else {
+                    continue;
+                };
+                walks[kept] = (s, next);
+                kept += 1;
+                if !self.trie.is_word(next) {
                     continue;
                 }
-                let len = e - s + 1;
                 out[s].start_len = out[s].start_len.max(len);
                 out[e].end_len = out[e].end_len.max(len);
-                // Starts are visited in increasing order and only a longer word
-                // replaces a covering one: ties keep the leftmost, as in `matches_at`.
-                for (u, m) in out.iter_mut().enumerate().take(e + 1).skip(s) {
+                for (u, m) in out[s..=e].iter_mut().enumerate() {
                     if len > m.in_len {
                         m.in_len = len;
-                        m.in_offset = u - s;
+                        m.in_offset = u;
                     }
                 }
             }
+            walks.truncate(kept);
+            if walks.is_empty() {
+                break;
+            }
         }
-        out
     }
 
     /// The matches at position `t` of `chars` (normalized characters):
@@ -355,6 +394,44 @@ mod tests {
             for (t, m) in all.iter().enumerate() {
                 proptest::prop_assert_eq!(*m, lex.matches_at(&text, t), "position {}", t);
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// The whole-sentence pass agrees with a brute-force reference that
+        /// checks every substring of at most `max_len` characters, ties
+        /// (equally long covering words: the leftmost wins) included.
+        #[test]
+        fn matches_all_agrees_with_brute_force(
+            words in proptest::collection::vec("[abc]{1,5}", 0..12),
+            text in "[abcd]{0,30}",
+            max_len in 1usize..7,
+        ) {
+            let mut lex = Lexicon::new(max_len);
+            for w in &words {
+                lex.add(w, 1);
+            }
+            let text = chars(&text);
+            let n = text.len();
+            let mut expected = vec![LexMatch::default(); n];
+            for s in 0..n {
+                for e in s..n.min(s + max_len) {
+                    let word: String = text[s..=e].iter().collect();
+                    if !lex.contains(&word) {
+                        continue;
+                    }
+                    let len = e - s + 1;
+                    expected[s].start_len = expected[s].start_len.max(len);
+                    expected[e].end_len = expected[e].end_len.max(len);
+                    for (offset, m) in expected[s..=e].iter_mut().enumerate() {
+                        if len > m.in_len {
+                            m.in_len = len;
+                            m.in_offset = offset;
+                        }
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(lex.matches_all(&text), expected);
         }
     }
 

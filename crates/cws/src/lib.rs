@@ -15,6 +15,8 @@
 //! * [`lexicon`]: the training word list and its dictionary-match features.
 //! * [`ngram`]: the [`NgramExtractor`], a fast hashed character n-gram feature
 //!   extractor implementing [`chaincrf_features::FeatureExtractor`].
+//! * [`compiled`]: the segmenter's fast path, n-gram weight tables compiled
+//!   from a model and the [`NgramInventory`] stored with it.
 //! * [`constraints`]: hard constraints from a user dictionary and from Latin /
 //!   number runs, as allowed tags per character.
 //! * [`eval`]: SIGHAN Bakeoff scoring (P, R, F1, OOV rate, OOV and IV recall).
@@ -24,6 +26,7 @@
 
 #![deny(missing_docs)]
 
+pub mod compiled;
 pub mod constraints;
 pub mod corpus;
 pub mod error;
@@ -36,6 +39,7 @@ pub mod segmenter;
 #[cfg(feature = "train")]
 pub mod train;
 
+pub use compiled::NgramInventory;
 pub use constraints::{latin_runs, Constraints, UserDict};
 pub use corpus::{
     detect_format, parse_pku, parse_raw, parse_sighan, read_corpus, read_pku, read_raw, read_sighan, CorpusFormat,

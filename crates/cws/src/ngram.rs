@@ -111,8 +111,60 @@ const EOS: u64 = 2 << 32;
 // Class code of a position outside the sentence.
 const CLASS_BOUNDARY: u64 = 0;
 
-const CLASS_OFFSETS: [i32; 3] = [-1, 0, 1];
+/// The offsets whose character classes are attributes (`T-1`, `T0`, `T1`).
+pub(crate) const CLASS_OFFSETS: [i32; 3] = [-1, 0, 1];
+/// Class codes run from [`CLASS_BOUNDARY`] (0) to this, inclusive.
+pub(crate) const MAX_CLASS_CODE: u64 = 8;
 const LEX_POSITIONS: [&str; 5] = ["B", "M", "E", "S", "none"];
+
+/// The three lexicon attributes (`LS`, `LE`, `LI`), in the order of their seeds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum LexiconAttr {
+    /// Longest word starting here.
+    Start = 0,
+    /// Longest word ending here.
+    End = 1,
+    /// Longest word covering this character, with the character's place in it.
+    Inside = 2,
+}
+
+/// The value of the `LI` attribute: capped length and position in the word.
+#[inline]
+pub(crate) fn lexicon_inside_value(capped_len: usize, position: u8) -> u64 {
+    (capped_len as u64) << 8 | u64::from(position)
+}
+
+/// Packed symbols: a character is its code point (below 0x110000); the
+/// boundary `d` places before the sentence is `0x110000 + d`, `d` places after
+/// it `0x120000 + d`. 21 bits each, so three fit in a `u64` exactly.
+pub(crate) const PACKED_SYMBOL_BITS: u32 = 21;
+const PACKED_BOS: u32 = 0x11_0000;
+const PACKED_EOS: u32 = 0x12_0000;
+
+/// The packed symbol at position `p` (see [`PACKED_SYMBOL_BITS`]).
+#[inline]
+pub(crate) fn packed_symbol(input: &[char], p: isize) -> u32 {
+    if p < 0 {
+        PACKED_BOS + p.unsigned_abs() as u32
+    } else if (p as usize) < input.len() {
+        input[p as usize] as u32
+    } else {
+        PACKED_EOS + (p as usize - input.len() + 1) as u32
+    }
+}
+
+/// The symbol a key is hashed from, for a packed symbol: the inverse of
+/// [`packed_symbol`] composed with [`symbol`].
+#[inline]
+pub(crate) fn unpacked_symbol(packed: u32) -> u64 {
+    if packed >= PACKED_EOS {
+        EOS + u64::from(packed - PACKED_EOS)
+    } else if packed >= PACKED_BOS {
+        BOS + u64::from(packed - PACKED_BOS)
+    } else {
+        u64::from(packed)
+    }
+}
 
 /// The symbol at position `p` of a sentence of `n` characters.
 #[inline]
@@ -137,7 +189,7 @@ fn symbol_text(input: &[char], p: isize) -> String {
 }
 
 #[inline]
-fn class_code(input: &[char], p: isize) -> u64 {
+pub(crate) fn class_code(input: &[char], p: isize) -> u64 {
     if p < 0 || p as usize >= input.len() {
         CLASS_BOUNDARY
     } else {
@@ -214,32 +266,50 @@ impl NgramExtractor {
     #[inline]
     fn for_each_key(&self, input: &[char], t: usize, lex: Option<LexMatch>, mut emit: impl FnMut(u64)) {
         let t = t as isize;
-        for &(seed, a, b) in &self.templates {
-            let mut h = seed;
-            for &o in &self.offsets[a..b] {
-                h = hash_combine(h, symbol(input, t + o));
-            }
-            emit(h);
+        for (i, &(_, a, b)) in self.templates.iter().enumerate() {
+            emit(self.template_key(i, self.offsets[a..b].iter().map(|&o| symbol(input, t + o))));
         }
         if self.config.char_classes {
             let codes = CLASS_OFFSETS.map(|o| class_code(input, t + o as isize));
-            for (seed, code) in self.class_seeds.iter().zip(codes) {
-                emit(hash_combine(*seed, code));
+            for (i, code) in codes.into_iter().enumerate() {
+                emit(self.class_key(i, code));
             }
-            emit(hash_combine(
-                self.class_tri_seed,
-                codes[0] | codes[1] << 8 | codes[2] << 16,
-            ));
+            emit(self.class_trigram_key(codes));
         }
         if let Some(m) = lex {
             let cap = self.config.lexicon_cap;
-            emit(hash_combine(self.lex_seeds[0], m.start_len.min(cap) as u64));
-            emit(hash_combine(self.lex_seeds[1], m.end_len.min(cap) as u64));
-            emit(hash_combine(
-                self.lex_seeds[2],
-                (m.in_len.min(cap) as u64) << 8 | u64::from(m.in_position()),
+            emit(self.lexicon_key(LexiconAttr::Start, m.start_len.min(cap) as u64));
+            emit(self.lexicon_key(LexiconAttr::End, m.end_len.min(cap) as u64));
+            emit(self.lexicon_key(
+                LexiconAttr::Inside,
+                lexicon_inside_value(m.in_len.min(cap), m.in_position()),
             ));
         }
+    }
+
+    /// The key of n-gram template `template` (an index into the configured
+    /// templates) given the symbols at its offsets, in the template's order.
+    #[inline]
+    pub(crate) fn template_key(&self, template: usize, symbols: impl IntoIterator<Item = u64>) -> u64 {
+        symbols.into_iter().fold(self.templates[template].0, hash_combine)
+    }
+
+    /// The key of class attribute `T{o}` for the `i`-th of [`CLASS_OFFSETS`].
+    #[inline]
+    pub(crate) fn class_key(&self, i: usize, code: u64) -> u64 {
+        hash_combine(self.class_seeds[i], code)
+    }
+
+    /// The key of the class trigram attribute `T-1T0T1`.
+    #[inline]
+    pub(crate) fn class_trigram_key(&self, codes: [u64; 3]) -> u64 {
+        hash_combine(self.class_tri_seed, codes[0] | codes[1] << 8 | codes[2] << 16)
+    }
+
+    /// The key of a lexicon attribute with its (capped) value.
+    #[inline]
+    pub(crate) fn lexicon_key(&self, attr: LexiconAttr, value: u64) -> u64 {
+        hash_combine(self.lex_seeds[attr as usize], value)
     }
 
     /// The attributes at position `t` as `(key, text)`, in the order `extract`

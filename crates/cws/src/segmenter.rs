@@ -17,6 +17,7 @@
 //! [`Segmenter`] is `Sync`; each thread segments through its own [`Session`]
 //! (reusable buffers), or through [`Segmenter::segment`], which makes one per call.
 
+use crate::compiled::{CompiledEmissions, CompiledScratch, NgramInventory};
 use crate::constraints::{Constraints, UserDict};
 use crate::error::{Error, Result};
 use crate::lexicon::Lexicon;
@@ -30,8 +31,14 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
-/// The extractor kind name stored in CWS model files.
+/// The extractor kind name of CWS model files whose payload is a
+/// [`CwsModelConfig`] alone.
 pub const EXTRACTOR_KIND: &str = "chaincrf-cws/ngram-v1";
+
+/// The extractor kind name of CWS model files whose payload is a
+/// [`CwsModelConfig`] followed by the [`NgramInventory`] of the training text
+/// (what the segmenter's compiled tables are built from).
+pub const EXTRACTOR_KIND_WITH_INVENTORY: &str = "chaincrf-cws/ngram-v2";
 
 /// What a CWS model stores about its features.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -40,8 +47,9 @@ pub struct CwsModelConfig {
     pub scheme: TagScheme,
     /// N-gram extractor configuration.
     pub ngram: NgramConfig,
-    /// Training lexicon, when lexicon features are on.
-    pub lexicon: Option<Lexicon>,
+    /// Training lexicon, when lexicon features are on (shared with the
+    /// extractors built from this configuration, not copied).
+    pub lexicon: Option<Arc<Lexicon>>,
 }
 
 impl CwsModelConfig {
@@ -76,7 +84,7 @@ impl CwsModelConfig {
     /// # Errors
     /// [`Error::Config`] for an invalid configuration.
     pub fn extractor(&self) -> Result<NgramExtractor> {
-        NgramExtractor::new(self.ngram.clone(), self.lexicon.clone().map(Arc::new))
+        NgramExtractor::new(self.ngram.clone(), self.lexicon.clone())
     }
 
     /// The [`ExtractorSpec`] to store in a model.
@@ -87,6 +95,19 @@ impl CwsModelConfig {
         let payload = chaincrf_model::io::encode_payload(self).map_err(Error::Config)?;
         Ok(ExtractorSpec::Custom {
             kind: EXTRACTOR_KIND.into(),
+            payload,
+        })
+    }
+
+    /// The [`ExtractorSpec`] to store in a model, with the inventory of its
+    /// training n-grams (see [`NgramInventory`]).
+    ///
+    /// # Errors
+    /// [`Error::Config`] if encoding fails.
+    pub fn spec_with_inventory(&self, inventory: &NgramInventory) -> Result<ExtractorSpec> {
+        let payload = chaincrf_model::io::encode_payload(&(self, inventory)).map_err(Error::Config)?;
+        Ok(ExtractorSpec::Custom {
+            kind: EXTRACTOR_KIND_WITH_INVENTORY.into(),
             payload,
         })
     }
@@ -107,6 +128,8 @@ pub struct Segmenter {
     model: Model,
     config: CwsModelConfig,
     extractor: NgramExtractor,
+    compiled: Option<CompiledEmissions>,
+    use_compiled: bool,
     user_dict: Option<UserDict>,
     keep_latin_runs: bool,
 }
@@ -131,10 +154,14 @@ impl Segmenter {
     /// # Errors
     /// [`Error::Config`] when the model was not trained by the CWS trainer.
     pub fn from_model(model: Model) -> Result<Self> {
-        let config: CwsModelConfig = match &model.extractor {
+        let bad = |e: String| Error::Model(format!("bad CWS configuration: {e}"));
+        let (config, inventory): (CwsModelConfig, Option<NgramInventory>) = match &model.extractor {
             ExtractorSpec::Custom { kind, payload } if kind == EXTRACTOR_KIND => {
-                chaincrf_model::io::decode_payload(payload)
-                    .map_err(|e| Error::Model(format!("bad CWS configuration: {e}")))?
+                (chaincrf_model::io::decode_payload(payload).map_err(bad)?, None)
+            }
+            ExtractorSpec::Custom { kind, payload } if kind == EXTRACTOR_KIND_WITH_INVENTORY => {
+                let (config, inventory) = chaincrf_model::io::decode_payload(payload).map_err(bad)?;
+                (config, Some(inventory))
             }
             _ => {
                 return Err(Error::Model(
@@ -146,10 +173,13 @@ impl Segmenter {
             return Err(Error::Model("the model's labels do not match its tag scheme".into()));
         }
         let extractor = config.extractor()?;
+        let compiled = inventory.and_then(|inv| CompiledEmissions::new(&extractor, &inv, &model));
         Ok(Segmenter {
             model,
             config,
             extractor,
+            compiled,
+            use_compiled: true,
             user_dict: None,
             keep_latin_runs: false,
         })
@@ -165,6 +195,28 @@ impl Segmenter {
     pub fn keep_latin_runs(mut self, on: bool) -> Self {
         self.keep_latin_runs = on;
         self
+    }
+
+    /// Whether segmentation may use the compiled n-gram tables (the default;
+    /// see [`Segmenter::has_compiled_tables`]). Turning them off gives the
+    /// generic path, the reference the tables are tested against.
+    pub fn use_compiled_tables(mut self, on: bool) -> Self {
+        self.use_compiled = on;
+        self
+    }
+
+    /// Whether the model came with an n-gram inventory from which compiled
+    /// tables covering all its attributes were built: segmentation then looks
+    /// each n-gram up once instead of once per template (see
+    /// `chaincrf_cws::compiled`). Models written before the inventory
+    /// existed segment on the generic path, with the same results, slower.
+    pub fn has_compiled_tables(&self) -> bool {
+        self.compiled.is_some()
+    }
+
+    /// Heap bytes of the compiled tables (0 without them).
+    pub fn compiled_heap_bytes(&self) -> usize {
+        self.compiled.as_ref().map_or(0, CompiledEmissions::heap_bytes)
     }
 
     /// The underlying model.
@@ -188,6 +240,7 @@ impl Segmenter {
             tags: Vec::new(),
             alpha: Vec::new(),
             beta: Vec::new(),
+            scratch: CompiledScratch::default(),
         }
     }
 
@@ -225,6 +278,7 @@ pub struct Session<'s> {
     tags: Vec<u32>,
     alpha: Vec<f64>,
     beta: Vec<f64>,
+    scratch: CompiledScratch,
 }
 
 impl Session<'_> {
@@ -270,7 +324,17 @@ impl Session<'_> {
         self.offsets.push(end);
         let scheme = self.seg.config.scheme;
         let k = scheme.num_tags();
-        self.tagger.observe(&self.seg.extractor, &self.norm[..]);
+        match self.seg.compiled.as_ref().filter(|_| self.seg.use_compiled) {
+            Some(compiled) => {
+                let lexicon = self.seg.extractor.lexicon().map(|l| &**l);
+                let (norm, scratch) = (&self.norm, &mut self.scratch);
+                self.tagger
+                    .observe_emissions(norm.len(), |out| compiled.add_emissions(norm, lexicon, scratch, out));
+            }
+            None => {
+                self.tagger.observe(&self.seg.extractor, &self.norm[..]);
+            }
+        }
         let constraints = if self.seg.user_dict.is_some() || self.seg.keep_latin_runs {
             Some(Constraints::for_text(
                 scheme,

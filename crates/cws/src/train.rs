@@ -6,6 +6,7 @@
 //! training and decoding see the same constrained model. Every N-th sentence can
 //! be held out for per-iteration accuracy and early stopping.
 
+use crate::compiled::NgramInventory;
 use crate::corpus::Sentence;
 use crate::error::{Error, Result};
 use crate::lexicon::Lexicon;
@@ -20,6 +21,7 @@ use chaincrf_train::{
     train, Dataset, DatasetBuilder, HeldOutBuilder, Iteration, LabelTarget, OptimizerState, Progress, TrainOutcome,
     TrainParams,
 };
+use std::sync::Arc;
 
 /// Options for training a segmenter.
 #[derive(Clone, Debug)]
@@ -233,7 +235,7 @@ pub fn train_segmenter_with(
         lex
     };
     let lexicon = if options.ngram.lexicon_features {
-        Some(lexicon_of(&|_| true))
+        Some(Arc::new(lexicon_of(&|_| true)))
     } else {
         None
     };
@@ -257,7 +259,7 @@ pub fn train_segmenter_with(
                 CwsModelConfig {
                     scheme,
                     ngram: options.ngram.clone(),
-                    lexicon: Some(lexicon_of(&|i| i % folds != f)),
+                    lexicon: Some(Arc::new(lexicon_of(&|i| i % folds != f))),
                 }
                 .extractor()
             })
@@ -340,6 +342,12 @@ pub fn train_segmenter_with(
         &outcome.weights,
     );
     model.prune_attributes(options.prune_threshold);
+    // The n-grams behind the kept attributes, so the segmenter can compile
+    // its tables (see `crate::compiled`); the generic path needs none.
+    let texts: Vec<Vec<char>> = train_set.iter().map(|s| normalize(&s.concat())).collect();
+    if let Some(inventory) = NgramInventory::collect(&extractor, texts.iter().map(Vec::as_slice), &model.attributes) {
+        model.extractor = config.spec_with_inventory(&inventory)?;
+    }
     Ok(CwsTrained {
         model,
         outcome,

@@ -29,18 +29,29 @@ fn options() -> CwsTrainOptions {
     o
 }
 
-/// A plain segmenter and one with a user dictionary and Latin runs kept.
-fn segmenters() -> &'static [Segmenter; 2] {
-    static S: OnceLock<[Segmenter; 2]> = OnceLock::new();
+/// A plain segmenter and one with a user dictionary and Latin runs kept;
+/// then the same two on the generic path instead of the compiled tables.
+fn all_segmenters() -> &'static [Segmenter; 4] {
+    static S: OnceLock<[Segmenter; 4]> = OnceLock::new();
     S.get_or_init(|| {
         let trained = train_segmenter(&parse_sighan(CORPUS).unwrap(), &options(), &mut |_| {}).unwrap();
-        let plain = Segmenter::from_model(trained.model.clone()).unwrap();
-        let constrained = Segmenter::from_model(trained.model)
-            .unwrap()
-            .with_user_dict(UserDict::from_words(["希望的", "臺灣", "ab"]))
-            .keep_latin_runs(true);
-        [plain, constrained]
+        [(true, false), (true, true), (false, false), (false, true)].map(|(compiled, constrained)| {
+            let seg = Segmenter::from_model(trained.model.clone())
+                .unwrap()
+                .use_compiled_tables(compiled);
+            if constrained {
+                seg.with_user_dict(UserDict::from_words(["希望的", "臺灣", "ab"]))
+                    .keep_latin_runs(true)
+            } else {
+                seg
+            }
+        })
     })
+}
+
+/// The plain and the constrained segmenter (compiled tables).
+fn segmenters() -> &'static [Segmenter] {
+    &all_segmenters()[..2]
 }
 
 /// Text mixing scripts, emoji, combining marks, controls and every kind of
@@ -92,6 +103,24 @@ proptest! {
                     }
                     prop_assert_eq!(joined, visible(line));
                 }
+            }
+        }
+    }
+
+    /// The compiled n-gram tables and the generic path give the same words
+    /// and confidences, with and without constraints.
+    #[test]
+    fn compiled_tables_segment_like_the_generic_path(text in text()) {
+        let [plain, constrained, plain_generic, constrained_generic] = all_segmenters();
+        for (fast, generic) in [(plain, plain_generic), (constrained, constrained_generic)] {
+            prop_assert!(fast.has_compiled_tables());
+            let a = fast.session().segment(&text, true).unwrap();
+            let b = generic.session().segment(&text, true).unwrap();
+            prop_assert_eq!(a.len(), b.len());
+            for (x, y) in a.iter().zip(&b) {
+                prop_assert_eq!(&x.span, &y.span);
+                let (cx, cy) = (x.confidence.unwrap(), y.confidence.unwrap());
+                prop_assert!((cx - cy).abs() < 1e-9, "{} vs {}", cx, cy);
             }
         }
     }

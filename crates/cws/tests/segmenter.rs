@@ -144,3 +144,29 @@ fn real_data_people_daily_2000_sentences() {
     // Measured 0.865 after 144 iterations (2026-11-25); 100 iterations keep CI fast.
     assert!(score.f1 > 0.84, "F1 {}", score.f1);
 }
+
+/// A model stored without an n-gram inventory (as written before the
+/// inventory existed) still loads and segments, on the generic path, alike.
+#[test]
+fn models_without_an_inventory_take_the_generic_path() {
+    let seg = model();
+    assert!(seg.has_compiled_tables());
+    assert!(seg.compiled_heap_bytes() > 0);
+    let mut old = seg.model().clone();
+    old.extractor = seg.config().spec().unwrap();
+    let dir = std::env::temp_dir().join(format!("chaincrf-v1-model-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("v1.model");
+    chaincrf_model::save(&old, &path).unwrap();
+    let old = Segmenter::load(&path).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(!old.has_compiled_tables());
+    assert_eq!(old.compiled_heap_bytes(), 0);
+    for text in [
+        "中国人民银行今天宣布",
+        "北京是中国的首都",
+        "我们今天去北京银行，ABC 2024年",
+    ] {
+        assert_eq!(old.words(text).unwrap(), seg.words(text).unwrap(), "{text}");
+    }
+}

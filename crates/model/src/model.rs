@@ -131,21 +131,7 @@ impl<W: Copy + Into<f64>> WeightsView<'_, W> {
         out.emissions.clear();
         out.emissions.resize(n * k, 0.0);
         accumulate_emissions(obs, self.state, k, self.state_stride, &mut out.emissions);
-        out.transitions.clear();
-        out.transitions.extend(self.transitions.iter().map(|&w| w.into()));
-        out.start.clear();
-        out.start.extend(self.start.iter().map(|&w| w.into()));
-        out.end.clear();
-        out.end.extend(self.end.iter().map(|&w| w.into()));
-        for &(i, j) in &structure.forbidden_transitions {
-            out.transitions[i as usize * k + j as usize] = f64::NEG_INFINITY;
-        }
-        for &y in &structure.forbidden_start {
-            out.start[y as usize] = f64::NEG_INFINITY;
-        }
-        for &y in &structure.forbidden_end {
-            out.end[y as usize] = f64::NEG_INFINITY;
-        }
+        self.score_structure_into(structure, out);
         out.varying = obs.has_edge_attributes();
         if out.varying {
             let kk = k * k;
@@ -163,6 +149,28 @@ impl<W: Copy + Into<f64>> WeightsView<'_, W> {
                     }
                 }
             }
+        }
+    }
+
+    /// Fills the parts of `out` that do not depend on the sequence: the
+    /// transition matrix, start and end scores, with the structure's forbidden
+    /// pairs, starts and ends at −∞ (`out.k` must be set).
+    fn score_structure_into(&self, structure: &Structure, out: &mut ScoredChain) {
+        let k = self.k;
+        out.transitions.clear();
+        out.transitions.extend(self.transitions.iter().map(|&w| w.into()));
+        out.start.clear();
+        out.start.extend(self.start.iter().map(|&w| w.into()));
+        out.end.clear();
+        out.end.extend(self.end.iter().map(|&w| w.into()));
+        for &(i, j) in &structure.forbidden_transitions {
+            out.transitions[i as usize * k + j as usize] = f64::NEG_INFINITY;
+        }
+        for &y in &structure.forbidden_start {
+            out.start[y as usize] = f64::NEG_INFINITY;
+        }
+        for &y in &structure.forbidden_end {
+            out.end[y as usize] = f64::NEG_INFINITY;
         }
     }
 }
@@ -447,6 +455,24 @@ impl<'m> Tagger<'m> {
         self.model
             .view()
             .score_into(&self.model.structure, &obs, &mut self.scored);
+        &self.scored
+    }
+
+    /// Takes a sequence of `n` positions whose emission rows are computed
+    /// elsewhere, by an extractor with its own compiled weight tables (the
+    /// segmenter's n-gram tables): `fill` receives the `n × k` rows, zeroed,
+    /// and adds the scores; the model's transitions, start and end scores and
+    /// its structure apply as in [`Tagger::observe`]. The other methods then
+    /// work on this sequence.
+    pub fn observe_emissions(&mut self, n: usize, fill: impl FnOnce(&mut [f64])) -> &ScoredChain {
+        let view = self.model.view();
+        let out = &mut self.scored;
+        out.k = view.k;
+        out.emissions.clear();
+        out.emissions.resize(n * view.k, 0.0);
+        fill(&mut out.emissions);
+        view.score_structure_into(&self.model.structure, out);
+        out.varying = false;
         &self.scored
     }
 

@@ -340,6 +340,13 @@ fn segment(a: SegmentArgs) -> anyhow::Result<()> {
         seg = seg.with_user_dict(UserDict::load(d)?);
     }
     let load_secs = load_start.elapsed().as_secs_f64();
+    if !seg.has_compiled_tables() {
+        note!(
+            "{}: no n-gram inventory in this model (written by an older chaincrf, or with templates longer \
+             than three characters): segmenting on the generic path, with the same results, about 3x slower",
+            a.model.display()
+        );
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(a.threads.unwrap_or(0))
         .build()?;
@@ -495,7 +502,7 @@ fn export(a: ExportArgs) -> anyhow::Result<()> {
     };
     let lexicon = ngram
         .lexicon_features
-        .then(|| chaincrf_cws::Lexicon::from_sentences(&train_part));
+        .then(|| std::sync::Arc::new(chaincrf_cws::Lexicon::from_sentences(&train_part)));
     let config = chaincrf_cws::CwsModelConfig { scheme, ngram, lexicon };
     let extractor = config.extractor()?;
     let mut out: Box<dyn Write> = match &a.output {

@@ -1,0 +1,687 @@
+//! Compiled emission tables: the segmenter's fast path from characters to
+//! emission scores.
+//!
+//! The generic path hashes every attribute of every character (ten n-gram
+//! templates, four class and three lexicon attributes by default), looks each
+//! key up in a dictionary of hundreds of thousands, and gathers each
+//! attribute's weight row from elsewhere: two cache misses per rare attribute,
+//! and a dozen of them per character. Yet most of those lookups ask about the
+//! same few strings: the bigram `中国` is `C0C1` at one position, `C-1C0` at
+//! the next, `C1C2` and `C-2C-1` around them. This module groups the
+//! templates by *shape* (their offsets relative to the first: `[0]`, `[0, 1]`,
+//! `[0, 2]`, ...) and keeps, per distinct n-gram of each shape, one row holding
+//! the weights of every template of that shape side by side. Sweeping a
+//! sentence, each n-gram is then looked up once (one probe, one row: two
+//! misses instead of eight for a bigram) and its row scattered to the
+//! positions its templates score. Class and lexicon attributes have a few
+//! hundred possible values between them, so they become small dense arrays
+//! indexed directly, with no hashing at all.
+//!
+//! The n-grams themselves cannot be recovered from a model, which stores only
+//! hashed keys; so `cws train` records the n-grams of the training text whose
+//! attributes made it into the model, as an [`NgramInventory`] stored with
+//! the model's configuration. At load the segmenter looks every inventoried
+//! n-gram up once, under each template of its shape, and builds the tables.
+//! It uses them only when they cover every state attribute of the model:
+//! then both paths add exactly the same weights (in another order, so scores
+//! may differ in the last bits), and otherwise (an older model without an
+//! inventory, templates longer than three characters) segmentation takes the
+//! generic path, never a silently different one.
+
+use crate::lexicon::{LexMatch, Lexicon};
+use crate::ngram::{
+    class_code, lexicon_inside_value, packed_symbol, unpacked_symbol, LexiconAttr, NgramExtractor, CLASS_OFFSETS,
+    MAX_CLASS_CODE, PACKED_SYMBOL_BITS,
+};
+use chaincrf_features::hash::prefetch;
+use chaincrf_features::{AttrKind, AttributeDictionary, KeyIndex};
+use chaincrf_model::Model;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+/// The longest template a shape group supports: three packed symbols fill a `u64`.
+const MAX_SHAPE_LEN: usize = 3;
+
+/// Number of class codes, the boundary code 0 included.
+const CLASS_CODES: usize = MAX_CLASS_CODE as usize + 1;
+
+/// Positions between issuing a prefetch and using what it fetches.
+const AHEAD: usize = 8;
+
+/// Templates that read the same relative offsets.
+#[derive(Clone, Debug, PartialEq)]
+struct ShapeGroup {
+    /// Offsets relative to the first offset of each member (`shape[0] == 0`).
+    shape: Vec<isize>,
+    /// Per member: its index among the configured templates, and its first
+    /// offset (the anchor: an n-gram starting at `p` is the member's
+    /// attribute at position `p - anchor`).
+    members: Vec<(usize, isize)>,
+}
+
+/// The shape groups of `templates`, in order of first appearance; `None`
+/// when a template is longer than [`MAX_SHAPE_LEN`].
+fn shape_groups(templates: &[Vec<i32>]) -> Option<Vec<ShapeGroup>> {
+    let mut groups: Vec<ShapeGroup> = Vec::new();
+    for (i, t) in templates.iter().enumerate() {
+        if t.is_empty() || t.len() > MAX_SHAPE_LEN {
+            return None;
+        }
+        let anchor = t[0] as isize;
+        let shape: Vec<isize> = t.iter().map(|&o| o as isize - anchor).collect();
+        match groups.iter_mut().find(|g| g.shape == shape) {
+            Some(g) => g.members.push((i, anchor)),
+            None => groups.push(ShapeGroup {
+                shape,
+                members: vec![(i, anchor)],
+            }),
+        }
+    }
+    Some(groups)
+}
+
+impl ShapeGroup {
+    /// The n-gram starting at sentence position `p`, packed, from `symbols`
+    /// (the packed symbols of positions `-pad..n + pad`).
+    #[inline]
+    fn packed_at(&self, symbols: &[u32], pad: usize, p: isize) -> u64 {
+        let mut key = 0u64;
+        for (i, &o) in self.shape.iter().enumerate() {
+            let s = symbols[(p + o + pad as isize) as usize];
+            key |= u64::from(s) << (PACKED_SYMBOL_BITS as usize * i);
+        }
+        key
+    }
+
+    /// The attribute key of member `m` for a packed n-gram of this shape.
+    fn member_key(&self, extractor: &NgramExtractor, m: usize, packed: u64) -> u64 {
+        let mask = (1u64 << PACKED_SYMBOL_BITS) - 1;
+        let symbols = (0..self.shape.len())
+            .map(|i| unpacked_symbol(((packed >> (PACKED_SYMBOL_BITS as usize * i)) & mask) as u32));
+        extractor.template_key(self.members[m].0, symbols)
+    }
+
+    /// The n-gram start positions that score some position of an `n`-long
+    /// sentence.
+    fn starts(&self, n: usize) -> std::ops::Range<isize> {
+        let lo = self.members.iter().map(|m| m.1).min().unwrap_or(0);
+        let hi = self.members.iter().map(|m| m.1).max().unwrap_or(0);
+        lo..n as isize + hi
+    }
+}
+
+/// The n-grams of a training text whose attributes a model kept, per shape
+/// group of the extractor's templates. Stored with a CWS model so the
+/// segmenter can build [`CompiledEmissions`]; see the module docs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NgramInventory {
+    /// Per shape group: the packed n-grams, sorted, each stored as the
+    /// difference from the previous one (small numbers encode short).
+    groups: Vec<Vec<u64>>,
+}
+
+impl NgramInventory {
+    /// The n-grams of `sentences` (normalized characters, as the extractor
+    /// sees them) that fill at least one template whose attribute is in
+    /// `attributes`. `None` when the templates cannot be compiled (one is
+    /// longer than three characters).
+    pub fn collect<'a>(
+        extractor: &NgramExtractor,
+        sentences: impl IntoIterator<Item = &'a [char]>,
+        attributes: &AttributeDictionary,
+    ) -> Option<Self> {
+        let groups = shape_groups(&extractor.config().templates)?;
+        let pad = extractor.config().window;
+        let mut seen: Vec<HashSet<u64>> = vec![HashSet::new(); groups.len()];
+        let mut symbols = Vec::new();
+        for chars in sentences {
+            fill_symbols(chars, pad, &mut symbols);
+            for (g, set) in groups.iter().zip(&mut seen) {
+                for p in g.starts(chars.len()) {
+                    set.insert(g.packed_at(&symbols, pad, p));
+                }
+            }
+        }
+        let groups = groups
+            .iter()
+            .zip(seen)
+            .map(|(g, set)| {
+                let mut kept: Vec<u64> = set
+                    .into_iter()
+                    .filter(|&packed| {
+                        (0..g.members.len()).any(|m| {
+                            attributes
+                                .id(AttrKind::State, g.member_key(extractor, m, packed))
+                                .is_some()
+                        })
+                    })
+                    .collect();
+                kept.sort_unstable();
+                let mut previous = 0;
+                for x in &mut kept {
+                    (*x, previous) = (*x - previous, *x);
+                }
+                kept
+            })
+            .collect();
+        Some(NgramInventory { groups })
+    }
+
+    /// Number of n-grams, over all groups.
+    pub fn len(&self) -> usize {
+        self.groups.iter().map(Vec::len).sum()
+    }
+
+    /// Whether the inventory holds no n-gram.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The packed n-grams of group `g`, in increasing order.
+    fn group(&self, g: usize) -> impl Iterator<Item = u64> + '_ {
+        self.groups[g].iter().scan(0u64, |acc, &d| {
+            *acc = acc.wrapping_add(d);
+            Some(*acc)
+        })
+    }
+}
+
+/// One shape group's table: packed n-gram → row of its members' weights.
+#[derive(Clone, Debug)]
+struct CompiledGroup {
+    group: ShapeGroup,
+    index: KeyIndex,
+    /// Row `r` holds, member after member, `k` weights each (zeros for a
+    /// member whose attribute is not in the model).
+    rows: Vec<f32>,
+}
+
+/// Dense weight rows of the class and lexicon attributes (zeros for values
+/// the model has no attribute for).
+#[derive(Clone, Debug, Default)]
+struct DenseRows {
+    /// `T-1`, `T0`, `T1`: `3 × CLASS_CODES` rows.
+    class: Vec<f32>,
+    /// `T-1T0T1`: `CLASS_CODES³` rows.
+    class_trigram: Vec<f32>,
+    /// `LS`, `LE`: `cap + 1` rows each.
+    lex_start: Vec<f32>,
+    lex_end: Vec<f32>,
+    /// `LI`: `(cap + 1) × 5` rows (length, then position in the word).
+    lex_inside: Vec<f32>,
+}
+
+/// The compiled tables of one segmentation model (see the module docs).
+#[derive(Clone, Debug)]
+pub(crate) struct CompiledEmissions {
+    k: usize,
+    pad: usize,
+    groups: Vec<CompiledGroup>,
+    classes: bool,
+    lexicon_cap: Option<usize>,
+    dense: DenseRows,
+}
+
+/// Copies the weight row of `key` (when the model has it) into `dst`, and
+/// marks the attribute as covered.
+fn copy_row(model: &Model, key: u64, dst: &mut [f32], covered: &mut [bool]) -> bool {
+    let k = dst.len();
+    match model.attributes.id(AttrKind::State, key) {
+        Some(id) => {
+            let id = id as usize;
+            dst.copy_from_slice(&model.weights.state[id * k..(id + 1) * k]);
+            covered[id] = true;
+            true
+        }
+        None => false,
+    }
+}
+
+/// The state-attribute ids of `keys`, looked up [`AHEAD`] keys in advance.
+fn resolve(attributes: &AttributeDictionary, keys: &[u64]) -> Vec<Option<u32>> {
+    let mut ids = Vec::with_capacity(keys.len());
+    for (i, &key) in keys.iter().enumerate() {
+        if let Some(&ahead) = keys.get(i + 4 * AHEAD) {
+            attributes.prefetch(AttrKind::State, ahead);
+        }
+        ids.push(attributes.id(AttrKind::State, key));
+    }
+    ids
+}
+
+/// Builds one group's table from its inventoried n-grams; also returns the
+/// ids of the attributes it holds.
+fn compile_group(
+    extractor: &NgramExtractor,
+    model: &Model,
+    group: ShapeGroup,
+    ngrams: impl Iterator<Item = u64>,
+) -> (CompiledGroup, Vec<u32>) {
+    let k = model.num_labels();
+    let mut covered = Vec::new();
+    let members = group.members.len();
+    let ngrams: Vec<u64> = ngrams.collect();
+    // All keys first, then their ids with lookups requested ahead: a
+    // model's dictionary is far larger than the cache.
+    let keys: Vec<u64> = ngrams
+        .iter()
+        .flat_map(|&packed| (0..members).map(move |m| (m, packed)))
+        .map(|(m, packed)| group.member_key(extractor, m, packed))
+        .collect();
+    let ids = resolve(&model.attributes, &keys);
+    let ids_ahead = |i: usize| ids.get(i * members..(i + 1) * members);
+    let width = members * k;
+    let mut rows = vec![0f32; ngrams.len() * width];
+    let mut kept = Vec::with_capacity(ngrams.len());
+    for (i, (&packed, ids)) in ngrams.iter().zip(ids.chunks_exact(members)).enumerate() {
+        if let Some(ahead) = ids_ahead(i + AHEAD) {
+            for &id in ahead.iter().flatten() {
+                prefetch(&model.weights.state[id as usize * k]);
+            }
+        }
+        if ids.iter().all(Option::is_none) {
+            continue;
+        }
+        let row = &mut rows[kept.len() * width..][..width];
+        kept.push(packed);
+        for (id, dst) in ids.iter().zip(row.chunks_exact_mut(k)) {
+            if let Some(id) = *id {
+                let id = id as usize;
+                // Element by element: a call to `memcpy` per
+                // 16-byte row costs more than the copy.
+                for (d, &w) in dst.iter_mut().zip(&model.weights.state[id * k..(id + 1) * k]) {
+                    *d = w;
+                }
+                covered.push(id as u32);
+            }
+        }
+    }
+    rows.truncate(kept.len() * width);
+    rows.shrink_to_fit();
+    // Row `i` belongs to the `i`-th kept n-gram.
+    let index = KeyIndex::from_keys(&kept);
+    (CompiledGroup { group, index, rows }, covered)
+}
+
+impl CompiledEmissions {
+    /// Builds the tables of `model` for `extractor` from `inventory`; `None`
+    /// when they would not cover every state attribute of the model (the
+    /// generic path must then be used).
+    pub(crate) fn new(extractor: &NgramExtractor, inventory: &NgramInventory, model: &Model) -> Option<Self> {
+        let k = model.num_labels();
+        let config = extractor.config();
+        let groups = shape_groups(&config.templates)?;
+        if groups.len() != inventory.groups.len() || model.attributes.len(AttrKind::Edge) != 0 || k == 0 {
+            return None;
+        }
+        let num_state = model.attributes.len(AttrKind::State);
+        let mut covered = vec![false; num_state];
+        // The groups are independent, and the large ones (bigrams, skip
+        // bigrams) are about the same size: one thread each, so a model
+        // loads in about half the time on two cores.
+        let built: Vec<(CompiledGroup, Vec<u32>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = groups
+                .into_iter()
+                .enumerate()
+                .map(|(g, group)| scope.spawn(move || compile_group(extractor, model, group, inventory.group(g))))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        let mut compiled = Vec::with_capacity(built.len());
+        for (group, ids) in built {
+            for id in ids {
+                covered[id as usize] = true;
+            }
+            compiled.push(group);
+        }
+        let mut dense = DenseRows::default();
+        if config.char_classes {
+            dense.class = vec![0.0; CLASS_OFFSETS.len() * CLASS_CODES * k];
+            for (i, rows) in dense.class.chunks_exact_mut(CLASS_CODES * k).enumerate() {
+                for (code, dst) in rows.chunks_exact_mut(k).enumerate() {
+                    copy_row(model, extractor.class_key(i, code as u64), dst, &mut covered);
+                }
+            }
+            dense.class_trigram = vec![0.0; CLASS_CODES.pow(3) * k];
+            for (i, dst) in dense.class_trigram.chunks_exact_mut(k).enumerate() {
+                let codes = [
+                    i / (CLASS_CODES * CLASS_CODES),
+                    i / CLASS_CODES % CLASS_CODES,
+                    i % CLASS_CODES,
+                ];
+                copy_row(
+                    model,
+                    extractor.class_trigram_key(codes.map(|c| c as u64)),
+                    dst,
+                    &mut covered,
+                );
+            }
+        }
+        let lexicon_cap = extractor.lexicon().map(|_| config.lexicon_cap);
+        if let Some(cap) = lexicon_cap {
+            dense.lex_start = vec![0.0; (cap + 1) * k];
+            dense.lex_end = vec![0.0; (cap + 1) * k];
+            dense.lex_inside = vec![0.0; (cap + 1) * 5 * k];
+            for (len, dst) in dense.lex_start.chunks_exact_mut(k).enumerate() {
+                copy_row(
+                    model,
+                    extractor.lexicon_key(LexiconAttr::Start, len as u64),
+                    dst,
+                    &mut covered,
+                );
+            }
+            for (len, dst) in dense.lex_end.chunks_exact_mut(k).enumerate() {
+                copy_row(
+                    model,
+                    extractor.lexicon_key(LexiconAttr::End, len as u64),
+                    dst,
+                    &mut covered,
+                );
+            }
+            for (i, dst) in dense.lex_inside.chunks_exact_mut(k).enumerate() {
+                let value = lexicon_inside_value(i / 5, (i % 5) as u8);
+                copy_row(
+                    model,
+                    extractor.lexicon_key(LexiconAttr::Inside, value),
+                    dst,
+                    &mut covered,
+                );
+            }
+        }
+        if covered.iter().any(|&c| !c) {
+            return None;
+        }
+        Some(CompiledEmissions {
+            k,
+            pad: config.window,
+            groups: compiled,
+            classes: config.char_classes,
+            lexicon_cap,
+            dense,
+        })
+    }
+
+    /// Heap bytes of the tables.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let d = &self.dense;
+        self.groups
+            .iter()
+            .map(|g| g.index.heap_bytes() + g.rows.capacity() * 4)
+            .sum::<usize>()
+            + 4 * (d.class.len() + d.class_trigram.len() + d.lex_start.len() + d.lex_end.len() + d.lex_inside.len())
+    }
+
+    /// Adds the emission scores of `chars` (normalized) to `out` (`n × k`,
+    /// zeroed by the caller), with the lexicon of the extractor when it has
+    /// lexicon features.
+    pub(crate) fn add_emissions(
+        &self,
+        chars: &[char],
+        lexicon: Option<&Lexicon>,
+        scratch: &mut CompiledScratch,
+        out: &mut [f64],
+    ) {
+        let (n, k) = (chars.len(), self.k);
+        debug_assert_eq!(out.len(), n * k);
+        if n == 0 {
+            return;
+        }
+        fill_symbols(chars, self.pad, &mut scratch.symbols);
+        for g in &self.groups {
+            self.add_group(g, n, scratch, out);
+        }
+        if self.classes {
+            self.add_classes(chars, scratch, out);
+        }
+        if let (Some(cap), Some(lex)) = (self.lexicon_cap, lexicon) {
+            let d = &self.dense;
+            lex.matches_all_into(chars, &mut scratch.matches, &mut scratch.walks);
+            for (m, row) in scratch.matches.iter().zip(out.chunks_exact_mut(k)) {
+                let inside = m.in_len.min(cap) * 5 + usize::from(m.in_position());
+                add_row(row, &d.lex_start[m.start_len.min(cap) * k..][..k]);
+                add_row(row, &d.lex_end[m.end_len.min(cap) * k..][..k]);
+                add_row(row, &d.lex_inside[inside * k..][..k]);
+            }
+        }
+    }
+
+    /// Looks up every n-gram of one shape group (slots requested [`AHEAD`]
+    /// n-grams in advance), then scatters the rows found (rows requested
+    /// ahead too): misses overlap instead of queueing.
+    fn add_group(&self, g: &CompiledGroup, n: usize, scratch: &mut CompiledScratch, out: &mut [f64]) {
+        let k = self.k;
+        let starts = g.group.starts(n);
+        let keys = &mut scratch.keys;
+        keys.clear();
+        keys.extend(starts.clone().map(|p| g.group.packed_at(&scratch.symbols, self.pad, p)));
+        let found = &mut scratch.found;
+        found.clear();
+        for (i, &key) in keys.iter().enumerate() {
+            if let Some(&ahead) = keys.get(i + AHEAD) {
+                g.index.prefetch(ahead);
+            }
+            if let Some(row) = g.index.get(key) {
+                found.push((starts.start + i as isize, row));
+            }
+        }
+        let width = g.group.members.len() * k;
+        for (i, &(p, row)) in found.iter().enumerate() {
+            if let Some(&(_, ahead)) = found.get(i + AHEAD) {
+                prefetch(&g.rows[ahead as usize * width]);
+            }
+            let row = &g.rows[row as usize * width..][..width];
+            for (&(_, anchor), weights) in g.group.members.iter().zip(row.chunks_exact(k)) {
+                let t = p - anchor;
+                if (0..n as isize).contains(&t) {
+                    add_row(&mut out[t as usize * k..][..k], weights);
+                }
+            }
+        }
+    }
+
+    /// Adds the class unigram and trigram rows.
+    fn add_classes(&self, chars: &[char], scratch: &mut CompiledScratch, out: &mut [f64]) {
+        let (n, k, d) = (chars.len(), self.k, &self.dense);
+        // codes[i] is the class code of position i - 1.
+        let codes = &mut scratch.codes;
+        codes.clear();
+        codes.extend((-1..=n as isize).map(|p| class_code(chars, p) as usize));
+        for (t, row) in out.chunks_exact_mut(k).enumerate() {
+            let c = [codes[t], codes[t + 1], codes[t + 2]];
+            for (i, &code) in c.iter().enumerate() {
+                add_row(row, &d.class[(i * CLASS_CODES + code) * k..][..k]);
+            }
+            let tri = (c[0] * CLASS_CODES + c[1]) * CLASS_CODES + c[2];
+            add_row(row, &d.class_trigram[tri * k..][..k]);
+        }
+    }
+}
+
+/// `row += weights`, widening to `f64`.
+#[inline]
+fn add_row(row: &mut [f64], weights: &[f32]) {
+    for (o, &w) in row.iter_mut().zip(weights) {
+        *o += f64::from(w);
+    }
+}
+
+/// The packed symbols of positions `-pad..n + pad` of `chars`.
+fn fill_symbols(chars: &[char], pad: usize, symbols: &mut Vec<u32>) {
+    symbols.clear();
+    let n = chars.len() as isize;
+    symbols.extend((-(pad as isize)..n + pad as isize).map(|p| packed_symbol(chars, p)));
+}
+
+/// Reusable buffers for [`CompiledEmissions::add_emissions`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CompiledScratch {
+    symbols: Vec<u32>,
+    keys: Vec<u64>,
+    found: Vec<(isize, u32)>,
+    codes: Vec<usize>,
+    matches: Vec<LexMatch>,
+    walks: Vec<(usize, u32)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_templates_form_three_groups() {
+        let groups = shape_groups(&crate::NgramConfig::default().templates).unwrap();
+        let shapes: Vec<&[isize]> = groups.iter().map(|g| &g.shape[..]).collect();
+        assert_eq!(shapes, [&[0][..], &[0, 1], &[0, 2]]);
+        assert_eq!(groups[0].members, [(0, -2), (1, -1), (2, 0), (3, 1), (4, 2)]);
+        assert_eq!(groups[1].members, [(5, -2), (6, -1), (7, 0), (8, 1)]);
+        assert_eq!(groups[2].members, [(9, -1)]);
+        assert!(shape_groups(&[vec![0, 1, 2, 3]]).is_none());
+        // A template listing its offsets backwards has its own shape.
+        let groups = shape_groups(&[vec![1, 0], vec![0, 1], vec![2, 1]]).unwrap();
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].members, [(0, 1), (2, 2)]);
+    }
+}
+
+/// The compiled tables against the generic path, on models trained here.
+#[cfg(all(test, feature = "train"))]
+mod against_the_generic_path {
+    use super::*;
+    use crate::segmenter::{CwsModelConfig, EXTRACTOR_KIND_WITH_INVENTORY};
+    use crate::train::{train_segmenter, CwsTrainOptions};
+    use crate::{normalize, parse_sighan, NgramConfig};
+    use chaincrf_model::ExtractorSpec;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    const CORPUS: &str = "迈向  充满  希望  的  新  世纪\n中国  人民  共同  创造  美好  的  未来\n\
+我們  在  臺灣  學習  中文\n這個  問題  很  複雜  ，  需要  時間  解決  。\nABC  公司  在  2024  年  上市\n\
+１９９８年  ，  中国  人民  迈向  新  的  世纪\n";
+
+    fn options(prune: f32) -> CwsTrainOptions {
+        let mut o = CwsTrainOptions {
+            min_freq: 1,
+            lexicon_min_count: 1,
+            prune_threshold: prune,
+            ..CwsTrainOptions::default()
+        };
+        o.params = chaincrf_train::TrainParams::new().c2(0.1).threads(1);
+        o
+    }
+
+    /// A model's configuration, inventory and extractor, from its spec.
+    fn parts(model: &Model) -> (CwsModelConfig, NgramInventory, NgramExtractor) {
+        let ExtractorSpec::Custom { kind, payload } = &model.extractor else {
+            panic!("not a CWS model")
+        };
+        assert_eq!(kind, EXTRACTOR_KIND_WITH_INVENTORY);
+        let (config, inventory): (CwsModelConfig, NgramInventory) =
+            chaincrf_model::io::decode_payload(payload).unwrap();
+        let extractor = config.extractor().unwrap();
+        (config, inventory, extractor)
+    }
+
+    /// Models trained on `CORPUS`: nothing pruned, and pruned hard.
+    fn models() -> &'static [Model; 2] {
+        static M: OnceLock<[Model; 2]> = OnceLock::new();
+        M.get_or_init(|| {
+            let sentences = parse_sighan(CORPUS).unwrap();
+            [0.0, 0.05].map(|prune| train_segmenter(&sentences, &options(prune), &mut |_| {}).unwrap().model)
+        })
+    }
+
+    fn assert_same_emissions(model: &Model, text: &str) -> Result<(), TestCaseError> {
+        let (_, inventory, extractor) = parts(model);
+        let compiled = CompiledEmissions::new(&extractor, &inventory, model).expect("tables cover the model");
+        let chars = normalize(text);
+        let mut tagger = model.tagger();
+        let generic = tagger.observe(&extractor, &chars[..]).emissions().to_vec();
+        let mut fast = vec![0.0; generic.len()];
+        let lexicon = extractor.lexicon().map(|l| &**l);
+        compiled.add_emissions(&chars, lexicon, &mut CompiledScratch::default(), &mut fast);
+        for (i, (a, b)) in generic.iter().zip(&fast).enumerate() {
+            prop_assert!(
+                (a - b).abs() <= 1e-9 * (1.0 + a.abs()),
+                "{text:?}, score {i}: {a} vs {b}"
+            );
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        /// Every emission score equals the generic path's, on text made of
+        /// the training characters (so most n-grams are known), of unseen
+        /// ones, and of the corpus's own sentences cut anywhere.
+        #[test]
+        fn emissions_equal_the_generic_paths(
+            text in prop_oneof![
+                "[迈向充满希望的新世纪中国人民共同创造美好未来我們在臺灣學習中文，。ABC公司2024年上市１９８]{0,40}",
+                "[甲乙丙丁a-z0-9😀\u{10ffff}ß]{0,12}",
+                (0usize..CORPUS.len()).prop_map(|i| CORPUS.chars().skip(i % 80).take(30).filter(|c| !c.is_whitespace()).collect::<String>()),
+            ],
+            pruned in any::<bool>(),
+        ) {
+            assert_same_emissions(&models()[usize::from(pruned)], &text)?;
+        }
+    }
+
+    #[test]
+    fn pruning_keeps_the_tables_complete_and_shrinks_them() {
+        let [full, pruned] = models();
+        assert!(pruned.attributes.len(AttrKind::State) < full.attributes.len(AttrKind::State));
+        let (_, inv_full, _) = parts(full);
+        let (_, inv_pruned, _) = parts(pruned);
+        assert!(
+            inv_pruned.len() < inv_full.len(),
+            "{} vs {}",
+            inv_pruned.len(),
+            inv_full.len()
+        );
+        // A model pruned after training keeps its (now larger than needed)
+        // inventory: n-grams without attributes are skipped.
+        let mut later = full.clone();
+        later.prune_attributes(0.05);
+        let (_, inventory, extractor) = parts(&later);
+        assert!(CompiledEmissions::new(&extractor, &inventory, &later).is_some());
+    }
+
+    #[test]
+    fn incomplete_or_unsupported_inventories_are_refused() {
+        let model = &models()[0];
+        let (config, inventory, extractor) = parts(model);
+        assert!(CompiledEmissions::new(&extractor, &inventory, model).is_some());
+        // The inventory of part of the corpus misses attributes of the rest.
+        let first: Vec<char> = normalize("迈向充满希望的新世纪");
+        let partial = NgramInventory::collect(&extractor, [&first[..]], &model.attributes).unwrap();
+        assert!(!partial.is_empty());
+        assert!(CompiledEmissions::new(&extractor, &partial, model).is_none());
+        assert!(CompiledEmissions::new(&extractor, &NgramInventory::default(), model).is_none());
+        // Four-character templates do not pack into a key.
+        let long = NgramExtractor::new(
+            NgramConfig {
+                templates: vec![vec![-1, 0, 1, 2]],
+                ..config.ngram.clone()
+            },
+            config.lexicon.clone(),
+        )
+        .unwrap();
+        assert!(NgramInventory::collect(&long, [&first[..]], &model.attributes).is_none());
+    }
+
+    #[test]
+    fn inventory_round_trips_through_its_encoding() {
+        let (_, inventory, _) = parts(&models()[0]);
+        let bytes = chaincrf_model::io::encode_payload(&inventory).unwrap();
+        let back: NgramInventory = chaincrf_model::io::decode_payload(&bytes).unwrap();
+        assert_eq!(back, inventory);
+        for g in 0..inventory.groups.len() {
+            let keys: Vec<u64> = inventory.group(g).collect();
+            assert!(keys.windows(2).all(|w| w[0] < w[1]), "group {g} is sorted and distinct");
+        }
+    }
+}
