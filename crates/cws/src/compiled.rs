@@ -196,19 +196,20 @@ struct CompiledGroup {
     rows: Vec<f32>,
 }
 
-/// Dense weight rows of the class and lexicon attributes (zeros for values
-/// the model has no attribute for).
+/// Dense rows of the class and lexicon attributes, indexed by their values
+/// (no hashing), with the attributes that always fire together summed in
+/// advance: one row per character for the four class attributes, two for
+/// the three lexicon ones. Zeros stand for values the model has no
+/// attribute for. Sums are in `f64`, as the generic path sums.
 #[derive(Clone, Debug, Default)]
 struct DenseRows {
-    /// `T-1`, `T0`, `T1`: `3 × CLASS_CODES` rows.
-    class: Vec<f32>,
-    /// `T-1T0T1`: `CLASS_CODES³` rows.
-    class_trigram: Vec<f32>,
-    /// `LS`, `LE`: `cap + 1` rows each.
-    lex_start: Vec<f32>,
-    lex_end: Vec<f32>,
-    /// `LI`: `(cap + 1) × 5` rows (length, then position in the word).
-    lex_inside: Vec<f32>,
+    /// `T-1 + T0 + T1 + T-1T0T1`, indexed by the three class codes:
+    /// `CLASS_CODES³` rows.
+    class: Vec<f64>,
+    /// `LS + LE`, indexed by the two capped lengths: `(cap + 1)²` rows.
+    lex_ends: Vec<f64>,
+    /// `LI`, indexed by capped length, then position in the word: `(cap + 1) × 5` rows.
+    lex_inside: Vec<f64>,
 }
 
 /// The compiled tables of one segmentation model (see the module docs).
@@ -220,21 +221,6 @@ pub(crate) struct CompiledEmissions {
     classes: bool,
     lexicon_cap: Option<usize>,
     dense: DenseRows,
-}
-
-/// Copies the weight row of `key` (when the model has it) into `dst`, and
-/// marks the attribute as covered.
-fn copy_row(model: &Model, key: u64, dst: &mut [f32], covered: &mut [bool]) -> bool {
-    let k = dst.len();
-    match model.attributes.id(AttrKind::State, key) {
-        Some(id) => {
-            let id = id as usize;
-            dst.copy_from_slice(&model.weights.state[id * k..(id + 1) * k]);
-            covered[id] = true;
-            true
-        }
-        None => false,
-    }
 }
 
 /// The state-attribute ids of `keys`, looked up [`AHEAD`] keys in advance.
@@ -338,57 +324,59 @@ impl CompiledEmissions {
             compiled.push(group);
         }
         let mut dense = DenseRows::default();
-        if config.char_classes {
-            dense.class = vec![0.0; CLASS_OFFSETS.len() * CLASS_CODES * k];
-            for (i, rows) in dense.class.chunks_exact_mut(CLASS_CODES * k).enumerate() {
-                for (code, dst) in rows.chunks_exact_mut(k).enumerate() {
-                    copy_row(model, extractor.class_key(i, code as u64), dst, &mut covered);
+        // The value's weight row (zeros when the model lacks the attribute).
+        let mut row_of = |key: u64| -> Vec<f64> {
+            match model.attributes.id(AttrKind::State, key) {
+                Some(id) => {
+                    covered[id as usize] = true;
+                    let id = id as usize;
+                    model.weights.state[id * k..(id + 1) * k]
+                        .iter()
+                        .map(|&w| f64::from(w))
+                        .collect()
                 }
+                None => vec![0.0; k],
             }
-            dense.class_trigram = vec![0.0; CLASS_CODES.pow(3) * k];
-            for (i, dst) in dense.class_trigram.chunks_exact_mut(k).enumerate() {
+        };
+        if config.char_classes {
+            let unigrams: Vec<Vec<Vec<f64>>> = (0..CLASS_OFFSETS.len())
+                .map(|i| {
+                    (0..CLASS_CODES)
+                        .map(|code| row_of(extractor.class_key(i, code as u64)))
+                        .collect()
+                })
+                .collect();
+            for c in 0..CLASS_CODES.pow(3) {
                 let codes = [
-                    i / (CLASS_CODES * CLASS_CODES),
-                    i / CLASS_CODES % CLASS_CODES,
-                    i % CLASS_CODES,
+                    c / (CLASS_CODES * CLASS_CODES),
+                    c / CLASS_CODES % CLASS_CODES,
+                    c % CLASS_CODES,
                 ];
-                copy_row(
-                    model,
-                    extractor.class_trigram_key(codes.map(|c| c as u64)),
-                    dst,
-                    &mut covered,
-                );
+                let mut sum = row_of(extractor.class_trigram_key(codes.map(|c| c as u64)));
+                for (i, &code) in codes.iter().enumerate() {
+                    add_row(&mut sum, &unigrams[i][code]);
+                }
+                dense.class.extend(sum);
             }
         }
-        let lexicon_cap = extractor.lexicon().map(|_| config.lexicon_cap);
+        let lexicon_cap = config.lexicon_features.then_some(config.lexicon_cap);
         if let Some(cap) = lexicon_cap {
-            dense.lex_start = vec![0.0; (cap + 1) * k];
-            dense.lex_end = vec![0.0; (cap + 1) * k];
-            dense.lex_inside = vec![0.0; (cap + 1) * 5 * k];
-            for (len, dst) in dense.lex_start.chunks_exact_mut(k).enumerate() {
-                copy_row(
-                    model,
-                    extractor.lexicon_key(LexiconAttr::Start, len as u64),
-                    dst,
-                    &mut covered,
-                );
+            let starts: Vec<Vec<f64>> = (0..=cap)
+                .map(|len| row_of(extractor.lexicon_key(LexiconAttr::Start, len as u64)))
+                .collect();
+            for end in 0..=cap {
+                let end_row = row_of(extractor.lexicon_key(LexiconAttr::End, end as u64));
+                for start in &starts {
+                    let mut sum = start.clone();
+                    add_row(&mut sum, &end_row);
+                    dense.lex_ends.extend(sum);
+                }
             }
-            for (len, dst) in dense.lex_end.chunks_exact_mut(k).enumerate() {
-                copy_row(
-                    model,
-                    extractor.lexicon_key(LexiconAttr::End, len as u64),
-                    dst,
-                    &mut covered,
-                );
-            }
-            for (i, dst) in dense.lex_inside.chunks_exact_mut(k).enumerate() {
+            for i in 0..(cap + 1) * 5 {
                 let value = lexicon_inside_value(i / 5, (i % 5) as u8);
-                copy_row(
-                    model,
-                    extractor.lexicon_key(LexiconAttr::Inside, value),
-                    dst,
-                    &mut covered,
-                );
+                dense
+                    .lex_inside
+                    .extend(row_of(extractor.lexicon_key(LexiconAttr::Inside, value)));
             }
         }
         if covered.iter().any(|&c| !c) {
@@ -411,7 +399,7 @@ impl CompiledEmissions {
             .iter()
             .map(|g| g.index.heap_bytes() + g.rows.capacity() * 4)
             .sum::<usize>()
-            + 4 * (d.class.len() + d.class_trigram.len() + d.lex_start.len() + d.lex_end.len() + d.lex_inside.len())
+            + 8 * (d.class.len() + d.lex_ends.len() + d.lex_inside.len())
     }
 
     /// Adds the emission scores of `chars` (normalized) to `out` (`n × k`,
@@ -424,25 +412,49 @@ impl CompiledEmissions {
         scratch: &mut CompiledScratch,
         out: &mut [f64],
     ) {
-        let (n, k) = (chars.len(), self.k);
-        debug_assert_eq!(out.len(), n * k);
-        if n == 0 {
+        debug_assert_eq!(out.len(), chars.len() * self.k);
+        if chars.is_empty() {
             return;
         }
+        // Rows of a length known at compile time become a few vector adds.
+        match self.k {
+            4 => self.add_emissions_k::<4>(chars, lexicon, scratch, out),
+            6 => self.add_emissions_k::<6>(chars, lexicon, scratch, out),
+            _ => self.add_emissions_k::<0>(chars, lexicon, scratch, out),
+        }
+    }
+
+    /// [`CompiledEmissions::add_emissions`] for `K` labels (`K = 0`: any number).
+    #[inline(always)]
+    fn add_emissions_k<const K: usize>(
+        &self,
+        chars: &[char],
+        lexicon: Option<&Lexicon>,
+        scratch: &mut CompiledScratch,
+        out: &mut [f64],
+    ) {
+        let k = if K == 0 { self.k } else { K };
+        let d = &self.dense;
         fill_symbols(chars, self.pad, &mut scratch.symbols);
         for g in &self.groups {
-            self.add_group(g, n, scratch, out);
+            self.add_group::<K>(g, chars.len(), scratch, out);
         }
         if self.classes {
-            self.add_classes(chars, scratch, out);
+            // codes[i] is the class code of position i - 1.
+            let codes = &mut scratch.codes;
+            codes.clear();
+            codes.extend((-1..=chars.len() as isize).map(|p| class_code(chars, p) as usize));
+            for (c, row) in codes.windows(3).zip(out.chunks_exact_mut(k)) {
+                let code = (c[0] * CLASS_CODES + c[1]) * CLASS_CODES + c[2];
+                add_row(row, &d.class[code * k..][..k]);
+            }
         }
         if let (Some(cap), Some(lex)) = (self.lexicon_cap, lexicon) {
-            let d = &self.dense;
             lex.matches_all_into(chars, &mut scratch.matches, &mut scratch.walks);
             for (m, row) in scratch.matches.iter().zip(out.chunks_exact_mut(k)) {
+                let ends = m.end_len.min(cap) * (cap + 1) + m.start_len.min(cap);
                 let inside = m.in_len.min(cap) * 5 + usize::from(m.in_position());
-                add_row(row, &d.lex_start[m.start_len.min(cap) * k..][..k]);
-                add_row(row, &d.lex_end[m.end_len.min(cap) * k..][..k]);
+                add_row(row, &d.lex_ends[ends * k..][..k]);
                 add_row(row, &d.lex_inside[inside * k..][..k]);
             }
         }
@@ -451,8 +463,9 @@ impl CompiledEmissions {
     /// Looks up every n-gram of one shape group (slots requested [`AHEAD`]
     /// n-grams in advance), then scatters the rows found (rows requested
     /// ahead too): misses overlap instead of queueing.
-    fn add_group(&self, g: &CompiledGroup, n: usize, scratch: &mut CompiledScratch, out: &mut [f64]) {
-        let k = self.k;
+    #[inline(always)]
+    fn add_group<const K: usize>(&self, g: &CompiledGroup, n: usize, scratch: &mut CompiledScratch, out: &mut [f64]) {
+        let k = if K == 0 { self.k } else { K };
         let starts = g.group.starts(n);
         let keys = &mut scratch.keys;
         keys.clear();
@@ -481,30 +494,13 @@ impl CompiledEmissions {
             }
         }
     }
-
-    /// Adds the class unigram and trigram rows.
-    fn add_classes(&self, chars: &[char], scratch: &mut CompiledScratch, out: &mut [f64]) {
-        let (n, k, d) = (chars.len(), self.k, &self.dense);
-        // codes[i] is the class code of position i - 1.
-        let codes = &mut scratch.codes;
-        codes.clear();
-        codes.extend((-1..=n as isize).map(|p| class_code(chars, p) as usize));
-        for (t, row) in out.chunks_exact_mut(k).enumerate() {
-            let c = [codes[t], codes[t + 1], codes[t + 2]];
-            for (i, &code) in c.iter().enumerate() {
-                add_row(row, &d.class[(i * CLASS_CODES + code) * k..][..k]);
-            }
-            let tri = (c[0] * CLASS_CODES + c[1]) * CLASS_CODES + c[2];
-            add_row(row, &d.class_trigram[tri * k..][..k]);
-        }
-    }
 }
 
 /// `row += weights`, widening to `f64`.
-#[inline]
-fn add_row(row: &mut [f64], weights: &[f32]) {
+#[inline(always)]
+fn add_row<W: Copy + Into<f64>>(row: &mut [f64], weights: &[W]) {
     for (o, &w) in row.iter_mut().zip(weights) {
-        *o += f64::from(w);
+        *o += w.into();
     }
 }
 
