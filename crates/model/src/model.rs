@@ -248,6 +248,10 @@ impl Potentials for ScoredChain {
         }
     }
     #[inline]
+    fn emission_rows(&self) -> Option<&[f64]> {
+        Some(&self.emissions)
+    }
+    #[inline]
     fn emissions_into(&self, t: usize, out: &mut [f64]) {
         out.copy_from_slice(&self.emissions[t * self.k..(t + 1) * self.k]);
     }
