@@ -82,6 +82,20 @@ pub trait Semiring: Clone + Debug + Send + Sync + 'static {
         }
     }
 
+    /// Whether [`Semiring::vec_mat_traced`] records which term each ⊕ kept: true
+    /// for semirings whose ⊕ picks one of its operands (max-plus), so that a
+    /// forward pass can leave back-pointers and the best path needs no second
+    /// search.
+    const TRACES: bool = false;
+    /// [`Semiring::vec_mat`] that also writes into `from[j]` the index `i` of
+    /// the term `row[i] ⊗ mat[i·k + j]` that `out[j]` equals (the first one on
+    /// ties; 0 when every term is 0̄). Called only when [`Semiring::TRACES`];
+    /// the default leaves `from` alone.
+    #[inline]
+    fn vec_mat_traced(row: &[Self], mat: &[Self], out: &mut [Self], from: &mut [u32]) {
+        let _ = from;
+        Self::vec_mat(row, mat, out);
+    }
     /// A `k × k` row-major matrix times a column vector: `out[i] = ⊕_j mat[i·k + j] ⊗ v[j]`.
     #[inline]
     fn mat_vec(mat: &[Self], v: &[Self], out: &mut [Self]) {
@@ -259,6 +273,36 @@ fn fold_block<T: Copy, const W: usize>(
     }
     for (o, c) in out.iter_mut().zip(acc) {
         *o = put(c);
+    }
+}
+
+/// `W` columns from `j0` of [`MaxPlus::vec_mat_traced`].
+#[inline(always)]
+fn max_plus_traced_block<const W: usize>(
+    row: &[MaxPlus],
+    mat: &[MaxPlus],
+    out: &mut [MaxPlus],
+    from: &mut [u32],
+    j0: usize,
+) {
+    let k = row.len();
+    let mut best = [f64::NEG_INFINITY; W];
+    let mut arg = [0u32; W];
+    for (i, r) in row.iter().enumerate() {
+        let m: &[MaxPlus; W] = mat[i * k + j0..i * k + j0 + W]
+            .try_into()
+            .expect("the block lies inside the row");
+        for ((b, a), x) in best.iter_mut().zip(&mut arg).zip(m) {
+            let v = r.0 + x.0;
+            if v > *b {
+                *b = v;
+                *a = i as u32;
+            }
+        }
+    }
+    for ((o, f), (b, a)) in out.iter_mut().zip(from).zip(best.into_iter().zip(arg)) {
+        *o = MaxPlus(b);
+        *f = a;
     }
 }
 
@@ -579,6 +623,23 @@ impl Semiring for MaxPlus {
                 }
             },
         );
+    }
+    const TRACES: bool = true;
+    /// Blocks of four columns, as in `vec_mat`, each keeping its running
+    /// maximum and the row it came from in registers; a later row replaces
+    /// them only when strictly larger, so ties keep the smaller index.
+    #[inline]
+    fn vec_mat_traced(row: &[Self], mat: &[Self], out: &mut [Self], from: &mut [u32]) {
+        let k = row.len();
+        let (mat, out, from) = (&mat[..k * k], &mut out[..k], &mut from[..k]);
+        let mut j = 0;
+        while j + 4 <= k {
+            max_plus_traced_block::<4>(row, mat, &mut out[j..j + 4], &mut from[j..j + 4], j);
+            j += 4;
+        }
+        for jj in j..k {
+            max_plus_traced_block::<1>(row, mat, &mut out[jj..=jj], &mut from[jj..=jj], jj);
+        }
     }
     /// Finds the row maximum (−∞ means no path) but subtracts it only once
     /// values pass 2²⁰ in magnitude: below that, rounding in a sum of scores is

@@ -535,3 +535,70 @@ fn kbest_is_bounded_on_huge_scores_and_large_requests() {
     let tiny = DenseChain::from_rows(&[vec![0.0, 1.0], vec![2.0, 0.0]], &[vec![0.0, 0.5], vec![0.0, 0.0]]).unwrap();
     assert_eq!(chain::kbest(&tiny, usize::MAX).unwrap().len(), 4);
 }
+
+/// A textbook Viterbi with back-pointers, written plainly: the reference for
+/// the tie rule (each label's best predecessor is the smallest one among
+/// equals, and so is the last label).
+fn reference_viterbi(c: &DenseChain) -> Vec<usize> {
+    let (n, k) = (c.len(), c.num_labels());
+    let mut delta: Vec<f64> = (0..k).map(|y| c.start(y) + c.emission(0, y)).collect();
+    let mut back = vec![vec![0usize; k]; n];
+    for (t, back_t) in back.iter_mut().enumerate().skip(1) {
+        let mut next = vec![f64::NEG_INFINITY; k];
+        for (j, (nj, bj)) in next.iter_mut().zip(back_t.iter_mut()).enumerate() {
+            for (i, d) in delta.iter().enumerate() {
+                let v = d + c.transition_at(t, i, j);
+                if v > *nj {
+                    *nj = v;
+                    *bj = i;
+                }
+            }
+            *nj += c.emission(t, j);
+        }
+        delta = next;
+    }
+    let mut best = f64::NEG_INFINITY;
+    let mut path = vec![0usize; n];
+    for (y, d) in delta.iter().enumerate() {
+        if d + c.end(y) > best {
+            best = d + c.end(y);
+            path[n - 1] = y;
+        }
+    }
+    for t in (1..n).rev() {
+        path[t - 1] = back[t][path[t]];
+    }
+    path
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Scores from {−1, 0, 1} (and some −∞) make ties everywhere: the path
+    /// recovered from the forward pass's back-pointers follows the reference's
+    /// tie rule exactly, on up to 9 labels (a block of 4 columns and a rest).
+    #[test]
+    fn viterbi_breaks_ties_like_the_reference(
+        (n, k, e, tr, se) in (1usize..12, 1usize..10).prop_flat_map(|(n, k)| (
+            Just(n),
+            Just(k),
+            proptest::collection::vec(-1i32..=1, n * k),
+            proptest::collection::vec(prop_oneof![4 => (-1i32..=1).prop_map(f64::from), 1 => Just(f64::NEG_INFINITY)], k * k),
+            proptest::collection::vec(-1i32..=1, 2 * k),
+        )),
+    ) {
+        let e: Vec<f64> = e.into_iter().map(f64::from).collect();
+        let se: Vec<f64> = se.into_iter().map(f64::from).collect();
+        let c = DenseChain::new(DMatrix::from_row_slice(n, k, &e), DMatrix::from_row_slice(k, k, &tr))
+            .and_then(|c| c.with_start(&se[..k]))
+            .and_then(|c| c.with_end(&se[k..]))
+            .unwrap();
+        match chain::viterbi(&c) {
+            Ok(best) => {
+                prop_assert_eq!(&best.labels, &reference_viterbi(&c));
+                prop_assert_eq!(chain::path_score(&c, &best.labels).unwrap(), best.score);
+            }
+            Err(e) => prop_assert!(matches!(e, Error::NoFeasiblePath { .. }), "{e}"),
+        }
+    }
+}

@@ -526,6 +526,18 @@ pub(crate) struct CompiledScratch {
 mod tests {
     use super::*;
 
+    /// The dense class rows are indexed by class code: every character's
+    /// code must fit.
+    #[test]
+    fn every_class_code_fits_the_dense_rows() {
+        let max = (0..=u32::from(char::MAX))
+            .filter_map(char::from_u32)
+            .map(|c| crate::normalize::char_class(c).code())
+            .max()
+            .unwrap();
+        assert!(u64::from(max) <= MAX_CLASS_CODE, "class code {max}");
+    }
+
     #[test]
     fn default_templates_form_three_groups() {
         let groups = shape_groups(&crate::NgramConfig::default().templates).unwrap();
