@@ -592,12 +592,37 @@ mod against_the_generic_path {
         (config, inventory, extractor)
     }
 
-    /// Models trained on `CORPUS`: nothing pruned, and pruned hard.
-    fn models() -> &'static [Model; 2] {
-        static M: OnceLock<[Model; 2]> = OnceLock::new();
+    /// Models trained on `CORPUS`: the default configuration with nothing
+    /// pruned and pruned hard; the six-tag scheme (six labels); no lexicon and
+    /// no classes, with templates of other shapes (a trigram, a reversed
+    /// bigram, a wide skip); lexicon lengths capped at 3 instead of 6.
+    fn models() -> &'static [Model; 5] {
+        static M: OnceLock<[Model; 5]> = OnceLock::new();
         M.get_or_init(|| {
             let sentences = parse_sighan(CORPUS).unwrap();
-            [0.0, 0.05].map(|prune| train_segmenter(&sentences, &options(prune), &mut |_| {}).unwrap().model)
+            let six = CwsTrainOptions {
+                scheme: crate::TagScheme::SixTag,
+                ..options(0.0)
+            };
+            let shapes = CwsTrainOptions {
+                ngram: NgramConfig {
+                    window: 3,
+                    templates: vec![vec![0], vec![-1, 0, 1], vec![1, 0], vec![-3, 0], vec![0, 1, 3]],
+                    char_classes: false,
+                    lexicon_features: false,
+                    ..NgramConfig::default()
+                },
+                ..options(0.0)
+            };
+            let short_cap = CwsTrainOptions {
+                ngram: NgramConfig {
+                    lexicon_cap: 3,
+                    ..options(0.0).ngram
+                },
+                ..options(0.0)
+            };
+            [options(0.0), options(0.05), six, shapes, short_cap]
+                .map(|o| train_segmenter(&sentences, &o, &mut |_| {}).unwrap().model)
         })
     }
 
@@ -632,15 +657,15 @@ mod against_the_generic_path {
                 "[甲乙丙丁a-z0-9😀\u{10ffff}ß]{0,12}",
                 (0usize..CORPUS.len()).prop_map(|i| CORPUS.chars().skip(i % 80).take(30).filter(|c| !c.is_whitespace()).collect::<String>()),
             ],
-            pruned in any::<bool>(),
+            which in 0usize..5,
         ) {
-            assert_same_emissions(&models()[usize::from(pruned)], &text)?;
+            assert_same_emissions(&models()[which], &text)?;
         }
     }
 
     #[test]
     fn pruning_keeps_the_tables_complete_and_shrinks_them() {
-        let [full, pruned] = models();
+        let [full, pruned, ..] = models();
         assert!(pruned.attributes.len(AttrKind::State) < full.attributes.len(AttrKind::State));
         let (_, inv_full, _) = parts(full);
         let (_, inv_pruned, _) = parts(pruned);
