@@ -359,7 +359,10 @@ impl CompiledEmissions {
                 dense.class.extend(sum);
             }
         }
-        let lexicon_cap = config.lexicon_features.then_some(config.lexicon_cap);
+        // No match is longer than the lexicon's longest word, so lengths
+        // capped there index the same rows; a forged configuration with a
+        // cap of 2⁶⁴ − 1 must not size the tables.
+        let lexicon_cap = extractor.lexicon().map(|l| config.lexicon_cap.min(l.max_len()));
         if let Some(cap) = lexicon_cap {
             let starts: Vec<Vec<f64>> = (0..=cap)
                 .map(|len| row_of(extractor.lexicon_key(LexiconAttr::Start, len as u64)))
@@ -704,6 +707,23 @@ mod against_the_generic_path {
         )
         .unwrap();
         assert!(NgramInventory::collect(&long, [&first[..]], &model.attributes).is_none());
+    }
+
+    /// A model file whose configuration claims an absurd lexicon cap (a
+    /// forged or corrupted one) loads at once and segments as the model does.
+    #[test]
+    fn an_absurd_lexicon_cap_does_not_size_the_tables() {
+        let model = &models()[0];
+        let (mut config, inventory, _) = parts(model);
+        config.ngram.lexicon_cap = usize::MAX;
+        let mut forged = model.clone();
+        forged.extractor = config.spec_with_inventory(&inventory).unwrap();
+        let forged = crate::Segmenter::from_model(forged).unwrap();
+        assert!(forged.has_compiled_tables());
+        let original = crate::Segmenter::from_model(model.clone()).unwrap();
+        for text in ["中国人民迈向新的世纪", "我們在臺灣學習中文，ABC公司"] {
+            assert_eq!(forged.words(text).unwrap(), original.words(text).unwrap());
+        }
     }
 
     #[test]
