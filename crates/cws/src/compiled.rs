@@ -42,6 +42,11 @@ use std::collections::HashSet;
 /// The longest template a shape group supports: three packed symbols fill a `u64`.
 const MAX_SHAPE_LEN: usize = 3;
 
+/// The most n-gram templates the tables are built for (configurations in use
+/// have about ten); beyond it, and for a forged configuration, the generic
+/// path serves.
+const MAX_TEMPLATES: usize = 64;
+
 /// Number of class codes, the boundary code 0 included.
 const CLASS_CODES: usize = MAX_CLASS_CODE as usize + 1;
 
@@ -60,8 +65,12 @@ struct ShapeGroup {
 }
 
 /// The shape groups of `templates`, in order of first appearance; `None`
-/// when a template is longer than [`MAX_SHAPE_LEN`].
+/// when a template is longer than [`MAX_SHAPE_LEN`] or there are more than
+/// [`MAX_TEMPLATES`].
 fn shape_groups(templates: &[Vec<i32>]) -> Option<Vec<ShapeGroup>> {
+    if templates.len() > MAX_TEMPLATES {
+        return None;
+    }
     let mut groups: Vec<ShapeGroup> = Vec::new();
     for (i, t) in templates.iter().enumerate() {
         if t.is_empty() || t.len() > MAX_SHAPE_LEN {
@@ -223,7 +232,9 @@ pub(crate) struct CompiledEmissions {
     dense: DenseRows,
 }
 
-/// The state-attribute ids of `keys`, looked up [`AHEAD`] keys in advance.
+/// The state-attribute ids of `keys`, each lookup requested `4 × AHEAD`
+/// keys in advance (a lookup here is a few instructions: more of them fit
+/// in the time of one miss).
 fn resolve(attributes: &AttributeDictionary, keys: &[u64]) -> Vec<Option<u32>> {
     let mut ids = Vec::with_capacity(keys.len());
     for (i, &key) in keys.iter().enumerate() {
@@ -236,17 +247,24 @@ fn resolve(attributes: &AttributeDictionary, keys: &[u64]) -> Vec<Option<u32>> {
 }
 
 /// Builds one group's table from its inventoried n-grams; also returns the
-/// ids of the attributes it holds.
+/// ids of the attributes it holds. `None` when the inventory is not what
+/// [`NgramInventory::collect`] writes (n-grams strictly increasing, no bits
+/// beyond the shape's symbols): a corrupted one must not half-work.
 fn compile_group(
     extractor: &NgramExtractor,
     model: &Model,
     group: ShapeGroup,
     ngrams: impl Iterator<Item = u64>,
-) -> (CompiledGroup, Vec<u32>) {
+) -> Option<(CompiledGroup, Vec<u32>)> {
     let k = model.num_labels();
     let mut covered = Vec::new();
     let members = group.members.len();
     let ngrams: Vec<u64> = ngrams.collect();
+    let bits = PACKED_SYMBOL_BITS as usize * group.shape.len();
+    let stray = |x: u64| bits < 64 && x >> bits != 0;
+    if ngrams.iter().any(|&x| stray(x)) || ngrams.windows(2).any(|w| w[0] >= w[1]) {
+        return None;
+    }
     // All keys first, then their ids with lookups requested ahead: a
     // model's dictionary is far larger than the cache.
     let keys: Vec<u64> = ngrams
@@ -286,7 +304,7 @@ fn compile_group(
     rows.shrink_to_fit();
     // Row `i` belongs to the `i`-th kept n-gram.
     let index = KeyIndex::from_keys(&kept);
-    (CompiledGroup { group, index, rows }, covered)
+    Some((CompiledGroup { group, index, rows }, covered))
 }
 
 impl CompiledEmissions {
@@ -301,23 +319,46 @@ impl CompiledEmissions {
             return None;
         }
         let num_state = model.attributes.len(AttrKind::State);
+        // A valid inventory's n-grams each fill an attribute of the model
+        // (or did, before a later pruning): bound the keys to look up by the
+        // model's size, so a forged inventory cannot ask for terabytes.
+        let keys: usize = groups
+            .iter()
+            .zip(&inventory.groups)
+            .map(|(g, ngrams)| g.members.len().saturating_mul(ngrams.len()))
+            .fold(0, usize::saturating_add);
+        if keys > num_state.saturating_mul(16).saturating_add(1 << 20) {
+            return None;
+        }
         let mut covered = vec![false; num_state];
         // The groups are independent, and the large ones (bigrams, skip
         // bigrams) are about the same size: one thread each, so a model
-        // loads in about half the time on two cores.
-        let built: Vec<(CompiledGroup, Vec<u32>)> = std::thread::scope(|scope| {
+        // loads in about half the time on two cores. A group whose thread
+        // cannot be started is built here instead.
+        let built: Vec<Option<(CompiledGroup, Vec<u32>)>> = std::thread::scope(|scope| {
+            let compile = move |g: usize, group: ShapeGroup| compile_group(extractor, model, group, inventory.group(g));
             let handles: Vec<_> = groups
                 .into_iter()
                 .enumerate()
-                .map(|(g, group)| scope.spawn(move || compile_group(extractor, model, group, inventory.group(g))))
+                .map(|(g, group)| {
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, {
+                            let group = group.clone();
+                            move || compile(g, group)
+                        })
+                        .map_err(|_| (g, group))
+                })
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .map(|h| match h {
+                    Ok(h) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+                    Err((g, group)) => compile(g, group),
+                })
                 .collect()
         });
         let mut compiled = Vec::with_capacity(built.len());
-        for (group, ids) in built {
+        for (group, ids) in built.into_iter().collect::<Option<Vec<_>>>()? {
             for id in ids {
                 covered[id as usize] = true;
             }
@@ -697,6 +738,21 @@ mod against_the_generic_path {
         assert!(!partial.is_empty());
         assert!(CompiledEmissions::new(&extractor, &partial, model).is_none());
         assert!(CompiledEmissions::new(&extractor, &NgramInventory::default(), model).is_none());
+        // Corrupted inventories are refused whole, not used in part: an
+        // n-gram repeated (a zero step), bits beyond a unigram's 21, and more
+        // n-grams than a model of this size can have.
+        let mut repeated = inventory.clone();
+        repeated.groups[1].insert(1, 0);
+        assert!(CompiledEmissions::new(&extractor, &repeated, model).is_none());
+        let mut stray = inventory.clone();
+        stray.groups[0][0] |= 1 << 40;
+        assert!(CompiledEmissions::new(&extractor, &stray, model).is_none());
+        let mut huge = inventory.clone();
+        let budget = 16 * model.attributes.len(AttrKind::State) + (1 << 20);
+        huge.groups[0] = vec![1; budget / 5 + 1];
+        assert!(CompiledEmissions::new(&extractor, &huge, model).is_none());
+        let many = vec![vec![0]; MAX_TEMPLATES + 1];
+        assert!(shape_groups(&many).is_none());
         // Four-character templates do not pack into a key.
         let long = NgramExtractor::new(
             NgramConfig {

@@ -209,7 +209,9 @@ impl Segmenter {
     /// tables covering all its attributes were built: segmentation then looks
     /// each n-gram up once instead of once per template (see
     /// `chaincrf_cws::compiled`). Models written before the inventory
-    /// existed segment on the generic path, with the same results, slower.
+    /// existed segment on the generic path, slower. Both paths add the same
+    /// weights, in another order: scores can differ in the last bits, so an
+    /// exact tie between two segmentations could go either way.
     pub fn has_compiled_tables(&self) -> bool {
         self.compiled.is_some()
     }

@@ -154,7 +154,7 @@ impl<W: Copy + Into<f64>> WeightsView<'_, W> {
 
     /// Fills the parts of `out` that do not depend on the sequence: the
     /// transition matrix, start and end scores, with the structure's forbidden
-    /// pairs, starts and ends at −∞ (`out.k` must be set).
+    /// pairs, starts and ends at −∞.
     fn score_structure_into(&self, structure: &Structure, out: &mut ScoredChain) {
         let k = self.k;
         out.transitions.clear();

@@ -342,8 +342,9 @@ fn segment(a: SegmentArgs) -> anyhow::Result<()> {
     let load_secs = load_start.elapsed().as_secs_f64();
     if !seg.has_compiled_tables() {
         note!(
-            "{}: no n-gram inventory in this model (written by an older chaincrf, or with templates longer \
-             than three characters): segmenting on the generic path, with the same results, about 3x slower",
+            "{}: no usable n-gram inventory in this model (written by an older chaincrf, templates longer \
+             than three characters, or an inventory that does not cover the model): segmenting on the \
+             generic path, with the same weights, about 3x slower",
             a.model.display()
         );
     }
