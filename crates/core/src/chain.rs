@@ -77,6 +77,10 @@ struct CompensatedSum {
 impl CompensatedSum {
     #[inline]
     fn add(&mut self, x: f64) {
+        // Max-plus rows are rescaled rarely: most steps add nothing.
+        if x == 0.0 {
+            return;
+        }
         let t = self.sum + x;
         let x_part = t - self.sum;
         let err = (self.sum - (t - x_part)) + (x - x_part);
