@@ -115,8 +115,6 @@ pub fn is_held_out(i: usize, dev_every: Option<usize>) -> bool {
 pub struct CwsIteration<'a> {
     /// How the iteration went (held-out accuracy filled in when there is a held-out part).
     pub progress: &'a Progress,
-    /// The iteration's weights, in the layout of [`CwsIteration::model`].
-    pub weights: &'a [f64],
     data: &'a Dataset,
     spec: &'a ExtractorSpec,
     structure: &'a Structure,
@@ -124,6 +122,12 @@ pub struct CwsIteration<'a> {
 }
 
 impl CwsIteration<'_> {
+    /// The iteration's weights, in the layout of [`CwsIteration::model`]
+    /// (computed on first use; see `chaincrf_train::Iteration::weights`).
+    pub fn weights(&self) -> &[f64] {
+        self.trainer.weights()
+    }
+
     /// The model of these weights with the run's complete attribute dictionary
     /// (nothing pruned, unlike the final model), as a checkpoint needs it.
     pub fn model(&self) -> Model {
@@ -132,7 +136,7 @@ impl CwsIteration<'_> {
             self.data.attributes.clone(),
             self.spec.clone(),
             self.structure.clone(),
-            self.weights,
+            self.weights(),
         )
     }
 
@@ -146,7 +150,7 @@ impl CwsIteration<'_> {
         Ok(Checkpoint {
             iteration: self.progress.iteration,
             fingerprint,
-            weights: self.weights.to_vec(),
+            weights: self.weights().to_vec(),
             model: self.model(),
             optimizer: self.trainer.optimizer_state()?,
         })
@@ -315,12 +319,11 @@ pub fn train_segmenter_with(
     let mut on_iter = |it: &Iteration<'_>| -> Option<f64> {
         let acc = dev
             .as_ref()
-            .map(|d| chaincrf_train::dev_accuracy(d, layout, &structure, it.weights));
+            .map(|d| chaincrf_train::dev_accuracy(d, layout, &structure, it.weights()));
         let mut p = it.progress.clone();
         p.dev_accuracy = acc;
         on_iteration(&CwsIteration {
             progress: &p,
-            weights: it.weights,
             data: &data,
             spec: &spec,
             structure: &structure,

@@ -215,7 +215,7 @@ fn stop_flag_ends_training_after_the_current_iteration() {
         if it.progress.iteration == 3 {
             flag.store(true, Ordering::SeqCst);
         }
-        last = it.weights.to_vec();
+        last = it.weights().to_vec();
         None
     })
     .unwrap();
@@ -247,7 +247,7 @@ fn resumed_runs_end_exactly_where_uninterrupted_ones_do() {
     for (c1, patience) in [(0.0, None), (0.05, None), (0.0, Some(3))] {
         let params = TrainParams::new().c1(c1).c2(0.01).threads(1).patience(patience);
         let score = |w: &[f64]| patience.map(|_| chaincrf_train::dev_accuracy(&dev, layout(&data), &structure(), w));
-        let full = train(&data, &structure(), &params, None, &mut |it| score(it.weights)).unwrap();
+        let full = train(&data, &structure(), &params, None, &mut |it| score(it.weights())).unwrap();
         assert!(full.iterations > 6, "too short to test: {}", full.iterations);
         // The same run, interrupted after iteration 4; the state saved there.
         let flag = Arc::new(AtomicBool::new(false));
@@ -264,7 +264,7 @@ fn resumed_runs_end_exactly_where_uninterrupted_ones_do() {
                 if it.progress.interrupted {
                     saved = Some(it.optimizer_state().unwrap());
                 }
-                score(it.weights)
+                score(it.weights())
             },
         )
         .unwrap();
@@ -274,7 +274,7 @@ fn resumed_runs_end_exactly_where_uninterrupted_ones_do() {
         let mut seen = Vec::new();
         let rest = resume(&data, &structure(), &params.clone().threads(2), state, &mut |it| {
             seen.push((it.progress.iteration, it.progress.replayed));
-            score(it.weights)
+            score(it.weights())
         })
         .unwrap();
         assert_eq!(seen[..2], [(4, true), (5, false)]);

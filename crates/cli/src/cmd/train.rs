@@ -279,10 +279,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let structure = setup.structure.clone();
     let params = params.stop_flag(Some(install_stop_flag()?));
     let mut on_iteration = |it: &Iteration<'_>| {
-        let (p, w) = (it.progress, it.weights);
-        let acc = dev.as_ref().map(|d| dev_accuracy(d, layout, &structure, w));
+        let p = it.progress;
+        let acc = dev.as_ref().map(|d| dev_accuracy(d, layout, &structure, it.weights()));
         reporter.iteration(p, acc);
         if checkpointer.wants(p) {
+            let w = it.weights();
             let model = Model::from_flat(
                 setup.dataset.labels.clone(),
                 setup.dataset.attributes.clone(),
