@@ -13,6 +13,7 @@
 pub mod classic;
 pub mod data;
 pub mod objective;
+pub mod parvec;
 pub mod sgd;
 pub mod trainer;
 

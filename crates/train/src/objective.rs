@@ -35,6 +35,9 @@ use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+/// Weights per task when a vector operation is split over the threads.
+const VECTOR_CHUNK: usize = 1 << 16;
+
 /// State ids below this are the most frequent attributes (ids are assigned
 /// by decreasing frequency), whose gradient rows phase 2 finds in cache.
 const HOT_IDS: u32 = 1 << 15;
@@ -149,7 +152,7 @@ pub struct Objective<'d> {
     buffers: Mutex<Buffers>,
     /// The fused pass, when it applies to the data (see `objective/fused.rs`).
     fused: Option<Fused>,
-    pool: rayon::ThreadPool,
+    pool: std::sync::Arc<rayon::ThreadPool>,
     cache: Mutex<Option<Cached>>,
     evaluations: AtomicUsize,
 }
@@ -220,7 +223,7 @@ impl<'d> Objective<'d> {
             splits,
             buffers,
             fused,
-            pool,
+            pool: std::sync::Arc::new(pool),
             cache: Mutex::new(None),
             evaluations: AtomicUsize::new(0),
         })
@@ -267,19 +270,20 @@ impl<'d> Objective<'d> {
     pub fn cost_and_gradient(&self, w: &[f64]) -> Result<(f64, Vec<f64>), EvalError> {
         let mut guard = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = guard.as_ref() {
-            if c.param.len() == w.len() && c.param.iter().zip(w).all(|(a, b)| a.to_bits() == b.to_bits()) {
-                return Ok((c.cost, c.grad.clone()));
+            if self.same_bits(&c.param, w) {
+                let mut grad = vec![0.0; c.grad.len()];
+                self.copy(&mut grad, &c.grad);
+                return Ok((c.cost, grad));
             }
         }
         let (cost, grad) = self.evaluate(w)?;
         match guard.as_mut() {
-            Some(c) => {
-                c.param.clear();
-                c.param.extend_from_slice(w);
+            Some(c) if c.param.len() == w.len() && c.grad.len() == grad.len() => {
+                self.copy(&mut c.param, w);
+                self.copy(&mut c.grad, &grad);
                 c.cost = cost;
-                c.grad.clone_from(&grad);
             }
-            None => {
+            _ => {
                 *guard = Some(Cached {
                     param: w.to_vec(),
                     cost,
@@ -288,6 +292,35 @@ impl<'d> Objective<'d> {
             }
         }
         Ok((cost, grad))
+    }
+
+    /// Runs `f` on the calling thread with the objective's pool as the one
+    /// the solver's `ParVec` arithmetic runs on, so `--threads` holds for it
+    /// too (see [`crate::parvec::with_pool`]).
+    pub fn in_pool<R>(&self, f: impl FnOnce() -> R) -> R {
+        crate::parvec::with_pool(&self.pool, f)
+    }
+
+    /// Whether `a` and `b` hold the same values bit for bit. Like the copies
+    /// below, it runs on the objective's threads: these are passes over
+    /// millions of weights between evaluations, and on one thread they would
+    /// leave the others idle.
+    fn same_bits(&self, a: &[f64], b: &[f64]) -> bool {
+        a.len() == b.len()
+            && self.pool.install(|| {
+                a.par_chunks(VECTOR_CHUNK)
+                    .zip(b.par_chunks(VECTOR_CHUNK))
+                    .all(|(x, y)| x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()))
+            })
+    }
+
+    /// `dst = src` (equal lengths), on the objective's threads.
+    fn copy(&self, dst: &mut [f64], src: &[f64]) {
+        self.pool.install(|| {
+            dst.par_chunks_mut(VECTOR_CHUNK)
+                .zip(src.par_chunks(VECTOR_CHUNK))
+                .for_each(|(d, s)| d.copy_from_slice(s))
+        });
     }
 
     /// One full pass at compact parameters `w` (one value per trainable weight,

@@ -16,11 +16,13 @@
 
 use crate::data::Dataset;
 use crate::objective::Objective;
+use crate::parvec::ParVec;
 use argmin::core::{
     CostFunction, Executor, Gradient, IterState, Problem, Solver, State, TerminationReason, TerminationStatus, KV,
 };
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
+use argmin_math::ArgminL2Norm;
 use chaincrf_core::chain::ChainWorkspace;
 use chaincrf_core::MaxPlus;
 use chaincrf_model::{ScoredChain, Structure, WeightLayout};
@@ -355,7 +357,7 @@ impl Iteration<'_> {
 
 /// The concrete solver [`train`] runs: L-BFGS (OWL-QN with `c1 > 0`) with a
 /// More-Thuente line search whose first step is scaled.
-type Lbfgs = LBFGS<FirstStepScaled<MoreThuenteLineSearch<Vec<f64>, Vec<f64>, f64>>, Vec<f64>, Vec<f64>, f64>;
+type Lbfgs = LBFGS<FirstStepScaled<MoreThuenteLineSearch<ParVec, ParVec, f64>>, ParVec, ParVec, f64>;
 
 /// The best held-out accuracy seen, its iteration and its (compact) weights.
 type BestDev = Option<(f64, u64, Vec<f64>)>;
@@ -516,22 +518,22 @@ struct ArgminProblem<'o, 'd> {
 }
 
 impl CostFunction for ArgminProblem<'_, '_> {
-    type Param = Vec<f64>;
+    type Param = ParVec;
     type Output = f64;
-    fn cost(&self, w: &Vec<f64>) -> Result<f64, argmin::core::Error> {
+    fn cost(&self, w: &ParVec) -> Result<f64, argmin::core::Error> {
         Ok(self.objective.cost_and_gradient(w)?.0)
     }
 }
 
 impl Gradient for ArgminProblem<'_, '_> {
-    type Param = Vec<f64>;
-    type Gradient = Vec<f64>;
-    fn gradient(&self, w: &Vec<f64>) -> Result<Vec<f64>, argmin::core::Error> {
-        Ok(self.objective.cost_and_gradient(w)?.1)
+    type Param = ParVec;
+    type Gradient = ParVec;
+    fn gradient(&self, w: &ParVec) -> Result<ParVec, argmin::core::Error> {
+        Ok(ParVec(self.objective.cost_and_gradient(w)?.1))
     }
 }
 
-type St = IterState<Vec<f64>, Vec<f64>, (), (), (), f64>;
+type St = IterState<ParVec, ParVec, (), (), (), f64>;
 
 /// A solver wrapper that applies CRFsuite's stopping rules, reports progress
 /// and evaluates the held-out set after every iteration.
@@ -625,14 +627,14 @@ impl<O, S: Solver<O, St> + serde::Serialize> Solver<O, St> for Stopping<'_, S> {
             snapshot: &snapshot,
         });
         if progress.interrupted {
-            self.interrupted_at = Some(w.clone());
+            self.interrupted_at = Some(w.to_vec());
             return self.stop(format!("interrupted after iteration {iteration}"));
         }
         self.history.push(cost);
         if let Some(acc) = progress.dev_accuracy {
             let better = self.best_dev.as_ref().is_none_or(|(b, _, _)| acc > *b);
             if better {
-                self.best_dev = Some((acc, iteration, w.clone()));
+                self.best_dev = Some((acc, iteration, w.to_vec()));
             }
             if let (Some(p), Some((_, at, _))) = (self.patience, &self.best_dev) {
                 if iteration >= at + p as u64 {
@@ -680,11 +682,11 @@ struct FirstStepScaled<L> {
     calls: usize,
 }
 
-impl<L: argmin::solver::linesearch::LineSearch<Vec<f64>, f64>> argmin::solver::linesearch::LineSearch<Vec<f64>, f64>
+impl<L: argmin::solver::linesearch::LineSearch<ParVec, f64>> argmin::solver::linesearch::LineSearch<ParVec, f64>
     for FirstStepScaled<L>
 {
-    fn search_direction(&mut self, d: Vec<f64>) {
-        let n = norm(&d);
+    fn search_direction(&mut self, d: ParVec) {
+        let n = d.l2_norm();
         let step = if self.calls == 0 && n > 1.0 { 1.0 / n } else { 1.0 };
         // MoreThuente accepts any step > 0; the error case cannot occur here.
         let _ = self.inner.initial_step_length(step);
@@ -828,7 +830,7 @@ fn run(
             let w0 = objective.compress(&w0);
             // Evaluate once up front: a data error surfaces here with its sequence named.
             objective.cost_and_gradient(&w0)?;
-            let state = IterState::new().param(w0).max_iters(max_iters);
+            let state = IterState::new().param(ParVec(w0)).max_iters(max_iters);
             (new_solver(params)?, state, Vec::new(), None, None)
         }
         Start::Saved(saved) => {
@@ -841,13 +843,13 @@ fn run(
             }
             // A checkpoint passes its checksum but may still be forged or from
             // another build: vectors of the wrong length would panic in argmin.
-            let fits = |v: Option<&Vec<f64>>| v.is_none_or(|v| v.len() == features);
+            let fits = |v: Option<&[f64]>| v.is_none_or(|v| v.len() == features);
             let state = &saved.state;
-            if !(fits(state.get_param())
-                && fits(state.get_gradient())
-                && fits(state.get_best_param())
-                && fits(state.get_prev_param())
-                && fits(saved.best_dev.as_ref().map(|(_, _, w)| w)))
+            if !(fits(state.get_param().map(|v| &v[..]))
+                && fits(state.get_gradient().map(|v| &v[..]))
+                && fits(state.get_best_param().map(|v| &v[..]))
+                && fits(state.get_prev_param().map(|v| &v[..]))
+                && fits(saved.best_dev.as_ref().map(|(_, _, w)| &w[..])))
             {
                 return Err(TrainError::Data(
                     "the saved optimizer state is damaged: its vectors do not have the trainable weights' length"
@@ -880,10 +882,10 @@ fn run(
         replay,
         interrupted_at: None,
     };
-    let result = Executor::new(problem, solver)
-        .configure(|_| state)
-        .ctrlc(false)
-        .run()
+    // The solver runs in the objective's pool, so its vector arithmetic
+    // (`ParVec`) uses the same threads as the evaluations.
+    let result = objective
+        .in_pool(|| Executor::new(problem, solver).configure(|_| state).ctrlc(false).run())
         .map_err(|e| match e.downcast::<crate::objective::EvalError>() {
             Ok(e) => TrainError::Eval(e),
             Err(e) => TrainError::Optimizer(e.to_string()),
@@ -925,7 +927,7 @@ fn run(
                 .take_best_param()
                 .or_else(|| state.take_param())
                 .unwrap_or_default();
-            (w, cost)
+            (w.0, cost)
         }
     };
     Ok(TrainOutcome {
