@@ -76,8 +76,24 @@ pub struct ParVec(pub Vec<f64>);
 impl Clone for ParVec {
     fn clone(&self) -> Self {
         let a: &[f64] = self;
-        let parallel = on_pool(|| a.par_iter().with_min_len(CHUNK).copied().collect());
-        ParVec(parallel.unwrap_or_else(|| a.to_vec()))
+        ParVec(fill(
+            a.len(),
+            |out| out.par_extend(a.par_iter().with_min_len(CHUNK).copied()),
+            || a.to_vec(),
+        ))
+    }
+}
+
+/// A new vector of `len` values: filled by `parallel` on the pool when there
+/// is one, else built by `serial`. The vector is allocated here, on the
+/// calling thread: allocated by a pool thread, it would come from that
+/// thread's malloc arena and, freed by the solver's thread, stay there,
+/// which raised peak memory by about 90 MB on two threads.
+fn fill(len: usize, parallel: impl FnOnce(&mut Vec<f64>) + Send, serial: impl FnOnce() -> Vec<f64>) -> Vec<f64> {
+    let mut out = Vec::with_capacity(len);
+    match on_pool(|| parallel(&mut out)) {
+        Some(()) => out,
+        None => serial(),
     }
 }
 
@@ -107,21 +123,28 @@ impl ParVec {
     fn zip_map(&self, other: &[f64], f: impl Fn(f64, f64) -> f64 + Sync + Send) -> ParVec {
         assert_eq!(self.len(), other.len(), "vectors of different lengths");
         let a: &[f64] = self;
-        let parallel = on_pool(|| {
-            a.par_iter()
-                .with_min_len(CHUNK)
-                .zip(other.par_iter())
-                .map(|(&a, &b)| f(a, b))
-                .collect()
-        });
-        ParVec(parallel.unwrap_or_else(|| a.iter().zip(other).map(|(&a, &b)| f(a, b)).collect()))
+        ParVec(fill(
+            a.len(),
+            |out| {
+                out.par_extend(
+                    a.par_iter()
+                        .with_min_len(CHUNK)
+                        .zip(other.par_iter())
+                        .map(|(&a, &b)| f(a, b)),
+                )
+            },
+            || a.iter().zip(other).map(|(&a, &b)| f(a, b)).collect(),
+        ))
     }
 
     /// `out[i] = f(self[i])`, as [`ParVec::zip_map`].
     fn map(&self, f: impl Fn(f64) -> f64 + Sync + Send) -> ParVec {
         let a: &[f64] = self;
-        let parallel = on_pool(|| a.par_iter().with_min_len(CHUNK).map(|&a| f(a)).collect());
-        ParVec(parallel.unwrap_or_else(|| a.iter().map(|&a| f(a)).collect()))
+        ParVec(fill(
+            a.len(),
+            |out| out.par_extend(a.par_iter().with_min_len(CHUNK).map(|&a| f(a))),
+            || a.iter().map(|&a| f(a)).collect(),
+        ))
     }
 
     /// `Σ_i f(self[i], other[i])`, grouped by chunks independently of the
