@@ -375,34 +375,13 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The per-position matcher (a window around the position) agrees with
-        /// the whole-sentence pass everywhere, ties included (a small alphabet
-        /// makes overlapping words common).
+        /// On a small alphabet, where overlapping words and ties are common:
+        /// the whole-sentence pass agrees with a brute-force reference that
+        /// checks every substring of at most `max_len` characters (equally
+        /// long covering words: the leftmost wins), and with the per-position
+        /// matcher (a window around the position) everywhere.
         #[test]
-        fn matches_all_agrees_with_matches_at(
-            words in proptest::collection::vec("[abc]{1,5}", 0..12),
-            text in "[abcd]{0,30}",
-            max_len in 1usize..7,
-        ) {
-            let mut lex = Lexicon::new(max_len);
-            for w in &words {
-                lex.add(w, 1);
-            }
-            let text = chars(&text);
-            let all = lex.matches_all(&text);
-            proptest::prop_assert_eq!(all.len(), text.len());
-            for (t, m) in all.iter().enumerate() {
-                proptest::prop_assert_eq!(*m, lex.matches_at(&text, t), "position {}", t);
-            }
-        }
-    }
-
-    proptest::proptest! {
-        /// The whole-sentence pass agrees with a brute-force reference that
-        /// checks every substring of at most `max_len` characters, ties
-        /// (equally long covering words: the leftmost wins) included.
-        #[test]
-        fn matches_all_agrees_with_brute_force(
+        fn matches_all_agrees_with_brute_force_and_matches_at(
             words in proptest::collection::vec("[abc]{1,5}", 0..12),
             text in "[abcd]{0,30}",
             max_len in 1usize..7,
@@ -431,7 +410,12 @@ mod tests {
                     }
                 }
             }
-            proptest::prop_assert_eq!(lex.matches_all(&text), expected);
+            let all = lex.matches_all(&text);
+            proptest::prop_assert_eq!(all.len(), text.len());
+            proptest::prop_assert_eq!(&all, &expected);
+            for (t, m) in all.iter().enumerate() {
+                proptest::prop_assert_eq!(*m, lex.matches_at(&text, t), "position {}", t);
+            }
         }
     }
 
