@@ -64,6 +64,71 @@ pub struct Path {
     pub score: f64,
 }
 
+/// Runs `$body` with `$K` a compile-time constant equal to `$k` for the label
+/// counts 2 to 8, and `$K = 0` ("read the count at run time") otherwise.
+///
+/// The per-position steps take the label count as a const parameter and use
+/// [`fixed_or`] to read it. With it constant, every row loop inside them,
+/// down to the semiring's row operations, has a known trip count: the
+/// compiler unrolls them, keeps rows in registers and drops the bounds
+/// checks. With few labels a step is only a few dozen operations, and loop
+/// control was a large share of them. One copy of the steps is compiled per
+/// width; larger label counts take the run-time copy, where the loop
+/// overhead is small against the `k²` work.
+macro_rules! with_width {
+    ($k:expr, $K:ident => $body:expr) => {
+        match $k {
+            2 => {
+                const $K: usize = 2;
+                $body
+            }
+            3 => {
+                const $K: usize = 3;
+                $body
+            }
+            4 => {
+                const $K: usize = 4;
+                $body
+            }
+            5 => {
+                const $K: usize = 5;
+                $body
+            }
+            6 => {
+                const $K: usize = 6;
+                $body
+            }
+            7 => {
+                const $K: usize = 7;
+                $body
+            }
+            8 => {
+                const $K: usize = 8;
+                $body
+            }
+            _ => {
+                const $K: usize = 0;
+                $body
+            }
+        }
+    };
+}
+
+/// The label count a step runs with: the compile-time `fixed` one, or the
+/// run-time `k` when `fixed` is 0 (see [`with_width`]).
+#[inline(always)]
+fn fixed_or(fixed: usize, k: usize) -> usize {
+    debug_assert!(
+        fixed == 0 || fixed == k,
+        "a step compiled for {fixed} labels ran with {k}"
+    );
+    if fixed == 0 {
+        k
+    } else {
+        fixed
+    }
+}
+
 /// A compensated sum: log-scales of 10⁵ rows add up without losing the digits
 /// log Z needs. Each step is Knuth's branch-free TwoSum, which recovers the
 /// rounding error of `sum + x` exactly whatever the magnitudes (Neumaier's
@@ -311,10 +376,17 @@ impl<S: Semiring> ChainWorkspace<S> {
             });
         }
         let mut cum = self.forward_first()?;
-        for t in 1..self.n {
-            self.forward_step(t, &mut cum)?;
-        }
+        with_width!(self.k, K => self.forward_steps::<K>(&mut cum))?;
         self.forward_last(cum)
+    }
+
+    /// Forward rows `1..n`, with the label count fixed at compile time when
+    /// `K > 0` (see [`with_width`]).
+    fn forward_steps<const K: usize>(&mut self, cum: &mut CompensatedSum) -> Result<()> {
+        for t in 1..self.n {
+            self.forward_step::<K>(t, cum)?;
+        }
+        Ok(())
     }
 
     /// Runs the backward pass over the potentials of the last [`forward`](Self::forward)
@@ -336,9 +408,11 @@ impl<S: Semiring> ChainWorkspace<S> {
             };
         }
         let mut cum = self.backward_first();
-        for t in (0..self.n - 1).rev() {
-            self.backward_step(t, &mut cum);
-        }
+        with_width!(self.k, K => {
+            for t in (0..self.n - 1).rev() {
+                self.backward_step::<K>(t, &mut cum);
+            }
+        });
         self.backward_last()
     }
 
@@ -361,13 +435,25 @@ impl<S: Semiring> ChainWorkspace<S> {
         }
         let mut fwd = self.forward_first()?;
         let mut bwd = self.backward_first();
-        for t in 1..n {
-            self.forward_step(t, &mut fwd)?;
-            self.backward_step(n - 1 - t, &mut bwd);
-        }
+        with_width!(self.k, K => self.forward_backward_steps::<K>(&mut fwd, &mut bwd))?;
         let total = self.forward_last(fwd)?;
         self.backward_last();
         Ok(total)
+    }
+
+    /// The interleaved loop of [`forward_backward`](Self::forward_backward),
+    /// with the label count fixed at compile time when `K > 0`.
+    fn forward_backward_steps<const K: usize>(
+        &mut self,
+        fwd: &mut CompensatedSum,
+        bwd: &mut CompensatedSum,
+    ) -> Result<()> {
+        let n = self.n;
+        for t in 1..n {
+            self.forward_step::<K>(t, fwd)?;
+            self.backward_step::<K>(n - 1 - t, bwd);
+        }
+        Ok(())
     }
 
     /// Forward row 0: `α₀ = start ⊗ e₀`, normalized.
@@ -392,19 +478,20 @@ impl<S: Semiring> ChainWorkspace<S> {
 
     /// Forward row `t ≥ 1`: `αₜ = (αₜ₋₁ · T) ⊗ eₜ`, normalized.
     #[inline(always)]
-    fn forward_step(&mut self, t: usize, cum: &mut CompensatedSum) -> Result<()> {
-        let (k, kk) = (self.k, self.k * self.k);
+    fn forward_step<const K: usize>(&mut self, t: usize, cum: &mut CompensatedSum) -> Result<()> {
+        let k = fixed_or(K, self.k);
+        let kk = k * k;
         let b = self.trans_index(t);
         let (done, rest) = self.alpha.split_at_mut(t * k);
-        let prev = &done[(t - 1) * k..];
+        let prev = &done[(t - 1) * k..][..k];
         let cur = &mut rest[..k];
-        let trans = &self.trans[b * kk..(b + 1) * kk];
+        let trans = &self.trans[b * kk..][..kk];
         if S::TRACES && self.tracing {
-            S::vec_mat_traced(prev, trans, cur, &mut self.from[t * k..(t + 1) * k]);
+            S::vec_mat_traced(prev, trans, cur, &mut self.from[t * k..][..k]);
         } else {
             S::vec_mat(prev, trans, cur);
         }
-        for (c, e) in cur.iter_mut().zip(&self.emit[t * k..(t + 1) * k]) {
+        for (c, e) in cur.iter_mut().zip(&self.emit[t * k..][..k]) {
             *c = c.times(e);
         }
         let s = S::normalize(cur);
@@ -451,17 +538,18 @@ impl<S: Semiring> ChainWorkspace<S> {
 
     /// Backward row `t < n − 1`: `βₜ = T · (eₜ₊₁ ⊗ βₜ₊₁)`, normalized.
     #[inline(always)]
-    fn backward_step(&mut self, t: usize, cum: &mut CompensatedSum) {
-        let (k, kk) = (self.k, self.k * self.k);
+    fn backward_step<const K: usize>(&mut self, t: usize, cum: &mut CompensatedSum) {
+        let k = fixed_or(K, self.k);
+        let kk = k * k;
         let b = self.trans_index(t + 1);
         let (head, tail) = self.beta.split_at_mut((t + 1) * k);
         let next = &tail[..k];
         let tmp = &mut self.tmp[..k];
-        for ((x, e), bn) in tmp.iter_mut().zip(&self.emit[(t + 1) * k..(t + 2) * k]).zip(next) {
+        for ((x, e), bn) in tmp.iter_mut().zip(&self.emit[(t + 1) * k..][..k]).zip(next) {
             *x = e.times(bn);
         }
-        let cur = &mut head[t * k..];
-        S::mat_vec(&self.trans[b * kk..(b + 1) * kk], tmp, cur);
+        let cur = &mut head[t * k..][..k];
+        S::mat_vec(&self.trans[b * kk..][..kk], tmp, cur);
         let s = S::normalize(cur);
         cum.add(self.trans_scale[b] + self.emit_scale[t + 1] + if s == f64::NEG_INFINITY { 0.0 } else { s });
         self.beta_scale[t] = cum.value();

@@ -60,7 +60,7 @@ pub trait Semiring: Clone + Debug + Send + Sync + 'static {
     fn approx_eq(&self, other: &Self, tol: f64) -> bool;
 
     /// `⊕_i a[i] ⊗ b[i]`.
-    #[inline]
+    #[inline(always)]
     fn dot(a: &[Self], b: &[Self]) -> Self {
         let mut acc = Self::zero();
         for (x, y) in a.iter().zip(b) {
@@ -70,7 +70,7 @@ pub trait Semiring: Clone + Debug + Send + Sync + 'static {
     }
 
     /// Row vector times a `k × k` row-major matrix: `out[j] = ⊕_i row[i] ⊗ mat[i·k + j]`.
-    #[inline]
+    #[inline(always)]
     fn vec_mat(row: &[Self], mat: &[Self], out: &mut [Self]) {
         let k = row.len();
         for (j, o) in out.iter_mut().enumerate() {
@@ -91,13 +91,13 @@ pub trait Semiring: Clone + Debug + Send + Sync + 'static {
     /// the term `row[i] ⊗ mat[i·k + j]` that `out[j]` equals (the first one on
     /// ties; 0 when every term is 0̄). Called only when [`Semiring::TRACES`];
     /// the default leaves `from` alone.
-    #[inline]
+    #[inline(always)]
     fn vec_mat_traced(row: &[Self], mat: &[Self], out: &mut [Self], from: &mut [u32]) {
         let _ = from;
         Self::vec_mat(row, mat, out);
     }
     /// A `k × k` row-major matrix times a column vector: `out[i] = ⊕_j mat[i·k + j] ⊗ v[j]`.
-    #[inline]
+    #[inline(always)]
     fn mat_vec(mat: &[Self], v: &[Self], out: &mut [Self]) {
         let k = v.len();
         for (i, o) in out.iter_mut().enumerate() {
@@ -130,7 +130,7 @@ pub trait Semiring: Clone + Debug + Send + Sync + 'static {
     /// log-scale removed (old row = new row ⊗ `from_score(returned)`). Returns
     /// `-inf`, leaving the row as it was, when every entry is 0̄. The default
     /// does not rescale and returns 0.
-    #[inline]
+    #[inline(always)]
     fn normalize(row: &mut [Self]) -> f64 {
         let _ = row;
         0.0
@@ -354,7 +354,7 @@ impl Semiring for Log {
     fn approx_eq(&self, o: &Self, tol: f64) -> bool {
         approx(self.0, o.0, tol)
     }
-    #[inline]
+    #[inline(always)]
     fn dot(a: &[Self], b: &[Self]) -> Self {
         let mut m = f64::NEG_INFINITY;
         for (x, y) in a.iter().zip(b) {
@@ -369,7 +369,7 @@ impl Semiring for Log {
         }
         Log(m + s.ln())
     }
-    #[inline]
+    #[inline(always)]
     fn vec_mat(row: &[Self], mat: &[Self], out: &mut [Self]) {
         let k = row.len();
         for (j, o) in out.iter_mut().enumerate() {
@@ -388,7 +388,7 @@ impl Semiring for Log {
             *o = Log(m + s.ln());
         }
     }
-    #[inline]
+    #[inline(always)]
     fn normalize(row: &mut [Self]) -> f64 {
         let m = row.iter().fold(f64::NEG_INFINITY, |m, x| m.max(x.0));
         if m == f64::NEG_INFINITY {
@@ -466,7 +466,7 @@ impl Semiring for Prob {
     }
     /// Four independent partial sums: a single running sum is one long chain of
     /// dependent additions, which the compiler may not reorder for floats.
-    #[inline]
+    #[inline(always)]
     fn dot(a: &[Self], b: &[Self]) -> Self {
         let n = a.len().min(b.len());
         let (a, b) = (&a[..n], &b[..n]);
@@ -480,7 +480,7 @@ impl Semiring for Prob {
         }
         Prob((acc[0] + acc[1]) + (acc[2] + acc[3]) + tail)
     }
-    #[inline]
+    #[inline(always)]
     fn vec_mat(row: &[Self], mat: &[Self], out: &mut [Self]) {
         fold_columns(row, mat, out, |x| x.0, Prob, 0.0, |acc, a, m| acc + a * m);
     }
@@ -500,7 +500,7 @@ impl Semiring for Prob {
     /// which spares the `ln` per row that dividing by the sum would need (a
     /// large share of the work when `k` is small). Sums outside the normal
     /// range fall back to dividing by the sum.
-    #[inline]
+    #[inline(always)]
     fn normalize(row: &mut [Self]) -> f64 {
         let s: f64 = row.iter().map(|x| x.0).sum();
         if s <= 0.0 || !s.is_finite() {
@@ -591,7 +591,7 @@ impl Semiring for MaxPlus {
     // The row operations below compare with `>` instead of calling `f64::max`:
     // scores are checked before lifting, so no NaN can reach them, and the plain
     // comparison compiles to one vector max instead of a NaN-aware sequence.
-    #[inline]
+    #[inline(always)]
     fn dot(a: &[Self], b: &[Self]) -> Self {
         let mut m = f64::NEG_INFINITY;
         for (x, y) in a.iter().zip(b) {
@@ -605,7 +605,7 @@ impl Semiring for MaxPlus {
     /// Column blocks kept in registers (see `fold_columns`): vectorized for
     /// large `k`, and for small `k` free of the store-to-load round trip that a
     /// row-by-row sweep of `out` puts on every step.
-    #[inline]
+    #[inline(always)]
     fn vec_mat(row: &[Self], mat: &[Self], out: &mut [Self]) {
         fold_columns(
             row,
@@ -628,7 +628,7 @@ impl Semiring for MaxPlus {
     /// Blocks of four columns, as in `vec_mat`, each keeping its running
     /// maximum and the row it came from in registers; a later row replaces
     /// them only when strictly larger, so ties keep the smaller index.
-    #[inline]
+    #[inline(always)]
     fn vec_mat_traced(row: &[Self], mat: &[Self], out: &mut [Self], from: &mut [u32]) {
         let k = row.len();
         let (mat, out, from) = (&mat[..k * k], &mut out[..k], &mut from[..k]);
@@ -645,7 +645,7 @@ impl Semiring for MaxPlus {
     /// values pass 2²⁰ in magnitude: below that, rounding in a sum of scores is
     /// under 2.4·10⁻¹⁰, and leaving the row alone keeps the maximum off the
     /// critical path from one position to the next.
-    #[inline]
+    #[inline(always)]
     fn normalize(row: &mut [Self]) -> f64 {
         let m = row.iter().fold(f64::NEG_INFINITY, |m, x| if x.0 > m { x.0 } else { m });
         if m == f64::NEG_INFINITY {

@@ -45,11 +45,11 @@ fn brute_marginals(c: &DenseChain) -> Vec<f64> {
     m
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
-
-    #[test]
-    fn log_partition_viterbi_marginals_match_enumeration(c in testing::chain(6, 5, 5.0)) {
+/// log Z (both passes, two semirings), Viterbi, node and edge marginals,
+/// entropy and the path count of `c` against enumeration of its paths.
+fn check_against_enumeration(c: &DenseChain) -> Result<(), TestCaseError> {
+    let c = c.clone();
+    {
         let paths = finite_scores(&c);
         if paths.is_empty() {
             let infeasible = matches!(chain::log_partition(&c), Err(Error::NoFeasiblePath { .. }));
@@ -74,7 +74,9 @@ proptest! {
         let best = chain::viterbi(&c).unwrap();
         let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         prop_assert!((best.score - max).abs() < 1e-9 * (1.0 + max.abs()));
-        prop_assert!((chaincrf_core::chain::path_score(&c, &best.labels).unwrap() - max).abs() < 1e-9 * (1.0 + max.abs()));
+        prop_assert!(
+            (chaincrf_core::chain::path_score(&c, &best.labels).unwrap() - max).abs() < 1e-9 * (1.0 + max.abs())
+        );
         prop_assert!(best.score <= lz + 1e-12);
 
         let expect = brute_marginals(&c);
@@ -94,16 +96,49 @@ proptest! {
             for (path, s) in &paths {
                 e[path[t - 1] * k + path[t]] += (s - lz).exp();
             }
-            for i in 0..k { for j in 0..k {
-                prop_assert!((edges[t - 1][(i, j)] - e[i * k + j]).abs() < 1e-9);
-            }}
+            for i in 0..k {
+                for j in 0..k {
+                    prop_assert!((edges[t - 1][(i, j)] - e[i * k + j]).abs() < 1e-9);
+                }
+            }
         }
         // entropy
-        let h: f64 = scores.iter().map(|s| { let p = (s - lz).exp(); if p > 0.0 { -p * p.ln() } else { 0.0 } }).sum();
+        let h: f64 = scores
+            .iter()
+            .map(|s| {
+                let p = (s - lz).exp();
+                if p > 0.0 {
+                    -p * p.ln()
+                } else {
+                    0.0
+                }
+            })
+            .sum();
         prop_assert!((chain::entropy(&c).unwrap() - h).abs() < 1e-8);
         // counting
         prop_assert!((chain::count_paths(&c).unwrap() - (paths.len() as f64).ln()).abs() < 1e-9);
     }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn log_partition_viterbi_marginals_match_enumeration(c in testing::chain(6, 5, 5.0)) {
+        check_against_enumeration(&c)?;
+    }
+
+    /// Up to 10 labels on short chains: every label count the chain loops
+    /// are compiled for (2 to 8), and the run-time one on either side.
+    #[test]
+    fn every_compiled_label_count_matches_enumeration(c in testing::chain(4, 10, 5.0)) {
+        check_against_enumeration(&c)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn kbest_paths_are_the_top_scores_in_order(c in testing::chain(5, 4, 5.0), want in 1usize..12) {
