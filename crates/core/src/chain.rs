@@ -196,10 +196,12 @@ impl<S: Semiring> Default for ChainWorkspace<S> {
 }
 
 /// Rejects NaN and `+inf`. The scan has no early exit, so it vectorizes; only a
-/// bad row pays for finding the offending index.
+/// bad row pays for finding the offending index. One comparison finds both:
+/// `v < +inf` is false exactly for NaN and `+inf`.
 #[inline]
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // the negation is the point: it catches NaN
 fn check_row(what: &'static str, position: Option<usize>, row: &[f64]) -> Result<()> {
-    let invalid = |v: f64| v.is_nan() | (v == f64::INFINITY);
+    let invalid = |v: f64| !(v < f64::INFINITY);
     let bad = row.iter().fold(false, |bad, &v| bad | invalid(v));
     if !bad {
         return Ok(());

@@ -24,7 +24,7 @@ use crate::lexicon::Lexicon;
 use crate::ngram::{NgramConfig, NgramExtractor};
 use crate::normalize::normalize_char;
 use crate::scheme::TagScheme;
-use chaincrf_core::{AllowedLabels, Constrained, Potentials};
+use chaincrf_core::{AllowedLabels, ChainWorkspace, Constrained, Log, Potentials};
 use chaincrf_model::{ExtractorSpec, Model, Structure, Tagger};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -240,8 +240,7 @@ impl Segmenter {
             norm: Vec::new(),
             offsets: Vec::new(),
             tags: Vec::new(),
-            alpha: Vec::new(),
-            beta: Vec::new(),
+            chain: ChainWorkspace::new(),
             scratch: CompiledScratch::default(),
         }
     }
@@ -278,8 +277,8 @@ pub struct Session<'s> {
     norm: Vec<char>,
     offsets: Vec<usize>,
     tags: Vec<u32>,
-    alpha: Vec<f64>,
-    beta: Vec<f64>,
+    /// Forward and backward rows of the last run, for word confidences.
+    chain: ChainWorkspace<Log>,
     scratch: CompiledScratch,
 }
 
@@ -372,7 +371,10 @@ impl Session<'_> {
         self.tags.extend(path.labels.iter().map(|&y| y as u32));
         let spans = scheme.word_spans(&self.tags, self.raw.len());
         let log_z = if confidence {
-            Some(self.forward_backward(allowed.as_ref()))
+            let log_z = self
+                .forward_backward(allowed.as_ref())
+                .map_err(|e| Error::Config(format!("no valid segmentation: {e}")))?;
+            Some(log_z)
         } else {
             None
         };
@@ -396,80 +398,40 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Log-space forward and backward passes over the observed run's potentials
-    /// (within `allowed`), kept in `alpha`/`beta` (`n × k`); returns log Z.
+    /// The forward and backward passes of the chain, in the log semiring, over
+    /// the observed run's potentials (within `allowed`); returns log Z.
     ///
-    /// `alpha[t][y]` sums the paths of positions `0..=t` ending in `y`, start
-    /// and emission at `t` included; `beta[t][y]` those of `t+1..n` given `y` at
-    /// `t`, end score included. With both, the probability of any word is one
+    /// Afterwards the forward row at `t` (with its log-scale) sums the paths
+    /// of positions `0..=t` ending in each label, start and emission at `t`
+    /// included, and the backward row those of `t+1..n` given the label at `t`,
+    /// end score included. With both, the probability of any word is one
     /// product along the word: O(n·k²) for the whole run, where computing a
     /// constrained partition function per word was O(n²) on long runs.
-    fn forward_backward(&mut self, allowed: Option<&AllowedLabels>) -> f64 {
+    fn forward_backward(&mut self, allowed: Option<&AllowedLabels>) -> chaincrf_core::Result<f64> {
         let scored = self.tagger.potentials();
-        match allowed.map(|a| Constrained::new(scored, a)) {
-            Some(Ok(c)) => forward_backward_into(&c, &mut self.alpha, &mut self.beta),
-            _ => forward_backward_into(scored, &mut self.alpha, &mut self.beta),
-        }
+        let total = match allowed.map(|a| Constrained::new(scored, a)) {
+            Some(Ok(c)) => self.chain.forward_backward(&c),
+            _ => self.chain.forward_backward(scored),
+        }?;
+        Ok(total.score())
     }
 
     /// The log of the summed weight of all paths that tag `span` with `tags`
     /// (after [`Session::forward_backward`]).
     fn word_log_score(&self, span: Range<usize>, tags: &[u32], allowed: Option<&AllowedLabels>) -> f64 {
         let p = self.tagger.potentials();
-        let k = p.num_labels();
         if let Some(a) = allowed {
             if span.clone().zip(tags).any(|(t, &y)| !a.is_allowed(t, y as usize)) {
                 return f64::NEG_INFINITY;
             }
         }
         let (first, last) = (span.start, span.end - 1);
-        let mut score = self.alpha[first * k + tags[0] as usize];
+        let (head, tail) = (tags[0] as usize, tags[tags.len() - 1] as usize);
+        let mut score = self.chain.alpha(first)[head].0 + self.chain.alpha_log_scale(first);
         for (t, w) in (first + 1..=last).zip(tags.windows(2)) {
             let (a, b) = (w[0] as usize, w[1] as usize);
             score += p.transition_at(t, a, b) + p.emission(t, b);
         }
-        score + self.beta[last * k + tags[tags.len() - 1] as usize]
+        score + self.chain.beta(last)[tail].0 + self.chain.beta_log_scale(last)
     }
-}
-
-/// `log Σ_{i<k} exp(f(i))`, evaluating `f` twice rather than allocating.
-fn log_sum_exp(k: usize, f: impl Fn(usize) -> f64) -> f64 {
-    let m = (0..k).map(&f).fold(f64::NEG_INFINITY, f64::max);
-    if m == f64::NEG_INFINITY {
-        return m;
-    }
-    m + (0..k).map(|i| (f(i) - m).exp()).sum::<f64>().ln()
-}
-
-/// See [`Session::forward_backward`]; returns log Z (−∞ when no path exists).
-fn forward_backward_into<P: Potentials + ?Sized>(p: &P, alpha: &mut Vec<f64>, beta: &mut Vec<f64>) -> f64 {
-    let (n, k) = (p.len(), p.num_labels());
-    alpha.clear();
-    alpha.resize(n * k, f64::NEG_INFINITY);
-    beta.clear();
-    beta.resize(n * k, f64::NEG_INFINITY);
-    if n == 0 {
-        return 0.0;
-    }
-    for (y, a) in alpha[..k].iter_mut().enumerate() {
-        *a = p.start(y) + p.emission(0, y);
-    }
-    for t in 1..n {
-        for y in 0..k {
-            let e = p.emission(t, y);
-            let s = log_sum_exp(k, |x| alpha[(t - 1) * k + x] + p.transition_at(t, x, y));
-            alpha[t * k + y] = s + e;
-        }
-    }
-    for (y, b) in beta[(n - 1) * k..].iter_mut().enumerate() {
-        *b = p.end(y);
-    }
-    for t in (0..n - 1).rev() {
-        for y in 0..k {
-            beta[t * k + y] = log_sum_exp(k, |z| {
-                p.transition_at(t + 1, y, z) + p.emission(t + 1, z) + beta[(t + 1) * k + z]
-            });
-        }
-    }
-    log_sum_exp(k, |y| alpha[(n - 1) * k + y] + beta[(n - 1) * k + y])
 }
