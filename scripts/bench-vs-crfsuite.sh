@@ -21,8 +21,9 @@
 #                        log and results are taken from BENCH_DIR as an earlier
 #                        run left them (rerunning only chaincrf after a change
 #                        saves CRFsuite's half hour)
+#   CURVE_CAPS           iteration caps of the dev-curve runs (default "5 10 20 40 80")
 #   STAGES               which stages to run (default: all, in this order):
-#                        build export venv short full cws jieba plot report
+#                        build export venv short full cws jieba curve plot report
 #
 # What it measures:
 #   short   SHORT_ITERATIONS L-BFGS iterations, alternating CRFsuite / chaincrf
@@ -35,8 +36,13 @@
 #           thread: F1, characters per second, model load time, peak RSS.
 #   jieba   jieba-rs (default dictionary, HMM on) built in a throwaway Cargo
 #           project under BENCH_DIR: F1 and characters per second.
+#   curve   dev F1 against time: both tools train on 199801 without every 20th
+#           sentence, on 1 thread, once per cap in CURVE_CAPS (a capped run is
+#           the uncapped run stopped there), and each model's word F1 on the
+#           held-out sentences is scored from its B/M/E/S tags.
 #   plot    objective against seconds and against iterations of both full
-#           runs: docs/bench-loss.svg (PLOT_OUT).
+#           runs, and (after the curve stage) dev F1 against seconds:
+#           docs/bench-loss.svg (PLOT_OUT).
 #   report  markdown tables on standard output and in BENCH_DIR/report.md.
 #
 # Both trainers get the same input: `chaincrf cws export --no-lexicon` writes the
@@ -67,7 +73,8 @@ SHORT_ITERATIONS=${SHORT_ITERATIONS:-20}
 REPS=${REPS:-3}
 FULL_MAX_ITERATIONS=${FULL_MAX_ITERATIONS:-}
 SEGMENT_REPEAT=${SEGMENT_REPEAT:-20}
-STAGES=${STAGES:-build export venv short full cws jieba plot report}
+CURVE_CAPS=${CURVE_CAPS:-5 10 20 40 80}
+STAGES=${STAGES:-build export venv short full cws jieba curve plot report}
 PLOT_OUT=${PLOT_OUT:-$ROOT/docs/bench-loss.svg}
 
 CHAINCRF=$WORK/bin/chaincrf
@@ -165,7 +172,23 @@ def parse_crfsuite_log(text):
     return out
 
 
-def cmd_train(data, model, max_iterations, out_json, log_path):
+# The training parameters of every CRFsuite run: chaincrf's objective and stopping rule.
+CRFSUITE_PARAMS = {
+    "c1": 0.0,
+    "c2": 1.0,
+    "num_memories": 6,
+    "delta": 1e-5,
+    "period": 10,
+    "epsilon": 1e-5,
+    "linesearch": "MoreThuente",
+    "feature.possible_states": False,
+    "feature.possible_transitions": False,
+    "feature.minfreq": 0,
+}
+
+
+def logging_trainer():
+    """A python-crfsuite trainer (L-BFGS) that keeps CRFsuite's log in `.log` instead of printing it."""
     import pycrfsuite
 
     class Trainer(pycrfsuite.Trainer):
@@ -176,27 +199,21 @@ def cmd_train(data, model, max_iterations, out_json, log_path):
         def message(self, message):
             self.log.append(message)
 
-    started = time.perf_counter()
     trainer = Trainer()
+    trainer.select("lbfgs")
+    return trainer
+
+
+def cmd_train(data, model, max_iterations, out_json, log_path):
+    started = time.perf_counter()
+    trainer = logging_trainer()
     n_seq = n_items = 0
     for xs, ys in read_crfsuite(data):
         trainer.append(xs, ys)
         n_seq += 1
         n_items += len(xs)
     read_seconds = time.perf_counter() - started
-    trainer.select("lbfgs")
-    params = {
-        "c1": 0.0,
-        "c2": 1.0,
-        "num_memories": 6,
-        "delta": 1e-5,
-        "period": 10,
-        "epsilon": 1e-5,
-        "linesearch": "MoreThuente",
-        "feature.possible_states": False,
-        "feature.possible_transitions": False,
-        "feature.minfreq": 0,
-    }
+    params = dict(CRFSUITE_PARAMS)
     if int(max_iterations) > 0:
         params["max_iterations"] = int(max_iterations)
     trainer.set_params(params)
@@ -238,10 +255,28 @@ def cmd_tag(model, data, out_tags, out_json):
         json.dump({"chars": chars, "tag_seconds": tag_seconds, "load_seconds": load}, f)
 
 
-def cmd_words(gold, tags, out):
-    """Turns B/M/E/S tags (a blank line after each sequence) into words, line by line of the gold file."""
+def word_spans(tags):
+    """Word spans [start, end) of a B/M/E/S tag sequence: a word starts at B or S
+    (or after a word ended) and ends at E or S (or where the sequence ends)."""
+    spans, start = [], None
+    for i, t in enumerate(tags):
+        if t in ("B", "S") and start is not None:
+            spans.append((start, i))
+            start = None
+        if start is None:
+            start = i
+        if t in ("E", "S"):
+            spans.append((start, i + 1))
+            start = None
+    if start is not None:
+        spans.append((start, len(tags)))
+    return spans
+
+
+def read_tag_sequences(path):
+    """Tag sequences from a file of one tag per line (the last TAB field), a blank line after each sequence."""
     seqs, cur = [], []
-    with open(tags, encoding="utf-8") as f:
+    with open(path, encoding="utf-8") as f:
         for line in f:
             line = line.strip()
             if not line:
@@ -252,7 +287,76 @@ def cmd_words(gold, tags, out):
                 cur.append(line.split("\t")[-1])
     if cur:
         seqs.append(cur)
-    it = iter(seqs)
+    return seqs
+
+
+def word_f1(gold_seqs, pred_seqs):
+    """Word-level F1 (as the SIGHAN scorer counts it: a word is right when its span is) of predicted tag sequences."""
+    if len(gold_seqs) != len(pred_seqs):
+        sys.exit(f"{len(pred_seqs)} predicted sequences for {len(gold_seqs)} gold ones")
+    right = n_gold = n_pred = 0
+    for g, p in zip(gold_seqs, pred_seqs):
+        if len(g) != len(p):
+            sys.exit(f"a predicted sequence of {len(p)} tags for {len(g)} gold ones")
+        gs, ps = set(word_spans(g)), word_spans(p)
+        right += sum(1 for s in ps if s in gs)
+        n_gold += len(gs)
+        n_pred += len(ps)
+    precision, recall = right / n_pred, right / n_gold
+    return 2 * precision * recall / (precision + recall) if right else 0.0
+
+
+def cmd_split(data, train_out, dev_out, every):
+    """Every EVERY-th sequence of DATA goes to DEV_OUT, the others to TRAIN_OUT (CRFsuite format kept)."""
+    every = int(every)
+    with open(train_out, "w", encoding="utf-8") as tr, open(dev_out, "w", encoding="utf-8") as dv:
+        for i, (xs, ys) in enumerate(read_crfsuite(data)):
+            out = dv if i % every == every - 1 else tr
+            for x, y in zip(xs, ys):
+                out.write(y + "\t" + "\t".join(x) + "\n")
+            out.write("\n")
+
+
+def cmd_curve_crfsuite(train, dev, caps, out_json, model_dir):
+    """Trains CRFsuite on TRAIN once per cap of L-BFGS iterations (the data is read once) and scores
+    each model's word F1 on DEV. A run capped at m iterations is the uncapped run stopped at m."""
+    import pycrfsuite
+
+    trainer = logging_trainer()
+    for xs, ys in read_crfsuite(train):
+        trainer.append(xs, ys)
+    dev_seqs = list(read_crfsuite(dev))
+    gold = [ys for _, ys in dev_seqs]
+    points = []
+    for cap in (int(c) for c in caps.split()):
+        trainer.log = []
+        trainer.set_params(dict(CRFSUITE_PARAMS, max_iterations=cap))
+        model = os.path.join(model_dir, f"curve-crfsuite-{cap}.crfsuite")
+        trainer.train(model)
+        res = parse_crfsuite_log("".join(trainer.log))
+        tagger = pycrfsuite.Tagger()
+        tagger.open(model)
+        pred = [tagger.tag(xs) for xs, _ in dev_seqs]
+        tagger.close()
+        points.append({"cap": cap, "iterations": res["iterations"], "seconds": res["seconds"],
+                       "loss": res["final_objective"], "f1": word_f1(gold, pred)})
+        print(f"CRFsuite, {cap} iterations: {points[-1]}", file=sys.stderr)
+    with open(out_json, "w") as f:
+        json.dump(points, f, indent=1)
+
+
+def cmd_curve_point(dev, tags, summary_json, cap):
+    """One chaincrf point of the dev curve, as a JSON line: its summary and word F1 on DEV."""
+    s = load_json(summary_json)
+    gold = [ys for _, ys in read_crfsuite(dev)]
+    f1 = word_f1(gold, read_tag_sequences(tags))
+    print(json.dumps({"cap": int(cap), "iterations": s["iterations"], "seconds": s["seconds"],
+                      "loss": s["final_objective"], "f1": f1}))
+
+
+def cmd_words(gold, tags, out):
+    """Turns B/M/E/S tags (a blank line after each sequence) into words, line by line of the gold file."""
+    it = iter(read_tag_sequences(tags))
     with open(gold, encoding="utf-8") as g, open(out, "w", encoding="utf-8") as o:
         for line in g:
             chars = "".join(line.split())
@@ -262,18 +366,7 @@ def cmd_words(gold, tags, out):
             tags_ = next(it)
             if len(tags_) != len(chars):
                 sys.exit(f"tag count {len(tags_)} != {len(chars)} characters: {line.strip()[:40]}")
-            words, w = [], ""
-            for c, t in zip(chars, tags_):
-                if t in ("B", "S") and w:
-                    words.append(w)
-                    w = ""
-                w += c
-                if t in ("E", "S"):
-                    words.append(w)
-                    w = ""
-            if w:
-                words.append(w)
-            o.write(" ".join(words) + "\n")
+            o.write(" ".join(chars[a:b] for a, b in word_spans(tags_)) + "\n")
     if next(it, None) is not None:
         sys.exit("more tagged sequences than gold lines")
 
@@ -310,6 +403,16 @@ def chaincrf_iterations(log_path):
     return out
 
 
+def curve_points(work):
+    """The dev-F1 curve of each tool, when the curve stage has run: {tool: [points]}."""
+    out = {}
+    for tool in ("crfsuite", "chaincrf"):
+        path = os.path.join(work, "results", f"curve-{tool}.json")
+        if os.path.exists(path):
+            out[tool] = sorted(load_json(path), key=lambda p: p["cap"])
+    return out
+
+
 def cmd_plot(work, out):
     import matplotlib
 
@@ -319,17 +422,30 @@ def cmd_plot(work, out):
     cs = load_json(os.path.join(work, "results", "full-crfsuite.json"))["per_iteration"]
     cc = chaincrf_iterations(os.path.join(work, "logs", "full-chaincrf.log"))
     f1 = load_json(os.path.join(work, "results", "f1.json"))
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for series, name, color in ((cs, "CRFsuite", "tab:orange"), (cc, "chaincrf (1 thread)", "tab:blue")):
+    curves = curve_points(work)
+    fig, axes = plt.subplots(1, 3 if curves else 2, figsize=(16 if curves else 11, 4.2))
+    a1, a2 = axes[0], axes[-1]
+    tools = (("crfsuite", cs, "CRFsuite", "tab:orange"), ("chaincrf", cc, "chaincrf (1 thread)", "tab:blue"))
+    for tool, series, name, color in tools:
         loss = [i["loss"] for i in series]
         a1.semilogy([i["elapsed"] for i in series], loss, label=name, color=color)
         a2.semilogy([i["iteration"] for i in series], loss, label=name, color=color)
+        if tool in curves:
+            pts = curves[tool]
+            axes[1].plot([p["seconds"] for p in pts], [p["f1"] for p in pts], "o-", label=name, color=color)
+            for p in pts:
+                axes[1].annotate(str(p["iterations"]), (p["seconds"], p["f1"]), textcoords="offset points",
+                                 xytext=(3, -10), fontsize=7, color=color)
     a1.set_xlabel("seconds")
     a1.set_ylabel("objective (NLL + c2‖w‖²)")
     a1.set_title("Objective against time (PKU 199801, 1 thread)")
+    if curves:
+        axes[1].set_xlabel("seconds of training")
+        axes[1].set_ylabel("word F1, held-out 5% of 199801")
+        axes[1].set_title("Dev F1 against time (trained on the other 95%;\nlabels: L-BFGS iterations)", fontsize=10)
     a2.set_xlabel("L-BFGS iteration")
     a2.set_title("Against iterations; F1 on PKU test: CRFsuite %.3f, chaincrf %.3f" % (f1["crfsuite"], f1["chaincrf"]), fontsize=10)
-    for a in (a1, a2):
+    for a in axes:
         a.grid(alpha=0.3, which="both")
         a.legend()
     fig.tight_layout()
@@ -416,6 +532,16 @@ def cmd_report(work, short_iterations, reps):
             P(f"`chaincrf cws train` (defaults, {t['threads']} threads): {t['seconds']:.1f} s wall, peak RSS {t['rss']:.0f} MiB, model {t['model_bytes'] / 1048576:.1f} MiB; its own report: `{t['summary']}`")
             P("")
         summary["cws"] = c
+    curves = curve_points(work)
+    if len(curves) == 2:
+        P("Dev curve, 1 thread each: trained on 95% of 199801 with the L-BFGS iterations capped, word F1 on the held-out 5% (every 20th sentence):")
+        P("")
+        P("| iterations | CRFsuite s | CRFsuite objective | CRFsuite dev F1 | chaincrf s | chaincrf objective | chaincrf dev F1 | time ÷ CRFsuite |")
+        P("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for a, b in zip(curves["crfsuite"], curves["chaincrf"]):
+            P(f"| {a['cap']} | {a['seconds']:.1f} | {a['loss']:.1f} | {a['f1']:.4f} | {b['seconds']:.1f} | {b['loss']:.1f} | {b['f1']:.4f} | {b['seconds'] / a['seconds']:.2f} |")
+        P("")
+        summary["curve"] = curves
     text = "\n".join(lines)
     print(text)
     with open(W("report.md"), "w") as f:
@@ -432,6 +558,12 @@ def main():
         cmd_tag(*args)
     elif cmd == "words":
         cmd_words(*args)
+    elif cmd == "split":
+        cmd_split(*args)
+    elif cmd == "curve-crfsuite":
+        cmd_curve_crfsuite(*args)
+    elif cmd == "curve-point":
+        cmd_curve_point(*args)
     elif cmd == "plot":
         cmd_plot(*args)
     elif cmd == "report":
@@ -652,6 +784,30 @@ if want cws || want jieba; then
         fi
         printf '}\n'
     } >"$WORK/results/cws.json"
+fi
+
+if want curve; then
+    log "dev curve: every 20th training sequence held out, caps: $CURVE_CAPS"
+    CURVE_TRAIN=$WORK/data/curve-train.crfsuite
+    CURVE_DEV=$WORK/data/curve-dev.crfsuite
+    "$PY" "$DRIVER" split "$TRAIN_DATA" "$CURVE_TRAIN" "$CURVE_DEV" 20
+    log "dev curve: CRFsuite"
+    "$PY" "$DRIVER" curve-crfsuite "$CURVE_TRAIN" "$CURVE_DEV" "$CURVE_CAPS" \
+        "$WORK/results/curve-crfsuite.json" "$WORK/models" 2>"$WORK/logs/curve-crfsuite.log"
+    : >"$WORK/results/curve-chaincrf.jsonl"
+    for cap in $CURVE_CAPS; do
+        log "dev curve: chaincrf, $cap iterations"
+        "$CHAINCRF" train --format crfsuite --model "$WORK/models/curve-chaincrf-$cap.model" \
+            --c2 1 --feature-pairs observed --threads 1 --max-iterations "$cap" \
+            --summary-json "$WORK/results/curve-chaincrf-$cap.json" "$CURVE_TRAIN" \
+            2>"$WORK/logs/curve-chaincrf-$cap.log"
+        "$CHAINCRF" tag --model "$WORK/models/curve-chaincrf-$cap.model" "$CURVE_DEV" \
+            >"$WORK/seg/curve-chaincrf-$cap.tags"
+        "$PY" "$DRIVER" curve-point "$CURVE_DEV" "$WORK/seg/curve-chaincrf-$cap.tags" \
+            "$WORK/results/curve-chaincrf-$cap.json" "$cap" >>"$WORK/results/curve-chaincrf.jsonl"
+    done
+    "$PY" -c 'import json, sys; json.dump([json.loads(l) for l in open(sys.argv[1])], open(sys.argv[2], "w"), indent=1)' \
+        "$WORK/results/curve-chaincrf.jsonl" "$WORK/results/curve-chaincrf.json"
 fi
 
 if want plot; then
