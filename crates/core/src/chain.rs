@@ -645,27 +645,65 @@ impl<S: ProbabilitySemiring> ChainWorkspace<S> {
     /// `t` (`1 ≤ t < n`).
     pub fn edge_marginal_into(&mut self, t: usize, out: &mut [f64]) {
         assert!(self.backward_done, "edge marginals need forward() and backward() first");
-        let k = self.k;
+        let kk = self.k * self.k;
+        self.tmp.resize(kk + self.k, S::zero());
+        with_width!(self.k, K => self.edge_weights::<K>(t));
+        if !S::row_probabilities(&self.tmp[..kk], &mut out[..kk]) {
+            out[..kk].iter_mut().for_each(|o| *o = 0.0);
+        }
+    }
+
+    /// After [`forward`](Self::forward) and [`backward`](Self::backward): adds
+    /// `scale · Σₜ ξₜ` into `out` (`k × k`), the edge marginals summed over every
+    /// edge `t = 1..n`: the expected number of times each label pair follows
+    /// one another, which is what the gradient of a position-independent
+    /// transition matrix needs. One call does the work of `n − 1`
+    /// [`edge_marginal_into`](Self::edge_marginal_into) calls with the label
+    /// count fixed at compile time (see [`with_width`]), with the same result
+    /// up to rounding.
+    ///
+    /// # Panics
+    /// If the passes have not run, or `out` is not `k²` long (usage errors).
+    pub fn add_edge_marginals(&mut self, scale: f64, out: &mut [f64]) {
+        assert!(self.backward_done, "edge marginals need forward() and backward() first");
+        let kk = self.k * self.k;
+        assert_eq!(out.len(), kk, "the summed edge marginals are k × k");
+        self.tmp.resize(kk + self.k, S::zero());
+        let mut probs = std::mem::take(&mut self.probs);
+        probs.resize(kk, 0.0);
+        with_width!(self.k, K => {
+            for t in 1..self.n {
+                self.edge_weights::<K>(t);
+                if S::row_probabilities(&self.tmp[..kk], &mut probs[..kk]) {
+                    for (o, p) in out.iter_mut().zip(&probs[..kk]) {
+                        *o += scale * p;
+                    }
+                }
+            }
+        });
+        self.probs = probs;
+    }
+
+    /// The unnormalized weights `αₜ₋₁(i) ⊗ T(i, j) ⊗ eₜ(j) ⊗ βₜ(j)` of edge `t`,
+    /// written into `tmp[..k²]` (`tmp` at least `k² + k` long; its last `k`
+    /// slots hold `eₜ ⊗ βₜ`).
+    #[inline(always)]
+    fn edge_weights<const K: usize>(&mut self, t: usize) {
+        let k = fixed_or(K, self.k);
         let kk = k * k;
         let b = self.trans_index(t);
-        let tr = &self.trans[b * kk..(b + 1) * kk];
-        let alpha = &self.alpha[(t - 1) * k..t * k];
-        let emit = &self.emit[t * k..(t + 1) * k];
-        let beta = &self.beta[t * k..(t + 1) * k];
-        // The last k slots of tmp hold eₜ ⊗ βₜ; the first k² the unnormalized edge weights.
-        self.tmp.resize(kk + k, S::zero());
-        let (w, v) = self.tmp.split_at_mut(kk);
+        let tr = &self.trans[b * kk..][..kk];
+        let alpha = &self.alpha[(t - 1) * k..][..k];
+        let emit = &self.emit[t * k..][..k];
+        let beta = &self.beta[t * k..][..k];
+        let (w, v) = self.tmp[..kk + k].split_at_mut(kk);
         for ((x, e), bt) in v.iter_mut().zip(emit).zip(beta) {
             *x = e.times(bt);
         }
-        for i in 0..k {
-            let a = &alpha[i];
-            for j in 0..k {
-                w[i * k + j] = a.times(&tr[i * k + j]).times(&v[j]);
+        for (row, (a, tr_row)) in w.chunks_exact_mut(k).zip(alpha.iter().zip(tr.chunks_exact(k))) {
+            for ((x, tr_ij), v_j) in row.iter_mut().zip(tr_row).zip(&*v) {
+                *x = a.times(tr_ij).times(v_j);
             }
-        }
-        if !S::row_probabilities(w, &mut out[..kk]) {
-            out[..kk].iter_mut().for_each(|o| *o = 0.0);
         }
     }
 

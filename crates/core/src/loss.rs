@@ -135,12 +135,18 @@ impl<S: ProbabilitySemiring> NllWorkspace<S> {
 
     /// Adds `scale · ∂NLL/∂T` summed over edges (for position-independent
     /// transitions) into `out` (`k × k`).
+    ///
+    /// # Panics
+    /// If `out` is not `k²` long, or no [`evaluate`](Self::evaluate) has succeeded.
     pub fn add_transition_gradient(&mut self, scale: f64, out: &mut [f64]) {
-        self.for_each_edge_gradient(|_, g| {
-            for (o, x) in out.iter_mut().zip(g) {
-                *o += scale * x;
+        self.model.add_edge_marginals(scale, out);
+        if self.partial {
+            self.clamped.add_edge_marginals(-scale, out);
+        } else {
+            for pair in self.gold.windows(2) {
+                out[pair[0] * self.k + pair[1]] -= scale;
             }
-        });
+        }
     }
 }
 

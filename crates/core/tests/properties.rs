@@ -89,8 +89,9 @@ fn check_against_enumeration(c: &DenseChain) -> Result<(), TestCaseError> {
                 prop_assert!((pm[t * k + y] - expect[t * k + y]).abs() < 1e-9);
             }
         }
-        // edge marginals
+        // edge marginals, one edge at a time and summed over the edges
         let edges = chain::edge_marginals(&c).unwrap();
+        let mut expected_sum = vec![0.0; k * k];
         for t in 1..n {
             let mut e = vec![0.0; k * k];
             for (path, s) in &paths {
@@ -99,8 +100,18 @@ fn check_against_enumeration(c: &DenseChain) -> Result<(), TestCaseError> {
             for i in 0..k {
                 for j in 0..k {
                     prop_assert!((edges[t - 1][(i, j)] - e[i * k + j]).abs() < 1e-9);
+                    expected_sum[i * k + j] += e[i * k + j];
                 }
             }
+        }
+        ws.backward();
+        let mut summed = vec![0.5; k * k];
+        ws.add_edge_marginals(2.0, &mut summed);
+        let mut log_summed = vec![0.0; k * k];
+        lw.add_edge_marginals(1.0, &mut log_summed);
+        for ((s, l), e) in summed.iter().zip(&log_summed).zip(&expected_sum) {
+            prop_assert!((s - (0.5 + 2.0 * e)).abs() < 1e-9, "Prob: {s} vs 0.5 + 2·{e}");
+            prop_assert!((l - e).abs() < 1e-9, "Log: {l} vs {e}");
         }
         // entropy
         let h: f64 = scores
@@ -226,6 +237,24 @@ proptest! {
                 for t in 0..n {
                     let s: f64 = ws.node_gradient()[t * k..(t + 1) * k].iter().sum();
                     prop_assert!(s.abs() < 1e-9);
+                }
+                // the transition gradient: expected label-pair counts over all
+                // paths minus those over the agreeing paths
+                let (lz_all, lz_agree) = (log_sum_exp(&all.iter().map(|p| p.1).collect::<Vec<_>>()), log_sum_exp(&agree));
+                let mut expect = vec![0.0; k * k];
+                for (path, s) in &all {
+                    let agrees = path.iter().enumerate().all(|(t, &y)| allowed.is_allowed(t, y));
+                    for pair in path.windows(2) {
+                        expect[pair[0] * k + pair[1]] += (s - lz_all).exp();
+                        if agrees {
+                            expect[pair[0] * k + pair[1]] -= (s - lz_agree).exp();
+                        }
+                    }
+                }
+                let mut tg = vec![0.0; k * k];
+                ws.add_transition_gradient(1.0, &mut tg);
+                for (g, e) in tg.iter().zip(&expect) {
+                    prop_assert!((g - e).abs() < 1e-9, "transition gradient {g} vs {e}");
                 }
             }
             Err(Error::NoFeasiblePath { .. }) => prop_assert!(agree.is_empty() || all.is_empty()),

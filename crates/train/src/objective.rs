@@ -597,14 +597,16 @@ fn sequence_gradient<S: ProbabilitySemiring>(
         return Err(chaincrf_core::Error::NoFeasiblePath { position: None });
     }
     node.copy_from_slice(ws.node_gradient());
+    if edge.is_empty() {
+        ws.add_transition_gradient(1.0, trans);
+        return Ok(nll);
+    }
     let kk = scored.num_labels() * scored.num_labels();
     ws.for_each_edge_gradient(|t, g| {
         for (o, x) in trans.iter_mut().zip(g) {
             *o += x;
         }
-        if !edge.is_empty() {
-            edge[t * kk..(t + 1) * kk].copy_from_slice(g);
-        }
+        edge[t * kk..(t + 1) * kk].copy_from_slice(g);
     });
     Ok(nll)
 }
