@@ -22,6 +22,11 @@
 #                        run left them (rerunning only chaincrf after a change
 #                        saves CRFsuite's half hour)
 #   CURVE_CAPS           iteration caps of the dev-curve runs (default "5 10 20 40 80")
+#   CURVE_SGD_EPOCHS     SGD epochs before L-BFGS in the chaincrf-sgd series (default 10)
+#   CURVE_SGD_CAPS       L-BFGS iteration caps after them (default "0 10 20 40")
+#   CURVE_TOOLS          which dev-curve series the `curve` stage (re)does (default
+#                        "crfsuite chaincrf chaincrf-sgd"); the others are taken
+#                        from BENCH_DIR as an earlier run left them
 #   STAGES               which stages to run (default: all, in this order):
 #                        build export venv short full cws jieba curve plot report
 #
@@ -39,7 +44,10 @@
 #   curve   dev F1 against time: both tools train on 199801 without every 20th
 #           sentence, on 1 thread, once per cap in CURVE_CAPS (a capped run is
 #           the uncapped run stopped there), and each model's word F1 on the
-#           held-out sentences is scored from its B/M/E/S tags.
+#           held-out sentences is scored from its B/M/E/S tags. A third
+#           series, chaincrf-sgd, is chaincrf with its SGD warm start
+#           (CURVE_SGD_EPOCHS epochs, then CURVE_SGD_CAPS L-BFGS iterations):
+#           the same objective and features, reached another way.
 #   plot    objective against seconds and against iterations of both full
 #           runs, and (after the curve stage) dev F1 against seconds:
 #           docs/bench-loss.svg (PLOT_OUT).
@@ -74,6 +82,8 @@ REPS=${REPS:-3}
 FULL_MAX_ITERATIONS=${FULL_MAX_ITERATIONS:-}
 SEGMENT_REPEAT=${SEGMENT_REPEAT:-20}
 CURVE_CAPS=${CURVE_CAPS:-5 10 20 40 80}
+CURVE_SGD_EPOCHS=${CURVE_SGD_EPOCHS:-10}
+CURVE_SGD_CAPS=${CURVE_SGD_CAPS:-0 10 20 40}
 STAGES=${STAGES:-build export venv short full cws jieba curve plot report}
 PLOT_OUT=${PLOT_OUT:-$ROOT/docs/bench-loss.svg}
 
@@ -406,7 +416,7 @@ def chaincrf_iterations(log_path):
 def curve_points(work):
     """The dev-F1 curve of each tool, when the curve stage has run: {tool: [points]}."""
     out = {}
-    for tool in ("crfsuite", "chaincrf"):
+    for tool in ("crfsuite", "chaincrf", "chaincrf-sgd"):
         path = os.path.join(work, "results", f"curve-{tool}.json")
         if os.path.exists(path):
             out[tool] = sorted(load_json(path), key=lambda p: p["cap"])
@@ -436,18 +446,26 @@ def cmd_plot(work, out):
             for p in pts:
                 axes[1].annotate(str(p["iterations"]), (p["seconds"], p["f1"]), textcoords="offset points",
                                  xytext=(3, -10), fontsize=7, color=color)
+    if "chaincrf-sgd" in curves:
+        pts = curves["chaincrf-sgd"]
+        axes[1].plot([p["seconds"] for p in pts], [p["f1"] for p in pts], "s--", color="tab:green",
+                     label="chaincrf, SGD warm start + L-BFGS")
+        for p in pts:
+            axes[1].annotate(str(p["iterations"]), (p["seconds"], p["f1"]), textcoords="offset points",
+                             xytext=(3, 4), fontsize=7, color="tab:green")
     a1.set_xlabel("seconds")
     a1.set_ylabel("objective (NLL + c2‖w‖²)")
     a1.set_title("Objective against time (PKU 199801, 1 thread)")
     if curves:
         axes[1].set_xlabel("seconds of training")
         axes[1].set_ylabel("word F1, held-out 5% of 199801")
-        axes[1].set_title("Dev F1 against time (trained on the other 95%;\nlabels: L-BFGS iterations)", fontsize=10)
+        axes[1].set_title("Dev F1 against time (trained on the other 95%;\npoint labels: L-BFGS iterations)", fontsize=10)
     a2.set_xlabel("L-BFGS iteration")
     a2.set_title("Against iterations; F1 on PKU test: CRFsuite %.3f, chaincrf %.3f" % (f1["crfsuite"], f1["chaincrf"]), fontsize=10)
     for a in axes:
         a.grid(alpha=0.3, which="both")
-        a.legend()
+        # The F1 curves rise to the upper left: their legend goes to the lower right.
+        a.legend(loc="lower right" if curves and a is axes[1] else "best", fontsize=8 if a is axes[1] else None)
     fig.tight_layout()
     fig.savefig(out)
 
@@ -518,11 +536,12 @@ def cmd_report(work, short_iterations, reps):
 
     if os.path.exists(W("results", "cws.json")):
         c = load_json(W("results", "cws.json"))
-        P("Segmenters, 1 thread, PKU test (F1 on pku_test.utf8; speed on it repeated %d×, %s characters):" % (c["repeat"], f"{c['chars']:,}"))
+        P("Segmenters, 1 thread unless said, PKU test (F1 on pku_test.utf8; speed on it repeated %d×, %s characters):" % (c["repeat"], f"{c['chars']:,}"))
         P("")
         P("| | F1 | OOV recall | chars/s (excl. load) | chars/s (whole process) | load s | peak RSS MiB |")
         P("|---|---:|---:|---:|---:|---:|---:|")
-        for k, label in (("chaincrf", "chaincrf cws segment (default model)"), ("jieba", "jieba-rs 0.11 (default dict, HMM)")):
+        for k, label in (("chaincrf", "chaincrf cws segment (default model)"), ("chaincrf_t2", "chaincrf cws segment, 2 threads (per process, not per thread)"),
+                         ("jieba", "jieba-rs 0.11 (default dict, HMM)")):
             if k in c:
                 r = c[k]
                 P(f"| {label} | {r['f1']:.3f} | {r['oov_recall']:.3f} | {r['cps']:,.0f} | {r['cps_wall']:,.0f} | {r['load_seconds']:.3f} | {r['rss']:.0f} |")
@@ -533,7 +552,7 @@ def cmd_report(work, short_iterations, reps):
             P("")
         summary["cws"] = c
     curves = curve_points(work)
-    if len(curves) == 2:
+    if "crfsuite" in curves and "chaincrf" in curves:
         P("Dev curve, 1 thread each: trained on 95% of 199801 with the L-BFGS iterations capped, word F1 on the held-out 5% (every 20th sentence):")
         P("")
         P("| iterations | CRFsuite s | CRFsuite objective | CRFsuite dev F1 | chaincrf s | chaincrf objective | chaincrf dev F1 | time ÷ CRFsuite |")
@@ -541,6 +560,15 @@ def cmd_report(work, short_iterations, reps):
         for a, b in zip(curves["crfsuite"], curves["chaincrf"]):
             P(f"| {a['cap']} | {a['seconds']:.1f} | {a['loss']:.1f} | {a['f1']:.4f} | {b['seconds']:.1f} | {b['loss']:.1f} | {b['f1']:.4f} | {b['seconds'] / a['seconds']:.2f} |")
         P("")
+    if "chaincrf-sgd" in curves:
+        P("The same split, chaincrf with its SGD warm start (`--sgd-epochs %s`, then L-BFGS capped), 1 thread: the same objective and features, reached another way:" % os.environ.get("CURVE_SGD_EPOCHS", "?"))
+        P("")
+        P("| L-BFGS iterations after SGD | seconds (SGD included) | objective | dev F1 |")
+        P("|---:|---:|---:|---:|")
+        for p in curves["chaincrf-sgd"]:
+            P(f"| {p['cap']} | {p['seconds']:.1f} | {p['loss']:.1f} | {p['f1']:.4f} |")
+        P("")
+    if curves:
         summary["curve"] = curves
     text = "\n".join(lines)
     print(text)
@@ -684,7 +712,11 @@ if want cws; then
     for r in 1 2 3; do
         timed "cws-segment-$r" "$CHAINCRF" cws segment --model "$WORK/models/pku.model" --threads 1 \
             "$WORK/seg/test-repeat.txt" -o "$WORK/seg/repeat-out.txt" 2>"$WORK/logs/cws-segment-$r.log"
+        timed "cws-segment-t2-$r" "$CHAINCRF" cws segment --model "$WORK/models/pku.model" --threads 2 \
+            "$WORK/seg/test-repeat.txt" -o "$WORK/seg/repeat-out-t2.txt" 2>"$WORK/logs/cws-segment-t2-$r.log"
     done
+    cmp -s "$WORK/seg/repeat-out.txt" "$WORK/seg/repeat-out-t2.txt" ||
+        { echo "cws segment: 1 and 2 threads disagree" >&2; exit 1; }
 fi
 
 if want jieba; then
@@ -746,24 +778,32 @@ EOF
     done
 fi
 
+# The figures of three `cws segment` runs NAME-{1,2,3} (their medians) as JSON fields.
+segment_figures() {
+    local name=$1 walls=() rss=() loads=() w m l
+    for r in 1 2 3; do
+        read -r w m < <(tail -n1 "$WORK/time/$name-$r.txt")
+        walls+=("$w") rss+=("$m")
+        loads+=("$(sed -n 's/.*model loaded in \([0-9.]*\)s.*/\1/p' "$WORK/logs/$name-$r.log")")
+    done
+    w=$(printf '%s\n' "${walls[@]}" | sort -g | sed -n 2p)
+    m=$(printf '%s\n' "${rss[@]}" | sort -g | sed -n 2p)
+    l=$(printf '%s\n' "${loads[@]}" | sort -g | sed -n 2p)
+    printf '"f1": %s, "oov_recall": %s, "cps": %s, "cps_wall": %s, "load_seconds": %s, "rss": %s' \
+        "$(field "$WORK/results/eval-cws.txt" F1)" "$(field "$WORK/results/eval-cws.txt" 'OOV recall')" \
+        "$(echo "$CHARS / ($w - $l)" | bc -l)" "$(echo "$CHARS / $w" | bc -l)" "$l" "$(echo "$m / 1024" | bc -l)"
+}
+
 # Collects the segmenter figures into results/cws.json.
 if want cws || want jieba; then
-    chars=$(chars_of "$WORK/seg/test-repeat.txt")
+    CHARS=$(chars_of "$WORK/seg/test-repeat.txt")
     {
-        printf '{"repeat": %s, "chars": %s' "$SEGMENT_REPEAT" "$chars"
+        printf '{"repeat": %s, "chars": %s' "$SEGMENT_REPEAT" "$CHARS"
         if [[ -f $WORK/time/cws-segment-3.txt ]]; then
-            walls=() rss=() loads=()
-            for r in 1 2 3; do
-                read -r w m < <(tail -n1 "$WORK/time/cws-segment-$r.txt")
-                walls+=("$w") rss+=("$m")
-                loads+=("$(sed -n 's/.*model loaded in \([0-9.]*\)s.*/\1/p' "$WORK/logs/cws-segment-$r.log")")
-            done
-            w=$(printf '%s\n' "${walls[@]}" | sort -g | sed -n 2p)
-            m=$(printf '%s\n' "${rss[@]}" | sort -g | sed -n 2p)
-            l=$(printf '%s\n' "${loads[@]}" | sort -g | sed -n 2p)
-            printf ', "chaincrf": {"f1": %s, "oov_recall": %s, "cps": %s, "cps_wall": %s, "load_seconds": %s, "rss": %s}' \
-                "$(field "$WORK/results/eval-cws.txt" F1)" "$(field "$WORK/results/eval-cws.txt" 'OOV recall')" \
-                "$(echo "$chars / ($w - $l)" | bc -l)" "$(echo "$chars / $w" | bc -l)" "$l" "$(echo "$m / 1024" | bc -l)"
+            printf ', "chaincrf": {%s}' "$(segment_figures cws-segment)"
+            if [[ -f $WORK/time/cws-segment-t2-3.txt ]]; then
+                printf ', "chaincrf_t2": {%s}' "$(segment_figures cws-segment-t2)"
+            fi
             read -r tw tm < <(tail -n1 "$WORK/time/cws-train.txt")
             summary=$(grep -E '^trained on' "$WORK/logs/cws-train.log" | tail -n1)
             printf ', "train": {"seconds": %s, "rss": %s, "model_bytes": %s, "threads": %s, "summary": "%s"}' \
@@ -774,7 +814,7 @@ if want cws || want jieba; then
             for r in 1 2 3; do
                 read -r w m < <(tail -n1 "$WORK/time/jieba-$r.txt")
                 cps+=("$(sed -n 's/.*chars\/s \([0-9.]*\).*/\1/p' "$WORK/logs/jieba-$r.log")")
-                cpw+=("$(echo "$chars / $w" | bc -l)") rss+=("$m")
+                cpw+=("$(echo "$CHARS / $w" | bc -l)") rss+=("$m")
                 loads+=("$(sed -n 's/^load \([0-9.]*\) .*/\1/p' "$WORK/logs/jieba-$r.log")")
             done
             med() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
@@ -786,28 +826,46 @@ if want cws || want jieba; then
     } >"$WORK/results/cws.json"
 fi
 
-if want curve; then
-    log "dev curve: every 20th training sequence held out, caps: $CURVE_CAPS"
-    CURVE_TRAIN=$WORK/data/curve-train.crfsuite
-    CURVE_DEV=$WORK/data/curve-dev.crfsuite
-    "$PY" "$DRIVER" split "$TRAIN_DATA" "$CURVE_TRAIN" "$CURVE_DEV" 20
-    log "dev curve: CRFsuite"
-    "$PY" "$DRIVER" curve-crfsuite "$CURVE_TRAIN" "$CURVE_DEV" "$CURVE_CAPS" \
-        "$WORK/results/curve-crfsuite.json" "$WORK/models" 2>"$WORK/logs/curve-crfsuite.log"
-    : >"$WORK/results/curve-chaincrf.jsonl"
-    for cap in $CURVE_CAPS; do
-        log "dev curve: chaincrf, $cap iterations"
-        "$CHAINCRF" train --format crfsuite --model "$WORK/models/curve-chaincrf-$cap.model" \
-            --c2 1 --feature-pairs observed --threads 1 --max-iterations "$cap" \
-            --summary-json "$WORK/results/curve-chaincrf-$cap.json" "$CURVE_TRAIN" \
-            2>"$WORK/logs/curve-chaincrf-$cap.log"
-        "$CHAINCRF" tag --model "$WORK/models/curve-chaincrf-$cap.model" "$CURVE_DEV" \
-            >"$WORK/seg/curve-chaincrf-$cap.tags"
-        "$PY" "$DRIVER" curve-point "$CURVE_DEV" "$WORK/seg/curve-chaincrf-$cap.tags" \
-            "$WORK/results/curve-chaincrf-$cap.json" "$cap" >>"$WORK/results/curve-chaincrf.jsonl"
+# One chaincrf series of the dev curve: NAME "CAPS" [extra train args]; each cap
+# is a training run on 1 thread, tagged and scored on the held-out sequences.
+curve_chaincrf() {
+    local name=$1 caps=$2
+    shift 2
+    : >"$WORK/results/curve-$name.jsonl"
+    for cap in $caps; do
+        log "dev curve: $name, $cap L-BFGS iterations"
+        "$CHAINCRF" train --format crfsuite --model "$WORK/models/curve-$name-$cap.model" \
+            --c2 1 --feature-pairs observed --threads 1 --max-iterations "$cap" "$@" \
+            --summary-json "$WORK/results/curve-$name-$cap.json" "$CURVE_TRAIN" \
+            2>"$WORK/logs/curve-$name-$cap.log"
+        "$CHAINCRF" tag --model "$WORK/models/curve-$name-$cap.model" "$CURVE_DEV" \
+            >"$WORK/seg/curve-$name-$cap.tags"
+        "$PY" "$DRIVER" curve-point "$CURVE_DEV" "$WORK/seg/curve-$name-$cap.tags" \
+            "$WORK/results/curve-$name-$cap.json" "$cap" >>"$WORK/results/curve-$name.jsonl"
     done
     "$PY" -c 'import json, sys; json.dump([json.loads(l) for l in open(sys.argv[1])], open(sys.argv[2], "w"), indent=1)' \
-        "$WORK/results/curve-chaincrf.jsonl" "$WORK/results/curve-chaincrf.json"
+        "$WORK/results/curve-$name.jsonl" "$WORK/results/curve-$name.json"
+}
+
+if want curve; then
+    CURVE_TRAIN=$WORK/data/curve-train.crfsuite
+    CURVE_DEV=$WORK/data/curve-dev.crfsuite
+    if [[ ! -s $CURVE_TRAIN || $CURVE_TRAIN -ot $TRAIN_DATA ]]; then
+        log "dev curve: every 20th training sequence held out"
+        "$PY" "$DRIVER" split "$TRAIN_DATA" "$CURVE_TRAIN" "$CURVE_DEV" 20
+    fi
+    tools=${CURVE_TOOLS:-crfsuite chaincrf chaincrf-sgd}
+    if [[ " $tools " == *" crfsuite "* ]]; then
+        log "dev curve: CRFsuite, caps $CURVE_CAPS"
+        "$PY" "$DRIVER" curve-crfsuite "$CURVE_TRAIN" "$CURVE_DEV" "$CURVE_CAPS" \
+            "$WORK/results/curve-crfsuite.json" "$WORK/models" 2>"$WORK/logs/curve-crfsuite.log"
+    fi
+    if [[ " $tools " == *" chaincrf "* ]]; then
+        curve_chaincrf chaincrf "$CURVE_CAPS"
+    fi
+    if [[ " $tools " == *" chaincrf-sgd "* ]]; then
+        curve_chaincrf chaincrf-sgd "$CURVE_SGD_CAPS" --sgd-epochs "$CURVE_SGD_EPOCHS"
+    fi
 fi
 
 if want plot; then
@@ -827,6 +885,6 @@ if want report; then
         echo
     } >"$WORK/report-head.md"
     cat "$WORK/report-head.md"
-    FULL_MAX_ITERATIONS=$FULL_MAX_ITERATIONS "$PY" "$DRIVER" report "$WORK" "$SHORT_ITERATIONS" "$REPS"
+    FULL_MAX_ITERATIONS=$FULL_MAX_ITERATIONS CURVE_SGD_EPOCHS=$CURVE_SGD_EPOCHS "$PY" "$DRIVER" report "$WORK" "$SHORT_ITERATIONS" "$REPS"
 fi
 log "done: $WORK"
