@@ -579,25 +579,20 @@ def cmd_report(work, short_iterations, reps):
 
 
 def main():
+    commands = {
+        "train": cmd_train,
+        "tag": cmd_tag,
+        "words": cmd_words,
+        "split": cmd_split,
+        "curve-crfsuite": cmd_curve_crfsuite,
+        "curve-point": cmd_curve_point,
+        "plot": cmd_plot,
+        "report": lambda work, iterations, reps: cmd_report(work, int(iterations), int(reps)),
+    }
     cmd, args = sys.argv[1], sys.argv[2:]
-    if cmd == "train":
-        cmd_train(*args)
-    elif cmd == "tag":
-        cmd_tag(*args)
-    elif cmd == "words":
-        cmd_words(*args)
-    elif cmd == "split":
-        cmd_split(*args)
-    elif cmd == "curve-crfsuite":
-        cmd_curve_crfsuite(*args)
-    elif cmd == "curve-point":
-        cmd_curve_point(*args)
-    elif cmd == "plot":
-        cmd_plot(*args)
-    elif cmd == "report":
-        cmd_report(args[0], int(args[1]), int(args[2]))
-    else:
+    if cmd not in commands:
         sys.exit(f"unknown command {cmd}")
+    commands[cmd](*args)
 
 
 if __name__ == "__main__":
