@@ -557,7 +557,12 @@ def cmd_report(work, short_iterations, reps):
         P("")
         P("| iterations | CRFsuite s | CRFsuite objective | CRFsuite dev F1 | chaincrf s | chaincrf objective | chaincrf dev F1 | time ÷ CRFsuite |")
         P("|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for a, b in zip(curves["crfsuite"], curves["chaincrf"]):
+        # Rows joined on the cap: a rerun of one series may have used other caps.
+        chaincrf_at = {p["cap"]: p for p in curves["chaincrf"]}
+        for a in curves["crfsuite"]:
+            b = chaincrf_at.get(a["cap"])
+            if b is None:
+                continue
             P(f"| {a['cap']} | {a['seconds']:.1f} | {a['loss']:.1f} | {a['f1']:.4f} | {b['seconds']:.1f} | {b['loss']:.1f} | {b['f1']:.4f} | {b['seconds'] / a['seconds']:.2f} |")
         P("")
     if "chaincrf-sgd" in curves:

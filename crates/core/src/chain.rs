@@ -665,19 +665,40 @@ impl<S: ProbabilitySemiring> ChainWorkspace<S> {
     /// # Panics
     /// If the passes have not run, or `out` is not `k²` long (usage errors).
     pub fn add_edge_marginals(&mut self, scale: f64, out: &mut [f64]) {
+        self.add_adjusted_edge_marginals(scale, out, |_, _| {});
+    }
+
+    /// As [`add_edge_marginals`](Self::add_edge_marginals), but `adjust(t, ξₜ)`
+    /// may change each edge's marginals before they are added. A gradient
+    /// subtracts its target here (`ξₜ − 1[gold pair]`): per edge, the
+    /// difference is formed at the size of one probability, where subtracting
+    /// the target counts from the finished sum would cancel digits of a number
+    /// as large as the chain is long.
+    ///
+    /// # Panics
+    /// As [`add_edge_marginals`](Self::add_edge_marginals).
+    pub fn add_adjusted_edge_marginals(
+        &mut self,
+        scale: f64,
+        out: &mut [f64],
+        mut adjust: impl FnMut(usize, &mut [f64]),
+    ) {
         assert!(self.backward_done, "edge marginals need forward() and backward() first");
         let kk = self.k * self.k;
         assert_eq!(out.len(), kk, "the summed edge marginals are k × k");
         self.tmp.resize(kk + self.k, S::zero());
         let mut probs = std::mem::take(&mut self.probs);
         probs.resize(kk, 0.0);
+        let probs_kk = &mut probs[..kk];
         with_width!(self.k, K => {
             for t in 1..self.n {
                 self.edge_weights::<K>(t);
-                if S::row_probabilities(&self.tmp[..kk], &mut probs[..kk]) {
-                    for (o, p) in out.iter_mut().zip(&probs[..kk]) {
-                        *o += scale * p;
-                    }
+                if !S::row_probabilities(&self.tmp[..kk], probs_kk) {
+                    probs_kk.iter_mut().for_each(|p| *p = 0.0);
+                }
+                adjust(t, probs_kk);
+                for (o, p) in out.iter_mut().zip(probs_kk.iter()) {
+                    *o += scale * p;
                 }
             }
         });

@@ -139,13 +139,22 @@ impl<S: ProbabilitySemiring> NllWorkspace<S> {
     /// # Panics
     /// If `out` is not `k²` long, or no [`evaluate`](Self::evaluate) has succeeded.
     pub fn add_transition_gradient(&mut self, scale: f64, out: &mut [f64]) {
-        self.model.add_edge_marginals(scale, out);
+        // The target is subtracted edge by edge (see `add_adjusted_edge_marginals`).
+        let k = self.k;
         if self.partial {
-            self.clamped.add_edge_marginals(-scale, out);
+            let (clamped, buf) = (&mut self.clamped, &mut self.edge_clamped);
+            buf.resize(k * k, 0.0);
+            self.model.add_adjusted_edge_marginals(scale, out, |t, p| {
+                clamped.edge_marginal_into(t, buf);
+                for (x, q) in p.iter_mut().zip(buf.iter()) {
+                    *x -= q;
+                }
+            });
         } else {
-            for pair in self.gold.windows(2) {
-                out[pair[0] * self.k + pair[1]] -= scale;
-            }
+            let gold = &self.gold;
+            self.model.add_adjusted_edge_marginals(scale, out, |t, p| {
+                p[gold[t - 1] * k + gold[t]] -= 1.0;
+            });
         }
     }
 }

@@ -293,6 +293,53 @@ fn sampling_frequencies_match_probabilities() {
     assert_eq!(chain::sample(&c, 100, &mut rng2).unwrap()[..], samples[..100]);
 }
 
+/// The transition gradient of a long chain the model is sure of: each edge's
+/// term `ξₜ − 1[gold pair]` is about −e⁻³⁰, and their sum (about −10⁻⁸) must
+/// not be lost to cancellation against pair counts of order n. The reference
+/// forms every edge's difference first and then sums, edge by edge.
+fn check_confident_transition_gradient<S: chaincrf_core::ProbabilitySemiring>() {
+    let (n, k) = (100_000, 4);
+    let gold: Vec<usize> = (0..n).map(|t| (t * 7 + t / 3) % k).collect();
+    let mut e = DMatrix::zeros(n, k);
+    for (t, &y) in gold.iter().enumerate() {
+        e[(t, y)] = 30.0;
+    }
+    let c = DenseChain::new(e, DMatrix::from_element(k, k, 0.1)).unwrap();
+    let every_label_forced: Vec<Option<Vec<usize>>> = gold.iter().map(|&y| Some(vec![y])).collect();
+    let allowed = AllowedLabels::from_sets(&every_label_forced, k).unwrap();
+    for target in [Target::Path(&gold), Target::Allowed(&allowed)] {
+        let mut ws = NllWorkspace::<S>::new();
+        ws.evaluate(&c, target).unwrap();
+        let mut reference = vec![0.0; k * k];
+        ws.for_each_edge_gradient(|_, g| {
+            for (r, x) in reference.iter_mut().zip(g) {
+                *r += x;
+            }
+        });
+        let mut summed = vec![0.0; k * k];
+        ws.add_transition_gradient(1.0, &mut summed);
+        let gold_pair = gold[0] * k + gold[1];
+        assert!(
+            reference[gold_pair] < -1e-9,
+            "the sum to keep: {}",
+            reference[gold_pair]
+        );
+        for (i, (s, r)) in summed.iter().zip(&reference).enumerate() {
+            assert!(
+                (s - r).abs() <= 1e-6 * r.abs() + 1e-15,
+                "{} entry {i}: {s} vs {r}",
+                S::NAME
+            );
+        }
+    }
+}
+
+#[test]
+fn transition_gradient_of_a_long_confident_chain_keeps_its_digits() {
+    check_confident_transition_gradient::<Log>();
+    check_confident_transition_gradient::<Prob>();
+}
+
 /// A 100,000-long chain with scores of magnitude 10⁴ where the answer is known
 /// in closed form: two labels that can never switch, so
 /// `Z = Σ_y exp(Σₜ eₜ(y))` and every marginal is `P(y) = softmax(totals)`.
