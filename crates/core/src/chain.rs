@@ -662,47 +662,21 @@ impl<S: ProbabilitySemiring> ChainWorkspace<S> {
     /// count fixed at compile time (see [`with_width`]), with the same result
     /// up to rounding.
     ///
+    /// A gradient that subtracts a target (`ξₜ − 1[gold pair]`) should do so
+    /// edge by edge in [`for_each_edge_marginal`](Self::for_each_edge_marginal)
+    /// instead: per edge, the difference is formed at the size of one
+    /// probability, where subtracting target counts from this finished sum
+    /// would cancel digits of a number as large as the chain is long.
+    ///
     /// # Panics
     /// If the passes have not run, or `out` is not `k²` long (usage errors).
     pub fn add_edge_marginals(&mut self, scale: f64, out: &mut [f64]) {
-        self.add_adjusted_edge_marginals(scale, out, |_, _| {});
-    }
-
-    /// As [`add_edge_marginals`](Self::add_edge_marginals), but `adjust(t, ξₜ)`
-    /// may change each edge's marginals before they are added. A gradient
-    /// subtracts its target here (`ξₜ − 1[gold pair]`): per edge, the
-    /// difference is formed at the size of one probability, where subtracting
-    /// the target counts from the finished sum would cancel digits of a number
-    /// as large as the chain is long.
-    ///
-    /// # Panics
-    /// As [`add_edge_marginals`](Self::add_edge_marginals).
-    pub fn add_adjusted_edge_marginals(
-        &mut self,
-        scale: f64,
-        out: &mut [f64],
-        mut adjust: impl FnMut(usize, &mut [f64]),
-    ) {
-        assert!(self.backward_done, "edge marginals need forward() and backward() first");
-        let kk = self.k * self.k;
-        assert_eq!(out.len(), kk, "the summed edge marginals are k × k");
-        self.tmp.resize(kk + self.k, S::zero());
-        let mut probs = std::mem::take(&mut self.probs);
-        probs.resize(kk, 0.0);
-        let probs_kk = &mut probs[..kk];
-        with_width!(self.k, K => {
-            for t in 1..self.n {
-                self.edge_weights::<K>(t);
-                if !S::row_probabilities(&self.tmp[..kk], probs_kk) {
-                    probs_kk.iter_mut().for_each(|p| *p = 0.0);
-                }
-                adjust(t, probs_kk);
-                for (o, p) in out.iter_mut().zip(probs_kk.iter()) {
-                    *o += scale * p;
-                }
+        assert_eq!(out.len(), self.k * self.k, "the summed edge marginals are k × k");
+        self.for_each_edge_marginal(|_, xi| {
+            for (o, p) in out.iter_mut().zip(xi.iter()) {
+                *o += scale * p;
             }
         });
-        self.probs = probs;
     }
 
     /// The unnormalized weights `αₜ₋₁(i) ⊗ T(i, j) ⊗ eₜ(j) ⊗ βₜ(j)` of edge `t`,
@@ -729,15 +703,28 @@ impl<S: ProbabilitySemiring> ChainWorkspace<S> {
     }
 
     /// After [`forward`](Self::forward) and [`backward`](Self::backward): calls
-    /// `f(t, ξ)` for each edge `t = 1..n` with its `k × k` edge marginals.
-    pub fn for_each_edge_marginal(&mut self, mut f: impl FnMut(usize, &[f64])) {
+    /// `f(t, ξₜ)` for each edge `t = 1..n` with its `k × k` edge marginals, in a
+    /// loop compiled for the label count (see [`with_width`]). `ξₜ` is a
+    /// scratch buffer: `f` may change it (to subtract a target, say).
+    ///
+    /// # Panics
+    /// If the passes have not run (a usage error).
+    pub fn for_each_edge_marginal(&mut self, mut f: impl FnMut(usize, &mut [f64])) {
+        assert!(self.backward_done, "edge marginals need forward() and backward() first");
         let kk = self.k * self.k;
+        self.tmp.resize(kk + self.k, S::zero());
         let mut probs = std::mem::take(&mut self.probs);
         probs.resize(kk, 0.0);
-        for t in 1..self.n {
-            self.edge_marginal_into(t, &mut probs);
-            f(t, &probs);
-        }
+        let xi = &mut probs[..kk];
+        with_width!(self.k, K => {
+            for t in 1..self.n {
+                self.edge_weights::<K>(t);
+                if !S::row_probabilities(&self.tmp[..kk], xi) {
+                    xi.iter_mut().for_each(|p| *p = 0.0);
+                }
+                f(t, xi);
+            }
+        });
         self.probs = probs;
     }
 

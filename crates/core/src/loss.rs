@@ -33,7 +33,6 @@ pub struct NllWorkspace<S: ProbabilitySemiring> {
     clamped: ChainWorkspace<S>,
     node_grad: Vec<f64>,
     clamped_marginals: Vec<f64>,
-    edge_buf: Vec<f64>,
     edge_clamped: Vec<f64>,
     gold: Vec<usize>,
     partial: bool,
@@ -55,7 +54,6 @@ impl<S: ProbabilitySemiring> NllWorkspace<S> {
             clamped: ChainWorkspace::new(),
             node_grad: Vec::new(),
             clamped_marginals: Vec::new(),
-            edge_buf: Vec::new(),
             edge_clamped: Vec::new(),
             gold: Vec::new(),
             partial: false,
@@ -116,21 +114,7 @@ impl<S: ProbabilitySemiring> NllWorkspace<S> {
     /// Calls `f(t, g)` for each edge `t = 1..n` with `g[i·k + j] = ∂NLL/∂T_t(i, j)`
     /// (the transition score into position `t`).
     pub fn for_each_edge_gradient(&mut self, mut f: impl FnMut(usize, &[f64])) {
-        let kk = self.k * self.k;
-        self.edge_buf.resize(kk, 0.0);
-        self.edge_clamped.resize(kk, 0.0);
-        for t in 1..self.n {
-            self.model.edge_marginal_into(t, &mut self.edge_buf);
-            if self.partial {
-                self.clamped.edge_marginal_into(t, &mut self.edge_clamped);
-                for (g, q) in self.edge_buf.iter_mut().zip(&self.edge_clamped) {
-                    *g -= q;
-                }
-            } else {
-                self.edge_buf[self.gold[t - 1] * self.k + self.gold[t]] -= 1.0;
-            }
-            f(t, &self.edge_buf);
-        }
+        self.edge_gradients(|t, g| f(t, g));
     }
 
     /// Adds `scale · ∂NLL/∂T` summed over edges (for position-independent
@@ -139,21 +123,34 @@ impl<S: ProbabilitySemiring> NllWorkspace<S> {
     /// # Panics
     /// If `out` is not `k²` long, or no [`evaluate`](Self::evaluate) has succeeded.
     pub fn add_transition_gradient(&mut self, scale: f64, out: &mut [f64]) {
-        // The target is subtracted edge by edge (see `add_adjusted_edge_marginals`).
+        assert_eq!(out.len(), self.k * self.k, "the transition gradient is k × k");
+        self.edge_gradients(|_, g| {
+            for (o, x) in out.iter_mut().zip(g.iter()) {
+                *o += scale * x;
+            }
+        });
+    }
+
+    /// The edge gradients `ξₜ − ξₜ(target)`, formed edge by edge so that sums
+    /// over a long chain keep the digits of the differences (see
+    /// [`ChainWorkspace::add_edge_marginals`]).
+    fn edge_gradients(&mut self, mut f: impl FnMut(usize, &mut [f64])) {
         let k = self.k;
         if self.partial {
-            let (clamped, buf) = (&mut self.clamped, &mut self.edge_clamped);
-            buf.resize(k * k, 0.0);
-            self.model.add_adjusted_edge_marginals(scale, out, |t, p| {
-                clamped.edge_marginal_into(t, buf);
-                for (x, q) in p.iter_mut().zip(buf.iter()) {
+            let (clamped, target) = (&mut self.clamped, &mut self.edge_clamped);
+            target.resize(k * k, 0.0);
+            self.model.for_each_edge_marginal(|t, g| {
+                clamped.edge_marginal_into(t, target);
+                for (x, q) in g.iter_mut().zip(target.iter()) {
                     *x -= q;
                 }
+                f(t, g);
             });
         } else {
             let gold = &self.gold;
-            self.model.add_adjusted_edge_marginals(scale, out, |t, p| {
-                p[gold[t - 1] * k + gold[t]] -= 1.0;
+            self.model.for_each_edge_marginal(|t, g| {
+                g[gold[t - 1] * k + gold[t]] -= 1.0;
+                f(t, g);
             });
         }
     }
