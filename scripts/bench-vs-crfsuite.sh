@@ -834,10 +834,7 @@ curve_chaincrf() {
     : >"$WORK/results/curve-$name.jsonl"
     for cap in $caps; do
         log "dev curve: $name, $cap L-BFGS iterations"
-        "$CHAINCRF" train --format crfsuite --model "$WORK/models/curve-$name-$cap.model" \
-            --c2 1 --feature-pairs observed --threads 1 --max-iterations "$cap" "$@" \
-            --summary-json "$WORK/results/curve-$name-$cap.json" "$CURVE_TRAIN" \
-            2>"$WORK/logs/curve-$name-$cap.log"
+        TRAIN_DATA=$CURVE_TRAIN run_chaincrf "curve-$name-$cap" 1 --max-iterations "$cap" "$@"
         "$CHAINCRF" tag --model "$WORK/models/curve-$name-$cap.model" "$CURVE_DEV" \
             >"$WORK/seg/curve-$name-$cap.tags"
         "$PY" "$DRIVER" curve-point "$CURVE_DEV" "$WORK/seg/curve-$name-$cap.tags" \
