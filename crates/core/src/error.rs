@@ -54,6 +54,18 @@ pub enum Error {
         /// The most allowed.
         limit: usize,
     },
+    /// An error in one sequence of a batch; positions inside `source` are the
+    /// sequence's own time steps (padded positions for a padded batch).
+    #[error("sequence {index}: {source}")]
+    InSequence {
+        /// Index of the sequence in the batch.
+        index: usize,
+        /// What went wrong there.
+        source: Box<Error>,
+    },
+    /// A reduction name that is not one of `none`, `sum`, `mean`, `token_mean`.
+    #[error("unknown reduction {0:?}: expected one of \"none\", \"sum\", \"mean\", \"token_mean\"")]
+    UnknownReduction(String),
 }
 
 impl Error {
