@@ -114,10 +114,12 @@ macro_rules! with_width {
     };
 }
 
+pub(crate) use with_width;
+
 /// The label count a step runs with: the compile-time `fixed` one, or the
 /// run-time `k` when `fixed` is 0 (see [`with_width`]).
 #[inline(always)]
-fn fixed_or(fixed: usize, k: usize) -> usize {
+pub(crate) fn fixed_or(fixed: usize, k: usize) -> usize {
     debug_assert!(
         fixed == 0 || fixed == k,
         "a step compiled for {fixed} labels ran with {k}"
@@ -200,7 +202,7 @@ impl<S: Semiring> Default for ChainWorkspace<S> {
 /// `v < +inf` is false exactly for NaN and `+inf`.
 #[inline]
 #[allow(clippy::neg_cmp_op_on_partial_ord)] // the negation is the point: it catches NaN
-fn check_row(what: &'static str, position: Option<usize>, row: &[f64]) -> Result<()> {
+pub(crate) fn check_row(what: &'static str, position: Option<usize>, row: &[f64]) -> Result<()> {
     let invalid = |v: f64| !(v < f64::INFINITY);
     let bad = row.iter().fold(false, |bad, &v| bad | invalid(v));
     if !bad {
@@ -369,6 +371,11 @@ impl<S: Semiring> ChainWorkspace<S> {
     /// [`Error::InvalidScore`] for a NaN or `+inf` score, [`Error::NoFeasiblePath`]
     /// when every path is forbidden, [`Error::ShapeMismatch`] when `k = 0`.
     pub fn forward<P: Potentials + ?Sized>(&mut self, p: &P) -> Result<ChainSum<S>> {
+        self.forward_unexplained(p).map_err(|e| explain_no_path(p, e))
+    }
+
+    /// [`forward`](Self::forward) without telling overflow from infeasibility.
+    fn forward_unexplained<P: Potentials + ?Sized>(&mut self, p: &P) -> Result<ChainSum<S>> {
         self.lift(p)?;
         if self.n == 0 {
             self.forward_done = true;
@@ -429,6 +436,12 @@ impl<S: Semiring> ChainWorkspace<S> {
     /// # Errors
     /// As [`forward`](Self::forward).
     pub fn forward_backward<P: Potentials + ?Sized>(&mut self, p: &P) -> Result<ChainSum<S>> {
+        self.forward_backward_unexplained(p).map_err(|e| explain_no_path(p, e))
+    }
+
+    /// [`forward_backward`](Self::forward_backward) without telling overflow
+    /// from infeasibility.
+    fn forward_backward_unexplained<P: Potentials + ?Sized>(&mut self, p: &P) -> Result<ChainSum<S>> {
         self.lift(p)?;
         let n = self.n;
         if n == 0 {
@@ -515,6 +528,10 @@ impl<S: Semiring> ChainWorkspace<S> {
             return Err(Error::NoFeasiblePath { position: None });
         }
         cum.add(self.end_scale);
+        if !cum.value().is_finite() {
+            // Every row was representable but their scales summed past f64.
+            return Err(Error::Overflow { position: None });
+        }
         self.forward_done = true;
         Ok(ChainSum {
             value: total,
@@ -770,7 +787,22 @@ impl<S: ProbabilitySemiring> ChainWorkspace<S> {
     }
 }
 
-fn draw<S: ProbabilitySemiring, R: rand::Rng + ?Sized>(row: &[S], probs: &mut [f64], rng: &mut R) -> usize {
+/// Turns a "no allowed path" from a pass in a semiring that adds scores into
+/// [`Error::Overflow`] when the path exists after all: the boolean semiring
+/// never adds scores, so when it finds a path the other pass lost every path to
+/// sums that left the range of `f64` (finite scores of 1e308 added to one
+/// another), not to forbidden scores. Runs only on the error path.
+fn explain_no_path<P: Potentials + ?Sized>(p: &P, e: Error) -> Error {
+    match e {
+        Error::NoFeasiblePath { position } => match ChainWorkspace::<Boolean>::new().forward_unexplained(p) {
+            Ok(_) => Error::Overflow { position },
+            Err(_) => e,
+        },
+        e => e,
+    }
+}
+
+pub(crate) fn draw<S: ProbabilitySemiring, R: rand::Rng + ?Sized>(row: &[S], probs: &mut [f64], rng: &mut R) -> usize {
     if !S::row_probabilities(row, probs) {
         return 0;
     }
@@ -1004,7 +1036,7 @@ pub const TRACE_MAX_LABELS: usize = 8;
 
 /// Index of the largest value, the first on ties (0 when all are −∞).
 #[inline]
-fn argmax(it: impl Iterator<Item = f64>) -> usize {
+pub(crate) fn argmax(it: impl Iterator<Item = f64>) -> usize {
     let mut best = f64::NEG_INFINITY;
     let mut arg = 0;
     for (i, v) in it.enumerate() {

@@ -12,6 +12,21 @@ pub enum Error {
         /// First unreachable position, if known.
         position: Option<usize>,
     },
+    /// Every score is finite or −∞, but sums of them leave the range of
+    /// `f64` (magnitudes near 1.8·10³⁰⁸), so no answer can be represented.
+    /// `position` is where the sums first overflowed, when known.
+    #[error("scores too large: sums of the finite scores overflow f64{}; scale the scores down", match .position { Some(t) => format!(" (at position {t})"), None => String::new() })]
+    Overflow {
+        /// Position where a sum first overflowed, if known.
+        position: Option<usize>,
+    },
+    /// A segmentation does not fit its input (a gap, an overlap, a segment
+    /// longer than allowed, a label out of range).
+    #[error("invalid segmentation: {reason}")]
+    InvalidSegmentation {
+        /// What is wrong, naming the segment.
+        reason: String,
+    },
     /// A shape does not fit.
     #[error("{what}: expected {expected}, got {got}")]
     ShapeMismatch {

@@ -15,7 +15,10 @@
 //! * [`chain`]: the forward and backward passes written once over any semiring,
 //!   and the algorithms built on them; [`loss`]: the CRF negative log-likelihood
 //!   and its gradient, per chain and for batches (a loss layer for scores
-//!   computed elsewhere).
+//!   computed elsewhere);
+//! * [`semimarkov`]: the same dynamic program over labelled *segments* of up
+//!   to `L` positions (semi-Markov CRFs), on the same semirings, with its own
+//!   loss layer; the chain is its case `L = 1`.
 //!
 //! The crate has no training or I/O dependencies; `rayon` (feature `parallel`,
 //! for the batched loss) and `proptest` (feature `testing`, see [`testing`]) are
@@ -37,6 +40,7 @@ pub mod chain;
 mod error;
 pub mod loss;
 pub mod potentials;
+pub mod semimarkov;
 pub mod semiring;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -44,4 +48,5 @@ pub mod testing;
 pub use chain::{ChainSum, ChainWorkspace, Path};
 pub use error::{Error, Result};
 pub use potentials::{AllowedLabels, ChainView, Constrained, DenseChain, Potentials};
+pub use semimarkov::{DenseSemiMarkov, Segment, SegmentPotentials, Segmentation, SemiMarkovWorkspace};
 pub use semiring::{Boolean, Counting, Entropy, KBest, Log, MaxPlus, Prob, ProbabilitySemiring, ScalarScore, Semiring};

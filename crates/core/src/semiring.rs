@@ -126,6 +126,18 @@ pub trait Semiring: Clone + Debug + Send + Sync + 'static {
         }
     }
 
+    /// The value standing for the weight `e^log_factor`, by which a row with
+    /// log-scale `a` is multiplied to be expressed at log-scale `b`
+    /// (`log_factor = a − b`). Structures whose rows meet other rows at a
+    /// different scale (a semi-Markov segment joins the row where it starts to
+    /// the row where it ends) bring them together with it. The default is
+    /// [`Semiring::from_score`], right for every semiring whose lift keeps the
+    /// weight; [`Counting`], whose lift forgets it, overrides it.
+    #[inline(always)]
+    fn from_log_scale(log_factor: f64) -> Self {
+        Self::from_score(log_factor)
+    }
+
     /// Rescales a row in place so its values stay representable and returns the
     /// log-scale removed (old row = new row ⊗ `from_score(returned)`). Returns
     /// `-inf`, leaving the row as it was, when every entry is 0̄. The default
@@ -916,6 +928,11 @@ impl Semiring for Counting {
     }
     fn approx_eq(&self, o: &Self, tol: f64) -> bool {
         approx(self.0, o.0, tol)
+    }
+    /// A rescaled count stands for a weight: the factor is `e^log_factor` itself.
+    #[inline]
+    fn from_log_scale(log_factor: f64) -> Self {
+        Counting(log_factor.exp())
     }
     fn normalize(row: &mut [Self]) -> f64 {
         let m = row.iter().fold(0.0f64, |m, x| m.max(x.0));

@@ -10,9 +10,13 @@
 //!   [`check_semiring`] runs proptest over random values *and* random chains,
 //!   comparing the forward and backward chain sums with brute-force enumeration.
 //!   Our own semirings are tested with exactly this harness.
+//! * The same for the semi-Markov structure: [`enumerate_segmentations`],
+//!   [`brute_force_segment_sum`], the strategy [`semi_markov`] and
+//!   [`check_segment_sum`].
 
 use crate::chain::ChainWorkspace;
 use crate::potentials::{DenseChain, Potentials};
+use crate::semimarkov::{DenseSemiMarkov, Segment, SegmentPotentials, SemiMarkovWorkspace};
 use crate::semiring::Semiring;
 use nalgebra::DMatrix;
 use proptest::prelude::*;
@@ -272,4 +276,108 @@ pub fn check_semiring<S: Semiring>(cases: u32, tol: f64) -> Result<(), String> {
             check_chain_sum::<S, _>(&c, tol).map_err(TestCaseError::fail)
         })
         .map_err(|e| e.to_string())
+}
+
+// ---------------------------------------------------------------------------
+// Semi-Markov structure.
+
+/// Every segmentation of `p`'s input into segments of length `1..=L` with
+/// every labelling, with its score (`-inf` when forbidden). Their number
+/// grows like `(k·…)ⁿ`: keep inputs small (n ≤ 6).
+pub fn enumerate_segmentations<P: SegmentPotentials + ?Sized>(p: &P) -> Vec<(Vec<Segment>, f64)> {
+    fn extend<P: SegmentPotentials + ?Sized>(p: &P, prefix: &mut Vec<Segment>, out: &mut Vec<(Vec<Segment>, f64)>) {
+        let at = prefix.last().map_or(0, |s| s.start + s.len);
+        if at == p.len() {
+            let score = crate::semimarkov::segmentation_score(p, prefix).unwrap_or(f64::NAN);
+            out.push((prefix.clone(), score));
+            return;
+        }
+        for len in 1..=p.max_len().min(p.len() - at) {
+            for label in 0..p.num_labels() {
+                prefix.push(Segment { start: at, len, label });
+                extend(p, prefix, out);
+                prefix.pop();
+            }
+        }
+    }
+    let mut out = Vec::new();
+    extend(p, &mut Vec::new(), &mut out);
+    out
+}
+
+/// ⊕ over every segmentation of the ⊗-product of its lifted scores, in order
+/// (start, s₀, T, s₁, …, end): what the semi-Markov forward pass must equal.
+pub fn brute_force_segment_sum<S: Semiring, P: SegmentPotentials + ?Sized>(p: &P) -> S {
+    let mut total = S::zero();
+    for (segments, _) in enumerate_segmentations(p) {
+        let (Some(first), Some(last)) = (segments.first(), segments.last()) else {
+            total = total.plus(&S::one());
+            continue;
+        };
+        let mut prod = S::from_score(p.start(first.label));
+        for (j, s) in segments.iter().enumerate() {
+            if j > 0 {
+                prod = prod.times(&S::from_score(p.transition(segments[j - 1].label, s.label)));
+            }
+            prod = prod.times(&S::from_score(p.segment(s.start, s.len, s.label)));
+        }
+        total = total.plus(&prod.times(&S::from_score(p.end(last.label))));
+    }
+    total
+}
+
+/// Random semi-Markov potentials: `1 ≤ n ≤ max_n`, `1 ≤ k ≤ max_k`,
+/// `1 ≤ L ≤ max_len`, segment scores in ±`range` with about 15% forbidden,
+/// about 15% forbidden transitions and 10% forbidden start and end labels.
+pub fn semi_markov(max_n: usize, max_k: usize, max_len: usize, range: f64) -> impl Strategy<Value = DenseSemiMarkov> {
+    (1..=max_n, 1..=max_k, 1..=max_len).prop_flat_map(move |(n, k, l)| {
+        (
+            proptest::collection::vec(score(range, 0.15), n * l * k),
+            proptest::collection::vec(score(range, 0.15), k * k),
+            proptest::collection::vec(score(range, 0.1), k),
+            proptest::collection::vec(score(range, 0.1), k),
+        )
+            .prop_map(move |(seg, tr, st, en)| {
+                DenseSemiMarkov::from_fn(n, k, l, |i, d, y| seg[(i * l + d - 1) * k + y])
+                    .and_then(|p| p.with_transitions(&tr))
+                    .and_then(|p| p.with_start(&st))
+                    .and_then(|p| p.with_end(&en))
+                    .expect("shapes are consistent by construction")
+            })
+    })
+}
+
+/// Compares the semi-Markov forward and backward sums in semiring `S` with
+/// brute-force enumeration on `p`.
+///
+/// # Errors
+/// A message describing the mismatch.
+pub fn check_segment_sum<S: Semiring, P: SegmentPotentials + ?Sized>(p: &P, tol: f64) -> Result<(), String> {
+    let brute = brute_force_segment_sum::<S, P>(p);
+    let mut ws = SemiMarkovWorkspace::<S>::new();
+    match ws.forward(p) {
+        Ok(fwd) => {
+            let f = fwd.value.times(&S::from_log_scale(fwd.log_scale));
+            if !f.approx_eq(&brute, tol) {
+                return Err(format!(
+                    "{} semiring: semi-Markov forward sum {f:?} ≠ brute force {brute:?}",
+                    S::NAME
+                ));
+            }
+            let bwd = ws.backward();
+            let b = bwd.value.times(&S::from_log_scale(bwd.log_scale));
+            if !b.approx_eq(&brute, tol) {
+                return Err(format!(
+                    "{} semiring: semi-Markov backward sum {b:?} ≠ brute force {brute:?}",
+                    S::NAME
+                ));
+            }
+            Ok(())
+        }
+        Err(crate::Error::NoFeasiblePath { .. }) if brute.is_zero() => Ok(()),
+        Err(e) => Err(format!(
+            "{} semiring: semi-Markov forward failed ({e}), brute force sums to {brute:?}",
+            S::NAME
+        )),
+    }
 }
