@@ -230,3 +230,215 @@ fn nbest_with_huge_scores_stays_bounded() {
     assert!(best.windows(2).all(|w| w[0].1 >= w[1].1), "{best:?}");
     assert!(close(best[0].1, v["viterbi"]["score"].as_f64().unwrap()));
 }
+
+// ---------------------------------------------------------------------------
+// Semi-Markov input.
+
+/// n = 2, k = 2, max_len = 2; transitions T = [[0, 0.5], [-1, 0]], start
+/// [0, 0.25], end [0.1, 0]; segments s(0,1) = [0, 1], s(0,2) = [2, null],
+/// s(1,1) = [1, 0]. The five allowed segmentations and their scores:
+///   [(0,2,0)]            = 0 + 2 + 0.1                  = 2.1
+///   [(0,1,0), (1,1,0)]   = 0 + 0 + 0 + 1 + 0.1          = 1.1
+///   [(0,1,0), (1,1,1)]   = 0 + 0 + 0.5 + 0 + 0          = 0.5
+///   [(0,1,1), (1,1,0)]   = 0.25 + 1 − 1 + 1 + 0.1       = 1.35
+///   [(0,1,1), (1,1,1)]   = 0.25 + 1 + 0 + 0 + 0         = 1.25
+/// ((0,2,1) is forbidden.)
+const KNOWN_SEMI: &str = r#"{"max_len": 2,
+    "segments": [[[0, 1], [2, null]], [[1, 0]]],
+    "transitions": [[0, 0.5], [-1, 0]], "start": [0, 0.25], "end": [0.1, 0]}"#;
+
+fn segmentations(v: &Value) -> Vec<(Vec<[u64; 3]>, f64)> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let segs = s["segments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| {
+                    let t: Vec<u64> = t.as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+                    [t[0], t[1], t[2]]
+                })
+                .collect();
+            (segs, s["score"].as_f64().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn semi_markov_known_answer() {
+    let scores = [2.1f64, 1.1, 0.5, 1.35, 1.25];
+    let z: f64 = scores.iter().map(|s| s.exp()).sum();
+    let p: Vec<f64> = scores.iter().map(|s| s.exp() / z).collect();
+    let v = ok_json(&["--nbest", "9"], KNOWN_SEMI);
+
+    assert!(close(v["log_partition"].as_f64().unwrap(), z.ln()));
+    assert_eq!(v["viterbi"]["segments"], serde_json::json!([[0, 2, 0]]));
+    assert!(close(v["viterbi"]["score"].as_f64().unwrap(), 2.1));
+    assert!(v.get("marginals").is_none() && v.get("path").is_none());
+
+    let m = v["segment_marginals"].as_array().unwrap();
+    assert_eq!(m.len(), 2);
+    let (m00, m01, m10) = (floats(&m[0][0]), floats(&m[0][1]), floats(&m[1][0]));
+    assert_eq!(m[0].as_array().unwrap().len(), 2);
+    assert_eq!(m[1].as_array().unwrap().len(), 1);
+    assert!(close(m00[0], p[1] + p[2]) && close(m00[1], p[3] + p[4]), "{m00:?}");
+    assert!(close(m01[0], p[0]) && m01[1] == 0.0, "{m01:?}");
+    assert!(close(m10[0], p[1] + p[3]) && close(m10[1], p[2] + p[4]), "{m10:?}");
+
+    let entropy: f64 = -p.iter().map(|q| q * q.ln()).sum::<f64>();
+    assert!(close(v["entropy"].as_f64().unwrap(), entropy));
+
+    let best = segmentations(&v["nbest"]);
+    let want: [(&[[u64; 3]], f64); 5] = [
+        (&[[0, 2, 0]], 2.1),
+        (&[[0, 1, 1], [1, 1, 0]], 1.35),
+        (&[[0, 1, 1], [1, 1, 1]], 1.25),
+        (&[[0, 1, 0], [1, 1, 0]], 1.1),
+        (&[[0, 1, 0], [1, 1, 1]], 0.5),
+    ];
+    assert_eq!(best.len(), 5, "{best:?}");
+    for ((segs, score), (want_segs, want_score)) in best.iter().zip(&want) {
+        assert_eq!(segs.as_slice(), *want_segs);
+        assert!(close(*score, *want_score), "{score} vs {want_score}");
+    }
+}
+
+/// A whole segment given as null is forbidden and comes back as null; a
+/// length past the end may be given as null or left out; max_len above n is
+/// fine (no segment can be longer than the input).
+#[test]
+fn semi_markov_null_segments_keep_the_input_nesting() {
+    let v = ok_json(
+        &[],
+        r#"{"max_len": 5, "segments": [[[0], null, [1]], [[0], null], [[0]]], "transitions": [[0]]}"#,
+    );
+    let m = v["segment_marginals"].as_array().unwrap();
+    assert_eq!(m[0][1], Value::Null);
+    assert_eq!(m[1][1], Value::Null);
+    assert_eq!(m[0].as_array().unwrap().len(), 3);
+    assert_eq!(m[2].as_array().unwrap().len(), 1);
+    // Allowed: [3], [1,1,1] (scores 1 and 0): P([0,3]) = e/(e+1).
+    let e = std::f64::consts::E;
+    assert!(close(floats(&m[0][2])[0], e / (e + 1.0)));
+    assert!(close(v["log_partition"].as_f64().unwrap(), (e + 1.0).ln()));
+    assert_eq!(v["viterbi"]["segments"], serde_json::json!([[0, 3, 0]]));
+}
+
+/// The same chain given as a chain and as a semi-Markov input with
+/// max_len = 1 gives the same answers.
+#[test]
+fn semi_markov_with_max_len_one_is_the_chain() {
+    let chain = ok_json(&["--nbest", "4"], KNOWN);
+    let semi = ok_json(
+        &["--nbest", "4"],
+        r#"{"max_len": 1, "segments": [[[1, 0]], [[0, 2]]], "transitions": [[0, 0.5], [-1, 0]],
+            "start": [0, 0.25], "end": [0.1, 0]}"#,
+    );
+    assert!(close(
+        chain["log_partition"].as_f64().unwrap(),
+        semi["log_partition"].as_f64().unwrap()
+    ));
+    assert!(close(
+        chain["entropy"].as_f64().unwrap(),
+        semi["entropy"].as_f64().unwrap()
+    ));
+    assert_eq!(semi["viterbi"]["segments"], serde_json::json!([[0, 1, 0], [1, 1, 1]]));
+    let cm = chain["marginals"].as_array().unwrap();
+    let sm = semi["segment_marginals"].as_array().unwrap();
+    for t in 0..2 {
+        for (a, b) in floats(&cm[t]).iter().zip(floats(&sm[t][0])) {
+            assert!(close(*a, b));
+        }
+    }
+    let chain_scores: Vec<f64> = paths(&chain["nbest"]).iter().map(|p| p.1).collect();
+    let semi_scores: Vec<f64> = segmentations(&semi["nbest"]).iter().map(|p| p.1).collect();
+    assert_eq!(chain_scores.len(), semi_scores.len());
+    assert!(chain_scores.iter().zip(&semi_scores).all(|(a, b)| close(*a, *b)));
+}
+
+#[test]
+fn semi_markov_input_errors_name_the_problem() {
+    let cases = [
+        (
+            r#"{"max_len": 2, "segments": [[null, null], [null]], "transitions": [[0]]}"#,
+            "no allowed segmentation",
+        ),
+        (
+            r#"{"max_len": 2, "segments": [[[0], [0]], [[0], [1]]], "transitions": [[0]]}"#,
+            "segments[1][1]: the segment of length 2 starting at 1 runs past the end (n = 2)",
+        ),
+        (
+            r#"{"max_len": 2, "segments": [[[0], [0], [0]], [[0]]], "transitions": [[0]]}"#,
+            "segments[0] has 3 lengths, expected 2",
+        ),
+        (
+            r#"{"max_len": 3, "segments": [[[0]], [[0]]], "transitions": [[0]]}"#,
+            "segments[0] has 1 lengths, expected 2 to 3",
+        ),
+        (
+            r#"{"max_len": 1, "segments": [[[0, 1]]], "transitions": [[0]]}"#,
+            "segments[0][0] has 2 scores, expected 1",
+        ),
+        (
+            r#"{"max_len": 0, "segments": [[]], "transitions": [[0]]}"#,
+            "max_len is 0",
+        ),
+        (r#"{"max_len": 1, "segments": [], "transitions": []}"#, "k = 0"),
+        (r#"{"max_len": 1, "transitions": [[0]]}"#, "missing field `segments`"),
+        (
+            r#"{"segments": [[[0]]], "transitions": [[0]]}"#,
+            "missing field `max_len`",
+        ),
+        (
+            r#"{"max_len": 1, "segments": [[[0]]], "transitions": [[0]], "strat": [0]}"#,
+            "unknown field `strat`",
+        ),
+        (
+            r#"{"max_len": 1, "segments": [[["NaN"]]], "transitions": [[0]]}"#,
+            "not a valid semi-Markov potentials object",
+        ),
+        (
+            r#"{"max_len": 1, "segments": [[[0]]], "transitions": [[0]], "end": [0, 0]}"#,
+            "end has 2 scores, expected 1",
+        ),
+        (
+            r#"{"max_len": 2, "segments": [[[1e308], [1e308]], [[1e308]]], "transitions": [[1e308]]}"#,
+            "overflow",
+        ),
+        (
+            r#"{"max_len": 100000, "segments": [[[0]], [[0]]], "transitions": [[0]]}"#,
+            "segments[0] has 1 lengths, expected 2 to 100000",
+        ),
+    ];
+    for (input, needle) in cases {
+        let out = run(&[], input);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{input}: {stderr}");
+        assert!(out.stdout.is_empty(), "{input}: printed output");
+        assert_eq!(stderr.lines().count(), 1, "{input}: {stderr}");
+        assert!(stderr.starts_with("chaincrf: error: "), "{input}: {stderr}");
+        assert!(stderr.contains(needle), "{input}: expected {needle:?} in {stderr}");
+    }
+}
+
+/// Finite scores whose sums overflow f64: the chain used to answer "no
+/// allowed path", which is the wrong reason.
+#[test]
+fn chain_scores_whose_sums_overflow_are_reported_as_overflow() {
+    let out = run(
+        &[],
+        r#"{"emissions": [[1e308, 1e308], [1e308, 1e308]], "transitions": [[1e308, 1e308], [1e308, 1e308]]}"#,
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr.contains("overflow f64") && !stderr.contains("no allowed path"),
+        "{stderr}"
+    );
+    // A single huge score is not an overflow.
+    let v = ok_json(&[], r#"{"emissions": [[1e308, 0]], "transitions": [[0, 0], [0, 0]]}"#);
+    assert_eq!(v["log_partition"].as_f64().unwrap(), 1e308);
+}
