@@ -1,0 +1,23 @@
+//! `chaincrf._native`: the compiled part of the `chaincrf` Python package.
+//!
+//! The Python modules (`chaincrf.sklearn_crfsuite`, `chaincrf.pycrfsuite`,
+//! `chaincrf.layer`) hold the public API; this module gives them reading of
+//! python-crfsuite's feature containers ([`items`]), trained models and
+//! tagging ([`model`]), training ([`train`]) and the numpy CRF layer
+//! (`layer`). Every long call releases the GIL; bad input raises
+//! `TypeError` or `ValueError` naming the problem.
+
+use pyo3::prelude::*;
+
+mod items;
+mod model;
+mod train;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<items::ItemSequence>()?;
+    m.add_class::<model::Model>()?;
+    m.add_class::<train::Trainer>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,475 @@
+//! Training from Python: the appended data, the parameters, and the one call
+//! into `chaincrf-train`.
+//!
+//! All glue to the training library lives in this file. The appended
+//! sequences are kept compactly (attribute names interned once, each
+//! occurrence an id and a weight), so the training data costs little more
+//! than the compiled dataset; `train` may be called again with other
+//! parameters or another held-out group, as python-crfsuite allows.
+//!
+//! Training runs on a worker thread while the calling thread waits with the
+//! GIL released and checks for signals every few milliseconds: Ctrl-C sets
+//! the trainer's stop flag, the run ends after the current iteration and the
+//! call raises `KeyboardInterrupt` (no model is returned, so no file is
+//! written). Progress reports reach Python through a callback that takes the
+//! GIL on the worker thread.
+
+use crate::model::Model;
+use chaincrf_core::chain::ChainWorkspace;
+use chaincrf_core::MaxPlus;
+use chaincrf_features::{Attr, AttrKind, FeatureExtractor, LabelAlphabet};
+use chaincrf_model::{ExtractorSpec, ScoredChain, Structure, WeightLayout};
+use chaincrf_train::{Dataset, DatasetBuilder, FeaturePairs, HeldOutBuilder, LabelTarget, TrainParams};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One appended sequence: per item a range of `(name id, weight)` pairs.
+struct StoredSequence {
+    /// `items + 1` offsets into `attrs`.
+    offsets: Vec<u32>,
+    attrs: Vec<(u32, f64)>,
+    labels: Vec<u32>,
+    group: i64,
+}
+
+/// Reads stored sequences' attributes by name (names resolved through the store).
+struct StoreExtractor<'a> {
+    names: &'a [String],
+}
+
+impl FeatureExtractor for StoreExtractor<'_> {
+    type Input = StoredSequence;
+
+    fn len(&self, input: &StoredSequence) -> usize {
+        input.labels.len()
+    }
+
+    fn extract(&self, input: &StoredSequence, t: usize, sink: &mut dyn FnMut(Attr<'_>)) {
+        let (a, b) = (input.offsets[t] as usize, input.offsets[t + 1] as usize);
+        for &(id, value) in &input.attrs[a..b] {
+            sink(Attr::state(&self.names[id as usize]).with_value(value));
+        }
+    }
+}
+
+/// Appended training data.
+#[derive(Default)]
+struct Store {
+    names: Vec<String>,
+    name_ids: HashMap<String, u32>,
+    labels: Vec<String>,
+    label_ids: HashMap<String, u32>,
+    sequences: Vec<StoredSequence>,
+}
+
+fn intern(names: &mut Vec<String>, ids: &mut HashMap<String, u32>, name: &str) -> u32 {
+    if let Some(&id) = ids.get(name) {
+        return id;
+    }
+    let id = names.len() as u32;
+    names.push(name.to_owned());
+    ids.insert(name.to_owned(), id);
+    id
+}
+
+/// The training parameters a run uses, read from CRFsuite's names.
+struct Settings {
+    params: TrainParams,
+    min_freq: f64,
+    c1: f64,
+}
+
+fn number(params: &Bound<'_, PyDict>, name: &str) -> PyResult<Option<f64>> {
+    match params.get_item(name)? {
+        None => Ok(None),
+        Some(v) => {
+            let x: f64 = v
+                .extract()
+                .map_err(|_| PyTypeError::new_err(format!("parameter {name}: expected a number, got {v}")))?;
+            if !x.is_finite() {
+                return Err(PyValueError::new_err(format!("parameter {name}: {x} is not finite")));
+            }
+            Ok(Some(x))
+        }
+    }
+}
+
+fn count(params: &Bound<'_, PyDict>, name: &str) -> PyResult<Option<u64>> {
+    match number(params, name)? {
+        Some(x) if x < 0.0 || x.fract() != 0.0 => Err(PyValueError::new_err(format!(
+            "parameter {name}: expected a non-negative integer, got {x}"
+        ))),
+        other => Ok(other.map(|x| x as u64)),
+    }
+}
+
+fn read_settings(algorithm: &str, params: &Bound<'_, PyDict>, threads: usize) -> PyResult<Settings> {
+    if algorithm != "lbfgs" {
+        return Err(PyValueError::new_err(format!(
+            "training algorithm {algorithm:?} is not available in this build (lbfgs is)"
+        )));
+    }
+    let mut p = TrainParams::new().threads(threads.max(1));
+    let c1 = number(params, "c1")?.unwrap_or(0.0);
+    p = p.c1(c1);
+    if let Some(x) = number(params, "c2")? {
+        p = p.c2(x);
+    }
+    if let Some(x) = count(params, "max_iterations")? {
+        p = p.max_iterations(Some(x));
+    }
+    if let Some(x) = count(params, "num_memories")? {
+        p = p.memory(x as usize);
+    }
+    if let Some(x) = number(params, "epsilon")? {
+        p = p.epsilon(x);
+    }
+    if let Some(x) = count(params, "period")? {
+        p = p.period(x as usize);
+    }
+    if let Some(x) = number(params, "delta")? {
+        p = p.delta(x);
+    }
+    let all_states = number(params, "feature.possible_states")?.unwrap_or(0.0) != 0.0;
+    if all_states {
+        p = p.feature_pairs(FeaturePairs::All);
+    }
+    let min_freq = number(params, "feature.minfreq")?.unwrap_or(0.0);
+    p.check().map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(Settings {
+        params: p,
+        min_freq,
+        c1,
+    })
+}
+
+/// Per-label counts and accuracies of the weights on held-out data (what
+/// CRFsuite prints after each iteration when a holdout group is given).
+struct HoldoutScores {
+    items_correct: usize,
+    items: usize,
+    sequences_correct: usize,
+    sequences: usize,
+    /// Per label: (correct, predicted, reference).
+    per_label: Vec<(usize, usize, usize)>,
+}
+
+fn score_holdout(dev: &Dataset, layout: WeightLayout, structure: &Structure, weights: &[f64]) -> HoldoutScores {
+    let view = layout.view(weights);
+    let k = layout.k;
+    let mut s = HoldoutScores {
+        items_correct: 0,
+        items: 0,
+        sequences_correct: 0,
+        sequences: 0,
+        per_label: vec![(0, 0, 0); k],
+    };
+    let mut scored = ScoredChain::default();
+    let mut ws = ChainWorkspace::<MaxPlus>::new();
+    for i in 0..dev.len() {
+        let Some(gold) = dev.gold_of(i) else { continue };
+        if gold.is_empty() {
+            continue;
+        }
+        view.score_into(structure, &dev.arena.sequence(i), &mut scored);
+        let predicted = ws.viterbi(&scored).map(|p| p.labels).unwrap_or_default();
+        let mut all = predicted.len() == gold.len();
+        for (t, &g) in gold.iter().enumerate() {
+            let p = predicted.get(t).copied();
+            if let Some(p) = p {
+                s.per_label[p].1 += 1;
+            }
+            if g < k {
+                s.per_label[g].2 += 1;
+            }
+            if p == Some(g) {
+                s.items_correct += 1;
+                s.per_label[g].0 += 1;
+            } else {
+                all = false;
+            }
+        }
+        s.items += gold.len();
+        s.sequences += 1;
+        s.sequences_correct += usize::from(all);
+    }
+    s
+}
+
+/// The dict one iteration reports to Python.
+fn report<'py>(
+    py: Python<'py>,
+    progress: &chaincrf_train::Progress,
+    weights: &[f64],
+    previous: &mut (f64, usize),
+    holdout: Option<(&HoldoutScores, &LabelAlphabet)>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("event", "iteration")?;
+    d.set_item("num", progress.iteration)?;
+    d.set_item("loss", progress.objective)?;
+    d.set_item("feature_norm", weights.iter().map(|w| w * w).sum::<f64>().sqrt())?;
+    d.set_item("error_norm", progress.gradient_norm)?;
+    d.set_item("active_features", progress.active_features)?;
+    d.set_item("linesearch_trials", progress.evaluations.saturating_sub(previous.1))?;
+    d.set_item("time", progress.seconds - previous.0)?;
+    d.set_item("seconds", progress.seconds)?;
+    *previous = (progress.seconds, progress.evaluations);
+    if let Some((s, labels)) = holdout {
+        let per = PyList::empty(py);
+        for (y, &(m, p, r)) in s.per_label.iter().enumerate() {
+            per.append((labels.label(y as u32), m, p, r))?;
+        }
+        d.set_item("label_counts", per)?;
+        d.set_item("item_accuracy", (s.items_correct, s.items))?;
+        d.set_item("instance_accuracy", (s.sequences_correct, s.sequences))?;
+    }
+    Ok(d)
+}
+
+/// What a finished run tells Python besides the model.
+#[derive(Default)]
+struct Summary {
+    termination: String,
+    iterations: u64,
+    seconds: f64,
+    features: usize,
+}
+
+/// Appended sequences and the training call (python-crfsuite's data set).
+#[pyclass(module = "chaincrf._native")]
+pub struct Trainer {
+    store: Arc<Mutex<Store>>,
+}
+
+#[pymethods]
+impl Trainer {
+    #[new]
+    fn new() -> Self {
+        Trainer {
+            store: Arc::new(Mutex::new(Store::default())),
+        }
+    }
+
+    /// Appends a sequence with its labels to `group`.
+    fn append(&self, xseq: &Bound<'_, PyAny>, yseq: &Bound<'_, PyAny>, group: i64) -> PyResult<()> {
+        let items = crate::items::read_items(xseq)?;
+        let labels = crate::items::read_labels(yseq)?;
+        if items.len() != labels.len() {
+            return Err(PyValueError::new_err(format!(
+                "The numbers of items and labels differ: |x| = {}, |y| = {}",
+                items.len(),
+                labels.len()
+            )));
+        }
+        let mut guard = self
+            .store
+            .lock()
+            .map_err(|_| PyValueError::new_err("trainer poisoned"))?;
+        let store = &mut *guard;
+        let mut seq = StoredSequence {
+            offsets: Vec::with_capacity(items.len() + 1),
+            attrs: Vec::with_capacity(items.iter().map(Vec::len).sum()),
+            labels: Vec::with_capacity(labels.len()),
+            group,
+        };
+        seq.offsets.push(0);
+        for item in &items {
+            for (name, value) in item {
+                let id = intern(&mut store.names, &mut store.name_ids, name);
+                seq.attrs.push((id, *value));
+            }
+            seq.offsets.push(seq.attrs.len() as u32);
+        }
+        for l in &labels {
+            seq.labels.push(intern(&mut store.labels, &mut store.label_ids, l));
+        }
+        store.sequences.push(seq);
+        Ok(())
+    }
+
+    /// Removes every appended sequence.
+    fn clear(&self) -> PyResult<()> {
+        let mut store = self
+            .store
+            .lock()
+            .map_err(|_| PyValueError::new_err("trainer poisoned"))?;
+        *store = Store::default();
+        Ok(())
+    }
+
+    fn __len__(&self) -> PyResult<usize> {
+        Ok(self
+            .store
+            .lock()
+            .map_err(|_| PyValueError::new_err("trainer poisoned"))?
+            .sequences
+            .len())
+    }
+
+    /// Trains on every group but `holdout` (all when negative) and returns
+    /// `(model, summary)`; `on_iteration(dict)` is called after each iteration.
+    #[pyo3(signature = (algorithm, params, threads, holdout, on_iteration))]
+    fn train<'py>(
+        &self,
+        py: Python<'py>,
+        algorithm: &str,
+        params: &Bound<'py, PyDict>,
+        threads: usize,
+        holdout: i64,
+        on_iteration: Py<PyAny>,
+    ) -> PyResult<(Model, Bound<'py, PyDict>)> {
+        let settings = read_settings(algorithm, params, threads)?;
+        let store = self.store.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let callback_error: Arc<Mutex<Option<PyErr>>> = Arc::new(Mutex::new(None));
+        let mut interrupt: Option<PyErr> = None;
+        let result = py.detach(|| {
+            std::thread::scope(|scope| {
+                let worker = scope.spawn(|| run(&store, settings, holdout, &stop, &on_iteration, &callback_error));
+                while !worker.is_finished() {
+                    std::thread::sleep(Duration::from_millis(20));
+                    if interrupt.is_none() {
+                        if let Err(e) = Python::attach(|py| py.check_signals()) {
+                            interrupt = Some(e);
+                            stop.store(true, Ordering::SeqCst);
+                        }
+                    }
+                }
+                worker
+                    .join()
+                    .unwrap_or_else(|_| Err(PyValueError::new_err("training thread panicked")))
+            })
+        });
+        if let Some(e) = interrupt {
+            return Err(e);
+        }
+        if let Some(e) = callback_error.lock().ok().and_then(|mut e| e.take()) {
+            return Err(e);
+        }
+        let (model, summary) = result?;
+        let d = PyDict::new(py);
+        d.set_item("termination", summary.termination)?;
+        d.set_item("iterations", summary.iterations)?;
+        d.set_item("seconds", summary.seconds)?;
+        d.set_item("num_features", summary.features)?;
+        Ok((model, d))
+    }
+}
+
+/// Compiles the data and trains (on the worker thread).
+fn run(
+    store: &Mutex<Store>,
+    settings: Settings,
+    holdout: i64,
+    stop: &Arc<AtomicBool>,
+    on_iteration: &Py<PyAny>,
+    callback_error: &Mutex<Option<PyErr>>,
+) -> PyResult<(Model, Summary)> {
+    let started = std::time::Instant::now();
+    let store = store.lock().map_err(|_| PyValueError::new_err("trainer poisoned"))?;
+    let extractor = StoreExtractor { names: &store.names };
+    let in_training = |s: &StoredSequence| holdout < 0 || s.group != holdout;
+    if !store.sequences.iter().any(in_training) {
+        return Err(PyValueError::new_err(
+            "no training data: append sequences before training",
+        ));
+    }
+    let mut builder = DatasetBuilder::new(true);
+    for l in &store.labels {
+        builder.labels_mut().intern(l);
+    }
+    for s in store.sequences.iter().filter(|s| in_training(s)) {
+        if stop.load(Ordering::SeqCst) {
+            return Err(PyValueError::new_err("interrupted"));
+        }
+        builder
+            .add(&extractor, s, LabelTarget::Gold(s.labels.clone()))
+            .map_err(PyValueError::new_err)?;
+    }
+    let data = builder.finish(settings.min_freq.ceil().max(1.0) as u32);
+    let dev = if holdout >= 0 {
+        let mut b = HeldOutBuilder::new(&data.attributes, &data.labels);
+        for s in store.sequences.iter().filter(|s| s.group == holdout) {
+            b.add(&extractor, s, &s.labels).map_err(PyValueError::new_err)?;
+        }
+        Some(b.finish())
+    } else {
+        None
+    };
+    drop(store);
+    let structure = Structure {
+        transitions: true,
+        start_end: false,
+        ..Structure::default()
+    };
+    let layout = WeightLayout {
+        k: data.labels.len(),
+        num_state: data.attributes.len(AttrKind::State),
+        num_edge: data.attributes.len(AttrKind::Edge),
+    };
+    let params = settings.params.stop_flag(Some(stop.clone()));
+    let num_features = chaincrf_train::trainable_mask(&data, layout, &structure, params.feature_pairs_value())
+        .iter()
+        .filter(|&&t| t)
+        .count();
+    Python::attach(|py| {
+        let d = PyDict::new(py);
+        d.set_item("event", "prepared")?;
+        d.set_item("num_features", num_features)?;
+        d.set_item("seconds", started.elapsed().as_secs_f64())?;
+        on_iteration.call1(py, (d,)).map(|_| ())
+    })?;
+    let threads = params.threads_value();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| PyValueError::new_err(format!("cannot start {threads} threads: {e}")))?;
+    let mut previous = (0.0, 0usize);
+    let outcome = pool.install(|| {
+        chaincrf_train::train(&data, &structure, &params, None, &mut |it| {
+            let weights = it.weights();
+            let scores = dev.as_ref().map(|d| score_holdout(d, layout, &structure, weights));
+            let called = Python::attach(|py| {
+                let d = report(
+                    py,
+                    it.progress,
+                    weights,
+                    &mut previous,
+                    scores.as_ref().map(|s| (s, &data.labels)),
+                )?;
+                on_iteration.call1(py, (d,)).map(|_| ())
+            });
+            if let Err(e) = called {
+                if let Ok(mut slot) = callback_error.lock() {
+                    slot.get_or_insert(e);
+                }
+                stop.store(true, Ordering::SeqCst);
+            }
+            scores.map(|s| s.items_correct as f64 / s.items.max(1) as f64)
+        })
+    });
+    let outcome = outcome.map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let summary = Summary {
+        termination: outcome.termination.clone(),
+        iterations: outcome.iterations,
+        seconds: outcome.seconds,
+        features: outcome.features,
+    };
+    let mut model = chaincrf_model::Model::from_flat(
+        data.labels,
+        data.attributes,
+        ExtractorSpec::CrfsuiteAttributes,
+        structure,
+        &outcome.weights,
+    );
+    if settings.c1 > 0.0 {
+        model.prune_zero_attributes();
+    }
+    Ok((Model::new(model), summary))
+}
