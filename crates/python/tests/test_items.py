@@ -7,6 +7,7 @@ import math
 import pickle
 
 import pytest
+
 from chaincrf import pycrfsuite
 
 NESTED = [

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from chaincrf import sklearn_crfsuite
 from chaincrf.sklearn_crfsuite import metrics
 
@@ -169,8 +170,9 @@ def test_model_filename_saves_and_loads(corpus: Any, test_corpus: Any, tmp_path:
 
 
 def test_cross_validation_in_worker_processes(corpus: Any) -> None:
-    from chaincrf.sklearn_crfsuite import scorers
     from sklearn.model_selection import cross_val_score
+
+    from chaincrf.sklearn_crfsuite import scorers
 
     X, y = corpus
     crf = sklearn_crfsuite.CRF(c2=0.1, max_iterations=20)
