@@ -46,3 +46,20 @@ class Trainer:
         holdout: int,
         on_iteration: Callable[[dict[str, Any]], object],
     ) -> tuple[Model, dict[str, Any]]: ...
+
+def nll(
+    emissions: Any,
+    tags: Any,
+    lengths: Any,
+    transitions: Any,
+    start: Any = None,
+    end: Any = None,
+    reduction: str = "mean",
+    threads: int = 1,
+) -> tuple[Any, dict[str, Any]]: ...
+def viterbi(
+    emissions: Any, lengths: Any, transitions: Any, start: Any = None, end: Any = None, threads: int = 1
+) -> tuple[Any, Any]: ...
+def marginals(
+    emissions: Any, lengths: Any, transitions: Any, start: Any = None, end: Any = None, threads: int = 1
+) -> tuple[Any, Any]: ...
