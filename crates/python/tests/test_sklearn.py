@@ -242,10 +242,10 @@ def test_metrics() -> None:
     assert metrics.flat_accuracy_score(y_true, y_pred) == pytest.approx(2 / 3)
     assert metrics.sequence_accuracy_score(y_true, y_pred) == 0.5
     assert metrics.flat_f1_score(y_true, y_pred, average="macro", zero_division=0) == pytest.approx(0.4)
-    assert metrics.flat_precision_score(y_true, y_pred, average="micro") == pytest.approx(2 / 3)
+    assert metrics.flat_precision_score(y_true, y_pred, average="micro", zero_division=0) == pytest.approx(2 / 3)
     assert metrics.flat_recall_score(y_true, y_pred, average="micro") == pytest.approx(2 / 3)
     assert metrics.flat_fbeta_score(y_true, y_pred, beta=1, average="micro") == pytest.approx(2 / 3)
-    assert "precision" in metrics.flat_classification_report(y_true, y_pred)
+    assert "precision" in metrics.flat_classification_report(y_true, y_pred, zero_division=0)
     assert sklearn_crfsuite.utils.flatten([[1, 2], [3]]) == [1, 2, 3]
     with pytest.raises(ValueError, match="sequence 0"):
         metrics.flat_accuracy_score([["a"]], [["a", "b"]])
