@@ -4,8 +4,8 @@
 
 use chaincrf::core::{chain, Potentials};
 use chaincrf::features::{read_column_data, TemplateExtractor, Templates};
-use chaincrf::model::{ExtractorSpec, Model, Structure};
-use chaincrf::train::{train, DatasetBuilder, FeaturePairs, LabelTarget, TrainParams};
+use chaincrf::model::{ExtractorSpec, Structure};
+use chaincrf::train::{Algorithm, DatasetBuilder, Params, Trainer};
 
 const DATA: &str = "He PRP B\nreckons VBZ O\nthe DT B\ncurrent JJ I\naccount NN I\n\n\
 The DT B\ndeficit NN I\nwill MD O\nnarrow VB O\n\nthe DT B\nbig JJ I\ndog NN I\nbarks VBZ O\n\n";
@@ -16,30 +16,28 @@ fn crfpp_template_model_round_trips_through_disk() {
     let seqs = read_column_data(DATA.as_bytes(), "inline").unwrap();
     let templates = Templates::parse(TEMPLATE, "inline-template").unwrap();
     let extractor = TemplateExtractor::new(templates.clone(), 2).unwrap();
-    let mut b = DatasetBuilder::new(true);
+    let mut b = DatasetBuilder::new()
+        .extractor(ExtractorSpec::CrfppTemplates {
+            source: TEMPLATE.into(),
+            feature_columns: 2,
+        })
+        .structure(Structure {
+            transitions: templates.has_plain_bigram(),
+            ..Structure::default()
+        });
     for s in &seqs {
         let features: Vec<Vec<String>> = s.rows.iter().map(|r| r[..2].to_vec()).collect();
-        let gold = s.rows.iter().map(|r| b.labels_mut().intern(&r[2])).collect();
-        b.add(&extractor, &features[..], LabelTarget::Gold(gold)).unwrap();
+        let labels: Vec<&str> = s.rows.iter().map(|r| r[2].as_str()).collect();
+        b.add(&extractor, &features[..], &labels).unwrap();
     }
-    let data = b.finish(1);
-    let structure = Structure {
-        transitions: templates.has_plain_bigram(),
-        ..Structure::default()
-    };
-    let params = TrainParams::new().c2(0.05).threads(2).feature_pairs(FeaturePairs::All);
-    let out = train(&data, &structure, &params, None, &mut |_| None).unwrap();
-    let spec = ExtractorSpec::CrfppTemplates {
-        source: TEMPLATE.into(),
-        feature_columns: 2,
-    };
-    let model = Model::from_flat(
-        data.labels.clone(),
-        data.attributes.clone(),
-        spec,
-        structure,
-        &out.weights,
-    );
+    let data = b.build();
+    let params = Params::new(Algorithm::Lbfgs)
+        .c2(0.05)
+        .possible_states(true)
+        .possible_transitions(true)
+        .check()
+        .unwrap();
+    let model = Trainer::new(params).threads(2).fit(&data).unwrap().into_model();
 
     let dir = std::env::temp_dir().join(format!("chaincrf-integration-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Train a model from CRF++ column data (with a template) or CRFsuite attribute data.
-    Train(cmd::train::Args),
+    Train(Box<cmd::train::Args>),
     /// Tag data with a trained model (streaming: one sequence in, one sequence out).
     Tag(cmd::tag::Args),
     /// Score tagged output: gold and predicted labels in the last two columns.
@@ -41,7 +41,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train(args) => cmd::train::run(args),
+        Command::Train(args) => cmd::train::run(*args),
         Command::Tag(args) => cmd::tag::run(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Dump(args) => cmd::dump::run(args),

@@ -313,6 +313,8 @@ fn summary_json_has_exactly_the_documented_keys() {
     assert_eq!(
         keys,
         [
+            "algorithm",
+            "best_heldout",
             "evaluations",
             "features",
             "final_objective",
@@ -322,11 +324,13 @@ fn summary_json_has_exactly_the_documented_keys() {
             "termination"
         ]
     );
+    assert_eq!(obj["algorithm"], "lbfgs");
+    assert!(["converged", "stalled", "max_iterations"].contains(&obj["termination"]["name"].as_str().unwrap_or("")));
     assert_eq!(obj["sgd_epochs"].as_u64(), Some(0));
     assert!(obj["features"].as_u64().is_some_and(|f| f > 0));
     assert!(obj["iterations"].as_u64().is_some_and(|f| f > 0));
     assert!(obj["final_objective"].as_f64().is_some_and(f64::is_finite));
-    assert!(obj["termination"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(obj["termination"]["detail"].as_str().is_some_and(|s| !s.is_empty()));
 }
 
 #[test]
@@ -372,8 +376,8 @@ fn progress_and_final_report_on_stderr() {
     assert!(err.contains("reached the maximum number of iterations"), "{err}");
     assert!(err.contains("bytes"), "{err}");
     assert!(stdout(&o).is_empty());
-    // Patience without a held-out set is refused by the argument parser.
-    let o = run(&[
+    // Patience without a held-out set is refused before training.
+    let e = fails(run(&[
         "train",
         "-t",
         path(&tpl),
@@ -382,8 +386,8 @@ fn progress_and_final_report_on_stderr() {
         "-m",
         path(&model),
         path(&data),
-    ]);
-    assert_eq!(o.status.code(), Some(2));
+    ]));
+    assert!(e.contains("--patience needs held-out data"), "{e}");
     // Bad parameter values exit 1 with one line.
     let e = fails(run(&[
         "train",

@@ -37,12 +37,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         lexicon_folds: env("FOLDS", 0),
         dev_every: if dev_every > 0 { Some(dev_every) } else { None },
         prune_threshold: env("PRUNE", 0.0),
-        params: chaincrf_train::TrainParams::new()
+        params: chaincrf_train::Params::new(chaincrf_train::Algorithm::Lbfgs)
             .sgd_epochs(env("SGD", 0))
             .c2(env("C2", 1.0))
             .c1(env("C1", 0.0))
-            .threads(env("THREADS", 2))
-            .max_iterations(std::env::var("MAXIT").ok().and_then(|v| v.parse().ok())),
+            .max_iterations(std::env::var("MAXIT").ok().and_then(|v| v.parse().ok()))
+            .check()?,
+        threads: env("THREADS", 2),
+        ..CwsTrainOptions::default()
     };
     let t0 = Instant::now();
     let trained = train_segmenter(&sentences, &opts, &mut |p| {
@@ -50,22 +52,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "iter {:3} loss {:.2} |g| {:.3e} active {} evals {} {:.1}s dev-acc {:.4}",
             p.iteration,
             p.objective,
-            p.gradient_norm,
+            p.gradient_norm.unwrap_or(f64::NAN),
             p.active_features,
             p.evaluations,
             p.seconds,
-            p.dev_accuracy.unwrap_or(f64::NAN)
+            p.heldout.unwrap_or(f64::NAN)
         );
     })?;
-    eprintln!(
-        "trained in {:.1}s: {} iterations, {} evaluations, {} features, objective {:.3}, {}",
-        t0.elapsed().as_secs_f64(),
-        trained.outcome.iterations,
-        trained.outcome.evaluations,
-        trained.outcome.features,
-        trained.outcome.final_objective,
-        trained.outcome.termination
-    );
+    eprintln!("trained in {:.1}s: {}", t0.elapsed().as_secs_f64(), trained.report);
     let seg = Segmenter::from_model(trained.model)?;
     // Held-out F1.
     let dev: Vec<&Sentence> = sentences

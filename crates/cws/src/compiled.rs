@@ -620,7 +620,11 @@ mod against_the_generic_path {
             prune_threshold: prune,
             ..CwsTrainOptions::default()
         };
-        o.params = chaincrf_train::TrainParams::new().c2(0.1).threads(1);
+        o.params = chaincrf_train::Params::new(chaincrf_train::Algorithm::Lbfgs)
+            .c2(0.1)
+            .check()
+            .unwrap();
+        o.threads = 1;
         o
     }
 

@@ -64,6 +64,17 @@ pub enum Error {
     /// A feature configuration that cannot be used.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// Training failed (bad parameters, a sequence that cannot be trained on,
+    /// a saved state of another run, the optimizer).
+    #[error("training failed")]
+    Train(#[from] chaincrf_train::TrainError),
+    /// A training checkpoint written by a run over another corpus or with
+    /// other feature options.
+    #[error(
+        "the checkpoint was written by a run over a different corpus or with different feature options; \
+         start over without resuming"
+    )]
+    CheckpointMismatch,
     /// A model file that cannot be loaded or is not a segmentation model; the
     /// message names the file.
     #[error("{0}")]

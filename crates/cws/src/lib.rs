@@ -53,7 +53,7 @@ pub use normalize::{char_class, feature_class, normalize, normalize_char, CharCl
 pub use scheme::{Boundary, TagScheme, TagSet};
 pub use segmenter::{CwsModelConfig, Segmenter, Session, Word};
 #[cfg(feature = "train")]
-pub use train::{train_segmenter, train_segmenter_with, CwsIteration, CwsTrainOptions, CwsTrained};
+pub use train::{default_params, train_segmenter, train_segmenter_with, CwsTrainOptions, CwsTrained};
 
 #[cfg(test)]
 mod real_data {

@@ -16,11 +16,12 @@ use crate::scheme::TagScheme;
 use crate::segmenter::CwsModelConfig;
 use chaincrf_features::{AttrKind, LabelAlphabet};
 use chaincrf_model::io::Checkpoint;
-use chaincrf_model::{ExtractorSpec, Model, Structure};
+use chaincrf_model::Model;
 use chaincrf_train::{
-    train, Dataset, DatasetBuilder, HeldOutBuilder, Iteration, LabelTarget, OptimizerState, Progress, TrainOutcome,
-    TrainParams,
+    Algorithm, CheckedParams, Dataset, DatasetBuilder, HeldOutBuilder, LabelTarget, Params, Progress, Report,
+    SavedState, Trainer,
 };
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 /// Options for training a segmenter.
@@ -47,8 +48,27 @@ pub struct CwsTrainOptions {
     /// in absolute value (see `chaincrf prune`). Default
     /// [`DEFAULT_PRUNE_THRESHOLD`].
     pub prune_threshold: f32,
-    /// Optimizer parameters.
-    pub params: TrainParams,
+    /// Optimizer parameters (see [`default_params`]).
+    pub params: CheckedParams,
+    /// Worker threads (0 = all cores). The model does not depend on it.
+    pub threads: usize,
+    /// With a held-out part: stop when its accuracy has not improved for
+    /// this many iterations, keeping the best weights.
+    pub patience: Option<usize>,
+}
+
+/// The segmenter's tuned defaults for `algorithm` on top of CRFsuite's:
+/// for `lbfgs`, [`DEFAULT_SGD_EPOCHS`] of SGD then at most
+/// [`DEFAULT_MAX_ITERATIONS`] iterations; the others keep CRFsuite's.
+pub fn default_params(algorithm: Algorithm) -> Params {
+    let p = Params::new(algorithm);
+    match algorithm {
+        Algorithm::Lbfgs => p
+            .c2(1.0)
+            .sgd_epochs(DEFAULT_SGD_EPOCHS)
+            .max_iterations(Some(DEFAULT_MAX_ITERATIONS)),
+        _ => p,
+    }
 }
 
 /// Attributes of the default model whose weights all lie within ±0.01 are
@@ -84,10 +104,11 @@ impl Default for CwsTrainOptions {
             dev_every: None,
             lexicon_folds: 10,
             prune_threshold: DEFAULT_PRUNE_THRESHOLD,
-            params: TrainParams::new()
-                .c2(1.0)
-                .sgd_epochs(DEFAULT_SGD_EPOCHS)
-                .max_iterations(Some(DEFAULT_MAX_ITERATIONS)),
+            params: default_params(Algorithm::Lbfgs)
+                .check()
+                .expect("the default parameters are valid"),
+            threads: 0,
+            patience: None,
         }
     }
 }
@@ -97,8 +118,8 @@ impl Default for CwsTrainOptions {
 pub struct CwsTrained {
     /// The model (save it with `chaincrf_model::save`).
     pub model: Model,
-    /// Optimizer outcome.
-    pub outcome: TrainOutcome,
+    /// How training went.
+    pub report: Report,
     /// Sentences trained on.
     pub train_sentences: usize,
     /// Sentences held out.
@@ -110,53 +131,6 @@ pub fn is_held_out(i: usize, dev_every: Option<usize>) -> bool {
     matches!(dev_every, Some(n) if n > 0 && i % n == n - 1)
 }
 
-/// One finished training iteration, as [`train_segmenter_with`] reports it.
-#[derive(Debug)]
-pub struct CwsIteration<'a> {
-    /// How the iteration went (held-out accuracy filled in when there is a held-out part).
-    pub progress: &'a Progress,
-    data: &'a Dataset,
-    spec: &'a ExtractorSpec,
-    structure: &'a Structure,
-    trainer: &'a Iteration<'a>,
-}
-
-impl CwsIteration<'_> {
-    /// The iteration's weights, in the layout of [`CwsIteration::model`]
-    /// (computed on first use; see `chaincrf_train::Iteration::weights`).
-    pub fn weights(&self) -> &[f64] {
-        self.trainer.weights()
-    }
-
-    /// The model of these weights with the run's complete attribute dictionary
-    /// (nothing pruned, unlike the final model), as a checkpoint needs it.
-    pub fn model(&self) -> Model {
-        Model::from_flat(
-            self.data.labels.clone(),
-            self.data.attributes.clone(),
-            self.spec.clone(),
-            self.structure.clone(),
-            self.weights(),
-        )
-    }
-
-    /// A checkpoint of this iteration (see `chaincrf_model::io::save_checkpoint`),
-    /// with the optimizer's state, so that a run resumed from it ends with the
-    /// model an uninterrupted run would have produced.
-    ///
-    /// # Errors
-    /// A message when the optimizer state cannot be encoded.
-    pub fn checkpoint(&self, fingerprint: u64) -> std::result::Result<Checkpoint, String> {
-        Ok(Checkpoint {
-            iteration: self.progress.iteration,
-            fingerprint,
-            weights: self.weights().to_vec(),
-            model: self.model(),
-            optimizer: self.trainer.optimizer_state()?,
-        })
-    }
-}
-
 /// Trains a segmenter on `sentences` (each a list of words).
 ///
 /// # Errors
@@ -164,29 +138,30 @@ impl CwsIteration<'_> {
 pub fn train_segmenter(
     sentences: &[Sentence],
     options: &CwsTrainOptions,
-    progress: &mut dyn FnMut(&Progress),
+    progress: &mut dyn FnMut(&Progress<'_>),
 ) -> Result<CwsTrained> {
-    train_segmenter_with(sentences, options, None, &mut |it| progress(it.progress))
+    train_segmenter_with(sentences, options, None, None, progress)
 }
 
 /// Whether a checkpoint was made by a run over the same features: same labels,
 /// same attributes with the same ids, same extractor configuration (lexicon
 /// included) and structure.
-fn checkpoint_matches(c: &Checkpoint, data: &Dataset, spec: &ExtractorSpec, structure: &Structure) -> bool {
+fn checkpoint_matches(c: &Checkpoint, data: &Dataset) -> bool {
     let (m, d) = (&c.model, &data.attributes);
     m.labels.labels() == data.labels.labels()
-        && m.extractor == *spec
-        && m.structure == *structure
+        && m.extractor == data.extractor
+        && m.structure == data.structure
         && [AttrKind::State, AttrKind::Edge].into_iter().all(|kind| {
             m.attributes.len(kind) == d.len(kind)
                 && (0..d.len(kind) as u32).all(|id| m.attributes.key(kind, id) == d.key(kind, id))
         })
 }
 
-/// [`train_segmenter`] with a per-iteration view of the weights (for
-/// checkpoints) and, with `resume`, continuing from a checkpoint exactly as
-/// the run that wrote it would have gone on (`chaincrf_train::resume`).
-/// `options.params` may carry a stop flag.
+/// [`train_segmenter`] with a stop flag (see `chaincrf_train::Trainer::stop_flag`)
+/// and, with `resume`, continuing from a checkpoint exactly as the run that
+/// wrote it would have gone on (`chaincrf_train::Trainer::resume_from`).
+/// Progress events give each iteration's model and saved state for
+/// checkpoints ([`Progress::model`], [`Progress::saved_state`]).
 ///
 /// The checkpoint must come from a run over the same corpus and options: its
 /// labels, attribute ids, extractor configuration and structure are compared
@@ -199,7 +174,8 @@ pub fn train_segmenter_with(
     sentences: &[Sentence],
     options: &CwsTrainOptions,
     resume: Option<&Checkpoint>,
-    on_iteration: &mut dyn FnMut(&CwsIteration<'_>),
+    stop: Option<Arc<AtomicBool>>,
+    on_progress: &mut dyn FnMut(&Progress<'_>),
 ) -> Result<CwsTrained> {
     options.ngram.validate()?;
     if !(options.prune_threshold.is_finite() && options.prune_threshold >= 0.0) {
@@ -271,7 +247,13 @@ pub fn train_segmenter_with(
     } else {
         Vec::new()
     };
-    let mut builder = DatasetBuilder::new(false).with_labels(labels.clone());
+    let spec = config.spec()?;
+    let mut builder = DatasetBuilder::new()
+        .without_attribute_names()
+        .labels(labels.clone())
+        .min_count(options.min_freq)
+        .extractor(spec)
+        .structure(structure);
     for (i, s) in train_set.iter().enumerate() {
         let chars = normalize(&s.concat());
         let tags = scheme.tags_from_words(s);
@@ -280,70 +262,45 @@ pub fn train_segmenter_with(
         } else {
             &extractor
         };
-        builder
-            .add(ex, &chars[..], LabelTarget::Gold(tags))
-            .map_err(Error::Config)?;
+        builder.add_target(ex, &chars[..], LabelTarget::Gold(tags))?;
     }
     drop(fold_extractors);
-    let data = builder.finish(options.min_freq);
+    let data = builder.build();
     let dev = if dev_set.is_empty() {
         None
     } else {
         let mut hb = HeldOutBuilder::new(&data.attributes, &data.labels);
         for s in &dev_set {
             let chars = normalize(&s.concat());
-            hb.add(&extractor, &chars[..], &scheme.tags_from_words(s))
-                .map_err(Error::Config)?;
+            hb.add(&extractor, &chars[..], &scheme.tags_from_words(s))?;
         }
         Some(hb.finish())
     };
-    let layout = chaincrf_model::WeightLayout {
-        k: scheme.num_tags(),
-        num_state: data.attributes.len(chaincrf_features::AttrKind::State),
-        num_edge: 0,
-    };
-    let spec = config.spec()?;
     let saved = match resume {
         None => None,
         Some(c) => {
-            if !checkpoint_matches(c, &data, &spec, &structure) {
-                return Err(Error::Config(
-                    "the checkpoint was written by a run over a different corpus or with different feature options; \
-                     start over without resuming"
-                        .into(),
-                ));
+            if !checkpoint_matches(c, &data) {
+                return Err(Error::CheckpointMismatch);
             }
-            Some(OptimizerState::from_bytes(&c.optimizer).map_err(Error::Config)?)
+            Some(SavedState::from_bytes(&c.optimizer)?)
         }
     };
-    let mut on_iter = |it: &Iteration<'_>| -> Option<f64> {
-        let acc = dev
-            .as_ref()
-            .map(|d| chaincrf_train::dev_accuracy(d, layout, &structure, it.weights()));
-        let mut p = it.progress.clone();
-        p.dev_accuracy = acc;
-        on_iteration(&CwsIteration {
-            progress: &p,
-            data: &data,
-            spec: &spec,
-            structure: &structure,
-            trainer: it,
-        });
-        acc
-    };
-    let params = &options.params;
-    let outcome = match saved {
-        None => train(&data, &structure, params, None, &mut on_iter),
-        Some(state) => chaincrf_train::resume(&data, &structure, params, state, &mut on_iter),
+    let mut trainer = Trainer::new(options.params.clone())
+        .threads(options.threads)
+        .observer(on_progress);
+    if let Some(dev) = &dev {
+        trainer = trainer.held_out(dev);
     }
-    .map_err(|e| Error::Config(e.to_string()))?;
-    let mut model = Model::from_flat(
-        data.labels.clone(),
-        data.attributes.clone(),
-        spec.clone(),
-        structure.clone(),
-        &outcome.weights,
-    );
+    if let Some(p) = options.patience {
+        trainer = trainer.early_stopping(p);
+    }
+    if let Some(flag) = stop {
+        trainer = trainer.stop_flag(flag);
+    }
+    if let Some(state) = saved {
+        trainer = trainer.resume_from(state);
+    }
+    let (mut model, report) = trainer.fit(&data)?.into_parts();
     model.prune_attributes(options.prune_threshold);
     // The n-grams behind the kept attributes, so the segmenter can compile
     // its tables (see `crate::compiled`); the generic path needs none.
@@ -353,7 +310,7 @@ pub fn train_segmenter_with(
     }
     Ok(CwsTrained {
         model,
-        outcome,
+        report,
         train_sentences: train_set.len(),
         dev_sentences: dev_set.len(),
     })

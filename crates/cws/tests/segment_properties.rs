@@ -25,7 +25,11 @@ fn options() -> CwsTrainOptions {
         lexicon_min_count: 1,
         ..CwsTrainOptions::default()
     };
-    o.params = chaincrf_train::TrainParams::new().c2(0.1).threads(1);
+    o.params = chaincrf_train::Params::new(chaincrf_train::Algorithm::Lbfgs)
+        .c2(0.1)
+        .check()
+        .unwrap();
+    o.threads = 1;
     o
 }
 
@@ -159,11 +163,24 @@ proptest! {
 fn training_resumes_only_from_its_own_checkpoint() {
     let sentences = parse_sighan(CORPUS).unwrap();
     let mut opts = options();
-    opts.params = opts.params.max_iterations(Some(4));
+    let with_cap = |n| {
+        chaincrf_train::Params::new(chaincrf_train::Algorithm::Lbfgs)
+            .c2(0.1)
+            .max_iterations(Some(n))
+            .check()
+            .unwrap()
+    };
+    opts.params = with_cap(4);
     let mut checkpoint = None;
-    train_segmenter_with(&sentences, &opts, None, &mut |it| {
-        if it.progress.iteration == 3 {
-            checkpoint = Some(it.checkpoint(42).unwrap());
+    train_segmenter_with(&sentences, &opts, None, None, &mut |p| {
+        if p.iteration == 3 {
+            checkpoint = Some(chaincrf_model::io::Checkpoint {
+                iteration: p.iteration,
+                fingerprint: 42,
+                weights: p.weights().to_vec(),
+                model: p.model(),
+                optimizer: p.saved_state().unwrap(),
+            });
         }
     })
     .unwrap();
@@ -173,25 +190,25 @@ fn training_resumes_only_from_its_own_checkpoint() {
     assert_eq!(checkpoint.weights.len(), checkpoint.model.layout().len());
     Segmenter::from_model(checkpoint.model.clone()).unwrap();
     let mut seen = Vec::new();
-    opts.params = opts.params.max_iterations(Some(6));
-    let resumed = train_segmenter_with(&sentences, &opts, Some(&checkpoint), &mut |it| {
-        seen.push(it.progress.iteration);
+    opts.params = with_cap(6);
+    let resumed = train_segmenter_with(&sentences, &opts, Some(&checkpoint), None, &mut |p| {
+        seen.push(p.iteration);
     })
     .unwrap();
     assert_eq!(seen, [3, 4, 5, 6]);
-    assert_eq!(resumed.outcome.iterations, 6);
-    let whole = train_segmenter_with(&sentences, &opts, None, &mut |_| {}).unwrap();
-    assert_eq!(whole.outcome.iterations, 6);
+    assert_eq!(resumed.report.iterations, 6);
+    let whole = train_segmenter_with(&sentences, &opts, None, None, &mut |_| {}).unwrap();
+    assert_eq!(whole.report.iterations, 6);
     assert!(
         whole
-            .outcome
-            .weights
+            .model
+            .to_flat()
             .iter()
-            .zip(&resumed.outcome.weights)
+            .zip(&resumed.model.to_flat())
             .all(|(a, b)| a.to_bits() == b.to_bits()),
         "the resumed run ended with other weights"
     );
     let other = parse_sighan("完全  不同  的  语料\n").unwrap();
-    let err = train_segmenter_with(&other, &opts, Some(&checkpoint), &mut |_| {}).unwrap_err();
+    let err = train_segmenter_with(&other, &opts, Some(&checkpoint), None, &mut |_| {}).unwrap_err();
     assert!(err.to_string().contains("different corpus"), "{err}");
 }

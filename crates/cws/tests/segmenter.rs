@@ -21,7 +21,11 @@ fn model() -> &'static Segmenter {
             lexicon_min_count: 1,
             ..CwsTrainOptions::default()
         };
-        opts.params = chaincrf_train::TrainParams::new().c2(0.1).threads(1);
+        opts.params = chaincrf_train::Params::new(chaincrf_train::Algorithm::Lbfgs)
+            .c2(0.1)
+            .check()
+            .unwrap();
+        opts.threads = 1;
         let trained = train_segmenter(&sentences, &opts, &mut |_| {}).unwrap();
         Segmenter::from_model(trained.model).unwrap()
     })
@@ -128,10 +132,12 @@ fn real_data_people_daily_2000_sentences() {
     let held: &[Sentence] = &sentences[2000..2500];
     let mut opts = CwsTrainOptions::default();
     opts.ngram.lexicon_features = true;
-    opts.params = chaincrf_train::TrainParams::new()
+    opts.params = chaincrf_train::Params::new(chaincrf_train::Algorithm::Lbfgs)
         .c2(1.0)
-        .threads(2)
-        .max_iterations(Some(100));
+        .max_iterations(Some(100))
+        .check()
+        .unwrap();
+    opts.threads = 2;
     let trained = train_segmenter(&train, &opts, &mut |_| {}).unwrap();
     let seg = Segmenter::from_model(trained.model).unwrap();
     let gold: Vec<String> = held.iter().map(|s| s.join(" ")).collect();
@@ -139,7 +145,7 @@ fn real_data_people_daily_2000_sentences() {
     let score = score_lines(&gold, &pred, None).unwrap();
     eprintln!(
         "2,000 training sentences, 500 held out: F1 {:.4} ({} iterations)",
-        score.f1, trained.outcome.iterations
+        score.f1, trained.report.iterations
     );
     // Measured 0.865 after 144 iterations (2026-11-25); 100 iterations keep CI fast.
     assert!(score.f1 > 0.84, "F1 {}", score.f1);

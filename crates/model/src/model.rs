@@ -480,6 +480,22 @@ impl<'m> Tagger<'m> {
         &self.scored
     }
 
+    /// Tags `input`: its best label path, as label names.
+    ///
+    /// # Errors
+    /// [`chaincrf_core::Error::NoFeasiblePath`] when the model's constraints
+    /// leave no path (or the scores are not finite).
+    pub fn tag<E: FeatureExtractor + ?Sized>(
+        &mut self,
+        extractor: &E,
+        input: &E::Input,
+    ) -> chaincrf_core::Result<Vec<&'m str>> {
+        self.observe(extractor, input);
+        let path = self.viterbi(None)?;
+        let labels = &self.model.labels;
+        Ok(path.labels.iter().map(|&y| labels.label(y as u32)).collect())
+    }
+
     /// The potentials of the sequence last observed.
     pub fn potentials(&self) -> &ScoredChain {
         &self.scored

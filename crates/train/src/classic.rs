@@ -139,9 +139,57 @@ pub enum ClassicTrainError {
     /// A data or template file is malformed (the message names file and line).
     #[error(transparent)]
     Format(#[from] FormatError),
-    /// The data does not fit the request (format, templates, initial model).
-    #[error("{0}")]
-    Data(String),
+    /// The initial model was trained on another format, or not on a classic one.
+    #[error("{path}: read as {format} data, but the initial model was {}", model.map_or("not trained on CRF++ or CRFsuite data".to_owned(), |f| format!("trained on {} data", f.name())))]
+    InitialModelFormat {
+        /// The data file.
+        path: String,
+        /// The format the data is read as.
+        format: &'static str,
+        /// The initial model's format, if classic.
+        model: Option<ClassicFormat>,
+    },
+    /// CRF++ data without a template.
+    #[error("CRF++ data needs a template file (--template FILE)")]
+    MissingTemplate,
+    /// A template file without a `U` or `B` line.
+    #[error("the template file has no U or B line, so there would be no feature")]
+    EmptyTemplate,
+    /// The data file holds no sequence.
+    #[error("{path}: no training sequence")]
+    NoSequences {
+        /// The file.
+        path: String,
+    },
+    /// A sequence cannot be used.
+    #[error("{path}:{line}")]
+    Sequence {
+        /// The file.
+        path: String,
+        /// The line the sequence starts on.
+        line: usize,
+        /// What is wrong.
+        #[source]
+        source: crate::error::TrainError,
+    },
+    /// Held-out data whose columns differ from the training data's.
+    #[error("{path}:{line}: {got} columns, but the training data has {expected}")]
+    Columns {
+        /// The file.
+        path: String,
+        /// The line.
+        line: usize,
+        /// Columns found.
+        got: usize,
+        /// Columns of the training data.
+        expected: usize,
+    },
+    /// Held-out data in another format than the training data.
+    #[error("{path}: held-out data must have the training data's format")]
+    HeldOutFormat {
+        /// The file.
+        path: String,
+    },
 }
 
 /// One sequence of either format, borrowed from a corpus or just read.
@@ -162,10 +210,6 @@ enum Extractor {
 pub struct ClassicSetup {
     /// The compiled training data.
     pub dataset: Dataset,
-    /// How the model will extract attributes at tagging time.
-    pub spec: ExtractorSpec,
-    /// Which weight blocks are learned.
-    pub structure: Structure,
     /// Initial weights mapped from the `init` model (zeros where it had none).
     pub init: Option<Vec<f64>>,
     extractor: Extractor,
@@ -239,17 +283,12 @@ impl ClassicSetup {
         if let Some(model) = init {
             match ClassicFormat::of_model(model) {
                 Some(f) if f == format => {}
-                Some(f) => {
-                    return Err(ClassicTrainError::Data(format!(
-                        "the initial model was trained on {} data, but {path} is read as {} data",
-                        f.name(),
-                        format.name()
-                    )))
-                }
-                None => {
-                    return Err(ClassicTrainError::Data(
-                        "the initial model was not trained on CRF++ or CRFsuite data".into(),
-                    ))
+                other => {
+                    return Err(ClassicTrainError::InitialModelFormat {
+                        path: path.to_owned(),
+                        format: format.name(),
+                        model: other,
+                    })
                 }
             }
         }
@@ -265,23 +304,26 @@ impl ClassicSetup {
                             ..
                         }),
                     ) => Templates::parse(source, "<initial model's template>")?,
-                    (None, _) => {
-                        return Err(ClassicTrainError::Data(
-                            "CRF++ data needs a template file (--template FILE)".into(),
-                        ))
-                    }
+                    (None, _) => return Err(ClassicTrainError::MissingTemplate),
                 };
                 if templates.is_empty() {
-                    return Err(ClassicTrainError::Data(
-                        "the template file has no U or B line, so there would be no feature".into(),
-                    ));
+                    return Err(ClassicTrainError::EmptyTemplate);
                 }
                 Some(templates)
             }
         };
         let mut builder = match init {
-            Some(m) => DatasetBuilder::from_model(m, options.keep_names),
-            None => DatasetBuilder::new(options.keep_names),
+            Some(m) => DatasetBuilder::continuing(m, options.keep_names),
+            None if options.keep_names => DatasetBuilder::new(),
+            None => DatasetBuilder::new().without_attribute_names(),
+        }
+        .min_count(options.min_freq);
+        let sequence_error = |line: usize| {
+            move |source| ClassicTrainError::Sequence {
+                path: path.to_owned(),
+                line,
+                source,
+            }
         };
         // CRF++: the extractor needs the number of columns, known from the first row.
         let mut templates = templates;
@@ -306,20 +348,20 @@ impl ClassicSetup {
                     tokens += s.len();
                     let gold: Vec<u32> = s.column(columns - 1).map(|l| builder.labels_mut().intern(l)).collect();
                     builder
-                        .add(ex, &s.rows, LabelTarget::Gold(gold))
-                        .map_err(|m| ClassicTrainError::Data(format!("{path}:{}: {m}", s.first_line)))?;
+                        .add_target(ex, &s.rows, LabelTarget::Gold(gold))
+                        .map_err(sequence_error(s.first_line))?;
                 }
                 Sequence::Attributes(s) => {
                     tokens += s.len();
                     let gold: Vec<u32> = s.labels.iter().map(|l| builder.labels_mut().intern(l)).collect();
                     builder
-                        .add(&CrfsuiteExtractor, &s.attrs, LabelTarget::Gold(gold))
-                        .map_err(|m| ClassicTrainError::Data(format!("{path}:{}: {m}", s.first_line)))?;
+                        .add_target(&CrfsuiteExtractor, &s.attrs, LabelTarget::Gold(gold))
+                        .map_err(sequence_error(s.first_line))?;
                 }
             }
         }
         if count == 0 {
-            return Err(ClassicTrainError::Data(format!("{path}: no training sequence")));
+            return Err(ClassicTrainError::NoSequences { path: path.to_owned() });
         }
         let (extractor, spec, transitions) = match template_extractor {
             Some(ex) => {
@@ -332,30 +374,21 @@ impl ClassicSetup {
             }
             None => (Extractor::Attributes, ExtractorSpec::CrfsuiteAttributes, true),
         };
-        let dataset = builder.finish(options.min_freq);
-        let structure = Structure {
-            transitions,
-            start_end: options.start_end,
-            ..Structure::default()
-        };
+        let dataset = builder
+            .extractor(spec)
+            .structure(Structure {
+                transitions,
+                start_end: options.start_end,
+                ..Structure::default()
+            })
+            .build();
         let init = init.map(|m| map_weights(m, &dataset.labels, &dataset.attributes));
         let setup = ClassicSetup {
             dataset,
-            spec,
-            structure,
             init,
             extractor,
         };
         Ok((setup, count, tokens))
-    }
-
-    /// The layout of the weights being trained.
-    pub fn layout(&self) -> WeightLayout {
-        WeightLayout {
-            k: self.dataset.labels.len(),
-            num_state: self.dataset.attributes.len(AttrKind::State),
-            num_edge: self.dataset.attributes.len(AttrKind::Edge),
-        }
     }
 
     /// Compiles held-out data (same format) against the training dictionary,
@@ -376,46 +409,36 @@ impl ClassicSetup {
                 for s in seqs {
                     let got = s.rows.first().map_or(want, Vec::len);
                     if got != want {
-                        return Err(ClassicTrainError::Data(format!(
-                            "{path}:{}: {got} columns, but the training data has {want}",
-                            s.first_line
-                        )));
+                        return Err(ClassicTrainError::Columns {
+                            path: path.to_owned(),
+                            line: s.first_line,
+                            got,
+                            expected: want,
+                        });
                     }
                     let gold: Vec<u32> = s.column(want - 1).map(gold_of).collect();
                     b.add(ex, &s.rows, &gold)
-                        .map_err(|m| ClassicTrainError::Data(format!("{path}:{}: {m}", s.first_line)))?;
+                        .map_err(|source| ClassicTrainError::Sequence {
+                            path: path.to_owned(),
+                            line: s.first_line,
+                            source,
+                        })?;
                 }
             }
             (Extractor::Attributes, ClassicCorpus::Attributes(seqs)) => {
                 for s in seqs {
                     let gold: Vec<u32> = s.labels.iter().map(|l| gold_of(l)).collect();
                     b.add(&CrfsuiteExtractor, &s.attrs, &gold)
-                        .map_err(|m| ClassicTrainError::Data(format!("{path}:{}: {m}", s.first_line)))?;
+                        .map_err(|source| ClassicTrainError::Sequence {
+                            path: path.to_owned(),
+                            line: s.first_line,
+                            source,
+                        })?;
                 }
             }
-            _ => {
-                return Err(ClassicTrainError::Data(format!(
-                    "{path}: held-out data must have the training data's format"
-                )))
-            }
+            _ => return Err(ClassicTrainError::HeldOutFormat { path: path.to_owned() }),
         }
         Ok(b.finish())
-    }
-
-    /// Builds the model from trained flat weights. With `c1 > 0` attributes whose
-    /// weights are all zero are dropped (L1 models store only what matters).
-    pub fn into_model(self, weights: &[f64], c1: f64) -> Model {
-        let mut model = Model::from_flat(
-            self.dataset.labels,
-            self.dataset.attributes,
-            self.spec,
-            self.structure,
-            weights,
-        );
-        if c1 > 0.0 {
-            model.prune_zero_attributes();
-        }
-        model
     }
 }
 
@@ -480,7 +503,7 @@ pub fn map_weights(old: &Model, labels: &LabelAlphabet, attributes: &AttributeDi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{train, TrainParams};
+    use crate::{Algorithm, Params, Trainer};
 
     const DATA: &str = "He PRP B\nis VBZ O\nhere RB O\n\nShe PRP B\nruns VBZ O\n\nit PRP B\n";
 
@@ -504,10 +527,10 @@ mod tests {
             None,
         )
         .unwrap();
-        assert!(s.structure.transitions && !s.structure.start_end);
+        assert!(s.dataset.structure.transitions && !s.dataset.structure.start_end);
         assert_eq!(s.dataset.labels.labels(), ["B", "O"]);
         assert_eq!(
-            s.spec,
+            s.dataset.extractor,
             ExtractorSpec::CrfppTemplates {
                 source: "U0:%x[0,1]\nB\n".into(),
                 feature_columns: 2
@@ -522,7 +545,7 @@ mod tests {
             None,
         )
         .unwrap();
-        assert!(!s.structure.transitions);
+        assert!(!s.dataset.structure.transitions);
         // Columns the data lacks, and a missing template.
         let e = ClassicSetup::new(
             &c,
@@ -540,8 +563,8 @@ mod tests {
     fn crfsuite_semantics_and_held_out() {
         let c = corpus("B\tw=He\nO\tw=is\n\nB\tw=She\nO\tw=runs\n", ClassicFormat::Crfsuite);
         let s = ClassicSetup::new(&c, "data", None, &ClassicOptions::default(), None).unwrap();
-        assert!(s.structure.transitions);
-        assert_eq!(s.spec, ExtractorSpec::CrfsuiteAttributes);
+        assert!(s.dataset.structure.transitions);
+        assert_eq!(s.dataset.extractor, ExtractorSpec::CrfsuiteAttributes);
         let dev = corpus("B\tw=He\nX\tw=new\n", ClassicFormat::Crfsuite);
         let d = s.held_out(&dev, "dev").unwrap();
         assert_eq!(d.gold, [0, u32::MAX as usize]);
@@ -554,21 +577,14 @@ mod tests {
         let c = corpus(DATA, ClassicFormat::Crfpp);
         let opts = ClassicOptions::default();
         let s = ClassicSetup::new(&c, "data", Some(templates("U0:%x[0,0]\nB\n")), &opts, None).unwrap();
-        let out = train(
-            &s.dataset,
-            &s.structure,
-            &TrainParams::new().threads(1),
-            None,
-            &mut |_| None,
-        )
-        .unwrap();
-        let old = s.into_model(&out.weights, 0.0);
+        let params = Params::new(Algorithm::Lbfgs).check().unwrap();
+        let old = Trainer::new(params).threads(1).fit(&s.dataset).unwrap().into_model();
         // New data: a new label first, new words.
         let c2 = corpus("a DT X\nHe PRP B\nwalks VBZ O\n", ClassicFormat::Crfpp);
         let s2 = ClassicSetup::new(&c2, "more", None, &opts, Some(&old)).unwrap();
         assert_eq!(s2.dataset.labels.labels(), ["B", "O", "X"]);
         let init = s2.init.clone().unwrap();
-        let l = s2.layout();
+        let l = s2.dataset.layout();
         assert_eq!(init.len(), l.len());
         let he = old
             .attributes

@@ -2,9 +2,10 @@
 //! [`ObservationArena`]), the label alphabet and dictionary, and the targets —
 //! a gold label per position, or allowed label sets (partial labels).
 
+use crate::error::{SequenceProblem, TrainError};
 use chaincrf_core::AllowedLabels;
 use chaincrf_features::{AttrKind, AttributeDictionary, DictionaryBuilder, FeatureExtractor, LabelAlphabet};
-use chaincrf_model::{Model, ObservationArena};
+use chaincrf_model::{ExtractorSpec, Model, ObservationArena, Structure, WeightLayout};
 
 /// What a training sequence says about its labels.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,9 +29,56 @@ pub struct Dataset {
     pub gold: Vec<usize>,
     /// Allowed labels for partially labeled sequences (`None` = fully labeled).
     pub partial: Vec<Option<AllowedLabels>>,
+    /// How the attributes were extracted, recorded in the trained model.
+    pub extractor: ExtractorSpec,
+    /// Which weight blocks the model has, and its hard constraints.
+    pub structure: Structure,
+}
+
+/// The extractor spec of a dataset built from a user's own extractor: the
+/// model records no configuration, and tagging passes the same extractor.
+pub fn custom_extractor() -> ExtractorSpec {
+    ExtractorSpec::Custom {
+        kind: "custom".into(),
+        payload: Vec::new(),
+    }
+}
+
+/// The structure of a dataset unless set: label-pair weights, no start/end
+/// weights (CRFsuite's CRF1d).
+pub fn default_structure() -> Structure {
+    Structure {
+        transitions: true,
+        ..Structure::default()
+    }
 }
 
 impl Dataset {
+    /// The layout of the weights a model of this data has (the one place it
+    /// is computed).
+    pub fn layout(&self) -> WeightLayout {
+        WeightLayout {
+            k: self.labels.len(),
+            num_state: self.attributes.len(AttrKind::State),
+            num_edge: self.attributes.len(AttrKind::Edge),
+        }
+    }
+
+    /// The model of full-layout `weights` over this data's labels,
+    /// attributes, extractor and structure.
+    ///
+    /// # Panics
+    /// When `weights` does not have the layout's length.
+    pub fn model_from(&self, weights: &[f64]) -> Model {
+        Model::from_flat(
+            self.labels.clone(),
+            self.attributes.clone(),
+            self.extractor.clone(),
+            self.structure.clone(),
+            weights,
+        )
+    }
+
     /// Number of sequences.
     pub fn len(&self) -> usize {
         self.arena.num_sequences()
@@ -50,7 +98,24 @@ impl Dataset {
 }
 
 /// Builds a [`Dataset`] sequence by sequence, counting attributes as it goes;
-/// [`DatasetBuilder::finish`] applies the minimum-frequency cutoff.
+/// [`DatasetBuilder::build`] applies the minimum-count cutoff.
+///
+/// ```
+/// use chaincrf_features::{Attr, FeatureExtractor};
+/// use chaincrf_train::DatasetBuilder;
+/// struct Words;
+/// impl FeatureExtractor for Words {
+///     type Input = [&'static str];
+///     fn len(&self, input: &Self::Input) -> usize { input.len() }
+///     fn extract(&self, input: &Self::Input, t: usize, sink: &mut dyn FnMut(Attr<'_>)) {
+///         sink(Attr::state(&format!("w={}", input[t])));
+///     }
+/// }
+/// let mut builder = DatasetBuilder::new().min_count(1);
+/// builder.add(&Words, &["a", "b"][..], &["X", "Y"]).unwrap();
+/// let data = builder.build();
+/// assert_eq!((data.len(), data.labels.len()), (1, 2));
+/// ```
 #[derive(Debug)]
 pub struct DatasetBuilder {
     builder: DictionaryBuilder,
@@ -58,27 +123,69 @@ pub struct DatasetBuilder {
     labels: LabelAlphabet,
     gold: Vec<usize>,
     partial: Vec<Option<AllowedLabels>>,
-    pinned: usize,
+    min_count: u32,
+    extractor: ExtractorSpec,
+    structure: Structure,
+}
+
+impl Default for DatasetBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl DatasetBuilder {
-    /// A builder; `keep_names` keeps attribute names in the dictionary (for `dump`).
-    pub fn new(keep_names: bool) -> Self {
+    /// A builder that keeps attribute names (for `dump`), keeps every
+    /// attribute, records a user's own extractor ([`custom_extractor`]) and
+    /// the [`default_structure`].
+    pub fn new() -> Self {
         DatasetBuilder {
-            builder: DictionaryBuilder::new(keep_names),
+            builder: DictionaryBuilder::new(true),
             arena: ObservationArena::new(),
             labels: LabelAlphabet::new(),
             gold: Vec::new(),
             partial: Vec::new(),
-            pinned: 0,
+            min_count: 1,
+            extractor: custom_extractor(),
+            structure: default_structure(),
         }
+    }
+
+    /// Drops attribute names, keeping only their hashes: a smaller model
+    /// whose `dump` shows hashes instead of names.
+    pub fn without_attribute_names(mut self) -> Self {
+        self.builder = DictionaryBuilder::new(false);
+        self
+    }
+
+    /// Keeps attributes seen at least `n` times (CRF++'s `-f`). Default 1.
+    pub fn min_count(mut self, n: u32) -> Self {
+        self.min_count = n.max(1);
+        self
+    }
+
+    /// Records how attributes are extracted, so that the model can rebuild
+    /// its extractor. Default [`custom_extractor`].
+    pub fn extractor(mut self, spec: ExtractorSpec) -> Self {
+        self.extractor = spec;
+        self
+    }
+
+    /// Which weight blocks the model has and its hard constraints. Default
+    /// [`default_structure`].
+    pub fn structure(mut self, structure: Structure) -> Self {
+        self.structure = structure;
+        self
     }
 
     /// A builder that starts from `model`'s labels and attributes (to continue
     /// training): they keep their ids and survive any frequency cutoff; new ones
-    /// are appended.
-    pub fn from_model(model: &Model, keep_names: bool) -> Self {
-        let mut b = Self::new(keep_names);
+    /// are appended. Names are kept when `keep_names`.
+    pub fn continuing(model: &Model, keep_names: bool) -> Self {
+        let mut b = Self::new();
+        if !keep_names {
+            b = b.without_attribute_names();
+        }
         b.labels = model.labels.clone();
         for kind in [AttrKind::State, AttrKind::Edge] {
             for id in 0..model.attributes.len(kind) as u32 {
@@ -86,12 +193,11 @@ impl DatasetBuilder {
                     .pin(kind, model.attributes.key(kind, id), model.attributes.name(kind, id));
             }
         }
-        b.pinned = 1;
         b
     }
 
     /// Starts from a fixed label set (e.g. a tag scheme), in this order.
-    pub fn with_labels(mut self, labels: LabelAlphabet) -> Self {
+    pub fn labels(mut self, labels: LabelAlphabet) -> Self {
         self.labels = labels;
         self
     }
@@ -101,30 +207,64 @@ impl DatasetBuilder {
         &mut self.labels
     }
 
-    /// Adds a sequence with its target. Panics never; a target whose length
-    /// differs from the input's is reported.
+    /// Adds a sequence with its labels by name (new names are added to the
+    /// label set, in order of first appearance).
     ///
     /// # Errors
-    /// A message when the target's length differs from the sequence length or a
-    /// label id is out of range.
-    pub fn add<E: FeatureExtractor + ?Sized>(
+    /// [`TrainError::BadSequence`] when the label count differs from the
+    /// positions the extractor reports.
+    pub fn add<E: FeatureExtractor + ?Sized, L: AsRef<str>>(
+        &mut self,
+        extractor: &E,
+        input: &E::Input,
+        labels: &[L],
+    ) -> Result<(), TrainError> {
+        let n = extractor.len(input);
+        if labels.len() != n {
+            return Err(self.bad(SequenceProblem::LengthMismatch {
+                labels: labels.len(),
+                positions: n,
+            }));
+        }
+        let ids = labels.iter().map(|l| self.labels.intern(l.as_ref())).collect();
+        self.add_target(extractor, input, LabelTarget::Gold(ids))
+    }
+
+    fn bad(&self, problem: SequenceProblem) -> TrainError {
+        TrainError::BadSequence {
+            index: self.len(),
+            problem,
+        }
+    }
+
+    /// Adds a sequence with its target as label ids of [`DatasetBuilder::labels_mut`].
+    ///
+    /// # Errors
+    /// [`TrainError::BadSequence`] when the target's length differs from the
+    /// sequence length, a label id is out of range, or a position allows no label.
+    pub fn add_target<E: FeatureExtractor + ?Sized>(
         &mut self,
         extractor: &E,
         input: &E::Input,
         target: LabelTarget,
-    ) -> Result<(), String> {
+    ) -> Result<(), TrainError> {
         let n = extractor.len(input);
         let k = self.labels.len();
-        match &target {
-            LabelTarget::Gold(g) if g.len() != n => return Err(format!("{} labels for {n} positions", g.len())),
-            LabelTarget::Partial(p) if p.len() != n => return Err(format!("{} label sets for {n} positions", p.len())),
-            _ => {}
+        let got = match &target {
+            LabelTarget::Gold(g) => g.len(),
+            LabelTarget::Partial(p) => p.len(),
+        };
+        if got != n {
+            return Err(self.bad(SequenceProblem::LengthMismatch {
+                labels: got,
+                positions: n,
+            }));
         }
-        let bad = |y: u32| y as usize >= k;
+        let out_of_range = |id: u32| SequenceProblem::LabelOutOfRange { id, labels: k };
         match target {
             LabelTarget::Gold(g) => {
-                if g.iter().any(|&y| bad(y)) {
-                    return Err("label id out of range".into());
+                if let Some(&y) = g.iter().find(|&&y| y as usize >= k) {
+                    return Err(self.bad(out_of_range(y)));
                 }
                 self.gold.extend(g.iter().map(|&y| y as usize));
                 self.partial.push(None);
@@ -133,11 +273,13 @@ impl DatasetBuilder {
                 let mut allowed = AllowedLabels::all(n, k);
                 for (t, s) in sets.iter().enumerate() {
                     if let Some(s) = s {
-                        if s.iter().any(|&y| bad(y)) {
-                            return Err("label id out of range".into());
+                        if let Some(&y) = s.iter().find(|&&y| y as usize >= k) {
+                            return Err(self.bad(out_of_range(y)));
                         }
                         let ys: Vec<usize> = s.iter().map(|&y| y as usize).collect();
-                        allowed.allow_only(t, &ys).map_err(|e| e.to_string())?;
+                        if allowed.allow_only(t, &ys).is_err() {
+                            return Err(self.bad(SequenceProblem::NoAllowedLabel { position: t }));
+                        }
                     }
                 }
                 // A partial sequence whose every position has one label is just gold.
@@ -165,10 +307,10 @@ impl DatasetBuilder {
         self.len() == 0
     }
 
-    /// Freezes the dictionary keeping attributes seen at least `min_freq` times.
-    pub fn finish(self, min_freq: u32) -> Dataset {
-        let _ = self.pinned;
-        let (attributes, maps) = self.builder.freeze_with_map(min_freq);
+    /// Freezes the dictionary, keeping attributes seen at least
+    /// [`DatasetBuilder::min_count`] times.
+    pub fn build(self) -> Dataset {
+        let (attributes, maps) = self.builder.freeze_with_map(self.min_count);
         let mut arena = self.arena;
         arena.remap(&maps);
         Dataset {
@@ -177,6 +319,8 @@ impl DatasetBuilder {
             attributes,
             gold: self.gold,
             partial: self.partial,
+            extractor: self.extractor,
+            structure: self.structure,
         }
     }
 }
@@ -204,19 +348,30 @@ impl<'a> HeldOutBuilder<'a> {
         }
     }
 
-    /// Adds a sequence with gold label ids.
+    /// Adds a sequence with gold label ids. An id outside the label set (a
+    /// label the training data never has) is kept and always counts as an
+    /// error.
     ///
     /// # Errors
-    /// A message when the label count differs from the sequence length.
+    /// [`TrainError::BadSequence`] when the label count differs from the
+    /// sequence length.
     pub fn add<E: FeatureExtractor + ?Sized>(
         &mut self,
         extractor: &E,
         input: &E::Input,
         gold: &[u32],
-    ) -> Result<(), String> {
+    ) -> Result<(), TrainError> {
+        let bad = |problem| TrainError::BadSequence {
+            index: self.arena.num_sequences(),
+            problem,
+        };
         if gold.len() != extractor.len(input) {
-            return Err(format!("{} labels for {} positions", gold.len(), extractor.len(input)));
+            return Err(bad(SequenceProblem::LengthMismatch {
+                labels: gold.len(),
+                positions: extractor.len(input),
+            }));
         }
+
         self.arena.push(extractor, input, self.attributes);
         self.gold.extend(gold.iter().map(|&y| y as usize));
         self.partial.push(None);
@@ -234,6 +389,8 @@ impl<'a> HeldOutBuilder<'a> {
             attributes: AttributeDictionary::default(),
             gold: self.gold,
             partial: self.partial,
+            extractor: custom_extractor(),
+            structure: default_structure(),
         }
     }
 }

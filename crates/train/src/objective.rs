@@ -26,6 +26,7 @@
 mod fused;
 
 use crate::data::Dataset;
+use crate::error::TrainError;
 use chaincrf_core::loss::{NllWorkspace, Target};
 use chaincrf_core::{Log, Potentials, Prob, ProbabilitySemiring};
 use chaincrf_features::hash::prefetch;
@@ -134,14 +135,57 @@ impl Scratch {
     }
 }
 
+/// What the L-BFGS fit loop minimizes: a differentiable function of a
+/// compact parameter vector, evaluated in one pass for cost and gradient.
+///
+/// The chain CRF's likelihood ([`Objective`]) is one; another structure (a
+/// semi-Markov CRF, a neural emission model) implements this trait and
+/// reuses the fit loop, its stopping rules, progress events, held-out
+/// evaluation and checkpoints.
+pub trait Differentiable: Sync {
+    /// Number of optimized parameters.
+    fn dim(&self) -> usize;
+    /// `(f(w), ∇f(w))`; called twice in a row for the same `w` by argmin
+    /// (cost, then gradient), so implementations cache on the exact vector.
+    ///
+    /// # Errors
+    /// [`EvalError`] naming the sequence that could not be evaluated.
+    fn cost_and_gradient(&self, w: &[f64]) -> Result<(f64, Vec<f64>), EvalError>;
+    /// Full passes over the data so far.
+    fn evaluations(&self) -> usize;
+    /// The full-layout weights (what a model stores) of parameters `w`.
+    fn expand(&self, w: &[f64]) -> Vec<f64>;
+    /// Runs the optimizer's loop; an implementation with its own thread
+    /// pool runs `f` so that the optimizer's vector arithmetic uses it.
+    fn in_pool<R>(&self, f: impl FnOnce() -> R) -> R {
+        f()
+    }
+}
+
+impl Differentiable for Objective<'_> {
+    fn dim(&self) -> usize {
+        Objective::dim(self)
+    }
+    fn cost_and_gradient(&self, w: &[f64]) -> Result<(f64, Vec<f64>), EvalError> {
+        Objective::cost_and_gradient(self, w)
+    }
+    fn evaluations(&self) -> usize {
+        Objective::evaluations(self)
+    }
+    fn expand(&self, w: &[f64]) -> Vec<f64> {
+        Objective::expand(self, w)
+    }
+    fn in_pool<R>(&self, f: impl FnOnce() -> R) -> R {
+        Objective::in_pool(self, f)
+    }
+}
+
 /// The CRF training objective over a [`Dataset`].
 pub struct Objective<'d> {
     data: &'d Dataset,
     layout: WeightLayout,
     structure: Structure,
     c2: f64,
-    /// `false` for weights held at zero (unobserved pairs, disabled blocks).
-    trainable: Vec<bool>,
     /// Full-layout index of each optimized (trainable) weight.
     active: Vec<u32>,
     /// Phase-2 split points over state attribute ids, balanced by occurrences
@@ -171,7 +215,12 @@ impl<'d> Objective<'d> {
     /// coefficient `c2`, which weights are trainable, and `threads` threads.
     ///
     /// # Errors
-    /// A message if the thread pool cannot be built.
+    /// [`TrainError::Threads`] when the thread pool cannot be built.
+    ///
+    /// # Panics
+    /// When `trainable` does not have the layout's length or the dataset's
+    /// rows are not sorted (both are built by this crate; see the crate docs
+    /// on misuse).
     pub fn new(
         data: &'d Dataset,
         layout: WeightLayout,
@@ -179,18 +228,16 @@ impl<'d> Objective<'d> {
         c2: f64,
         trainable: Vec<bool>,
         threads: usize,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, TrainError> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
             .build()
-            .map_err(|e| e.to_string())?;
-        if trainable.len() != layout.len() {
-            return Err(format!(
-                "trainable mask has {} entries, the layout {}",
-                trainable.len(),
-                layout.len()
-            ));
-        }
+            .map_err(|source| TrainError::Threads { threads, source })?;
+        assert_eq!(
+            trainable.len(),
+            layout.len(),
+            "the trainable mask must have one entry per weight of the layout"
+        );
         let active: Vec<u32> = trainable
             .iter()
             .enumerate()
@@ -198,13 +245,11 @@ impl<'d> Objective<'d> {
             .map(|(i, _)| i as u32)
             .collect();
         // Phase 2 finds each thread's ids as one run per position.
-        if !data.arena.rows_sorted() {
-            return Err(
-                "the dataset's attribute ids are not sorted within positions (build it with \
-                 DatasetBuilder or HeldOutBuilder, or call ObservationArena::sort_rows)"
-                    .into(),
-            );
-        }
+        assert!(
+            data.arena.rows_sorted(),
+            "the dataset's attribute ids must be sorted within positions (DatasetBuilder and \
+             HeldOutBuilder sort them)"
+        );
         let buffers = Mutex::new(Buffers::default());
         let fused = Fused::new(data, layout, &active, pool.current_num_threads());
         // Only the two-phase pass splits ids between threads.
@@ -218,7 +263,6 @@ impl<'d> Objective<'d> {
             layout,
             structure,
             c2,
-            trainable,
             active,
             splits,
             buffers,
@@ -232,16 +276,6 @@ impl<'d> Objective<'d> {
     /// Number of full passes over the corpus so far.
     pub fn evaluations(&self) -> usize {
         self.evaluations.load(Ordering::Relaxed)
-    }
-
-    /// The weight layout.
-    pub fn layout(&self) -> WeightLayout {
-        self.layout
-    }
-
-    /// Which weights are trainable.
-    pub fn trainable(&self) -> &[bool] {
-        &self.trainable
     }
 
     /// Number of optimized parameters (the trainable weights).

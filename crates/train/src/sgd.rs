@@ -23,10 +23,10 @@
 //! afterwards.
 
 use crate::data::Dataset;
+use crate::error::TrainError;
 use crate::objective::{EvalError, Scratch};
-use crate::trainer::{trainable_mask, TrainError, TrainParams};
 use chaincrf_model::{Structure, WeightLayout};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Learning rate the calibration tries first (CRFsuite's `calibration.eta`).
 const CALIBRATION_ETA: f64 = 0.1;
@@ -43,9 +43,9 @@ const STOP_CHECK_EVERY: usize = 256;
 /// Seed of the visiting order.
 const SEED: u64 = 0x5eed_c0ff_ee00_0001;
 
-/// What the per-epoch callback of [`sgd_warm_start`] sees.
+/// What the per-epoch callback of [`run_sgd`] sees.
 #[derive(Debug)]
-pub struct SgdEpoch<'a> {
+pub(crate) struct SgdEpoch<'a> {
     /// Epoch number (1-based).
     pub epoch: usize,
     /// The sum of the sequences' losses as they were visited, plus `c2·‖w‖²`
@@ -54,15 +54,13 @@ pub struct SgdEpoch<'a> {
     pub objective: f64,
     /// The learning rate at the end of the epoch.
     pub learning_rate: f64,
-    /// Seconds since the warm start began (calibration included).
-    pub seconds: f64,
     /// The weights at the end of the epoch, in the full layout.
     pub weights: &'a [f64],
 }
 
-/// The result of [`sgd_warm_start`].
+/// The result of [`run_sgd`].
 #[derive(Clone, Debug)]
-pub struct SgdOutcome {
+pub(crate) struct SgdOutcome {
     /// The weights, in the full layout (start L-BFGS from them).
     pub weights: Vec<f64>,
     /// Epochs run to the end (fewer than asked when the stop flag was set;
@@ -72,66 +70,27 @@ pub struct SgdOutcome {
     /// NaN when none finished).
     pub objective: f64,
     /// The calibrated initial learning rate `η₀`.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub initial_learning_rate: f64,
-    /// Wall-clock seconds, calibration included.
-    pub seconds: f64,
 }
 
-/// Runs `epochs` epochs of SGD on the objective of `params` (its `c2`,
-/// feature pairs and stop flag; see the module documentation) from `init`
-/// (zeros when `None`; untrainable weights are set to zero) and returns the
-/// weights, for [`crate::train`]'s `init`.
-///
-/// # Errors
-/// Bad parameters, data that cannot be trained on, or a sequence whose
-/// likelihood cannot be computed.
-pub fn sgd_warm_start(
-    data: &Dataset,
-    structure: &Structure,
-    params: &TrainParams,
-    epochs: usize,
-    init: Option<&[f64]>,
-    on_epoch: &mut dyn FnMut(&SgdEpoch<'_>),
-) -> Result<SgdOutcome, TrainError> {
-    params.check()?;
-    if data.is_empty() {
-        return Err(TrainError::Data("no training sequences".into()));
-    }
-    let layout = WeightLayout {
-        k: data.labels.len(),
-        num_state: data.attributes.len(chaincrf_features::AttrKind::State),
-        num_edge: data.attributes.len(chaincrf_features::AttrKind::Edge),
-    };
-    let mask = trainable_mask(data, layout, structure, params.feature_pairs_value());
-    let start = match init {
-        None => vec![0.0; layout.len()],
-        Some(w) if w.len() == layout.len() => w.iter().zip(&mask).map(|(&x, &m)| if m { x } else { 0.0 }).collect(),
-        Some(w) => {
-            return Err(TrainError::Data(format!(
-                "initial weights have {} values, the layout needs {}",
-                w.len(),
-                layout.len()
-            )))
-        }
-    };
-    run_sgd(data, structure, params, epochs, layout, &mask, start, on_epoch)
-}
-
-/// [`sgd_warm_start`] with the layout, the trainable mask and the (masked)
-/// starting weights already computed.
+/// Runs `epochs` epochs of SGD on `Σ NLLᵢ + c2·‖w‖²` from `start` (the
+/// full layout, untrainable weights zero; see the module documentation),
+/// reporting each epoch; a set `stop` flag ends it within a few hundred
+/// sequences.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_sgd(
     data: &Dataset,
     structure: &Structure,
-    params: &TrainParams,
+    c2: f64,
+    stop: Option<&AtomicBool>,
     epochs: usize,
     layout: WeightLayout,
     mask: &[bool],
     start: Vec<f64>,
     on_epoch: &mut dyn FnMut(&SgdEpoch<'_>),
 ) -> Result<SgdOutcome, TrainError> {
-    let started = Instant::now();
-    let c2 = params.c2_value();
+    let stop_requested = || stop.is_some_and(|f| f.load(Ordering::SeqCst));
     let mut sgd = Sgd::new(data, structure, layout, mask, start, 2.0 * c2 / data.len() as f64);
     let mut rng = SplitMix(SEED);
     let mut order: Vec<usize> = (0..data.len()).collect();
@@ -149,7 +108,7 @@ pub(crate) fn run_sgd(
         let mut loss = 0.0;
         for (j, &i) in order.iter().enumerate() {
             // An interrupt is honoured within a second or so, mid-epoch.
-            if j % STOP_CHECK_EVERY == 0 && params.stop_requested() {
+            if j % STOP_CHECK_EVERY == 0 && stop_requested() {
                 break 'epochs;
             }
             loss += sgd.step(i, 1.0 / (sgd.lambda * (t0 + t)))?;
@@ -163,7 +122,6 @@ pub(crate) fn run_sgd(
             epoch: done,
             objective,
             learning_rate: 1.0 / (sgd.lambda * (t0 + t)),
-            seconds: started.elapsed().as_secs_f64(),
             weights: &full,
         });
     }
@@ -173,7 +131,6 @@ pub(crate) fn run_sgd(
         epochs: done,
         objective,
         initial_learning_rate: eta0,
-        seconds: started.elapsed().as_secs_f64(),
     })
 }
 
@@ -370,10 +327,13 @@ impl<'d> Sgd<'d> {
             }
         }
         if !best.0.is_finite() {
-            return Err(TrainError::Optimizer(format!(
-                "SGD calibration: every learning rate tried (down to {eta:.3e}) diverged on the sample; \
-                 train without the SGD warm start"
-            )));
+            return Err(TrainError::Optimizer(
+                format!(
+                    "SGD calibration: every learning rate tried (down to {eta:.3e}) diverged on the sample; \
+                     train without the SGD warm start"
+                )
+                .into(),
+            ));
         }
         Ok(best.1)
     }

@@ -23,7 +23,7 @@
 
 use anyhow::{bail, Context as _};
 use chaincrf_model::io::{checkpoint_path, load_checkpoint, save_checkpoint, Checkpoint};
-use chaincrf_train::{Progress, Stage};
+use chaincrf_train::{Progress, Termination};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -157,7 +157,7 @@ impl Checkpointer {
             failed: false,
         };
         if on {
-            checkpointer.fingerprint().map_err(anyhow::Error::msg)?;
+            checkpointer.fingerprint()?;
         }
         Ok(checkpointer)
     }
@@ -165,9 +165,9 @@ impl Checkpointer {
     /// Whether the iteration `p` gets a checkpoint: every N-th, the last one
     /// of an interrupted run, and the iteration limit's (see [`Checkpointer::new`]);
     /// not the iteration a resumed run starts from, whose checkpoint exists.
-    pub fn wants(&self, p: &Progress) -> bool {
+    pub fn wants(&self, p: &Progress<'_>) -> bool {
         !p.replayed
-            && p.stage == Stage::Lbfgs
+            && p.can_save_state()
             && (p.interrupted
                 || self.every.is_some_and(|n| p.iteration.checked_rem(n) == Some(0))
                 || self.last_iteration == Some(p.iteration))
@@ -176,29 +176,36 @@ impl Checkpointer {
     /// The fingerprint stamped on checkpoints (computed on first use).
     ///
     /// # Errors
-    /// A message when a training file cannot be read.
-    pub fn fingerprint(&self) -> Result<u64, String> {
+    /// When a training file cannot be read.
+    pub fn fingerprint(&self) -> anyhow::Result<u64> {
         if let Some(&f) = self.fingerprint.get() {
             return Ok(f);
         }
         let files: Vec<&Path> = self.inputs.0.iter().map(PathBuf::as_path).collect();
-        let f = fingerprint(&files, &self.inputs.1).map_err(|e| format!("{e:#}"))?;
+        let f = fingerprint(&files, &self.inputs.1)?;
         Ok(*self.fingerprint.get_or_init(|| f))
     }
 
-    /// Saves `checkpoint`. A failure is reported once as a warning and training
-    /// goes on: a run that cannot checkpoint still produces its model.
-    pub fn save(&mut self, checkpoint: Result<Checkpoint, String>) {
-        let saved = checkpoint.and_then(|c| {
-            save_checkpoint(&c, &self.path)
-                .map(|_| c.iteration)
-                .map_err(|e| e.to_string())
+    /// Saves a checkpoint of the iteration `p` reports. A failure is
+    /// reported once as a warning and training goes on: a run that cannot
+    /// checkpoint still produces its model.
+    pub fn save(&mut self, p: &Progress<'_>) {
+        let saved = self.fingerprint().and_then(|fingerprint| {
+            let checkpoint = Checkpoint {
+                iteration: p.iteration,
+                fingerprint,
+                weights: p.weights().to_vec(),
+                model: p.model(),
+                optimizer: p.saved_state()?,
+            };
+            save_checkpoint(&checkpoint, &self.path)?;
+            Ok(checkpoint.iteration)
         });
         match saved {
             Ok(iteration) => self.last_saved = Some(iteration),
             Err(e) => {
                 if !self.failed {
-                    note!("\nchaincrf: warning: cannot write a checkpoint (training continues): {e}");
+                    note!("\nchaincrf: warning: cannot write a checkpoint (training continues): {e:#}");
                 }
                 self.failed = true;
             }
@@ -210,9 +217,8 @@ impl Checkpointer {
     /// keeps the checkpoint, so `--resume` with a higher limit continues
     /// exactly there. Otherwise the checkpoint (this run's, or an older run's
     /// that the new model replaces) is superseded by the model and removed.
-    pub fn finish(&self, termination: &str, iterations: u64) {
-        let limit = termination.starts_with("reached the maximum number of iterations");
-        if limit && self.last_saved == Some(iterations) {
+    pub fn finish(&self, termination: &Termination, iterations: u64) {
+        if termination.is_iteration_limit() && self.last_saved == Some(iterations) {
             note!(
                 "kept the checkpoint {} (iteration limit reached; continue with --resume and a higher --max-iterations)",
                 self.path.display()

@@ -3,11 +3,12 @@
 //! order), and score a segmentation the way the SIGHAN Bakeoff does.
 
 use super::checkpoint::{install_stop_flag, load_for_resume, Checkpointer, Interrupted};
+use super::training::{write_summary, OptimizerArgs, ProgressPrinter};
 use anyhow::{bail, Context as _};
 use chaincrf_cws::corpus::read_corpus_as;
 use chaincrf_cws::train::{train_segmenter_with, CwsTrainOptions};
 use chaincrf_cws::{read_corpus, CorpusFormat, Segmenter, TagScheme, UserDict};
-use chaincrf_train::{FeaturePairs, Stage, TrainParams};
+use chaincrf_train::Termination;
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use rayon::prelude::*;
 use std::io::{BufRead, Write};
@@ -21,11 +22,16 @@ pub struct Args {
     command: CwsCommand,
 }
 
+const TRAIN_EXAMPLE: &str = "Example:\n  chaincrf cws train --corpus data/199801.txt --model pku.model --dev-every 20";
+
 #[derive(Debug, Subcommand)]
 enum CwsCommand {
     /// Train a segmenter on a segmented corpus (People's Daily or SIGHAN format).
-    #[command(after_help = "Example:\n  chaincrf cws train --corpus data/199801.txt --model pku.model --dev-every 20")]
-    Train(TrainArgs),
+    #[command(
+        after_help = TRAIN_EXAMPLE,
+        after_long_help = format!("{TRAIN_EXAMPLE}\n\n{}", super::training::all_parameters_help())
+    )]
+    Train(Box<TrainArgs>),
     /// Segment text: one output line per input line, words separated by a space.
     #[command(after_help = "Example:\n  echo 共同创造美好的新世纪 | chaincrf cws segment --model pku.model")]
     Segment(SegmentArgs),
@@ -78,45 +84,28 @@ enum SchemeArg {
 #[derive(Debug, ClapArgs)]
 struct TrainArgs {
     /// Segmented training corpus.
-    #[arg(long)]
-    corpus: PathBuf,
+    #[arg(long, required_unless_present = "help_params")]
+    corpus: Option<PathBuf>,
     /// Where to write the model (checked for writability before training).
-    #[arg(long)]
-    model: PathBuf,
+    #[arg(long, required_unless_present = "help_params")]
+    model: Option<PathBuf>,
     /// Corpus format; detected from the first lines when omitted.
     #[arg(long, value_enum)]
     format: Option<FormatArg>,
     /// Tag scheme.
     #[arg(long, value_enum, default_value = "bmes")]
     scheme: SchemeArg,
-    /// L1 coefficient (CRFsuite's c1; > 0 trains with OWL-QN and prunes zero weights).
-    #[arg(long, default_value_t = 0.0)]
-    c1: f64,
-    /// L2 coefficient (CRFsuite's c2).
-    #[arg(long, default_value_t = 1.0)]
-    c2: f64,
-    /// Worker threads (default: all cores). The model does not depend on it.
-    #[arg(long)]
-    threads: Option<usize>,
+    /// The optimizer. Defaults: lbfgs with c2 = 1, 10 SGD epochs then at most 20 iterations;
+    /// the other algorithms keep CRFsuite's defaults.
+    #[command(flatten)]
+    optimizer: OptimizerArgs,
     /// Hold out every N-th sentence for per-iteration accuracy (and early stopping with --patience).
     #[arg(long)]
     dev_every: Option<usize>,
-    /// Stop when held-out accuracy has not improved for this many iterations.
-    #[arg(long)]
-    patience: Option<usize>,
     /// The model drops attributes whose weights are all at most this in absolute value
     /// (0 keeps every attribute with a non-zero weight).
     #[arg(long, value_name = "T", default_value_t = chaincrf_cws::train::DEFAULT_PRUNE_THRESHOLD)]
     prune: f32,
-    /// Epochs of SGD before L-BFGS (a warm start; 0 = L-BFGS from zero weights).
-    #[arg(long, default_value_t = chaincrf_cws::train::DEFAULT_SGD_EPOCHS)]
-    sgd_epochs: usize,
-    /// Stop after this many L-BFGS iterations (0 = no cap: CRFsuite's delta/epsilon rules only).
-    #[arg(long, default_value_t = chaincrf_cws::train::DEFAULT_MAX_ITERATIONS)]
-    max_iterations: u64,
-    /// Relative objective improvement over 10 iterations below which training stops.
-    #[arg(long, default_value_t = 1e-5)]
-    delta: f64,
     /// Keep attributes seen at least this many times.
     #[arg(long, default_value_t = 2)]
     min_freq: u32,
@@ -179,7 +168,7 @@ struct EvalArgs {
 /// Runs `chaincrf cws`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
-        CwsCommand::Train(a) => train(a),
+        CwsCommand::Train(a) => train(*a),
         CwsCommand::Segment(a) => segment(a),
         CwsCommand::Eval(a) => eval(a),
         CwsCommand::Export(a) => export(a),
@@ -195,24 +184,47 @@ pub fn peak_rss_bytes() -> Option<u64> {
 }
 
 fn train(a: TrainArgs) -> anyhow::Result<()> {
-    chaincrf_model::io::check_writable(&a.model).context("the model cannot be written (checked before training)")?;
+    if a.optimizer.print_help_params() {
+        return Ok(());
+    }
+    let (Some(corpus), Some(model_path)) = (a.corpus.clone(), a.model.clone()) else {
+        bail!("--corpus and --model are required");
+    };
+    let opt = &a.optimizer;
+    let params = opt.params(|p| chaincrf_cws::default_params(p.algorithm()))?;
+    if opt.patience.is_some() && a.dev_every.is_none() {
+        bail!("--patience needs a held-out part (--dev-every N)");
+    }
+    chaincrf_model::io::check_writable(&model_path).context("the model cannot be written (checked before training)")?;
+    opt.check_outputs()?;
     // What identifies the run for --resume: the corpus and every option that
     // changes the features or the objective.
+    let p = params.params();
     let options_text = format!(
-        "cws format={:?} scheme={:?} c1={} c2={} dev_every={:?} min_freq={} no_lexicon={} lexicon_min_count={} \
-         lexicon_folds={}",
-        a.format, a.scheme, a.c1, a.c2, a.dev_every, a.min_freq, a.no_lexicon, a.lexicon_min_count, a.lexicon_folds
+        "cws format={:?} scheme={:?} algorithm={} c1={} c2={} dev_every={:?} min_freq={} no_lexicon={} \
+         lexicon_min_count={} lexicon_folds={} minfreq={:?}",
+        a.format,
+        a.scheme,
+        p.algorithm(),
+        p.l1(),
+        p.l2(),
+        a.dev_every,
+        a.min_freq,
+        a.no_lexicon,
+        a.lexicon_min_count,
+        a.lexicon_folds,
+        p.get("feature.minfreq"),
     );
     let mut checkpointer = Checkpointer::new(
-        &a.model,
+        &model_path,
         a.checkpoint_every,
         a.resume,
-        (a.max_iterations > 0).then_some(a.max_iterations),
-        vec![a.corpus.clone()],
+        p.max_iterations_or_default(),
+        vec![corpus.clone()],
         options_text,
     )?;
     let resume = if a.resume {
-        let c = load_for_resume(&a.model, checkpointer.fingerprint().map_err(anyhow::Error::msg)?)?;
+        let c = load_for_resume(&model_path, checkpointer.fingerprint()?)?;
         // The file on disk is this run's starting point until it writes a newer one.
         checkpointer.last_saved = Some(c.iteration);
         Some(c)
@@ -221,12 +233,12 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let sentences = match a.format {
-        Some(FormatArg::Pku) => read_corpus_as(&a.corpus, CorpusFormat::Pku)?,
-        Some(FormatArg::Sighan) => read_corpus_as(&a.corpus, CorpusFormat::Sighan)?,
-        None => read_corpus(&a.corpus)?.1,
+        Some(FormatArg::Pku) => read_corpus_as(&corpus, CorpusFormat::Pku)?,
+        Some(FormatArg::Sighan) => read_corpus_as(&corpus, CorpusFormat::Sighan)?,
+        None => read_corpus(&corpus)?.1,
     };
     if sentences.iter().all(|s| s.is_empty()) {
-        bail!("{}: no sentences to train on", a.corpus.display());
+        bail!("{}: no sentences to train on", corpus.display());
     }
     let mut options = CwsTrainOptions {
         scheme: match a.scheme {
@@ -238,87 +250,66 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         lexicon_min_count: a.lexicon_min_count,
         lexicon_folds: a.lexicon_folds,
         prune_threshold: a.prune,
+        params: params.clone(),
+        threads: opt.threads.unwrap_or(0),
+        patience: opt.patience,
         ..CwsTrainOptions::default()
     };
     options.ngram.lexicon_features = !a.no_lexicon;
-    let mut params = TrainParams::new()
-        .c1(a.c1)
-        .c2(a.c2)
-        .delta(a.delta)
-        .max_iterations((a.max_iterations > 0).then_some(a.max_iterations))
-        .sgd_epochs(a.sgd_epochs)
-        .patience(a.patience)
-        .feature_pairs(FeaturePairs::Observed);
-    if let Some(t) = a.threads {
-        params = params.threads(t);
-    }
-    params.check()?;
-    options.params = params.stop_flag(Some(install_stop_flag()?));
     note!(
         "read {} sentences from {} in {:.1}s",
         sentences.len(),
-        a.corpus.display(),
+        corpus.display(),
         started.elapsed().as_secs_f64()
     );
-    let trained = train_segmenter_with(&sentences, &options, resume.as_ref(), &mut |it| {
-        let p = it.progress;
-        let dev = p.dev_accuracy.map(|d| format!(" dev-acc {d:.4}")).unwrap_or_default();
-        match p.stage {
-            Stage::Sgd { learning_rate } => note!(
-                "sgd  {:4}  loss {:.4e}  eta {:.3e}  active {}  {:.1}s{dev}",
-                p.iteration,
-                p.objective,
-                learning_rate,
-                p.active_features,
-                p.seconds
-            ),
-            Stage::Lbfgs => note!(
-                "iter {:4}  loss {:.4e}  |g| {:.3e}  active {}  {:.1}s{dev}",
-                p.iteration,
-                p.objective,
-                p.gradient_norm,
-                p.active_features,
-                p.seconds
-            ),
-        }
-        if checkpointer.wants(p) {
-            checkpointer.save(checkpointer.fingerprint().and_then(|f| it.checkpoint(f)));
-        }
-    })?;
+    let mut printer = ProgressPrinter::new(opt.progress_jsonl.as_deref())?;
+    let trained = train_segmenter_with(
+        &sentences,
+        &options,
+        resume.as_ref(),
+        Some(install_stop_flag()?),
+        &mut |p| {
+            printer.event(p);
+            if checkpointer.wants(p) {
+                checkpointer.save(p);
+            }
+        },
+    )?;
+    printer.finish();
     drop(resume);
-    let bytes = chaincrf_model::save(&trained.model, &a.model)?;
-    let o = &trained.outcome;
-    note!(
-        "final loss {:.6e} after {} SGD epochs and {} iterations ({} evaluations): {}",
-        o.final_objective,
-        o.sgd_epochs,
-        o.iterations,
-        o.evaluations,
-        o.termination
-    );
-    if let Some(acc) = o.best_dev_accuracy {
-        note!(
-            "best held-out tag accuracy {acc:.4} on {} sentences",
-            trained.dev_sentences
-        );
+    let bytes = chaincrf_model::save(&trained.model, &model_path)?;
+    let report = &trained.report;
+    note!("{report}");
+    if report.best_heldout.is_some() {
+        note!("held out {} sentences", trained.dev_sentences);
     }
     note!(
         "trained on {} sentences in {:.1}s; peak memory {}; model {} ({} bytes)",
         trained.train_sentences,
         started.elapsed().as_secs_f64(),
         peak_rss_bytes().map_or("unknown".into(), |b| format!("{:.0} MiB", b as f64 / 1048576.0)),
-        a.model.display(),
+        model_path.display(),
         bytes
     );
-    if o.termination.starts_with("interrupted") {
-        checkpointer.report_interrupt(
-            &a.model,
-            o.iterations,
-            o.termination.starts_with("interrupted during the SGD"),
-        );
+    if let Some(path) = &opt.summary_json {
+        write_summary(
+            path,
+            report,
+            serde_json::json!({
+                "train_sentences": trained.train_sentences,
+                "dev_sentences": trained.dev_sentences,
+            }),
+        )?;
+    }
+    if let Termination::Interrupted {
+        after,
+        during_warm_start,
+    } = report.termination
+    {
+        checkpointer.report_interrupt(&model_path, after, during_warm_start);
         return Err(Interrupted.into());
     }
-    checkpointer.finish(&o.termination, o.iterations);
+    checkpointer.finish(&report.termination, report.iterations);
     Ok(())
 }
 

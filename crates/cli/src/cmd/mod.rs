@@ -22,6 +22,7 @@ pub mod infer;
 pub mod prune;
 pub mod tag;
 pub mod train;
+pub mod training;
 
 use anyhow::Context as _;
 use chaincrf_model::Model;

@@ -13,16 +13,16 @@
 //! and a checkpoint saved (see `checkpoint.rs` and `docs/reliability.md`).
 
 use super::checkpoint::{install_stop_flag, load_for_resume, Checkpointer, Interrupted};
+use super::training::{write_summary, OptimizerArgs, ProgressPrinter};
 use super::{load_model, open_file};
 use anyhow::{bail, Context as _};
 use chaincrf_features::Templates;
-use chaincrf_model::io::{check_writable, Checkpoint};
+use chaincrf_model::io::check_writable;
 use chaincrf_model::Model;
 use chaincrf_train::{
-    dev_accuracy, resume, train, ClassicCorpus, ClassicFormat, ClassicOptions, ClassicSetup, FeaturePairs, Iteration,
-    OptimizerState, Progress, Stage, TrainParams,
+    CheckedParams, ClassicCorpus, ClassicFormat, ClassicOptions, ClassicSetup, Dataset, Progress, SavedState,
+    Termination, Trainer,
 };
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -44,73 +44,53 @@ pub enum Pairs {
     All,
 }
 
-/// Options of `chaincrf train`.
-#[derive(Debug, clap::Args)]
-#[command(after_help = "\
+const EXAMPLES: &str = "\
 Examples:
   # CRF++ data and template, the objective of `crf_learn -c 4.0`:
   chaincrf train --template template --c2 0.125 --feature-pairs all --model chunk.model train.data
   # CRFsuite attribute data with L1 + L2 and early stopping on held-out data:
-  chaincrf train --format crfsuite --c1 0.1 --c2 0.01 --dev dev.crfsuite --patience 5 --model pos.model train.crfsuite")]
+  chaincrf train --format crfsuite --c1 0.1 --c2 0.01 --dev dev.crfsuite --patience 5 --model pos.model train.crfsuite
+  # CRFsuite's passive-aggressive algorithm, PA-II, 20 epochs:
+  chaincrf train --format crfsuite -a pa --set type=2 --max-iterations 20 --model pos.model train.crfsuite
+  # The parameters of an algorithm, with their defaults (all of them: --help):
+  chaincrf train -a arow --help-params";
+
+/// Options of `chaincrf train`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES, after_long_help = format!("{EXAMPLES}\n\n{}", super::training::all_parameters_help()))]
 pub struct Args {
     /// Training data (CRF++ columns or CRFsuite attributes, see --format).
-    #[arg(value_name = "DATA")]
-    pub data: PathBuf,
+    #[arg(value_name = "DATA", required_unless_present = "help_params")]
+    pub data: Option<PathBuf>,
     /// Where to write the model (written atomically at the end; checked for writability first).
-    #[arg(short, long, value_name = "MODEL")]
-    pub model: PathBuf,
+    #[arg(short, long, value_name = "MODEL", required_unless_present = "help_params")]
+    pub model: Option<PathBuf>,
     /// Data format [default: crfpp, or the --init model's format].
     #[arg(short, long, value_enum)]
     pub format: Option<Format>,
     /// CRF++ template file (required for crfpp data unless --init gives one).
     #[arg(short, long, value_name = "FILE")]
     pub template: Option<PathBuf>,
-    /// L1 coefficient c1·‖w‖₁ (OWL-QN when > 0; zero weights are dropped from the model).
-    #[arg(long, default_value_t = 0.0, value_name = "C1", allow_negative_numbers = true)]
-    pub c1: f64,
-    /// L2 coefficient c2·‖w‖² (CRFsuite's definition; CRF++'s `-c C` is c2 = 1/(2C)).
-    #[arg(long, default_value_t = 1.0, value_name = "C2", allow_negative_numbers = true)]
-    pub c2: f64,
-    /// Stop after this many iterations [default: no limit].
-    #[arg(long, value_name = "N")]
-    pub max_iterations: Option<u64>,
-    /// Run N epochs of SGD before L-BFGS: a warm start that reaches a good model in a
-    /// few passes over the data (L-BFGS then needs far fewer iterations).
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub sgd_epochs: usize,
-    /// Worker threads [default: all cores]; the model does not depend on it.
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    /// The optimizer.
+    #[command(flatten)]
+    pub optimizer: OptimizerArgs,
     /// Held-out data in the same format: token accuracy after every iteration.
     #[arg(long, value_name = "FILE")]
     pub dev: Option<PathBuf>,
-    /// With --dev: stop when held-out accuracy has not improved for N iterations, keep the best weights.
-    #[arg(long, value_name = "N", requires = "dev")]
-    pub patience: Option<usize>,
-    /// Keep attributes seen at least N times in the training data.
+    /// Keep attributes seen at least N times in the training data (CRF++'s -f; CRFsuite's
+    /// feature.minfreq, a threshold on each attribute-label feature's summed value, is --set feature.minfreq=X).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub min_freq: u32,
-    /// Which attribute × label pairs get weights.
-    #[arg(long, value_enum, default_value_t = Pairs::Observed)]
-    pub feature_pairs: Pairs,
+    /// Which attribute × label pairs and label pairs get weights: a shorthand for
+    /// --set feature.possible_states=B --set feature.possible_transitions=B.
+    #[arg(long, value_enum)]
+    pub feature_pairs: Option<Pairs>,
     /// Also learn start and end weights per label (an extension; CRF++ and CRFsuite have none).
     #[arg(long)]
     pub start_end: bool,
     /// Start from this model's weights; its labels and attributes keep their ids.
     #[arg(long, value_name = "MODEL")]
     pub init: Option<PathBuf>,
-    /// Stop when ‖g‖ / max(1, ‖w‖) < EPSILON.
-    #[arg(long, default_value_t = 1e-5, allow_negative_numbers = true)]
-    pub epsilon: f64,
-    /// Stop when the objective improved by less than DELTA (relative) over --period iterations.
-    #[arg(long, default_value_t = 1e-5, allow_negative_numbers = true)]
-    pub delta: f64,
-    /// The number of iterations the --delta test looks back.
-    #[arg(long, default_value_t = 10, value_name = "N")]
-    pub period: usize,
-    /// Write a JSON summary: features, sgd_epochs, iterations, evaluations, final_objective, seconds, termination.
-    #[arg(long, value_name = "FILE")]
-    pub summary_json: Option<PathBuf>,
     /// Save MODEL.checkpoint (exact weights and iteration count) every N iterations, atomically.
     #[arg(long, value_name = "N")]
     pub checkpoint_every: Option<u64>,
@@ -122,31 +102,35 @@ pub struct Args {
 /// What identifies a run for `--resume`: the files trained on and every option
 /// that changes the features or the objective (not the stopping rules, threads
 /// or held-out data, which a continued run may change).
-fn run_inputs(args: &Args) -> (Vec<PathBuf>, String) {
-    let mut files = vec![args.data.clone()];
+fn run_inputs(args: &Args, params: &CheckedParams) -> (Vec<PathBuf>, String) {
+    let mut files: Vec<PathBuf> = args.data.iter().cloned().collect();
     files.extend(args.template.clone());
     files.extend(args.init.clone());
+    let p = params.params();
     let options = format!(
-        "train format={:?} template={} init={} c1={} c2={} min_freq={} pairs={:?} start_end={}",
+        "train format={:?} template={} init={} algorithm={} c1={} c2={} min_freq={} minfreq={:?} states={:?} \
+         transitions={:?} start_end={}",
         args.format,
         args.template.is_some(),
         args.init.is_some(),
-        args.c1,
-        args.c2,
+        p.algorithm(),
+        p.l1(),
+        p.l2(),
         args.min_freq,
-        args.feature_pairs,
+        p.get("feature.minfreq"),
+        p.get("feature.possible_states"),
+        p.get("feature.possible_transitions"),
         args.start_end
     );
     (files, options)
 }
 
-/// Whether `m` has exactly the labels and attribute ids of `setup`'s data.
-fn same_features(m: &Model, setup: &ClassicSetup) -> bool {
+/// Whether `m` has exactly the labels and attribute ids of `data`.
+fn same_features(m: &Model, d: &Dataset) -> bool {
     use chaincrf_features::AttrKind;
-    let d = &setup.dataset;
     m.labels.labels() == d.labels.labels()
-        && m.extractor == setup.spec
-        && m.structure == setup.structure
+        && m.extractor == d.extractor
+        && m.structure == d.structure
         && [AttrKind::State, AttrKind::Edge].into_iter().all(|kind| {
             m.attributes.len(kind) == d.attributes.len(kind)
                 && (0..d.attributes.len(kind) as u32).all(|id| m.attributes.key(kind, id) == d.attributes.key(kind, id))
@@ -155,45 +139,43 @@ fn same_features(m: &Model, setup: &ClassicSetup) -> bool {
 
 /// Runs `chaincrf train`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut params = TrainParams::new()
-        .c1(args.c1)
-        .c2(args.c2)
-        .max_iterations(args.max_iterations)
-        .sgd_epochs(args.sgd_epochs)
-        .epsilon(args.epsilon)
-        .delta(args.delta)
-        .period(args.period)
-        .patience(args.patience)
-        .feature_pairs(match args.feature_pairs {
-            Pairs::Observed => FeaturePairs::Observed,
-            Pairs::All => FeaturePairs::All,
-        });
-    if let Some(t) = args.threads {
-        params = params.threads(t);
+    if args.optimizer.print_help_params() {
+        return Ok(());
     }
-    params.check()?;
+    let (Some(data_path), Some(model_path)) = (args.data.clone(), args.model.clone()) else {
+        bail!("DATA and --model are required");
+    };
+    let params = args.optimizer.params(|p| match args.feature_pairs {
+        Some(pairs) => {
+            let all = pairs == Pairs::All;
+            p.possible_states(all).possible_transitions(all)
+        }
+        None => p,
+    })?;
     if args.min_freq == 0 {
         bail!("--min-freq must be at least 1");
     }
-    if let Some(t) = args.threads {
-        // The held-out evaluation runs on rayon's global pool; keep it to --threads too.
+    let opt = &args.optimizer;
+    if let Some(t) = opt.threads {
+        // Anything else on rayon's global pool keeps to --threads too.
         let _ = rayon::ThreadPoolBuilder::new().num_threads(t).build_global();
     }
-    check_writable(&args.model).context("the model cannot be written (checked before training)")?;
-    if let Some(p) = &args.summary_json {
-        check_writable(p).context("the summary cannot be written (checked before training)")?;
+    if opt.patience.is_some() && args.dev.is_none() {
+        bail!("--patience needs held-out data (--dev FILE)");
     }
-    let inputs = run_inputs(&args);
+    check_writable(&model_path).context("the model cannot be written (checked before training)")?;
+    opt.check_outputs()?;
+    let inputs = run_inputs(&args, &params);
     let mut checkpointer = Checkpointer::new(
-        &args.model,
+        &model_path,
         args.checkpoint_every,
         args.resume,
-        args.max_iterations,
+        params.params().max_iterations_or_default(),
         inputs.0,
         inputs.1,
     )?;
     let checkpoint = if args.resume {
-        let c = load_for_resume(&args.model, checkpointer.fingerprint().map_err(anyhow::Error::msg)?)?;
+        let c = load_for_resume(&model_path, checkpointer.fingerprint()?)?;
         // The file on disk is this run's starting point until it writes a newer one.
         checkpointer.last_saved = Some(c.iteration);
         Some(c)
@@ -227,7 +209,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 
     let started = Instant::now();
-    let data_name = args.data.display().to_string();
+    let data_name = data_path.display().to_string();
     let options = ClassicOptions {
         start_end: args.start_end,
         min_freq: args.min_freq,
@@ -236,7 +218,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // Compiled while it is read: the text of a large corpus is never held.
     let (setup, sequences, tokens) = ClassicSetup::read(
         format,
-        open_file(&args.data)?,
+        open_file(&data_path)?,
         &data_name,
         templates,
         &options,
@@ -250,18 +232,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let layout = setup.layout();
+    let data = &setup.dataset;
+    let layout = data.layout();
     let saved = match checkpoint {
         Some(c) => {
-            if !same_features(&c.model, &setup) {
+            if !same_features(&c.model, data) {
                 bail!(
                     "{}: the checkpoint's labels or features differ from this run's; start over without --resume",
                     checkpointer.path.display()
                 );
             }
-            let state = OptimizerState::from_bytes(&c.optimizer)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", checkpointer.path.display()))?;
-            Some(state)
+            Some(SavedState::from_bytes(&c.optimizer).with_context(|| checkpointer.path.display().to_string())?)
         }
         None => None,
     };
@@ -275,140 +256,56 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    let mut reporter = Reporter::new();
-    let structure = setup.structure.clone();
-    let params = params.stop_flag(Some(install_stop_flag()?));
-    let mut on_iteration = |it: &Iteration<'_>| {
-        let p = it.progress;
-        let acc = dev.as_ref().map(|d| dev_accuracy(d, layout, &structure, it.weights()));
-        reporter.iteration(p, acc);
-        if checkpointer.wants(p) {
-            let w = it.weights();
-            let model = Model::from_flat(
-                setup.dataset.labels.clone(),
-                setup.dataset.attributes.clone(),
-                setup.spec.clone(),
-                setup.structure.clone(),
-                w,
-            );
-            let checkpoint = checkpointer.fingerprint().and_then(|fingerprint| {
-                it.optimizer_state().map(|optimizer| Checkpoint {
-                    iteration: p.iteration,
-                    fingerprint,
-                    weights: w.to_vec(),
-                    model,
-                    optimizer,
-                })
-            });
-            checkpointer.save(checkpoint);
-        }
-        acc
-    };
-    let outcome = match saved {
-        Some(state) => resume(&setup.dataset, &setup.structure, &params, state, &mut on_iteration)?,
-        None => train(
-            &setup.dataset,
-            &setup.structure,
-            &params,
-            setup.init.clone(),
-            &mut on_iteration,
-        )?,
-    };
-    reporter.finish();
-    let interrupted = outcome.termination.starts_with("interrupted");
-    note!(
-        "final objective {:.6} after {} iterations ({} evaluations, {:.2}s): {}",
-        outcome.final_objective,
-        outcome.iterations,
-        outcome.evaluations,
-        outcome.seconds,
-        outcome.termination
-    );
-    if let Some(acc) = outcome.best_dev_accuracy {
-        note!("best held-out token accuracy: {acc:.4}");
+    let mut printer = ProgressPrinter::new(opt.progress_jsonl.as_deref())?;
+    let mut trainer = Trainer::new(params.clone()).stop_flag(install_stop_flag()?);
+    if let Some(t) = opt.threads {
+        trainer = trainer.threads(t);
     }
+    if let Some(d) = &dev {
+        trainer = trainer.held_out(d);
+    }
+    if let Some(p) = opt.patience {
+        trainer = trainer.early_stopping(p);
+    }
+    if let Some(state) = saved {
+        trainer = trainer.resume_from(state);
+    } else if let Some(w) = setup.init.clone() {
+        trainer = trainer.initial_weights(w);
+    }
+    let fitted = trainer
+        .observer(|p: &Progress<'_>| {
+            printer.event(p);
+            if checkpointer.wants(p) {
+                checkpointer.save(p);
+            }
+        })
+        .fit(data)?;
+    printer.finish();
+    let report = fitted.report().clone();
+    note!("{report}");
 
     let save_started = Instant::now();
-    let model = setup.into_model(&outcome.weights, args.c1);
-    let bytes = chaincrf_model::save(&model, &args.model)?;
+    let model = fitted.into_model();
+    let bytes = chaincrf_model::save(&model, &model_path)?;
     note!(
         "model {}: {} bytes, {} features ({} active weights), saved in {:.3}s",
-        args.model.display(),
+        model_path.display(),
         bytes,
-        outcome.features,
+        report.features,
         model.num_active_weights(),
         save_started.elapsed().as_secs_f64()
     );
-
-    if let Some(path) = &args.summary_json {
-        let summary = serde_json::json!({
-            "features": outcome.features,
-            "sgd_epochs": outcome.sgd_epochs,
-            "iterations": outcome.iterations,
-            "evaluations": outcome.evaluations,
-            "final_objective": outcome.final_objective,
-            "seconds": outcome.seconds,
-            "termination": outcome.termination,
-        });
-        let mut text = serde_json::to_string_pretty(&summary)?;
-        text.push('\n');
-        std::fs::write(path, text).with_context(|| format!("{}: cannot write the summary", path.display()))?;
+    if let Some(path) = &opt.summary_json {
+        write_summary(path, &report, serde_json::json!({}))?;
     }
-    if interrupted {
-        checkpointer.report_interrupt(
-            &args.model,
-            outcome.iterations,
-            outcome.termination.starts_with("interrupted during the SGD"),
-        );
+    if let Termination::Interrupted {
+        after,
+        during_warm_start,
+    } = report.termination
+    {
+        checkpointer.report_interrupt(&model_path, after, during_warm_start);
         return Err(Interrupted.into());
     }
-    checkpointer.finish(&outcome.termination, outcome.iterations);
+    checkpointer.finish(&report.termination, report.iterations);
     Ok(())
-}
-
-/// Prints per-iteration progress: overwriting one line on a terminal, plain lines otherwise.
-struct Reporter {
-    terminal: bool,
-    last_width: usize,
-}
-
-impl Reporter {
-    fn new() -> Self {
-        Reporter {
-            terminal: std::io::stderr().is_terminal(),
-            last_width: 0,
-        }
-    }
-
-    fn iteration(&mut self, p: &Progress, dev: Option<f64>) {
-        let mut line = match p.stage {
-            Stage::Sgd { learning_rate } => format!(
-                "sgd  {:>4}  loss {:>14.6}  eta {:>12.6}  active {:>9}  {:>8.2}s",
-                p.iteration, p.objective, learning_rate, p.active_features, p.seconds
-            ),
-            Stage::Lbfgs => format!(
-                "iter {:>4}  loss {:>14.6}  |g| {:>12.6}  active {:>9}  {:>8.2}s",
-                p.iteration, p.objective, p.gradient_norm, p.active_features, p.seconds
-            ),
-        };
-        if let Some(acc) = dev {
-            line.push_str(&format!("  dev {acc:.4}"));
-        }
-        let mut err = std::io::stderr().lock();
-        // Progress is best effort: a closed stderr must not stop training.
-        let _ = if self.terminal {
-            let pad = self.last_width.saturating_sub(line.chars().count());
-            self.last_width = line.chars().count();
-            write!(err, "\r{line}{}", " ".repeat(pad))
-        } else {
-            writeln!(err, "{line}")
-        };
-        let _ = err.flush();
-    }
-
-    fn finish(&mut self) {
-        if self.terminal && self.last_width > 0 {
-            note!();
-        }
-    }
 }

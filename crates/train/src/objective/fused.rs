@@ -294,8 +294,9 @@ impl Objective<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{trainable_mask, DatasetBuilder, FeaturePairs, LabelTarget};
-    use chaincrf_features::{Attr, AttrKind, FeatureExtractor};
+    use crate::mask::trainable_mask;
+    use crate::{Algorithm, DatasetBuilder, LabelTarget, Params};
+    use chaincrf_features::{Attr, FeatureExtractor};
     use chaincrf_model::Structure;
 
     /// Token, previous token (value 0.5) and a bias.
@@ -318,28 +319,26 @@ mod tests {
     /// get the same cost and gradient, bit for bit, as one copy per thread.
     #[test]
     fn shared_row_copies_give_the_same_bits() {
-        let mut b = DatasetBuilder::new(false);
+        let mut b = DatasetBuilder::new().without_attribute_names().structure(Structure {
+            transitions: true,
+            start_end: true,
+            ..Structure::default()
+        });
         for l in ["a", "b", "c"] {
             b.labels_mut().intern(l);
         }
         for (i, n) in (0..400).map(|i| (i, 1 + i % 13)) {
             let x: Vec<u8> = (0..n).map(|t| ((i * 7 + t * 3) % 11) as u8).collect();
             let y: Vec<u32> = x.iter().map(|&v| u32::from(v % 3)).collect();
-            b.add(&Tokens, &x[..], LabelTarget::Gold(y)).unwrap();
+            b.add_target(&Tokens, &x[..], LabelTarget::Gold(y)).unwrap();
         }
-        let data = b.finish(1);
-        let layout = WeightLayout {
-            k: data.labels.len(),
-            num_state: data.attributes.len(AttrKind::State),
-            num_edge: 0,
-        };
-        let structure = Structure {
-            transitions: true,
-            start_end: true,
-            ..Structure::default()
-        };
-        let mask = trainable_mask(&data, layout, &structure, FeaturePairs::All);
-        let mut obj = Objective::new(&data, layout, structure, 0.1, mask, 3).unwrap();
+        let data = b.build();
+        let layout = data.layout();
+        let all = Params::new(Algorithm::Lbfgs)
+            .possible_states(true)
+            .possible_transitions(true);
+        let mask = trainable_mask(&data, &all);
+        let mut obj = Objective::new(&data, layout, data.structure.clone(), 0.1, mask, 3).unwrap();
         let w: Vec<f64> = (0..obj.dim()).map(|i| ((i * 37) % 17) as f64 / 17.0 - 0.5).collect();
         assert_eq!(obj.fused.as_ref().map(|f| f.rows.len()), Some(3));
         let (f3, g3) = obj.evaluate(&w).unwrap();

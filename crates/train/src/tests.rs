@@ -2,12 +2,42 @@
 //! known generating model is learned, and the weights do not depend on the
 //! number of threads.
 
+use crate::mask::trainable_mask;
+use crate::objective::Objective;
+use crate::{Algorithm, Dataset, DatasetBuilder, Fitted, LabelTarget, Params, Progress, SavedState, Trainer};
 use chaincrf_features::{Attr, FeatureExtractor};
 use chaincrf_model::{Structure, WeightLayout};
-use chaincrf_train::{
-    train, trainable_mask, Dataset, DatasetBuilder, FeaturePairs, LabelTarget, Objective, TrainParams,
-};
 use rand::{Rng, SeedableRng};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// L-BFGS parameters with CRFsuite's defaults.
+fn lbfgs() -> Params {
+    Params::new(Algorithm::Lbfgs)
+}
+
+/// Every attribute × label and label pair trainable.
+fn mask_all(d: &Dataset) -> Vec<bool> {
+    trainable_mask(d, &lbfgs().possible_states(true).possible_transitions(true))
+}
+
+/// Only the pairs seen in training trainable (CRFsuite's default).
+fn mask_observed(d: &Dataset) -> Vec<bool> {
+    trainable_mask(d, &lbfgs())
+}
+
+/// Trains `data` with `params` on `threads` threads, observing every event.
+fn fit_with(data: &Dataset, params: Params, threads: usize, observer: impl FnMut(&Progress<'_>)) -> Fitted {
+    Trainer::new(params.check().unwrap())
+        .threads(threads)
+        .observer(observer)
+        .fit(data)
+        .unwrap()
+}
+
+fn bits_equal(a: &[f64], b: &[f64]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
 
 /// Input: a sequence of small integers; attributes: the token and its neighbours.
 struct Tokens;
@@ -46,7 +76,10 @@ fn synthetic(n_seq: usize, seed: u64) -> Vec<(Vec<u8>, Vec<u32>)> {
 
 /// A dataset builder with the three labels of [`synthetic`] in order.
 fn builder(keep_names: bool) -> DatasetBuilder {
-    let mut b = DatasetBuilder::new(keep_names);
+    let mut b = DatasetBuilder::new().structure(structure());
+    if !keep_names {
+        b = b.without_attribute_names();
+    }
     for l in ["even", "odd", "after7"] {
         b.labels_mut().intern(l);
     }
@@ -56,9 +89,9 @@ fn builder(keep_names: bool) -> DatasetBuilder {
 fn dataset(seqs: &[(Vec<u8>, Vec<u32>)]) -> Dataset {
     let mut b = builder(true);
     for (x, y) in seqs {
-        b.add(&Tokens, x, LabelTarget::Gold(y.clone())).unwrap();
+        b.add_target(&Tokens, x, LabelTarget::Gold(y.clone())).unwrap();
     }
-    b.finish(1)
+    b.build()
 }
 
 fn structure() -> Structure {
@@ -70,18 +103,14 @@ fn structure() -> Structure {
 }
 
 fn layout(d: &Dataset) -> WeightLayout {
-    WeightLayout {
-        k: 3,
-        num_state: d.attributes.len(chaincrf_features::AttrKind::State),
-        num_edge: 0,
-    }
+    d.layout()
 }
 
 #[test]
 fn gradient_equals_finite_differences() {
     let d = dataset(&synthetic(20, 1));
     let l = layout(&d);
-    let mask = trainable_mask(&d, l, &structure(), FeaturePairs::All);
+    let mask = mask_all(&d);
     let obj = Objective::new(&d, l, structure(), 0.3, mask, 2).unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
     let w: Vec<f64> = (0..obj.dim()).map(|_| rng.random_range(-1.0..1.0)).collect();
@@ -118,11 +147,11 @@ fn partial_labels_gradient_equals_finite_differences() {
                 }
             })
             .collect();
-        b.add(&Tokens, x, LabelTarget::Partial(sets)).unwrap();
+        b.add_target(&Tokens, x, LabelTarget::Partial(sets)).unwrap();
     }
-    let d = b.finish(1);
+    let d = b.build();
     let l = layout(&d);
-    let mask = trainable_mask(&d, l, &structure(), FeaturePairs::All);
+    let mask = mask_all(&d);
     let obj = Objective::new(&d, l, structure(), 0.1, mask, 1).unwrap();
     let w: Vec<f64> = (0..obj.dim()).map(|i| ((i * 7919) % 13) as f64 / 13.0 - 0.5).collect();
     let (_, g) = obj.evaluate(&w).unwrap();
@@ -144,30 +173,12 @@ fn partial_labels_gradient_equals_finite_differences() {
 fn learns_the_generating_rule_and_threads_do_not_change_the_model() {
     let train_set = dataset(&synthetic(300, 11));
     let test = synthetic(100, 12);
-    let params = TrainParams::new().c2(0.01).feature_pairs(FeaturePairs::All);
-    let one = train(&train_set, &structure(), &params.clone().threads(1), None, &mut |_| {
-        None
-    })
-    .unwrap();
-    let two = train(&train_set, &structure(), &params.threads(2), None, &mut |_| None).unwrap();
-    assert_eq!(one.iterations, two.iterations);
-    assert!(
-        one.weights
-            .iter()
-            .zip(&two.weights)
-            .all(|(a, b)| a.to_bits() == b.to_bits()),
-        "1 and 2 threads differ"
-    );
-    let model = chaincrf_model::Model::from_flat(
-        train_set.labels.clone(),
-        train_set.attributes.clone(),
-        chaincrf_model::ExtractorSpec::Custom {
-            kind: "tokens".into(),
-            payload: vec![],
-        },
-        structure(),
-        &one.weights,
-    );
+    let params = || lbfgs().c2(0.01).possible_states(true).possible_transitions(true);
+    let one = fit_with(&train_set, params(), 1, |_| {});
+    let two = fit_with(&train_set, params(), 2, |_| {});
+    assert_eq!(one.report().iterations, two.report().iterations);
+    assert!(bits_equal(one.weights(), two.weights()), "1 and 2 threads differ");
+    let model = one.into_model();
     let mut tagger = model.tagger();
     let (mut right, mut total) = (0, 0);
     for (x, y) in &test {
@@ -199,30 +210,33 @@ fn learns_the_generating_rule_and_threads_do_not_change_the_model() {
 /// the callback sees that iteration marked, and the outcome holds its weights.
 #[test]
 fn stop_flag_ends_training_after_the_current_iteration() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
     let data = dataset(&synthetic(200, 3));
     let flag = Arc::new(AtomicBool::new(false));
-    let params = TrainParams::new()
-        .threads(1)
-        .epsilon(0.0)
-        .delta(0.0)
-        .stop_flag(Some(flag.clone()));
+    let params = lbfgs().epsilon(0.0).delta(0.0).check().unwrap();
     let mut seen: Vec<(u64, bool)> = Vec::new();
     let mut last = Vec::new();
-    let outcome = train(&data, &structure(), &params, None, &mut |it| {
-        seen.push((it.progress.iteration, it.progress.interrupted));
-        if it.progress.iteration == 3 {
-            flag.store(true, Ordering::SeqCst);
-        }
-        last = it.weights().to_vec();
-        None
-    })
-    .unwrap();
+    let fitted = Trainer::new(params)
+        .threads(1)
+        .stop_flag(flag.clone())
+        .observer(|p| {
+            seen.push((p.iteration, p.interrupted));
+            if p.iteration == 3 {
+                flag.store(true, Ordering::SeqCst);
+            }
+            last = p.weights().to_vec();
+        })
+        .fit(&data)
+        .unwrap();
     assert_eq!(seen, [(1, false), (2, false), (3, false), (4, true)]);
-    assert_eq!(outcome.iterations, 4);
-    assert!(outcome.termination.contains("interrupted"), "{}", outcome.termination);
-    assert_eq!(outcome.weights, last);
+    assert_eq!(fitted.report().iterations, 4);
+    assert_eq!(
+        fitted.report().termination,
+        crate::Termination::Interrupted {
+            after: 4,
+            during_warm_start: false
+        }
+    );
+    assert_eq!(fitted.weights(), last);
 }
 
 /// A run interrupted after some iteration and resumed from the optimizer
@@ -233,79 +247,79 @@ fn stop_flag_ends_training_after_the_current_iteration() {
 /// count.
 #[test]
 fn resumed_runs_end_exactly_where_uninterrupted_ones_do() {
-    use chaincrf_train::{resume, OptimizerState};
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
     let data = dataset(&synthetic(200, 5));
     let dev = {
-        let mut b = chaincrf_train::HeldOutBuilder::new(&data.attributes, &data.labels);
+        let mut b = crate::HeldOutBuilder::new(&data.attributes, &data.labels);
         for (x, y) in synthetic(60, 6) {
             b.add(&Tokens, &x, &y).unwrap();
         }
         b.finish()
     };
     for (c1, patience) in [(0.0, None), (0.05, None), (0.0, Some(3))] {
-        let params = TrainParams::new().c1(c1).c2(0.01).threads(1).patience(patience);
-        let score = |w: &[f64]| patience.map(|_| chaincrf_train::dev_accuracy(&dev, layout(&data), &structure(), w));
-        let full = train(&data, &structure(), &params, None, &mut |it| score(it.weights())).unwrap();
-        assert!(full.iterations > 6, "too short to test: {}", full.iterations);
+        let params = || lbfgs().c1(c1).c2(0.01).check().unwrap();
+        let trainer = || {
+            let t = Trainer::new(params()).threads(1);
+            match patience {
+                Some(p) => t.held_out(&dev).early_stopping(p),
+                None => t,
+            }
+        };
+        let full = trainer().fit(&data).unwrap();
+        assert!(
+            full.report().iterations > 6,
+            "too short to test: {}",
+            full.report().iterations
+        );
         // The same run, interrupted after iteration 4; the state saved there.
         let flag = Arc::new(AtomicBool::new(false));
         let mut saved = None;
-        let first = train(
-            &data,
-            &structure(),
-            &params.clone().stop_flag(Some(flag.clone())),
-            None,
-            &mut |it| {
-                if it.progress.iteration == 3 {
+        let first = trainer()
+            .stop_flag(flag.clone())
+            .observer(|p| {
+                if p.iteration == 3 {
                     flag.store(true, Ordering::SeqCst);
                 }
-                if it.progress.interrupted {
-                    saved = Some(it.optimizer_state().unwrap());
+                if p.interrupted {
+                    saved = Some(p.saved_state().unwrap());
                 }
-                score(it.weights())
-            },
-        )
-        .unwrap();
-        assert_eq!(first.iterations, 4);
-        let state = OptimizerState::from_bytes(&saved.unwrap()).unwrap();
-        assert_eq!(state.iteration(), 4);
+            })
+            .fit(&data)
+            .unwrap();
+        assert_eq!(first.report().iterations, 4);
+        let state = SavedState::from_bytes(&saved.unwrap()).unwrap();
+        assert_eq!((state.iteration(), state.algorithm()), (4, Algorithm::Lbfgs));
         let mut seen = Vec::new();
-        let rest = resume(&data, &structure(), &params.clone().threads(2), state, &mut |it| {
-            seen.push((it.progress.iteration, it.progress.replayed));
-            score(it.weights())
-        })
-        .unwrap();
+        let rest = trainer()
+            .threads(2)
+            .resume_from(state)
+            .observer(|p| seen.push((p.iteration, p.replayed)))
+            .fit(&data)
+            .unwrap();
         assert_eq!(seen[..2], [(4, true), (5, false)]);
-        assert_eq!(rest.iterations, full.iterations, "c1 {c1}, patience {patience:?}");
-        assert_eq!(rest.termination, full.termination);
+        assert_eq!(
+            rest.report().iterations,
+            full.report().iterations,
+            "c1 {c1}, patience {patience:?}"
+        );
+        assert_eq!(rest.report().termination, full.report().termination);
         assert!(
-            rest.weights
-                .iter()
-                .zip(&full.weights)
-                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            bits_equal(rest.weights(), full.weights()),
             "c1 {c1}, patience {patience:?}: resumed weights differ"
         );
     }
     // A state saved for other data is refused.
     let other = dataset(&synthetic(20, 9));
     let mut bytes = None;
-    train(
-        &data,
-        &structure(),
-        &TrainParams::new().threads(1).max_iterations(Some(2)),
-        None,
-        &mut |it| {
-            bytes = Some(it.optimizer_state().unwrap());
-            None
-        },
-    )
-    .unwrap();
-    let state = OptimizerState::from_bytes(&bytes.unwrap()).unwrap();
-    let err = resume(&other, &structure(), &TrainParams::new(), state, &mut |_| None).unwrap_err();
-    assert!(err.to_string().contains("trainable weights"), "{err}");
-    assert!(OptimizerState::from_bytes(b"junk").is_err());
+    fit_with(&data, lbfgs().max_iterations(Some(2)), 1, |p| {
+        bytes = Some(p.saved_state().unwrap())
+    });
+    let state = SavedState::from_bytes(&bytes.unwrap()).unwrap();
+    let err = Trainer::new(lbfgs().check().unwrap())
+        .resume_from(state)
+        .fit(&other)
+        .unwrap_err();
+    assert!(matches!(err, crate::TrainError::SavedState { .. }), "{err}");
+    assert!(SavedState::from_bytes(b"junk").is_err());
 }
 
 /// Tokens plus an edge attribute (the pair of tokens an edge joins), so that
@@ -334,21 +348,19 @@ fn one_sgd_step_is_minus_the_learning_rate_times_the_gradient() {
     let x: Vec<u8> = vec![3, 7, 4, 7, 1, 2];
     let y: Vec<u32> = vec![1, 1, 2, 1, 2, 0];
     let mut b = builder(true);
-    b.add(&TokensAndPairs, &x[..], LabelTarget::Gold(y)).unwrap();
-    let d = b.finish(1);
-    let l = WeightLayout {
-        num_edge: d.attributes.len(chaincrf_features::AttrKind::Edge),
-        ..layout(&d)
-    };
+    b.add_target(&TokensAndPairs, &x[..], LabelTarget::Gold(y)).unwrap();
+    let d = b.build();
+    let l = layout(&d);
     assert!(l.num_edge > 0);
-    let params = TrainParams::new().c2(0.5).feature_pairs(FeaturePairs::Observed);
+    let mask = mask_observed(&d);
     let mut epochs = Vec::new();
-    let out =
-        chaincrf_train::sgd_warm_start(&d, &structure(), &params, 1, None, &mut |e| epochs.push(e.epoch)).unwrap();
+    let out = crate::sgd::run_sgd(&d, &structure(), 0.5, None, 1, l, &mask, vec![0.0; l.len()], &mut |e| {
+        epochs.push(e.epoch)
+    })
+    .unwrap();
     assert_eq!((out.epochs, epochs), (1, vec![1]));
     let eta = out.initial_learning_rate;
     assert!(eta > 0.0);
-    let mask = trainable_mask(&d, l, &structure(), FeaturePairs::Observed);
     let obj = Objective::new(&d, l, structure(), 0.5, mask.clone(), 1).unwrap();
     let (_, g) = obj.evaluate(&vec![0.0; obj.dim()]).unwrap();
     let g = obj.expand(&g);
@@ -388,45 +400,46 @@ fn sgd_warm_start_gets_close_and_lbfgs_finishes_from_there() {
     let data = dataset(&synthetic(300, 21));
     let c2 = 0.05;
     let l = layout(&data);
-    let mask = trainable_mask(&data, l, &structure(), FeaturePairs::Observed);
+    let mask = mask_observed(&data);
     let obj = Objective::new(&data, l, structure(), c2, mask, 1).unwrap();
     let objective = |w: &[f64]| obj.evaluate(&obj.compress(w)).unwrap().0;
-    let params = TrainParams::new().c2(c2).threads(1).epsilon(1e-7).delta(1e-9);
-    let cold = train(&data, &structure(), &params, None, &mut |_| None).unwrap();
+    let params = || lbfgs().c2(c2).epsilon(1e-7).delta(1e-9);
+    let cold = fit_with(&data, params(), 1, |_| {});
+    let cold_f = cold.report().final_objective;
     let at_zero = objective(&vec![0.0; l.len()]);
-    let warm = chaincrf_train::sgd_warm_start(&data, &structure(), &params, 5, None, &mut |_| {}).unwrap();
+    let warm = crate::sgd::run_sgd(
+        &data,
+        &structure(),
+        c2,
+        None,
+        5,
+        l,
+        &mask_observed(&data),
+        vec![0.0; l.len()],
+        &mut |_| {},
+    )
+    .unwrap();
     let f_sgd = objective(&warm.weights);
     // Five passes close at least 98% of the gap between zero weights and the optimum.
     assert!(
-        f_sgd - cold.final_objective < 0.02 * (at_zero - cold.final_objective),
-        "after SGD {f_sgd}, from {at_zero} to optimum {}",
-        cold.final_objective
+        f_sgd - cold_f < 0.02 * (at_zero - cold_f),
+        "after SGD {f_sgd}, from {at_zero} to optimum {cold_f}"
     );
     let mut stages = Vec::new();
-    let both = train(&data, &structure(), &params.clone().sgd_epochs(5), None, &mut |it| {
-        stages.push(matches!(it.progress.stage, chaincrf_train::Stage::Sgd { .. }));
-        assert_eq!(it.optimizer_state().is_err(), stages[stages.len() - 1]);
-        None
-    })
-    .unwrap();
-    assert_eq!(both.sgd_epochs, 5);
+    let both = fit_with(&data, params().sgd_epochs(5), 1, |p| {
+        stages.push(p.stage == crate::Stage::WarmStart);
+        assert_eq!(p.saved_state().is_err(), stages[stages.len() - 1]);
+    });
+    assert_eq!(both.report().warm_start_epochs, 5);
     assert_eq!(stages.iter().filter(|&&s| s).count(), 5);
     assert!(stages[..5].iter().all(|&s| s) && stages[5..].iter().all(|&s| !s));
+    let both_f = both.report().final_objective;
     assert!(
-        (both.final_objective - cold.final_objective).abs() < 1e-6 * cold.final_objective,
-        "warm-started L-BFGS ends at {}, cold at {}",
-        both.final_objective,
-        cold.final_objective
+        (both_f - cold_f).abs() < 1e-6 * cold_f,
+        "warm-started L-BFGS ends at {both_f}, cold at {cold_f}"
     );
-    let again = train(&data, &structure(), &params.sgd_epochs(5).threads(2), None, &mut |_| {
-        None
-    })
-    .unwrap();
-    assert!(again
-        .weights
-        .iter()
-        .zip(&both.weights)
-        .all(|(a, b)| a.to_bits() == b.to_bits()));
+    let again = fit_with(&data, params().sgd_epochs(5), 2, |_| {});
+    assert!(bits_equal(again.weights(), both.weights()));
 }
 
 /// The cost and gradient do not depend on the number of threads, bit for
@@ -443,15 +456,12 @@ fn evaluations_do_not_depend_on_the_thread_count() {
             } else {
                 LabelTarget::Gold(y)
             };
-            b.add(extractor, &x[..], target).unwrap();
+            b.add_target(extractor, &x[..], target).unwrap();
         }
-        let d = b.finish(1);
+        let d = b.build();
         assert_eq!(d.arena.has_edge_attributes(), edges);
-        let l = WeightLayout {
-            num_edge: d.attributes.len(chaincrf_features::AttrKind::Edge),
-            ..layout(&d)
-        };
-        let mask = trainable_mask(&d, l, &structure(), FeaturePairs::All);
+        let l = layout(&d);
+        let mask = mask_all(&d);
         let mut rng = rand::rngs::StdRng::seed_from_u64(8);
         let w: Vec<f64> = (0..l.len()).map(|_| rng.random_range(-1.0..1.0)).collect();
         let eval = |threads| {
@@ -493,16 +503,13 @@ fn layout_with_edge_attributes_that_never_occur_is_handled() {
     }
     let mut b = builder(false);
     for x in 0..9u8 {
-        b.add(&EdgeAtStart, &[x][..], LabelTarget::Gold(vec![u32::from(x % 2)]))
+        b.add_target(&EdgeAtStart, &[x][..], LabelTarget::Gold(vec![u32::from(x % 2)]))
             .unwrap();
     }
-    let d = b.finish(1);
-    let l = WeightLayout {
-        num_edge: d.attributes.len(chaincrf_features::AttrKind::Edge),
-        ..layout(&d)
-    };
+    let d = b.build();
+    let l = layout(&d);
     assert!(l.num_edge > 0 && !d.arena.has_edge_attributes());
-    let mask = trainable_mask(&d, l, &structure(), FeaturePairs::All);
+    let mask = mask_all(&d);
     for threads in [1, 2] {
         let obj = Objective::new(&d, l, structure(), 0.1, mask.clone(), threads).unwrap();
         let w: Vec<f64> = (0..obj.dim()).map(|i| ((i * 13) % 7) as f64 / 7.0 - 0.4).collect();

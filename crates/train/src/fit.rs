@@ -1,0 +1,471 @@
+//! The fit loop: one [`Trainer`] for every algorithm, returning a model.
+//!
+//! A run is configured once — checked parameters, threads, held-out data
+//! and early stopping, an observer for [`Progress`] events, a stop flag,
+//! a saved state to resume from — and [`Trainer::fit`] turns a [`Dataset`]
+//! into a [`Fitted`] model with a [`Report`] whose [`Termination`] is a type.
+//! The optimizers below it (`lbfgs`, `sgd`, `online`) only optimize; the
+//! trainable mask, the weight layout, held-out scoring, the warm start and
+//! the model are decided here, once.
+
+use crate::data::Dataset;
+use crate::error::TrainError;
+use crate::lbfgs::{self, LbfgsConfig, LbfgsStart};
+use crate::mask::trainable_mask;
+use crate::objective::Objective;
+use crate::params::{Algorithm, CheckedParams, Params};
+use crate::progress::{HeldOutScore, Observer, Progress, Stage};
+use crate::state::{Owned, SavedState, StateRef};
+use crate::termination::Termination;
+use chaincrf_core::chain::ChainWorkspace;
+use chaincrf_core::MaxPlus;
+use chaincrf_model::{Model, ScoredChain, Structure, WeightLayout};
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Trains models: configure once, then [`Trainer::fit`].
+///
+/// ```
+/// use chaincrf_features::{Attr, FeatureExtractor};
+/// use chaincrf_train::{Algorithm, DatasetBuilder, Params, Trainer};
+/// struct Words;
+/// impl FeatureExtractor for Words {
+///     type Input = [&'static str];
+///     fn len(&self, input: &Self::Input) -> usize { input.len() }
+///     fn extract(&self, input: &Self::Input, t: usize, sink: &mut dyn FnMut(Attr<'_>)) {
+///         sink(Attr::state(&format!("w={}", input[t])));
+///     }
+/// }
+/// let mut data = DatasetBuilder::new();
+/// data.add(&Words, &["the", "cat", "sat"][..], &["D", "N", "V"])?;
+/// data.add(&Words, &["a", "dog", "ran"][..], &["D", "N", "V"])?;
+/// let data = data.build();
+/// let params = Params::new(Algorithm::Lbfgs).c2(0.1).check()?;
+/// let fitted = Trainer::new(params).threads(1).fit(&data)?;
+/// println!("{}", fitted.report());
+/// let model = fitted.into_model();
+/// let labels = model.tagger().tag(&Words, &["the", "dog", "sat"][..])?;
+/// assert_eq!(labels, ["D", "N", "V"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Trainer<'a> {
+    params: Params,
+    threads: usize,
+    held_out: Option<&'a Dataset>,
+    patience: Option<usize>,
+    stop: Option<Arc<AtomicBool>>,
+    observer: Option<Observer<'a>>,
+    initial: Option<Vec<f64>>,
+    resume: Option<SavedState>,
+}
+
+impl std::fmt::Debug for Trainer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("params", &self.params)
+            .field("threads", &self.threads)
+            .field("patience", &self.patience)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Trainer<'a> {
+    /// A trainer for `params`, on all cores, with no held-out data, observer
+    /// or stop flag.
+    pub fn new(params: CheckedParams) -> Self {
+        Trainer {
+            params: params.0,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            held_out: None,
+            patience: None,
+            stop: None,
+            observer: None,
+            initial: None,
+            resume: None,
+        }
+    }
+
+    /// Worker threads for L-BFGS's evaluations and held-out scoring (the
+    /// online algorithms run on one). The model does not depend on it.
+    /// 0 means all cores.
+    pub fn threads(mut self, threads: usize) -> Self {
+        if threads > 0 {
+            self.threads = threads;
+        }
+        self
+    }
+
+    /// Scores token accuracy on `data` after every iteration or epoch
+    /// ([`Progress::heldout`], [`Report::best_heldout`]). Build it with
+    /// [`crate::HeldOutBuilder`] against the training set's dictionary.
+    pub fn held_out(mut self, data: &'a Dataset) -> Self {
+        self.held_out = Some(data);
+        self
+    }
+
+    /// With held-out data: stop when its accuracy has not improved for
+    /// `patience` iterations, and return the best weights seen (0 = off).
+    pub fn early_stopping(mut self, patience: usize) -> Self {
+        self.patience = (patience > 0).then_some(patience);
+        self
+    }
+
+    /// A flag another thread (a signal handler) may set to end training
+    /// cleanly: the current iteration finishes, the observer sees it with
+    /// [`Progress::interrupted`], and `fit` returns its weights with
+    /// [`Termination::Interrupted`].
+    pub fn stop_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.stop = Some(flag);
+        self
+    }
+
+    /// Called after every iteration or epoch.
+    pub fn observer(mut self, observer: impl FnMut(&Progress<'_>) + 'a) -> Self {
+        self.observer = Some(Box::new(observer));
+        self
+    }
+
+    /// Starts from these full-layout weights instead of zeros (continuing
+    /// from a model: see [`crate::ClassicSetup`]); untrainable ones are zeroed.
+    pub fn initial_weights(mut self, weights: Vec<f64>) -> Self {
+        self.initial = Some(weights);
+        self
+    }
+
+    /// Continues the run that saved `state` ([`Progress::saved_state`]).
+    /// With the same data and parameters (threads may differ), the continued
+    /// run takes exactly the path of the uninterrupted one and ends with the
+    /// same model, bit for bit. The iteration cap counts both runs' iterations.
+    pub fn resume_from(mut self, state: SavedState) -> Self {
+        self.resume = Some(state);
+        self
+    }
+
+    /// Trains on `data`.
+    ///
+    /// # Errors
+    /// Empty data, initial weights or a saved state that do not fit the
+    /// data, a sequence whose likelihood cannot be computed, an optimizer
+    /// failure.
+    pub fn fit(&mut self, data: &Dataset) -> Result<Fitted, TrainError> {
+        if data.is_empty() {
+            return Err(TrainError::NoSequences);
+        }
+        if data.labels.is_empty() {
+            return Err(TrainError::NoLabels);
+        }
+        let started = Instant::now();
+        let layout = data.layout();
+        let params = &self.params;
+        let trainable = trainable_mask(data, params);
+        let features = trainable.iter().filter(|&&t| t).count();
+        let mut start = match self.initial.take() {
+            Some(w) if w.len() != layout.len() => {
+                return Err(TrainError::InitialWeights {
+                    expected: layout.len(),
+                    got: w.len(),
+                })
+            }
+            Some(w) => w,
+            None => vec![0.0; layout.len()],
+        };
+        for (x, &t) in start.iter_mut().zip(&trainable) {
+            if !t {
+                *x = 0.0;
+            }
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(self.threads)
+            .build()
+            .map_err(|source| TrainError::Threads {
+                threads: self.threads,
+                source,
+            })?;
+        let held_out = self.held_out;
+        let heldout = |w: &[f64]| pool.install(|| token_accuracy(held_out.unwrap_or(data), layout, &data.structure, w));
+        let heldout: Option<HeldOutScore<'_>> = held_out.map(|_| &heldout as HeldOutScore<'_>);
+        let mut ignore = |_: &Progress<'_>| {};
+        let observer: &mut dyn FnMut(&Progress<'_>) = match &mut self.observer {
+            Some(o) => o.as_mut(),
+            None => &mut ignore,
+        };
+        let stop = self.stop.as_deref();
+        let run = match params.algorithm() {
+            Algorithm::Lbfgs => {
+                let resume = self.resume.take();
+                fit_lbfgs(
+                    data,
+                    params,
+                    &trainable,
+                    start,
+                    resume,
+                    self.threads,
+                    Context {
+                        started,
+                        stop,
+                        patience: self.patience,
+                        heldout,
+                        observer,
+                    },
+                )?
+            }
+            other => {
+                return Err(TrainError::InvalidParameter {
+                    name: "algorithm".into(),
+                    message: format!("{other} is not available in this build"),
+                })
+            }
+        };
+        let mut model = data.model_from(&run.weights);
+        if params.c1 > 0.0 {
+            // L1 zeroes most weights: attributes left with none are dead weight.
+            model.prune_zero_attributes();
+        }
+        Ok(Fitted {
+            model,
+            report: Report {
+                algorithm: params.algorithm(),
+                termination: run.termination,
+                iterations: run.iterations,
+                warm_start_epochs: run.warm_start_epochs,
+                evaluations: run.evaluations,
+                final_objective: run.final_objective,
+                seconds: started.elapsed().as_secs_f64(),
+                features,
+                best_heldout: run.best_heldout,
+            },
+            weights: run.weights,
+        })
+    }
+}
+
+/// What every optimizer's run shares with the fit loop.
+struct Context<'c> {
+    started: Instant,
+    stop: Option<&'c AtomicBool>,
+    patience: Option<usize>,
+    heldout: Option<HeldOutScore<'c>>,
+    observer: &'c mut dyn FnMut(&Progress<'_>),
+}
+
+/// An optimizer's result, full-layout weights.
+struct Run {
+    weights: Vec<f64>,
+    termination: Termination,
+    iterations: u64,
+    warm_start_epochs: usize,
+    evaluations: usize,
+    final_objective: f64,
+    best_heldout: Option<f64>,
+}
+
+/// L-BFGS, after the SGD warm start when asked for.
+fn fit_lbfgs(
+    data: &Dataset,
+    params: &Params,
+    trainable: &[bool],
+    start: Vec<f64>,
+    resume: Option<SavedState>,
+    threads: usize,
+    cx: Context<'_>,
+) -> Result<Run, TrainError> {
+    let objective = Objective::new(
+        data,
+        data.layout(),
+        data.structure.clone(),
+        params.c2,
+        trainable.to_vec(),
+        threads,
+    )?;
+    let mut warm_start_epochs = 0;
+    let lbfgs_start = match resume {
+        Some(SavedState(Owned::Lbfgs(state))) => LbfgsStart::Saved(state),
+        None => {
+            let mut start = start;
+            if params.sgd_epochs > 0 {
+                let warm = crate::sgd::run_sgd(
+                    data,
+                    &data.structure,
+                    params.c2,
+                    cx.stop,
+                    params.sgd_epochs,
+                    data.layout(),
+                    trainable,
+                    start,
+                    &mut |e| {
+                        let weights = || e.weights;
+                        (cx.observer)(&Progress {
+                            algorithm: Algorithm::L2Sgd,
+                            stage: Stage::WarmStart,
+                            iteration: e.epoch as u64,
+                            objective: e.objective,
+                            gradient_norm: None,
+                            learning_rate: Some(e.learning_rate),
+                            active_features: e.weights.iter().filter(|x| **x != 0.0).count(),
+                            evaluations: 0,
+                            seconds: cx.started.elapsed().as_secs_f64(),
+                            heldout: None,
+                            interrupted: false,
+                            replayed: false,
+                            data,
+                            weights: &weights,
+                            state: None,
+                        })
+                    },
+                )?;
+                if cx.stop.is_some_and(|f| f.load(Ordering::SeqCst)) {
+                    // No optimizer state exists yet to checkpoint: stop now
+                    // with the SGD weights rather than start L-BFGS.
+                    return Ok(Run {
+                        weights: warm.weights,
+                        termination: Termination::Interrupted {
+                            after: warm.epochs as u64,
+                            during_warm_start: true,
+                        },
+                        iterations: 0,
+                        warm_start_epochs: warm.epochs,
+                        evaluations: 0,
+                        final_objective: warm.objective,
+                        best_heldout: None,
+                    });
+                }
+                warm_start_epochs = warm.epochs;
+                start = warm.weights;
+            }
+            LbfgsStart::Weights(objective.compress(&start))
+        }
+    };
+    let encode = |s: &lbfgs::LbfgsStateRef<'_>| StateRef::Lbfgs(s).encode();
+    let config = LbfgsConfig {
+        c1: params.c1,
+        memory: params.num_memories,
+        epsilon: params.epsilon_or_default(),
+        delta: params.delta_or_default(),
+        period: params.period,
+        gradient_tolerance: params.gradient_tolerance,
+        max_iterations: params.max_iterations_or_default(),
+        patience: cx.patience,
+        stop: cx.stop,
+        started: cx.started,
+        heldout: cx.heldout,
+        encode: &encode,
+    };
+    let out = lbfgs::run(&objective, data, &config, lbfgs_start, cx.observer)?;
+    Ok(Run {
+        weights: objective.expand(&out.weights),
+        termination: out.termination,
+        iterations: out.iterations,
+        warm_start_epochs,
+        evaluations: objective.evaluations(),
+        final_objective: out.final_objective,
+        best_heldout: out.best_heldout,
+    })
+}
+
+/// Token accuracy of full-layout `weights` on `data` (Viterbi, in parallel
+/// on the current pool); 0 when `data` has no fully labeled token.
+pub(crate) fn token_accuracy(data: &Dataset, layout: WeightLayout, structure: &Structure, weights: &[f64]) -> f64 {
+    let view = layout.view(weights);
+    let (correct, total) = (0..data.len())
+        .into_par_iter()
+        .map_init(
+            || (ScoredChain::default(), ChainWorkspace::<MaxPlus>::new()),
+            |(scored, ws), i| {
+                let Some(gold) = data.gold_of(i) else {
+                    return (0usize, 0usize);
+                };
+                view.score_into(structure, &data.arena.sequence(i), scored);
+                match ws.viterbi(scored) {
+                    Ok(p) => (p.labels.iter().zip(gold).filter(|(a, b)| a == b).count(), gold.len()),
+                    Err(_) => (0, gold.len()),
+                }
+            },
+        )
+        .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    if total == 0 {
+        0.0
+    } else {
+        correct as f64 / total as f64
+    }
+}
+
+/// A trained model and how training went.
+#[derive(Debug)]
+pub struct Fitted {
+    model: Model,
+    report: Report,
+    weights: Vec<f64>,
+}
+
+impl Fitted {
+    /// The model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+    /// How training went.
+    pub fn report(&self) -> &Report {
+        &self.report
+    }
+    /// The final weights in the training set's full layout (before the
+    /// model dropped attributes an L1 run zeroed).
+    pub fn weights(&self) -> &[f64] {
+        &self.weights
+    }
+    /// The model, consuming the result.
+    pub fn into_model(self) -> Model {
+        self.model
+    }
+    /// The model and the report.
+    pub fn into_parts(self) -> (Model, Report) {
+        (self.model, self.report)
+    }
+}
+
+/// How a training run went.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    /// The algorithm.
+    pub algorithm: Algorithm,
+    /// Why it stopped.
+    pub termination: Termination,
+    /// Iterations (L-BFGS) or epochs run, a resumed run's earlier ones included.
+    pub iterations: u64,
+    /// Epochs of the SGD warm start before L-BFGS.
+    pub warm_start_epochs: usize,
+    /// Passes over the corpus for function and gradient values (L-BFGS).
+    pub evaluations: usize,
+    /// The final objective (L-BFGS: loss + regularization; the online
+    /// algorithms: the last epoch's loss).
+    pub final_objective: f64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Trainable weights (the model's features).
+    pub features: usize,
+    /// The best held-out token accuracy seen, with held-out data.
+    pub best_heldout: Option<f64>,
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: final objective {:.6} after {} iterations ({} evaluations, {:.2}s, {} features): {}",
+            self.algorithm,
+            self.final_objective,
+            self.iterations,
+            self.evaluations,
+            self.seconds,
+            self.features,
+            self.termination
+        )?;
+        if self.warm_start_epochs > 0 {
+            write!(f, "; {} SGD epochs before L-BFGS", self.warm_start_epochs)?;
+        }
+        if let Some(acc) = self.best_heldout {
+            write!(f, "; best held-out accuracy {acc:.4}")?;
+        }
+        Ok(())
+    }
+}
