@@ -17,9 +17,9 @@
 use crate::model::Model;
 use chaincrf_core::chain::ChainWorkspace;
 use chaincrf_core::MaxPlus;
-use chaincrf_features::{Attr, AttrKind, FeatureExtractor, LabelAlphabet};
+use chaincrf_features::{Attr, FeatureExtractor, LabelAlphabet};
 use chaincrf_model::{ExtractorSpec, ScoredChain, Structure, WeightLayout};
-use chaincrf_train::{Dataset, DatasetBuilder, FeaturePairs, HeldOutBuilder, LabelTarget, TrainParams};
+use chaincrf_train::{CheckedParams, Dataset, DatasetBuilder, HeldOutBuilder, LabelTarget, Params, Trainer as Fit};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -79,72 +79,41 @@ fn intern(names: &mut Vec<String>, ids: &mut HashMap<String, u32>, name: &str) -
 
 /// The training parameters a run uses, read from CRFsuite's names.
 struct Settings {
-    params: TrainParams,
-    min_freq: f64,
-    c1: f64,
+    params: CheckedParams,
+    threads: usize,
 }
 
-fn number(params: &Bound<'_, PyDict>, name: &str) -> PyResult<Option<f64>> {
-    match params.get_item(name)? {
-        None => Ok(None),
-        Some(v) => {
-            let x: f64 = v
-                .extract()
-                .map_err(|_| PyTypeError::new_err(format!("parameter {name}: expected a number, got {v}")))?;
+/// Reads `params` (CRFsuite's names → numbers or strings) for `algorithm`
+/// through the training library's own parameter table, so that names,
+/// defaults and checks are the command line's.
+fn read_settings(algorithm: &str, params: &Bound<'_, PyDict>, threads: usize) -> PyResult<Settings> {
+    let value_error = |e: chaincrf_train::TrainError| PyValueError::new_err(e.to_string());
+    let mut p = Params::new(algorithm.parse().map_err(value_error)?);
+    for (name, value) in params.iter() {
+        let name: String = name
+            .extract()
+            .map_err(|_| PyTypeError::new_err(format!("parameter names must be strings, got {name}")))?;
+        let text = if let Ok(b) = value.extract::<bool>() {
+            if b { "1" } else { "0" }.to_owned()
+        } else if let Ok(i) = value.extract::<i64>() {
+            i.to_string()
+        } else if let Ok(x) = value.extract::<f64>() {
             if !x.is_finite() {
                 return Err(PyValueError::new_err(format!("parameter {name}: {x} is not finite")));
             }
-            Ok(Some(x))
-        }
+            x.to_string()
+        } else if let Ok(t) = value.extract::<String>() {
+            t
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "parameter {name}: expected a number or a string, got {value}"
+            )));
+        };
+        p = p.set(&name, &text).map_err(value_error)?;
     }
-}
-
-fn count(params: &Bound<'_, PyDict>, name: &str) -> PyResult<Option<u64>> {
-    match number(params, name)? {
-        Some(x) if x < 0.0 || x.fract() != 0.0 => Err(PyValueError::new_err(format!(
-            "parameter {name}: expected a non-negative integer, got {x}"
-        ))),
-        other => Ok(other.map(|x| x as u64)),
-    }
-}
-
-fn read_settings(algorithm: &str, params: &Bound<'_, PyDict>, threads: usize) -> PyResult<Settings> {
-    if algorithm != "lbfgs" {
-        return Err(PyValueError::new_err(format!(
-            "training algorithm {algorithm:?} is not available in this build (lbfgs is)"
-        )));
-    }
-    let mut p = TrainParams::new().threads(threads.max(1));
-    let c1 = number(params, "c1")?.unwrap_or(0.0);
-    p = p.c1(c1);
-    if let Some(x) = number(params, "c2")? {
-        p = p.c2(x);
-    }
-    if let Some(x) = count(params, "max_iterations")? {
-        p = p.max_iterations(Some(x));
-    }
-    if let Some(x) = count(params, "num_memories")? {
-        p = p.memory(x as usize);
-    }
-    if let Some(x) = number(params, "epsilon")? {
-        p = p.epsilon(x);
-    }
-    if let Some(x) = count(params, "period")? {
-        p = p.period(x as usize);
-    }
-    if let Some(x) = number(params, "delta")? {
-        p = p.delta(x);
-    }
-    let all_states = number(params, "feature.possible_states")?.unwrap_or(0.0) != 0.0;
-    if all_states {
-        p = p.feature_pairs(FeaturePairs::All);
-    }
-    let min_freq = number(params, "feature.minfreq")?.unwrap_or(0.0);
-    p.check().map_err(|e| PyValueError::new_err(e.to_string()))?;
     Ok(Settings {
-        params: p,
-        min_freq,
-        c1,
+        params: p.check().map_err(value_error)?,
+        threads: threads.max(1),
     })
 }
 
@@ -204,7 +173,7 @@ fn score_holdout(dev: &Dataset, layout: WeightLayout, structure: &Structure, wei
 /// The dict one iteration reports to Python.
 fn report<'py>(
     py: Python<'py>,
-    progress: &chaincrf_train::Progress,
+    progress: &chaincrf_train::Progress<'_>,
     weights: &[f64],
     previous: &mut (f64, usize),
     holdout: Option<(&HoldoutScores, &LabelAlphabet)>,
@@ -215,6 +184,7 @@ fn report<'py>(
     d.set_item("loss", progress.objective)?;
     d.set_item("feature_norm", weights.iter().map(|w| w * w).sum::<f64>().sqrt())?;
     d.set_item("error_norm", progress.gradient_norm)?;
+    d.set_item("algorithm", progress.algorithm.name())?;
     d.set_item("active_features", progress.active_features)?;
     d.set_item("linesearch_trials", progress.evaluations.saturating_sub(previous.1))?;
     d.set_item("time", progress.seconds - previous.0)?;
@@ -236,6 +206,7 @@ fn report<'py>(
 #[derive(Default)]
 struct Summary {
     termination: String,
+    detail: String,
     iterations: u64,
     seconds: f64,
     features: usize,
@@ -355,6 +326,7 @@ impl Trainer {
         let (model, summary) = result?;
         let d = PyDict::new(py);
         d.set_item("termination", summary.termination)?;
+        d.set_item("termination_detail", summary.detail)?;
         d.set_item("iterations", summary.iterations)?;
         d.set_item("seconds", summary.seconds)?;
         d.set_item("num_features", summary.features)?;
@@ -380,7 +352,7 @@ fn run(
             "no training data: append sequences before training",
         ));
     }
-    let mut builder = DatasetBuilder::new(true);
+    let mut builder = DatasetBuilder::new().extractor(ExtractorSpec::CrfsuiteAttributes);
     for l in &store.labels {
         builder.labels_mut().intern(l);
     }
@@ -389,56 +361,40 @@ fn run(
             return Err(PyValueError::new_err("interrupted"));
         }
         builder
-            .add(&extractor, s, LabelTarget::Gold(s.labels.clone()))
-            .map_err(PyValueError::new_err)?;
+            .add_target(&extractor, s, LabelTarget::Gold(s.labels.clone()))
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
     }
-    let data = builder.finish(settings.min_freq.ceil().max(1.0) as u32);
+    let data = builder.build();
     let dev = if holdout >= 0 {
         let mut b = HeldOutBuilder::new(&data.attributes, &data.labels);
         for s in store.sequences.iter().filter(|s| s.group == holdout) {
-            b.add(&extractor, s, &s.labels).map_err(PyValueError::new_err)?;
+            b.add(&extractor, s, &s.labels)
+                .map_err(|e| PyValueError::new_err(e.to_string()))?;
         }
         Some(b.finish())
     } else {
         None
     };
     drop(store);
-    let structure = Structure {
-        transitions: true,
-        start_end: false,
-        ..Structure::default()
-    };
-    let layout = WeightLayout {
-        k: data.labels.len(),
-        num_state: data.attributes.len(AttrKind::State),
-        num_edge: data.attributes.len(AttrKind::Edge),
-    };
-    let params = settings.params.stop_flag(Some(stop.clone()));
-    let num_features = chaincrf_train::trainable_mask(&data, layout, &structure, params.feature_pairs_value())
-        .iter()
-        .filter(|&&t| t)
-        .count();
+    let structure: Structure = data.structure.clone();
+    let layout: WeightLayout = data.layout();
     Python::attach(|py| {
         let d = PyDict::new(py);
         d.set_item("event", "prepared")?;
-        d.set_item("num_features", num_features)?;
         d.set_item("seconds", started.elapsed().as_secs_f64())?;
         on_iteration.call1(py, (d,)).map(|_| ())
     })?;
-    let threads = params.threads_value();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| PyValueError::new_err(format!("cannot start {threads} threads: {e}")))?;
     let mut previous = (0.0, 0usize);
-    let outcome = pool.install(|| {
-        chaincrf_train::train(&data, &structure, &params, None, &mut |it| {
-            let weights = it.weights();
+    let fitted = Fit::new(settings.params)
+        .threads(settings.threads)
+        .stop_flag(stop.clone())
+        .observer(|p: &chaincrf_train::Progress<'_>| {
+            let weights = p.weights();
             let scores = dev.as_ref().map(|d| score_holdout(d, layout, &structure, weights));
             let called = Python::attach(|py| {
                 let d = report(
                     py,
-                    it.progress,
+                    p,
                     weights,
                     &mut previous,
                     scores.as_ref().map(|s| (s, &data.labels)),
@@ -451,25 +407,17 @@ fn run(
                 }
                 stop.store(true, Ordering::SeqCst);
             }
-            scores.map(|s| s.items_correct as f64 / s.items.max(1) as f64)
         })
-    });
-    let outcome = outcome.map_err(|e| PyValueError::new_err(e.to_string()))?;
+        .fit(&data)
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let report = fitted.report();
     let summary = Summary {
-        termination: outcome.termination.clone(),
-        iterations: outcome.iterations,
-        seconds: outcome.seconds,
-        features: outcome.features,
+        termination: report.termination.name().to_owned(),
+        detail: report.termination.to_string(),
+        iterations: report.iterations,
+        seconds: report.seconds,
+        features: report.features,
     };
-    let mut model = chaincrf_model::Model::from_flat(
-        data.labels,
-        data.attributes,
-        ExtractorSpec::CrfsuiteAttributes,
-        structure,
-        &outcome.weights,
-    );
-    if settings.c1 > 0.0 {
-        model.prune_zero_attributes();
-    }
+    let model = fitted.into_model();
     Ok((Model::new(model), summary))
 }
