@@ -222,6 +222,10 @@ class BaseTrainer:
         log.start()
         fitted, summary = self._data.train(self._algorithm, dict(self._values), threads, holdout, log.event)
         log.end(summary, fitted)
+        parser = getattr(self, "logparser", None)
+        if isinstance(parser, TrainLogParser) and parser.featgen_num_features is None:
+            # The count is known once training has chosen its features.
+            parser.featgen_num_features = summary["num_features"]
         started = time.perf_counter()
         if path:
             fitted.save(path)
@@ -254,9 +258,10 @@ class _LogWriter:
         if info["event"] == "prepared":
             for i in range(51):
                 self.emit(str(i // 5) if i % 5 == 0 else ".")
+            self.emit("\n")
+            if "num_features" in info:
+                self.emit(f"Number of features: {info['num_features']}\n")
             self.lines(
-                "\n",
-                f"Number of features: {info['num_features']}\n",
                 f"Seconds required: {info['seconds']:.3f}\n",
                 "\n",
                 f"{_DISPLAY[self.algorithm]} optimization\n",
@@ -271,8 +276,9 @@ class _LogWriter:
             f"Loss: {info['loss']:f}\n",
             f"Feature norm: {info['feature_norm']:f}\n",
         )
-        if info.get("error_norm") == info.get("error_norm"):  # not NaN
-            self.emit(f"Error norm: {info['error_norm']:f}\n")
+        error_norm = info.get("error_norm")
+        if error_norm is not None and error_norm == error_norm:  # online algorithms have none
+            self.emit(f"Error norm: {error_norm:f}\n")
         self.emit(f"Active features: {info['active_features']}\n")
         if self.algorithm == "lbfgs":
             self.emit(f"Line search trials: {info['linesearch_trials']}\n")
