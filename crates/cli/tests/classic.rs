@@ -591,3 +591,91 @@ fn prune_drops_small_attributes_and_keeps_a_working_model() {
         assert!(e.contains("--threshold") || e.contains("threshold"), "{e}");
     }
 }
+
+/// The optimizer's flags: parameters by CRFsuite's names, the listing of an
+/// algorithm's parameters, and clear errors for names the algorithm lacks.
+#[test]
+fn algorithm_and_named_parameters() {
+    let listing = stdout(&ok(run(&["train", "-a", "pa", "--help-params"])));
+    for name in [
+        "type",
+        "c",
+        "error_sensitive",
+        "averaging",
+        "max_iterations",
+        "feature.minfreq",
+    ] {
+        assert!(listing.contains(name), "{name}: {listing}");
+    }
+    assert!(!listing.contains("c2 "), "{listing}");
+    let long = stdout(&ok(run(&["train", "--help"])));
+    assert!(
+        long.contains("calibration.max_trials") && long.contains("variance"),
+        "{long}"
+    );
+    let dir = scratch("named-params");
+    let data = write(&dir, "train.data", TRAIN);
+    let tpl = write(&dir, "template", TEMPLATE);
+    let model = dir.join("model");
+    let base = ["train", "-t", path(&tpl), "-m", path(&model), path(&data)];
+    let with = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    // An unknown algorithm is a usage error (status 2), as clap reports them.
+    let o = with(&["-a", "sgd"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("lbfgs, l2sgd, ap, pa, arow"), "{}", stderr(&o));
+    let e = fails(with(&["--set", "c3=1"]));
+    assert!(e.contains("c3") && e.contains("num_memories"), "{e}");
+    let e = fails(with(&["-a", "arow", "--set", "c2=1"]));
+    assert!(e.contains("not one of arow's") && e.contains("variance"), "{e}");
+    let e = fails(with(&["--set", "c2"]));
+    assert!(e.contains("NAME=VALUE"), "{e}");
+    let e = fails(with(&["--set", "feature.possible_states=yes"]));
+    assert!(e.contains("expected 0 or 1"), "{e}");
+    assert!(!model.exists(), "no model after a refused run");
+    // Named and shorthand parameters set the same objective: the same model bytes.
+    let jsonl = dir.join("progress.jsonl");
+    ok(with(&[
+        "--set",
+        "c2=0.01",
+        "--set",
+        "max_iterations=5",
+        "--threads",
+        "1",
+        "--progress-jsonl",
+        path(&jsonl),
+    ]));
+    let named = std::fs::read(&model).unwrap();
+    ok(with(&["--c2", "0.01", "--max-iterations", "5", "--threads", "1"]));
+    assert_eq!(named, std::fs::read(&model).unwrap());
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5);
+    for (i, v) in lines.iter().enumerate() {
+        assert_eq!(v["algorithm"], "lbfgs");
+        assert_eq!(v["iteration"].as_u64(), Some(i as u64 + 1));
+        assert!(v["objective"].as_f64().is_some_and(f64::is_finite));
+        assert!(v["gradient_norm"].as_f64().is_some());
+        assert!(v["active_features"].as_u64().is_some());
+        assert!(v["seconds"].as_f64().is_some());
+        assert!(v.get("heldout").is_some_and(serde_json::Value::is_null));
+    }
+    // feature.minfreq (CRFsuite's feature threshold) drops features.
+    let summary = dir.join("s.json");
+    let features = |extra: &[&str]| {
+        let mut args = vec!["--summary-json", path(&summary), "--max-iterations", "2"];
+        args.extend_from_slice(extra);
+        ok(with(&args));
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+        v["features"].as_u64().unwrap()
+    };
+    let all = features(&[]);
+    let frequent = features(&["--set", "feature.minfreq=2"]);
+    assert!(frequent < all, "{frequent} vs {all}");
+}

@@ -378,9 +378,11 @@ fn run(
     drop(store);
     let structure: Structure = data.structure.clone();
     let layout: WeightLayout = data.layout();
+    let num_features = data.num_features(&settings.params);
     Python::attach(|py| {
         let d = PyDict::new(py);
         d.set_item("event", "prepared")?;
+        d.set_item("num_features", num_features)?;
         d.set_item("seconds", started.elapsed().as_secs_f64())?;
         on_iteration.call1(py, (d,)).map(|_| ())
     })?;

@@ -11,7 +11,15 @@
 //! forbidden pairs are never trained.
 
 use crate::data::Dataset;
-use crate::params::Params;
+use crate::params::{CheckedParams, Params};
+
+impl Dataset {
+    /// How many features (trained weights) `params` create on this data:
+    /// what CRFsuite reports before its first iteration.
+    pub fn num_features(&self, params: &CheckedParams) -> usize {
+        trainable_mask(self, params.params()).iter().filter(|&&t| t).count()
+    }
+}
 
 /// Marks the trainable weights of `data`'s layout under `params`.
 pub(crate) fn trainable_mask(data: &Dataset, params: &Params) -> Vec<bool> {

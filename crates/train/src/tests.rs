@@ -39,8 +39,9 @@ fn bits_equal(a: &[f64], b: &[f64]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
-/// Input: a sequence of small integers; attributes: the token and its neighbours.
-struct Tokens;
+/// Input: a sequence of small integers; attributes: the token, the previous
+/// token (value 0.5) and a bias. Shared with the other test modules.
+pub(crate) struct Tokens;
 impl FeatureExtractor for Tokens {
     type Input = [u8];
     fn len(&self, input: &[u8]) -> usize {

@@ -295,25 +295,9 @@ impl Objective<'_> {
 mod tests {
     use super::*;
     use crate::mask::trainable_mask;
+    use crate::tests::Tokens;
     use crate::{Algorithm, DatasetBuilder, LabelTarget, Params};
-    use chaincrf_features::{Attr, FeatureExtractor};
     use chaincrf_model::Structure;
-
-    /// Token, previous token (value 0.5) and a bias.
-    struct Tokens;
-    impl FeatureExtractor for Tokens {
-        type Input = [u8];
-        fn len(&self, input: &[u8]) -> usize {
-            input.len()
-        }
-        fn extract(&self, input: &[u8], t: usize, sink: &mut dyn FnMut(Attr<'_>)) {
-            sink(Attr::state(&format!("w={}", input[t])));
-            if t > 0 {
-                sink(Attr::state(&format!("p={}", input[t - 1])).with_value(0.5));
-            }
-            sink(Attr::state("bias"));
-        }
-    }
 
     /// Threads sharing one copy of the rows (a memory budget below two copies)
     /// get the same cost and gradient, bit for bit, as one copy per thread.
