@@ -285,7 +285,12 @@ impl Trainer {
 
     /// Trains on every group but `holdout` (all when negative) and returns
     /// `(model, summary)`; `on_iteration(dict)` is called after each iteration.
-    #[pyo3(signature = (algorithm, params, threads, holdout, on_iteration))]
+    ///
+    /// With `keep_data` false the appended sequences are released as soon as
+    /// the training data is compiled (the trainer is empty afterwards), which
+    /// lowers the peak memory of a one-shot fit.
+    #[pyo3(signature = (algorithm, params, threads, holdout, on_iteration, keep_data=true))]
+    #[allow(clippy::too_many_arguments)]
     fn train<'py>(
         &self,
         py: Python<'py>,
@@ -294,6 +299,7 @@ impl Trainer {
         threads: usize,
         holdout: i64,
         on_iteration: Py<PyAny>,
+        keep_data: bool,
     ) -> PyResult<(Model, Bound<'py, PyDict>)> {
         let settings = read_settings(algorithm, params, threads)?;
         let store = self.store.clone();
@@ -302,7 +308,17 @@ impl Trainer {
         let mut interrupt: Option<PyErr> = None;
         let result = py.detach(|| {
             std::thread::scope(|scope| {
-                let worker = scope.spawn(|| run(&store, settings, holdout, &stop, &on_iteration, &callback_error));
+                let worker = scope.spawn(|| {
+                    run(
+                        &store,
+                        keep_data,
+                        settings,
+                        holdout,
+                        &stop,
+                        &on_iteration,
+                        &callback_error,
+                    )
+                });
                 while !worker.is_finished() {
                     std::thread::sleep(Duration::from_millis(20));
                     if interrupt.is_none() {
@@ -337,6 +353,7 @@ impl Trainer {
 /// Compiles the data and trains (on the worker thread).
 fn run(
     store: &Mutex<Store>,
+    keep_data: bool,
     settings: Settings,
     holdout: i64,
     stop: &Arc<AtomicBool>,
@@ -344,7 +361,14 @@ fn run(
     callback_error: &Mutex<Option<PyErr>>,
 ) -> PyResult<(Model, Summary)> {
     let started = std::time::Instant::now();
-    let store = store.lock().map_err(|_| PyValueError::new_err("trainer poisoned"))?;
+    let mut guard = store.lock().map_err(|_| PyValueError::new_err("trainer poisoned"))?;
+    // Taken out of the trainer (and dropped once compiled) unless it is kept.
+    let taken = if keep_data {
+        None
+    } else {
+        Some(std::mem::take(&mut *guard))
+    };
+    let store: &Store = taken.as_ref().unwrap_or(&*guard);
     let extractor = StoreExtractor { names: &store.names };
     let in_training = |s: &StoredSequence| holdout < 0 || s.group != holdout;
     if !store.sequences.iter().any(in_training) {
@@ -375,7 +399,8 @@ fn run(
     } else {
         None
     };
-    drop(store);
+    drop(taken);
+    drop(guard);
     let structure: Structure = data.structure.clone();
     let layout: WeightLayout = data.layout();
     let num_features = data.num_features(&settings.params);

@@ -45,6 +45,7 @@ class Trainer:
         threads: int,
         holdout: int,
         on_iteration: Callable[[dict[str, Any]], object],
+        keep_data: bool = True,
     ) -> tuple[Model, dict[str, Any]]: ...
 
 def nll(

@@ -130,6 +130,9 @@ class BaseTrainer:
         self.n_jobs = n_jobs
         self.logparser = TrainLogParser()
         self.model_: Optional[_native.Model] = None
+        # Set by a one-shot caller (sklearn_crfsuite.CRF.fit): the appended data
+        # is released once compiled, and the trainer is empty after train().
+        self._release_data = False
 
     # -- data ---------------------------------------------------------------
 
@@ -220,7 +223,8 @@ class BaseTrainer:
         self._before_train()
         log = _LogWriter(self.message, self._algorithm, self._values)
         log.start()
-        fitted, summary = self._data.train(self._algorithm, dict(self._values), threads, holdout, log.event)
+        keep = not self._release_data
+        fitted, summary = self._data.train(self._algorithm, dict(self._values), threads, holdout, log.event, keep)
         log.end(summary, fitted)
         parser = getattr(self, "logparser", None)
         if isinstance(parser, TrainLogParser) and parser.featgen_num_features is None:

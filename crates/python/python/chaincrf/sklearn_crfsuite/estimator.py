@@ -192,6 +192,10 @@ class CRF(_Base):
                 except (TypeError, ValueError) as e:
                     raise type(e)(f"X_dev[{i}], y_dev[{i}]: {e}") from None
         path = os.fspath(self.model_filename) if self.model_filename is not None else ""
+        # The trainer is used once: let it release the appended data as soon as
+        # it is compiled, which lowers the fit's peak memory.
+        if isinstance(trainer, pycrfsuite.BaseTrainer):
+            trainer._release_data = True
         trainer.train(path, holdout=-1 if X_dev is None else 1)
         self._set_model(getattr(trainer, "model_", None))
         self.training_log_ = getattr(trainer, "logparser", None)
