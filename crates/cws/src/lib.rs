@@ -23,6 +23,22 @@
 //!
 //! Everything that reads user data returns [`Error`] values that name the file
 //! and line; nothing here panics on malformed input.
+//!
+//! ```
+//! # #[cfg(feature = "train")] {
+//! use chaincrf_cws::train::{train_segmenter, CwsTrainOptions};
+//! use chaincrf_cws::{parse_sighan, Segmenter};
+//! let corpus = "我们 是 学生\n学生 们 在 学习\n我们 在 北京 学习\n北京 是 首都\n";
+//! let options = CwsTrainOptions { min_freq: 1, lexicon_folds: 0, ..CwsTrainOptions::default() };
+//! let trained = train_segmenter(&parse_sighan(corpus)?, &options, &mut |_| {})?;
+//! let path = std::env::temp_dir().join(format!("chaincrf-cws-doc-{}.model", std::process::id()));
+//! chaincrf_model::save(&trained.model, &path).expect("saved");
+//! let segmenter = Segmenter::load(&path)?;
+//! assert_eq!(segmenter.words("我们在北京学习")?, ["我们", "在", "北京", "学习"]);
+//! # std::fs::remove_file(&path).ok();
+//! # }
+//! # Ok::<(), chaincrf_cws::Error>(())
+//! ```
 
 #![deny(missing_docs)]
 

@@ -16,6 +16,21 @@
 //!
 //! This crate knows nothing of semirings or weights: it only says which attributes
 //! fire where.
+//!
+//! ```
+//! use chaincrf_features::{read_column_data, FeatureExtractor, TemplateExtractor, Templates};
+//! // CRF++ data (label last) and a template over the word column.
+//! let data = read_column_data("He PRP B\nruns VBZ O\n".as_bytes(), "inline")?;
+//! let templates = Templates::parse("U00:%x[0,0]\nU01:%x[-1,0]/%x[0,0]\nB\n", "template")?;
+//! let extractor = TemplateExtractor::new(templates, 2)?;
+//! let mut names = Vec::new();
+//! extractor.extract_all(&data[0].rows, &mut |t, attr| names.push((t, attr.key.key())));
+//! assert_eq!(names.len(), 4); // two unigram templates at each of the two positions
+//! # Ok::<(), chaincrf_features::FormatError>(())
+//! ```
+//!
+//! **Misuse.** Malformed input files and templates are `Err` values naming
+//! the file and line ([`FormatError`]); nothing here panics on user data.
 
 #![deny(missing_docs)]
 
