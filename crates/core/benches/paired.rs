@@ -10,13 +10,19 @@
 //! sides are timed with the thread's CPU clock, as in `chain.rs`, and setup
 //! checks that they compute the same thing before anything is timed.
 //!
+//! A second table does the same for the semi-Markov structure: log Z (the
+//! generic forward pass in `Prob`) and Viterbi (`MaxPlus`) against
+//! hand-written semi-Markov loops, at `L = 6`.
+//!
 //! Run: `cargo bench -p chaincrf-core --bench paired` (optionally followed by
-//! a substring of the rows to run, e.g. `viterbi k=4`); the number of rounds is
-//! `PAIRED_ROUNDS` (default 41). Results are in `docs/benchmarks.md`.
+//! a substring of the rows to run, e.g. `viterbi k=4` or `semi-Markov`); the
+//! number of rounds is `PAIRED_ROUNDS` (default 41). Results are in
+//! `docs/benchmarks.md`.
 
 mod common;
 
-use chaincrf_core::{ChainWorkspace, MaxPlus, Prob};
+use chaincrf_core::{ChainWorkspace, MaxPlus, Prob, SemiMarkovWorkspace};
+use common::semimarkov::{check_semi_agreement, semi_scores_for, HandSemiForward, HandSemiViterbi, SEMI_SIZES};
 use common::{check_agreement, scores_for, thread_cpu_ns, HandForwardBackward, HandViterbi, SIZES};
 use std::hint::black_box;
 
@@ -155,6 +161,67 @@ fn main() {
             };
             println!(
                 "| {algorithm} | {k} | {n} | {} | {} | **{:.3}** | {:.3}–{:.3} |",
+                time(row.generic_ns),
+                time(row.hand_ns),
+                row.ratio,
+                row.ratio_q1,
+                row.ratio_q3
+            );
+        }
+    }
+    semi_markov_rows(rounds, &filter);
+}
+
+/// The semi-Markov table: log Z and Viterbi, generic against hand loops.
+fn semi_markov_rows(rounds: usize, filter: &str) {
+    let mut header = false;
+    for (k, n, l) in SEMI_SIZES {
+        let p = semi_scores_for(k, n, l);
+        let mut checked = false;
+        for algorithm in ["log Z", "viterbi"] {
+            let name = format!("semi-Markov {algorithm} k={k} n={n} L={l}");
+            if !name.contains(filter) {
+                continue;
+            }
+            if !header {
+                println!();
+                println!(
+                    "| semi-Markov | k | n | L | generic | hand loop | generic / hand (median) | interquartile range |"
+                );
+                println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+                header = true;
+            }
+            if !checked {
+                check_semi_agreement(&p);
+                checked = true;
+            }
+            let row = if algorithm == "log Z" {
+                let mut ws = SemiMarkovWorkspace::<Prob>::new();
+                let mut hand = HandSemiForward::default();
+                paired(
+                    rounds,
+                    &mut || {
+                        black_box(ws.forward(black_box(&p)).unwrap().log_value());
+                    },
+                    &mut || {
+                        black_box(hand.log_partition(black_box(&p)));
+                    },
+                )
+            } else {
+                let mut ws = SemiMarkovWorkspace::<MaxPlus>::new();
+                let mut hand = HandSemiViterbi::default();
+                paired(
+                    rounds,
+                    &mut || {
+                        black_box(ws.viterbi(black_box(&p)).unwrap());
+                    },
+                    &mut || {
+                        black_box(hand.decode(black_box(&p)));
+                    },
+                )
+            };
+            println!(
+                "| {algorithm} | {k} | {n} | {l} | {} | {} | **{:.3}** | {:.3}–{:.3} |",
                 time(row.generic_ns),
                 time(row.hand_ns),
                 row.ratio,

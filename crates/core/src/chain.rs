@@ -65,7 +65,7 @@ pub struct Path {
 }
 
 /// Runs `$body` with `$K` a compile-time constant equal to `$k` for the label
-/// counts 2 to 8, and `$K = 0` ("read the count at run time") otherwise.
+/// counts 1 to 8, and `$K = 0` ("read the count at run time") otherwise.
 ///
 /// The per-position steps take the label count as a const parameter and use
 /// [`fixed_or`] to read it. With it constant, every row loop inside them,
@@ -78,6 +78,10 @@ pub struct Path {
 macro_rules! with_width {
     ($k:expr, $K:ident => $body:expr) => {
         match $k {
+            1 => {
+                const $K: usize = 1;
+                $body
+            }
             2 => {
                 const $K: usize = 2;
                 $body

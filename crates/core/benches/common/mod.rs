@@ -7,6 +7,8 @@
 
 #![allow(dead_code)] // each bench uses part of this module
 
+pub mod semimarkov;
+
 use chaincrf_core::{ChainView, ChainWorkspace, Log, MaxPlus, Prob};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -150,6 +150,9 @@ pub struct SemiMarkovWorkspace<S: Semiring> {
     row_scores: Vec<f64>,
     seg: Vec<S>,
     seg_scale: Vec<f64>,
+    /// Whether every segment row was lifted with scale 0 (rows of 0̄ are
+    /// marked with scale −inf afterwards, which keeps them plain too).
+    seg_plain: bool,
     trans: Vec<S>,
     trans_scale: f64,
     end: Vec<S>,
@@ -175,11 +178,73 @@ impl<S: Semiring> Default for SemiMarkovWorkspace<S> {
     }
 }
 
+/// The scale of one term of a row: the scale of the row it extends and the
+/// scale of its segment scores (either −∞ for a term of 0̄).
+type TermScale = (Scale, f64);
+
+/// How far above the reference a term's scale may lie before the largest
+/// scale is taken as the reference instead: `e³⁰ ≈ 10¹³` leaves room even
+/// for counts of 10²⁰⁰ ([`Counting`] rescales only above that).
+const FACTOR_LIMIT: f64 = 30.0;
+
+/// Among the terms `d = 1..=dmax`, the one with the largest scale (by the
+/// leading parts: every factor is then at most about 1), or `None` when
+/// every term is 0̄.
+#[inline(always)]
+fn largest_term(dmax: usize, scale: impl Fn(usize) -> TermScale) -> Option<TermScale> {
+    let mut best = f64::NEG_INFINITY;
+    let mut best_d = 0;
+    for d in 1..=dmax {
+        let (r, s) = scale(d);
+        let w = r.hi + s;
+        if w > best {
+            best = w;
+            best_d = d;
+        }
+    }
+    (best_d > 0).then(|| scale(best_d))
+}
+
+/// The first term that is not 0̄ (the segment of length 1, usually), or
+/// `None` when every term is 0̄.
+#[inline(always)]
+fn first_term(dmax: usize, scale: impl Fn(usize) -> TermScale) -> Option<TermScale> {
+    (1..=dmax).map(scale).find(|(r, s)| r.hi + s > f64::NEG_INFINITY)
+}
+
+/// The reference scale of a row: the first term's, unless some term lies
+/// more than [`FACTOR_LIMIT`] above it, and then the largest. This is what
+/// [`sum_over_lengths`] uses, in one pass over the terms when the first
+/// term will do (nearly always: rows further back carry less weight).
+#[inline(always)]
+fn reference_term(dmax: usize, scale: impl Fn(usize) -> TermScale) -> Option<TermScale> {
+    let first = first_term(dmax, &scale)?;
+    let too_far = (1..=dmax).any(|d| term_factor(scale(d), first).is_some_and(|f| f > FACTOR_LIMIT));
+    if too_far {
+        largest_term(dmax, scale)
+    } else {
+        Some(first)
+    }
+}
+
+/// The log-factor that brings a term of scale `term` to the scale
+/// `reference`, or `None` for a term of 0̄. Exactly 0 when the two scales
+/// are equal (the reference itself, or every row of a max-plus pass), which
+/// lets the caller skip the multiplication.
+#[inline(always)]
+fn term_factor(term: TermScale, reference: TermScale) -> Option<f64> {
+    let ((r, s), (rr, rs)) = (term, reference);
+    if r.hi + s == f64::NEG_INFINITY {
+        return None;
+    }
+    Some(((r.hi - rr.hi) + (s - rs)) + (r.lo - rr.lo))
+}
+
 /// The sum over `d = 1..=dmax` of `a(d) ⊗ b(d)`, label by label, into `out`,
-/// where term `d` carries the log-scale `scale(d)` (`-inf` for a term of 0̄):
-/// the terms are brought to the largest scale, added, and the result
-/// normalized. Returns the result's scale, [`Scale::ZERO_ROW`] when every
-/// term is 0̄, and `Err(())` when the values overflow.
+/// where term `d` carries the scale `scale(d)`: the terms are brought to the
+/// largest scale, added, and the result normalized. Returns the result's
+/// scale, [`Scale::ZERO_ROW`] when every term is 0̄, and `Err(())` when the
+/// values overflow.
 ///
 /// The forward rows (`a` = γ rows, `b` = segment scores) and the backward
 /// rows (`a` = segment scores, `b` = β rows) are both this sum.
@@ -187,29 +252,33 @@ impl<S: Semiring> Default for SemiMarkovWorkspace<S> {
 fn sum_over_lengths<'a, S: Semiring>(
     out: &mut [S],
     dmax: usize,
-    scale: impl Fn(usize) -> Scale,
+    scale: impl Fn(usize) -> TermScale,
     rows: impl Fn(usize) -> (&'a [S], &'a [S]),
 ) -> std::result::Result<Scale, ()> {
-    let mut reference = Scale::ZERO_ROW;
-    for d in 1..=dmax {
-        let s = scale(d);
-        if s.hi > reference.hi {
-            reference = s;
-        }
-    }
     for o in out.iter_mut() {
         *o = S::zero();
     }
-    if reference.is_zero_row() {
+    let Some(mut reference) = first_term(dmax, &scale) else {
         return Ok(Scale::ZERO_ROW);
-    }
-    for d in 1..=dmax {
-        let s = scale(d);
-        if s.is_zero_row() {
+    };
+    let mut d = 1;
+    let mut largest = false;
+    while d <= dmax {
+        let Some(f) = term_factor(scale(d), reference) else {
+            d += 1;
+            continue;
+        };
+        if f > FACTOR_LIMIT && !largest {
+            // Rare: start again at the largest scale (see `reference_term`).
+            reference = largest_term(dmax, &scale).expect("a term is not 0̄");
+            largest = true;
+            for o in out.iter_mut() {
+                *o = S::zero();
+            }
+            d = 1;
             continue;
         }
         let (a, b) = rows(d);
-        let f = s.minus(reference);
         if f == 0.0 {
             for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
                 *o = o.plus(&x.times(y));
@@ -220,27 +289,17 @@ fn sum_over_lengths<'a, S: Semiring>(
                 *o = o.plus(&x.times(y).times(&f));
             }
         }
+        d += 1;
     }
     let s = S::normalize(out);
     if s == f64::NEG_INFINITY {
         return Ok(Scale::ZERO_ROW);
     }
-    let result = reference.plus(s);
+    let result = reference.0.plus(reference.1).plus(s);
     if !s.is_finite() || !result.is_finite() {
         return Err(());
     }
     Ok(result)
-}
-
-/// The scale of a term `row ⊗ segment scores`: the sum of the two, or
-/// [`Scale::ZERO_ROW`] when either is a row of 0̄.
-#[inline(always)]
-fn term_scale(row: Scale, segment: f64) -> Scale {
-    if row.is_zero_row() || segment == f64::NEG_INFINITY {
-        Scale::ZERO_ROW
-    } else {
-        row.plus(segment)
-    }
 }
 
 /// Normalizes a row and returns its new scale `base + removed`
@@ -268,6 +327,7 @@ impl<S: Semiring> SemiMarkovWorkspace<S> {
             row_scores: Vec::new(),
             seg: Vec::new(),
             seg_scale: Vec::new(),
+            seg_plain: false,
             trans: Vec::new(),
             trans_scale: 0.0,
             end: Vec::new(),
@@ -406,12 +466,24 @@ impl<S: Semiring> SemiMarkovWorkspace<S> {
         }
         // A segment row of 0̄ gets scale −inf: the recursions skip it, and it
         // never becomes the reference other rows are scaled to.
-        for i in 0..n {
-            for d in 1..=l {
-                let r = i * l + d - 1;
-                if !inside(i, d) || self.seg[r * k..(r + 1) * k].iter().all(|x| x.is_zero()) {
-                    self.seg_scale[r] = f64::NEG_INFINITY;
+        // (Rows past the end, only in the last L positions, likewise.)
+        // Folds without early exits, so that they vectorize.
+        self.seg_plain = self.seg_scale[..rows].iter().fold(true, |all, &s| all & (s == 0.0));
+        let may_have_zero_rows = match p.segment_rows() {
+            // A row lifts to 0̄ only if its best score is −inf.
+            Some(all) if all.len() == rows * k => all.iter().fold(false, |any, &v| any | (v == f64::NEG_INFINITY)),
+            _ => true,
+        };
+        if may_have_zero_rows {
+            for (row, scale) in self.seg[..rows * k].chunks_exact(k).zip(&mut self.seg_scale[..rows]) {
+                if row.iter().all(|x| x.is_zero()) {
+                    *scale = f64::NEG_INFINITY;
                 }
+            }
+        }
+        for i in n.saturating_sub(l)..n {
+            for d in n - i + 1..=l {
+                self.seg_scale[i * l + d - 1] = f64::NEG_INFINITY;
             }
         }
         Ok(())
@@ -419,9 +491,9 @@ impl<S: Semiring> SemiMarkovWorkspace<S> {
 
     /// The scale of the forward term for a segment of length `d` ending at `t`.
     #[inline(always)]
-    fn alpha_term_scale(&self, t: usize, d: usize) -> Scale {
+    fn alpha_term_scale(&self, t: usize, d: usize) -> TermScale {
         let i = t - d;
-        term_scale(self.gamma_scale[i], self.seg_scale[self.seg_row(i, d)])
+        (self.gamma_scale[i], self.seg_scale[self.seg_row(i, d)])
     }
 
     /// Runs the forward pass over `p` and returns the sum over every
@@ -487,22 +559,46 @@ impl<S: Semiring> SemiMarkovWorkspace<S> {
         let (n, l) = (self.n, self.l);
         let k = fixed_or(K, self.k);
         let kk = k * k;
+        // γ rows from `plain_from` on all have scale 0 (or are rows of 0̄).
+        // When the segment rows have scale 0 too (lifts that keep the score,
+        // as max-plus does) and every row of the window is such a row, the
+        // terms need no bringing together: the step is the plain sum. This
+        // is the common case of a max-plus pass, which rescales a row only
+        // when its scores pass 2²⁰.
+        let plain = |sc: Scale| sc.is_zero_row() || sc == Scale::new(0.0);
+        let mut plain_from = usize::from(!plain(self.gamma_scale[0]));
         for t in 1..=n {
-            let scale = {
+            let dmax = l.min(t);
+            if self.seg_plain && t - dmax >= plain_from {
+                let (seg, gamma) = (&self.seg, &self.gamma);
+                let out = &mut self.alpha[t * k..][..k];
+                for o in out.iter_mut() {
+                    *o = S::zero();
+                }
+                for d in 1..=dmax {
+                    let i = t - d;
+                    let (a, b) = (&gamma[i * k..][..k], &seg[(i * l + d - 1) * k..][..k]);
+                    for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+                        *o = o.plus(&x.times(y));
+                    }
+                }
+                self.alpha_scale[t] =
+                    normalize_row(out, Scale::new(0.0)).map_err(|_| Error::Overflow { position: Some(t - 1) })?;
+            } else {
                 let (seg, gamma, seg_scale, gamma_scale) = (&self.seg, &self.gamma, &self.seg_scale, &self.gamma_scale);
                 let out = &mut self.alpha[t * k..][..k];
-                sum_over_lengths(
+                self.alpha_scale[t] = sum_over_lengths(
                     out,
                     l.min(t),
-                    |d| term_scale(gamma_scale[t - d], seg_scale[(t - d) * l + d - 1]),
+                    |d| (gamma_scale[t - d], seg_scale[(t - d) * l + d - 1]),
                     |d| {
                         let i = t - d;
                         (&gamma[i * k..][..k], &seg[(i * l + d - 1) * k..][..k])
                     },
                 )
+                .map_err(|_| Error::Overflow { position: Some(t - 1) })?;
             }
-            .map_err(|_| Error::Overflow { position: Some(t - 1) })?;
-            self.alpha_scale[t] = scale;
+            let scale = self.alpha_scale[t];
             if t < n {
                 let g = &mut self.gamma[t * k..][..k];
                 if scale.is_zero_row() {
@@ -512,6 +608,9 @@ impl<S: Semiring> SemiMarkovWorkspace<S> {
                     S::vec_mat(&self.alpha[t * k..][..k], &self.trans[..kk], g);
                     self.gamma_scale[t] = normalize_row(g, scale.plus(self.trans_scale))
                         .map_err(|_| Error::Overflow { position: Some(t) })?;
+                }
+                if !plain(self.gamma_scale[t]) {
+                    plain_from = t + 1;
                 }
             }
         }
@@ -571,7 +670,7 @@ impl<S: Semiring> SemiMarkovWorkspace<S> {
                 sum_over_lengths(
                     out,
                     l.min(n - t),
-                    |d| term_scale(beta_scale[t + d], seg_scale[t * l + d - 1]),
+                    |d| (beta_scale[t + d], seg_scale[t * l + d - 1]),
                     |d| (&seg[(t * l + d - 1) * k..][..k], &beta[(t + d) * k..][..k]),
                 )
             }
@@ -596,29 +695,22 @@ impl<S: Semiring> SemiMarkovWorkspace<S> {
     fn alpha_terms(&mut self, t: usize, y: usize) {
         let (k, l) = (self.k, self.l);
         let dmax = l.min(t);
-        let mut reference = Scale::ZERO_ROW;
-        for d in 1..=dmax {
-            let s = self.alpha_term_scale(t, d);
-            if s.hi > reference.hi {
-                reference = s;
-            }
-        }
+        let reference = reference_term(dmax, |d| self.alpha_term_scale(t, d));
         for d in 1..=l {
-            let s = if d <= dmax {
-                self.alpha_term_scale(t, d)
-            } else {
-                Scale::ZERO_ROW
+            let factor = match reference {
+                Some(r) if d <= dmax => term_factor(self.alpha_term_scale(t, d), r),
+                _ => None,
             };
-            self.tmp[d - 1] = if s.is_zero_row() {
-                S::zero()
-            } else {
-                let i = t - d;
-                let v = self.gamma[i * k + y].times(&self.seg[(i * l + d - 1) * k + y]);
-                let f = s.minus(reference);
-                if f == 0.0 {
-                    v
-                } else {
-                    v.times(&S::from_log_scale(f))
+            self.tmp[d - 1] = match factor {
+                None => S::zero(),
+                Some(f) => {
+                    let i = t - d;
+                    let v = self.gamma[i * k + y].times(&self.seg[(i * l + d - 1) * k + y]);
+                    if f == 0.0 {
+                        v
+                    } else {
+                        v.times(&S::from_log_scale(f))
+                    }
                 }
             };
         }
