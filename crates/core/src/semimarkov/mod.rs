@@ -427,9 +427,21 @@ impl<S: Semiring> SemiMarkovWorkspace<S> {
         self.trans_scale = S::lift_row(&self.row_scores[..kk], &mut self.trans);
 
         let inside = |i: usize, d: usize| i + d <= n;
+        // A row lifts to 0̄ only if its best score is −inf: when the scores
+        // come as one array with no −inf, there is no such row to look for.
+        let mut may_have_zero_rows = true;
         match p.segment_rows().filter(|all| all.len() == rows * k) {
             Some(all) => {
-                if check_row("segment", None, all).is_err() {
+                // One pass finds both bad scores (NaN, +inf: `v < +inf` is
+                // false exactly for those) and forbidden ones; no early
+                // exit, so it vectorizes.
+                let (bad, forbidden) = all.iter().fold((false, false), |(bad, forbidden), &v| {
+                    #[allow(clippy::neg_cmp_op_on_partial_ord)] // the negation catches NaN
+                    let invalid = !(v < f64::INFINITY);
+                    (bad | invalid, forbidden | (v == f64::NEG_INFINITY))
+                });
+                may_have_zero_rows = forbidden;
+                if bad {
                     // Find the first bad score inside the input (those past
                     // the end are never read).
                     for i in 0..n {
@@ -469,11 +481,6 @@ impl<S: Semiring> SemiMarkovWorkspace<S> {
         // (Rows past the end, only in the last L positions, likewise.)
         // Folds without early exits, so that they vectorize.
         self.seg_plain = self.seg_scale[..rows].iter().fold(true, |all, &s| all & (s == 0.0));
-        let may_have_zero_rows = match p.segment_rows() {
-            // A row lifts to 0̄ only if its best score is −inf.
-            Some(all) if all.len() == rows * k => all.iter().fold(false, |any, &v| any | (v == f64::NEG_INFINITY)),
-            _ => true,
-        };
         if may_have_zero_rows {
             for (row, scale) in self.seg[..rows * k].chunks_exact(k).zip(&mut self.seg_scale[..rows]) {
                 if row.iter().all(|x| x.is_zero()) {
