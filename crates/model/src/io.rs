@@ -5,10 +5,15 @@
 //! | bytes | content |
 //! | --- | --- |
 //! | 8 | magic `CHAINCRF` |
-//! | 4 | format version ([`FORMAT_VERSION`]) |
+//! | 4 | format version: 1, or 2 for a model with exact weights |
 //! | 8 | body length in bytes |
 //! | 8 | body checksum (FNV-1a/64 with a final mix, see `chaincrf_features::hash`) |
-//! | … | body: the [`Model`] encoded with `bincode` 2 (`serde`, standard config) |
+//! | … | body: the [`Model`] encoded with `bincode` 2 (`serde`, standard config); in version 2 followed by its [`ExactWeights`], encoded the same way |
+//!
+//! Models that chaincrf trains store `f32` weights and are written as version
+//! 1, so every build reads them; a model read from a CRFsuite file keeps its
+//! `f64` weights ([`crate::Weights::exact`]), and saving it (after
+//! `chaincrf prune`, say) writes version 2, so nothing is rounded on the way.
 //!
 //! Why a length and a checksum before bincode: a truncated or corrupted file is
 //! then reported as such before any decoding, and a forged length inside the
@@ -18,8 +23,10 @@
 //! synced, then renamed over the target: a crash leaves the old model or the new
 //! one, never half of one.
 //!
-//! A file that is not a chaincrf file at all is named when its first bytes say
-//! what it is (a CRF++ or CRFsuite model, an image, an executable, JSON...).
+//! [`load`] and [`from_bytes`] also read the model files CRFsuite writes
+//! (`crfsuite learn`, python-crfsuite, sklearn-crfsuite), recognized by their
+//! magic `lCRF`: see [`crfsuite`]. A file that is neither is named when its
+//! first bytes say what it is (a CRF++ model, an image, an executable, JSON...).
 //!
 //! Training checkpoints ([`Checkpoint`], written by `--checkpoint-every` and on
 //! an interrupt) use the same layout with their own magic `CHAINCKP` and
@@ -27,15 +34,18 @@
 //! fingerprint of the run, the exact `f64` training weights and the model built
 //! from them. Keeping them here keeps every byte chaincrf writes in one module.
 
-use crate::model::Model;
+pub mod crfsuite;
+
+use crate::model::{ExactWeights, Model};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Magic bytes at the start of every model file.
 pub const MAGIC: &[u8; 8] = b"CHAINCRF";
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest format version this build reads: 2, the version written for
+/// models with exact weights (others are written as version 1).
+pub const FORMAT_VERSION: u32 = 2;
 /// Magic bytes at the start of every training checkpoint file.
 pub const CHECKPOINT_MAGIC: &[u8; 8] = b"CHAINCKP";
 /// The checkpoint format version this build writes and reads.
@@ -59,6 +69,14 @@ pub enum ModelIoError {
     /// The file is not a usable model.
     #[error("{path}: not a valid chaincrf model: {reason}")]
     BadModelFile {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file starts like a CRFsuite model (magic `lCRF`) but is not a usable one.
+    #[error("{path}: not a valid CRFsuite model: {reason}")]
+    BadCrfsuiteModel {
         /// The file.
         path: String,
         /// What is wrong.
@@ -101,31 +119,52 @@ fn config() -> bincode::config::Configuration<
 /// # Errors
 /// [`ModelIoError::BadModelFile`] if the model cannot be encoded (too large).
 pub fn to_bytes(model: &Model) -> Result<Vec<u8>, ModelIoError> {
-    let body = bincode::serde::encode_to_vec(model, config())
-        .map_err(|e| bad(Path::new("<memory>"), format!("cannot encode: {e}")))?;
+    let cannot = |e: bincode::error::EncodeError| bad(Path::new("<memory>"), format!("cannot encode: {e}"));
+    let mut body = bincode::serde::encode_to_vec(model, config()).map_err(cannot)?;
+    let version: u32 = match model.weights.exact.as_deref() {
+        Some(exact) => {
+            body.extend(bincode::serde::encode_to_vec(exact, config()).map_err(cannot)?);
+            2
+        }
+        None => 1,
+    };
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&(body.len() as u64).to_le_bytes());
     out.extend_from_slice(&chaincrf_features::hash::hash_bytes(&body).to_le_bytes());
     out.extend_from_slice(&body);
     Ok(out)
 }
 
-/// Decodes the bytes of a model file; `path` only names the source in errors.
+/// Decodes the bytes of a model file, chaincrf's own or CRFsuite's (by the
+/// magic); `path` only names the source in errors.
 ///
 /// # Errors
 /// [`ModelIoError::BadModelFile`] for a file that is empty, truncated, foreign,
-/// corrupted or of a newer format version.
+/// corrupted or of a newer format version; [`ModelIoError::BadCrfsuiteModel`]
+/// for a CRFsuite file that is truncated, corrupted or of another version.
 pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Model, ModelIoError> {
-    let body = open_container(bytes, MAGIC, FORMAT_VERSION).map_err(|r| bad(path, r))?;
-    decode_model(body).map_err(|r| bad(path, r))
+    if crfsuite::is_crfsuite(bytes) {
+        return crfsuite::from_bytes(bytes, path);
+    }
+    let (version, body) = open_container(bytes, MAGIC, FORMAT_VERSION).map_err(|r| bad(path, r))?;
+    decode_model(body, version).map_err(|r| bad(path, r))
 }
 
-/// Decodes and checks a model body (the bytes after the header).
-fn decode_model(body: &[u8]) -> Result<Model, String> {
+/// Decodes and checks a model body (the bytes after the header) of a file of
+/// format `version`.
+fn decode_model(body: &[u8], version: u32) -> Result<Model, String> {
     let (mut model, used): (Model, usize) =
         bincode::serde::decode_from_slice(body, config()).map_err(|e| format!("cannot decode: {e}"))?;
+    let used = if version >= 2 {
+        let (exact, more): (ExactWeights, usize) = bincode::serde::decode_from_slice(&body[used..], config())
+            .map_err(|e| format!("cannot decode the exact weights: {e}"))?;
+        model.weights.exact = Some(Box::new(exact));
+        used + more
+    } else {
+        used
+    };
     if used != body.len() {
         return Err("trailing bytes inside the body".into());
     }
@@ -141,7 +180,7 @@ fn decode_model(body: &[u8]) -> Result<Model, String> {
 /// version, that the claimed body length is exactly what the file holds (so a
 /// forged length can neither make the reader wait for bytes that never come
 /// nor reserve memory for them) and the checksum.
-fn open_container<'a>(bytes: &'a [u8], magic: &[u8; 8], newest: u32) -> Result<&'a [u8], String> {
+fn open_container<'a>(bytes: &'a [u8], magic: &[u8; 8], newest: u32) -> Result<(u32, &'a [u8]), String> {
     if bytes.is_empty() {
         return Err("the file is empty".into());
     }
@@ -194,7 +233,7 @@ fn open_container<'a>(bytes: &'a [u8], magic: &[u8; 8], newest: u32) -> Result<&
     if chaincrf_features::hash::hash_bytes(body) != checksum {
         return Err("checksum mismatch (the file is corrupted)".into());
     }
-    Ok(body)
+    Ok((version as u32, body))
 }
 
 /// Names the kind of a file that is not a chaincrf file, when its first bytes
@@ -214,8 +253,8 @@ fn identify_foreign(bytes: &[u8]) -> Option<String> {
         "this is gzip-compressed data (decompress it first)"
     } else if starts(b"PK\x03\x04") {
         "this is a ZIP archive"
-    } else if starts(b"lCRF") {
-        "this is a CRFsuite model; chaincrf reads only its own models (retrain with `chaincrf train --format crfsuite`)"
+    } else if starts(crfsuite::MAGIC) {
+        "this is a CRFsuite model, not a training checkpoint"
     } else if starts(b"version: ") {
         "this looks like a CRF++ text model (crf_learn -t); chaincrf reads only its own models (retrain with `chaincrf train`)"
     } else if starts(&[0x64, 0, 0, 0]) {
@@ -267,11 +306,17 @@ fn validate(m: &Model) -> Result<(), String> {
     {
         return Err("a structural constraint names a label out of range".into());
     }
-    if [&w.state[..], &w.edge, &w.transitions, &w.start, &w.end]
-        .iter()
-        .any(|b| b.iter().any(|x| !x.is_finite()))
-    {
+    if w.blocks().iter().any(|b| b.iter().any(|x| !x.is_finite())) {
         return Err("a weight is not finite".into());
+    }
+    if let Some(e) = w.exact.as_deref() {
+        let lengths = |b: [&[f64]; 5]| b.map(<[f64]>::len);
+        if lengths(e.blocks()) != w.blocks().map(<[f32]>::len) {
+            return Err("the exact weights do not have the blocks of the model".into());
+        }
+        if e.blocks().iter().any(|b| b.iter().any(|x| !x.is_finite())) {
+            return Err("an exact weight is not finite".into());
+        }
     }
     Ok(())
 }
@@ -339,10 +384,12 @@ pub fn check_writable(path: &Path) -> Result<(), ModelIoError> {
     Ok(())
 }
 
-/// Reads and decodes the model at `path`.
+/// Reads and decodes the model at `path`: a chaincrf model, or a CRFsuite model
+/// (see [`crfsuite`]).
 ///
 /// # Errors
-/// [`ModelIoError::Io`] when unreadable; [`ModelIoError::BadModelFile`] when not a valid model.
+/// [`ModelIoError::Io`] when unreadable; [`ModelIoError::BadModelFile`] or
+/// [`ModelIoError::BadCrfsuiteModel`] when not a valid model.
 pub fn load(path: &Path) -> Result<Model, ModelIoError> {
     let bytes = read_limited(path).map_err(|e| e.unwrap_or_else(|r| bad(path, r)))?;
     from_bytes(&bytes, path)
@@ -450,7 +497,7 @@ pub fn checkpoint_from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint, Mo
             )));
         }
     }
-    let body = open_container(bytes, CHECKPOINT_MAGIC, CHECKPOINT_VERSION).map_err(bad_ckpt)?;
+    let (_, body) = open_container(bytes, CHECKPOINT_MAGIC, CHECKPOINT_VERSION).map_err(bad_ckpt)?;
     let (mut c, used): (Checkpoint, usize) =
         bincode::serde::decode_from_slice(body, config()).map_err(|e| bad_ckpt(format!("cannot decode: {e}")))?;
     if used != body.len() {
@@ -573,8 +620,8 @@ mod tests {
         *flipped.last_mut().unwrap() ^= 1;
         assert!(reason(&flipped).contains("checksum mismatch"));
         let mut newer = good.clone();
-        newer[8] = 2;
-        assert!(reason(&newer).contains("format version 2 is newer"));
+        newer[8] = 3;
+        assert!(reason(&newer).contains("format version 3 is newer"));
         let mut huge = good;
         huge[12..20].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(reason(&huge).contains("above the"), "{}", reason(&huge));
@@ -586,7 +633,6 @@ mod tests {
             (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "PNG image"),
             (b"\x7fELF\x02\x01\x01\0\0\0", "ELF"),
             (b"version: 100\ncost-factor: 1\n", "CRF++ text model"),
-            (b"lCRF\0\0\0\0FMDL", "CRFsuite model"),
             (b"{\"labels\": []}", "JSON"),
             (b"hello world\n", "text file"),
             (b"\x1f\x8b\x08\0", "gzip"),
@@ -597,6 +643,14 @@ mod tests {
         }
         assert!(
             reason(&[0xff, 0x00, 0x13, 0x37, 0x80, 0x81, 0x82, 0x83, 0x84]).contains("not a file written by chaincrf")
+        );
+        // CRFsuite models are read (tests/crfsuite_models.rs), so a damaged one
+        // gets the CRFsuite reader's error; as a checkpoint it is named.
+        assert!(reason(b"lCRF\0\0\0\0FOMC").contains("not a valid CRFsuite model: the file is truncated"));
+        let e = checkpoint_from_bytes(b"lCRF\0\0\0\0FOMC", Path::new("c")).unwrap_err();
+        assert!(
+            e.to_string().contains("a CRFsuite model, not a training checkpoint"),
+            "{e}"
         );
     }
 

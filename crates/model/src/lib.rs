@@ -41,5 +41,7 @@ pub mod observations;
 
 pub use classic::{ClassicError, ClassicExtractor, ClassicInput, ClassicTagger};
 pub use io::{load, save, ModelIoError};
-pub use model::{ExtractorSpec, Model, ScoredChain, Structure, Tagger, WeightLayout, Weights, WeightsView};
+pub use model::{
+    ExactWeights, ExtractorSpec, Model, ScoredChain, Structure, Tagger, WeightLayout, Weights, WeightsView,
+};
 pub use observations::{accumulate_emissions, ObservationArena, Observations, PREFETCH_AHEAD};

@@ -8,6 +8,15 @@
 //! of `f64`, far below the precision that matters for tagging); training works
 //! on a flat `f64` vector with the same block order ([`WeightLayout`]), and the
 //! same scoring code ([`WeightsView`]) serves both.
+//!
+//! A model read from a file that stores `f64` weights (CRFsuite's, see
+//! [`crate::io::crfsuite`]) also keeps them exactly ([`ExactWeights`]), so that
+//! it tags exactly as the program that trained it: its scores are then computed
+//! from the `f64` weights and the attribute values in full precision, in the
+//! order the input gives them (CRFsuite's order of summation). The `f32` blocks
+//! still hold the weights (rounded), so code that reads `f32` weights directly
+//! works on every model; chaincrf's own models have no exact copy and take the
+//! `f32` path unchanged.
 
 use crate::observations::{accumulate_emissions, ObservationArena, Observations};
 use chaincrf_core::chain::{ChainWorkspace, Path};
@@ -152,6 +161,60 @@ impl<W: Copy + Into<f64>> WeightsView<'_, W> {
         }
     }
 
+    /// Computes the potentials of `input` into `out` straight from the
+    /// extractor, without an [`ObservationArena`]: attribute values stay `f64`
+    /// and each position's attributes are added in the order the extractor
+    /// emits them, as CRFsuite does. The path of models with
+    /// [`ExactWeights`]; attributes the dictionary lacks are ignored, edge
+    /// attributes at the first position too (as [`ObservationArena`] does).
+    pub fn score_exactly_into<E: FeatureExtractor + ?Sized>(
+        &self,
+        structure: &Structure,
+        extractor: &E,
+        input: &E::Input,
+        attributes: &AttributeDictionary,
+        out: &mut ScoredChain,
+    ) {
+        let (n, k) = (extractor.len(input), self.k);
+        let kk = k * k;
+        out.k = k;
+        out.emissions.clear();
+        out.emissions.resize(n * k, 0.0);
+        self.score_structure_into(structure, out);
+        out.varying = false;
+        out.edge_transitions.clear();
+        for t in 0..n {
+            extractor.extract(input, t, &mut |attr| {
+                let Some(id) = attributes.lookup(&attr) else {
+                    return;
+                };
+                let (id, v) = (id as usize, attr.value);
+                match attr.kind {
+                    AttrKind::State => {
+                        let w = &self.state[id * self.state_stride..][..k];
+                        for (o, &x) in out.emissions[t * k..(t + 1) * k].iter_mut().zip(w) {
+                            *o += v * x.into();
+                        }
+                    }
+                    AttrKind::Edge if t > 0 => {
+                        if !out.varying {
+                            out.varying = true;
+                            out.edge_transitions.clear();
+                            for _ in 0..n {
+                                out.edge_transitions.extend_from_slice(&out.transitions);
+                            }
+                        }
+                        let w = &self.edge[id * kk..(id + 1) * kk];
+                        for (o, &x) in out.edge_transitions[t * kk..(t + 1) * kk].iter_mut().zip(w) {
+                            *o += v * x.into();
+                        }
+                    }
+                    AttrKind::Edge => {}
+                }
+            });
+        }
+    }
+
     /// Fills the parts of `out` that do not depend on the sequence: the
     /// transition matrix, start and end scores, with the structure's forbidden
     /// pairs, starts and ends at −∞.
@@ -269,7 +332,8 @@ impl Potentials for ScoredChain {
     }
 }
 
-/// The model weights, in `f32`.
+/// The model weights, in `f32`, and for models read from a file that stores
+/// them in `f64` (CRFsuite's) also those exactly.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Weights {
     /// `num_state × k`.
@@ -282,6 +346,54 @@ pub struct Weights {
     pub start: Vec<f32>,
     /// `k`.
     pub end: Vec<f32>,
+    /// The weights in full `f64` precision, when the model was read from a
+    /// file that stores them so (`state` ... `end` then hold them rounded).
+    /// Tagging uses them when present. The model file format stores them
+    /// after the model's body (see [`crate::io`]), so serde skips them here.
+    #[serde(skip)]
+    pub exact: Option<Box<ExactWeights>>,
+}
+
+/// Model weights in `f64`, blocks as in [`Weights`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExactWeights {
+    /// `num_state × k`.
+    pub state: Vec<f64>,
+    /// `num_edge × k²`.
+    pub edge: Vec<f64>,
+    /// `k × k`.
+    pub transitions: Vec<f64>,
+    /// `k`.
+    pub start: Vec<f64>,
+    /// `k`.
+    pub end: Vec<f64>,
+}
+
+impl ExactWeights {
+    /// The blocks, for `k` labels.
+    pub fn view(&self, k: usize) -> WeightsView<'_, f64> {
+        WeightsView {
+            k,
+            state: &self.state,
+            state_stride: k,
+            edge: &self.edge,
+            transitions: &self.transitions,
+            start: &self.start,
+            end: &self.end,
+        }
+    }
+
+    /// The blocks in order (state, edge, transitions, start, end).
+    pub fn blocks(&self) -> [&[f64]; 5] {
+        [&self.state, &self.edge, &self.transitions, &self.start, &self.end]
+    }
+}
+
+impl Weights {
+    /// The `f32` blocks in order (state, edge, transitions, start, end).
+    pub fn blocks(&self) -> [&[f32]; 5] {
+        [&self.state, &self.edge, &self.transitions, &self.start, &self.end]
+    }
 }
 
 /// A trained chain CRF.
@@ -349,6 +461,7 @@ impl Model {
             transitions: f(v.transitions),
             start: f(v.start),
             end: f(v.end),
+            exact: None,
         };
         Model {
             labels,
@@ -359,13 +472,66 @@ impl Model {
         }
     }
 
-    /// The weights as a flat `f64` vector (to continue training).
+    /// A model that keeps `weights` exactly: tagging computes in `f64` from
+    /// them (see [`ExactWeights`]), and the `f32` blocks hold them rounded.
+    /// For weights that come from elsewhere in `f64` (CRFsuite's models);
+    /// chaincrf's own training makes `f32` models ([`Model::from_flat`]).
+    ///
+    /// # Panics
+    /// When the blocks do not have the sizes the labels and attributes need.
+    pub fn from_exact(
+        labels: LabelAlphabet,
+        attributes: AttributeDictionary,
+        extractor: ExtractorSpec,
+        structure: Structure,
+        weights: ExactWeights,
+    ) -> Self {
+        let (k, num_state, num_edge) = (
+            labels.len(),
+            attributes.len(AttrKind::State),
+            attributes.len(AttrKind::Edge),
+        );
+        let sizes = [num_state * k, num_edge * k * k, k * k, k, k];
+        assert_eq!(
+            weights.blocks().map(<[f64]>::len),
+            sizes,
+            "weight blocks do not fit the model"
+        );
+        let f = |s: &[f64]| s.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        let rounded = Weights {
+            state: f(&weights.state),
+            edge: f(&weights.edge),
+            transitions: f(&weights.transitions),
+            start: f(&weights.start),
+            end: f(&weights.end),
+            exact: Some(Box::new(weights)),
+        };
+        Model {
+            labels,
+            attributes,
+            extractor,
+            structure,
+            weights: rounded,
+        }
+    }
+
+    /// The exact `f64` weights, for models that keep them.
+    pub fn exact_view(&self) -> Option<WeightsView<'_, f64>> {
+        self.weights.exact.as_deref().map(|e| e.view(self.num_labels()))
+    }
+
+    /// The weights as a flat `f64` vector (to continue training); the exact
+    /// weights when the model keeps them.
     pub fn to_flat(&self) -> Vec<f64> {
-        let w = &self.weights;
-        [&w.state[..], &w.edge, &w.transitions, &w.start, &w.end]
-            .iter()
-            .flat_map(|b| b.iter().map(|&x| f64::from(x)))
-            .collect()
+        match self.weights.exact.as_deref() {
+            Some(e) => e.blocks().concat(),
+            None => self
+                .weights
+                .blocks()
+                .iter()
+                .flat_map(|b| b.iter().map(|&x| f64::from(x)))
+                .collect(),
+        }
     }
 
     /// Drops attributes whose weights are all zero (after L1 training, most are),
@@ -375,50 +541,80 @@ impl Model {
         self.prune_attributes(0.0)
     }
 
-    /// Drops attributes whose largest absolute weight is at most `threshold`.
+    /// Drops attributes whose largest absolute weight is at most `threshold`
+    /// (compared with the exact weights when the model keeps them).
     /// Returns how many attributes were dropped.
     pub fn prune_attributes(&mut self, threshold: f32) -> usize {
         let k = self.num_labels();
         let kk = k * k;
         let before = self.attributes.len(AttrKind::State) + self.attributes.len(AttrKind::Edge);
-        let (state, edge) = (&self.weights.state, &self.weights.edge);
-        let keep = |kind: AttrKind, id: u32| {
-            let id = id as usize;
-            let w = match kind {
-                AttrKind::State => &state[id * k..(id + 1) * k],
-                AttrKind::Edge => &edge[id * kk..(id + 1) * kk],
-            };
-            w.iter().any(|x| x.abs() > threshold)
+        let maps = match self.weights.exact.as_deref() {
+            Some(e) => self
+                .attributes
+                .retain(keep_above(&e.state, &e.edge, k, f64::from(threshold))),
+            None => self
+                .attributes
+                .retain(keep_above(&self.weights.state, &self.weights.edge, k, threshold)),
         };
-        let maps = self.attributes.retain(keep);
-        let compact = |w: &[f32], map: &[Option<u32>], width: usize| {
-            let mut out = vec![0f32; map.iter().flatten().count() * width];
-            for (old, new) in map.iter().enumerate() {
-                if let Some(new) = new {
-                    let new = *new as usize;
-                    out[new * width..(new + 1) * width].copy_from_slice(&w[old * width..(old + 1) * width]);
-                }
-            }
-            out
-        };
-        self.weights.state = compact(&self.weights.state, &maps[0], k);
-        self.weights.edge = compact(&self.weights.edge, &maps[1], kk);
+        let w = &mut self.weights;
+        w.state = compact_rows(&w.state, &maps[0], k);
+        w.edge = compact_rows(&w.edge, &maps[1], kk);
+        if let Some(e) = w.exact.as_deref_mut() {
+            e.state = compact_rows(&e.state, &maps[0], k);
+            e.edge = compact_rows(&e.edge, &maps[1], kk);
+        }
         before - self.attributes.len(AttrKind::State) - self.attributes.len(AttrKind::Edge)
     }
 
-    /// Number of non-zero weights.
+    /// Number of non-zero weights (of the exact weights when the model keeps them).
     pub fn num_active_weights(&self) -> usize {
-        let w = &self.weights;
-        [&w.state[..], &w.edge, &w.transitions, &w.start, &w.end]
-            .iter()
-            .map(|b| b.iter().filter(|x| **x != 0.0).count())
-            .sum()
+        fn count<W: PartialEq + Default>(blocks: [&[W]; 5]) -> usize {
+            blocks
+                .iter()
+                .map(|b| b.iter().filter(|x| **x != W::default()).count())
+                .sum()
+        }
+        match self.weights.exact.as_deref() {
+            Some(e) => count(e.blocks()),
+            None => count(self.weights.blocks()),
+        }
     }
 
     /// A tagger borrowing this model, with its own reusable buffers.
     pub fn tagger(&self) -> Tagger<'_> {
         Tagger::new(self)
     }
+}
+
+/// Whether an attribute's state row (`k` wide) or edge block (`k²`) has a
+/// weight above `threshold` in absolute value.
+fn keep_above<'w, W: Copy + Into<f64>>(
+    state: &'w [W],
+    edge: &'w [W],
+    k: usize,
+    threshold: W,
+) -> impl FnMut(AttrKind, u32) -> bool + 'w {
+    let threshold: f64 = threshold.into();
+    move |kind, id| {
+        let id = id as usize;
+        let w = match kind {
+            AttrKind::State => &state[id * k..(id + 1) * k],
+            AttrKind::Edge => &edge[id * k * k..(id + 1) * k * k],
+        };
+        w.iter().any(|&x| x.into().abs() > threshold)
+    }
+}
+
+/// Keeps the rows (`width` wide) of the attributes `map` keeps, at their new ids.
+fn compact_rows<W: Copy + Default>(w: &[W], map: &[Option<u32>], width: usize) -> Vec<W> {
+    let mut out = vec![W::default(); map.iter().flatten().count() * width];
+    for (old, new) in map.iter().enumerate() {
+        if let Some(new) = new {
+            let new = *new as usize;
+            out[new * width..(new + 1) * width].copy_from_slice(&w[old * width..(old + 1) * width]);
+        }
+    }
+    out
 }
 
 /// Tags sequences with a model. Holds every buffer it needs, so tagging many
@@ -453,6 +649,11 @@ impl<'m> Tagger<'m> {
     /// Extracts the attributes of `input` and computes its potentials; the other
     /// methods then work on this sequence.
     pub fn observe<E: FeatureExtractor + ?Sized>(&mut self, extractor: &E, input: &E::Input) -> &ScoredChain {
+        let model = self.model;
+        if let Some(exact) = model.exact_view() {
+            exact.score_exactly_into(&model.structure, extractor, input, &model.attributes, &mut self.scored);
+            return &self.scored;
+        }
         self.arena.clear();
         self.arena.push(extractor, input, &self.model.attributes);
         let obs = self.arena.sequence(0);
@@ -469,13 +670,15 @@ impl<'m> Tagger<'m> {
     /// its structure apply as in [`Tagger::observe`]. The other methods then
     /// work on this sequence.
     pub fn observe_emissions(&mut self, n: usize, fill: impl FnOnce(&mut [f64])) -> &ScoredChain {
-        let view = self.model.view();
-        let out = &mut self.scored;
-        out.k = view.k;
+        let (model, out) = (self.model, &mut self.scored);
+        out.k = model.num_labels();
         out.emissions.clear();
-        out.emissions.resize(n * view.k, 0.0);
+        out.emissions.resize(n * out.k, 0.0);
         fill(&mut out.emissions);
-        view.score_structure_into(&self.model.structure, out);
+        match model.exact_view() {
+            Some(exact) => exact.score_structure_into(&model.structure, out),
+            None => model.view().score_structure_into(&model.structure, out),
+        }
         out.varying = false;
         &self.scored
     }

@@ -1,0 +1,291 @@
+//! CRFsuite model files: chaincrf reads the models python-crfsuite trained
+//! (tests/data/crfsuite, made by its generate.py) with the weights CRFsuite
+//! reports and tags the held-out data exactly as python-crfsuite did (same
+//! labels, marginals within 1e-9); damaged files are clean errors.
+
+use chaincrf_features::{read_crfsuite_data, AttrKind};
+use chaincrf_model::io::{self, crfsuite};
+use chaincrf_model::{ClassicInput, ClassicTagger, Model, ModelIoError};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+const MODELS: [&str; 3] = ["l1", "dense", "ap"];
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/crfsuite")
+        .join(name)
+}
+
+fn expected(name: &str) -> Value {
+    let text = std::fs::read_to_string(data(&format!("{name}.expected.json"))).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn load(name: &str) -> Model {
+    io::load(&data(&format!("{name}.crfsuite"))).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect()
+}
+
+/// (name, name, weight) triples of python-crfsuite's `Tagger.info()`.
+fn triples(v: &Value) -> Vec<(&str, &str, f64)> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t[0].as_str().unwrap(), t[1].as_str().unwrap(), t[2].as_f64().unwrap()))
+        .collect()
+}
+
+/// `Tagger.info()` prints weights with 6 decimals.
+const INFO_ROUNDING: f64 = 5.0000001e-7;
+
+#[test]
+fn weights_are_those_crfsuite_reports() {
+    for name in MODELS {
+        let m = load(name);
+        let want = expected(name);
+        let labels = strings(&want["labels"]);
+        assert_eq!(m.labels.labels(), labels, "{name}");
+        let k = labels.len();
+        let exact = m.weights.exact.as_deref().expect("CRFsuite models keep f64 weights");
+        assert_eq!(m.layout().num_edge, 0);
+        assert!(!m.structure.start_end && m.structure.transitions);
+        assert!(exact.start.iter().chain(&exact.end).all(|&w| w == 0.0));
+        let attr_count = want["num_attributes"].as_u64().unwrap() as usize;
+        assert_eq!(m.attributes.len(AttrKind::State), attr_count, "{name}");
+
+        let mut state_seen = vec![false; exact.state.len()];
+        for (attr, label, w) in triples(&want["state_features"]) {
+            let id = (0..attr_count as u32)
+                .find(|&id| m.attributes.name(AttrKind::State, id) == Some(attr))
+                .unwrap_or_else(|| panic!("{name}: attribute {attr:?} missing"));
+            let slot = id as usize * k + m.labels.id(label).unwrap() as usize;
+            assert!(
+                (exact.state[slot] - w).abs() <= INFO_ROUNDING,
+                "{name}: ({attr}, {label})"
+            );
+            assert_eq!(m.weights.state[slot], exact.state[slot] as f32);
+            state_seen[slot] = true;
+        }
+        // Pairs without a feature in the file weigh exactly 0.
+        for (slot, seen) in state_seen.iter().enumerate() {
+            assert!(*seen || exact.state[slot] == 0.0, "{name}: slot {slot}");
+        }
+        let mut trans_seen = vec![false; k * k];
+        for (from, to, w) in triples(&want["transitions"]) {
+            let slot = m.labels.id(from).unwrap() as usize * k + m.labels.id(to).unwrap() as usize;
+            assert!(
+                (exact.transitions[slot] - w).abs() <= INFO_ROUNDING,
+                "{name}: {from} → {to}"
+            );
+            trans_seen[slot] = true;
+        }
+        for (slot, seen) in trans_seen.iter().enumerate() {
+            assert!(
+                *seen || exact.transitions[slot] == 0.0,
+                "{name}: transition slot {slot}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_l1_model_has_dropped_features_and_the_dense_one_has_all() {
+    // What the fixtures are for: L1 leaves most pairs without a feature;
+    // possible_states/possible_transitions give (nearly) every pair one.
+    let l1 = load("l1");
+    let zeros = l1
+        .weights
+        .exact
+        .as_deref()
+        .unwrap()
+        .state
+        .iter()
+        .filter(|&&w| w == 0.0)
+        .count();
+    assert!(
+        zeros * 3 > l1.weights.state.len(),
+        "{zeros} of {}",
+        l1.weights.state.len()
+    );
+    let want = expected("dense");
+    let dense = load("dense");
+    // (CRFsuite leaves out features whose weight is exactly 0.)
+    let features = triples(&want["state_features"]).len();
+    assert!(
+        features * 10 >= dense.weights.state.len() * 9,
+        "{features} of {} pairs have a feature",
+        dense.weights.state.len()
+    );
+}
+
+#[test]
+fn tags_exactly_as_python_crfsuite() {
+    for name in MODELS {
+        let m = load(name);
+        let want = expected(name);
+        let text = std::fs::read_to_string(data(&format!("{name}.test"))).unwrap();
+        let sequences = read_crfsuite_data(text.as_bytes(), name).unwrap();
+        let predictions = want["predictions"].as_array().unwrap();
+        assert_eq!(sequences.len(), predictions.len());
+        let mut tagger = ClassicTagger::new(&m).unwrap();
+        let k = m.num_labels();
+        let mut marginals = Vec::new();
+        let mut worst = 0f64;
+        for (s, (seq, p)) in sequences.iter().zip(predictions).enumerate() {
+            tagger.observe(ClassicInput::Attributes(&seq.attrs)).unwrap();
+            let path = tagger.tagger().viterbi(None).unwrap();
+            let got: Vec<&str> = path.labels.iter().map(|&y| m.labels.label(y as u32)).collect();
+            assert_eq!(got, strings(&p["labels"]), "{name}: sequence {s}");
+            tagger.tagger().marginals(None, &mut marginals).unwrap();
+            for (t, row) in p["marginals"].as_array().unwrap().iter().enumerate() {
+                for (y, want) in row.as_array().unwrap().iter().enumerate() {
+                    let diff = (marginals[t * k + y] - want.as_f64().unwrap()).abs();
+                    worst = worst.max(diff);
+                    assert!(diff <= 1e-9, "{name}: sequence {s}, position {t}, label {y}: {diff:e}");
+                }
+            }
+        }
+        eprintln!("{name}: largest marginal difference to python-crfsuite {worst:e}");
+    }
+}
+
+#[test]
+fn from_bytes_reads_crfsuite_files_too() {
+    let bytes = std::fs::read(data("ap.crfsuite")).unwrap();
+    assert!(crfsuite::is_crfsuite(&bytes));
+    let a = io::from_bytes(&bytes, Path::new("mem")).unwrap();
+    let b = crfsuite::from_bytes(&bytes, Path::new("mem")).unwrap();
+    assert_eq!(a.weights, b.weights);
+    assert_eq!(a.labels, b.labels);
+}
+
+#[test]
+fn saved_again_they_keep_every_digit() {
+    // chaincrf's own format stores the exact weights of such a model (version 2).
+    let m = load("l1");
+    let bytes = io::to_bytes(&m).unwrap();
+    assert_eq!(&bytes[8..12], &2u32.to_le_bytes());
+    let back = io::from_bytes(&bytes, Path::new("m")).unwrap();
+    assert_eq!(back.weights, m.weights);
+    assert!(back.weights.exact.is_some());
+    let mut pruned = m.clone();
+    let dropped = pruned.prune_zero_attributes();
+    assert_eq!(dropped, 0, "CRFsuite keeps only attributes with features");
+    assert_eq!(pruned.to_flat(), m.to_flat());
+}
+
+fn reason(bytes: &[u8]) -> String {
+    match io::from_bytes(bytes, Path::new("forged.crfsuite")) {
+        Err(e @ ModelIoError::BadCrfsuiteModel { .. }) => {
+            let s = e.to_string();
+            assert!(s.starts_with("forged.crfsuite: not a valid CRFsuite model: "), "{s}");
+            s
+        }
+        Err(e) => panic!("unexpected error kind: {e}"),
+        Ok(_) => panic!("accepted"),
+    }
+}
+
+#[test]
+fn truncated_at_every_byte_is_an_error() {
+    for name in MODELS {
+        let bytes = std::fs::read(data(&format!("{name}.crfsuite"))).unwrap();
+        for len in 4..bytes.len() {
+            let r = reason(&bytes[..len]);
+            assert!(r.contains("truncated"), "{name} cut at {len}: {r}");
+        }
+        // Shorter than the magic: not recognized as CRFsuite, a chaincrf error.
+        assert!(io::from_bytes(&bytes[..3], Path::new("x")).is_err());
+    }
+}
+
+#[test]
+fn truncated_with_a_matching_size_field_is_an_error() {
+    // A cut file whose header's size was fixed up: every later check must hold.
+    let bytes = std::fs::read(data("l1.crfsuite")).unwrap();
+    for len in 48..bytes.len() {
+        let mut cut = bytes[..len].to_vec();
+        cut[4..8].copy_from_slice(&(len as u32).to_le_bytes());
+        reason(&cut);
+    }
+}
+
+#[test]
+fn named_damage() {
+    let good = std::fs::read(data("l1.crfsuite")).unwrap();
+    let with = |offset: usize, value: u32| {
+        let mut b = good.clone();
+        b[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+        b
+    };
+    let u32_at = |o: usize| u32::from_le_bytes(good[o..o + 4].try_into().unwrap()) as usize;
+    let mut longer = good.clone();
+    longer.extend_from_slice(b"junk");
+    assert!(reason(&longer).contains("4 unexpected bytes"));
+    let mut kind = good.clone();
+    kind[8..12].copy_from_slice(b"FOMD");
+    assert!(reason(&kind).contains("model type \"FOMD\""));
+    assert!(reason(&with(12, 101)).contains("format version 101"));
+    assert!(reason(&with(20, 0)).contains("no labels"));
+    assert!(reason(&with(20, u32::MAX)).contains("label dictionary"));
+    assert!(reason(&with(24, u32::MAX)).contains("attribute dictionary"));
+    assert!(reason(&with(28, 7)).contains("expected \"FEAT\""));
+    assert!(reason(&with(28, u32::MAX)).contains("features chunk"));
+    let feat = u32_at(28);
+    assert!(reason(&with(feat + 8, u32::MAX)).contains("does not hold"));
+    let labels = u32_at(32);
+    assert!(reason(&with(labels + 12, 0x7153_4462)).contains("big-endian"));
+    let refs = u32_at(44);
+    assert!(reason(&with(refs + 8, 1)).contains("lists for"));
+    assert!(reason(&with(refs + 12, 0)).contains("outside the chunk's lists"));
+    // A list entry naming a feature that does not exist, then one of the wrong kind.
+    let first_list = u32_at(refs + 12);
+    assert!(reason(&with(first_list + 4, 1 << 30)).contains("there are"));
+    let trans_refs = u32_at(40);
+    let first_transition_list = u32_at(trans_refs + 12);
+    let a_transition = u32_at(first_transition_list + 4) as u32;
+    assert!(reason(&with(first_list + 4, a_transition)).contains("not a state feature"));
+    // A NaN weight.
+    let mut nan = good.clone();
+    let w = feat + 12 + 12;
+    nan[w..w + 8].copy_from_slice(&f64::NAN.to_le_bytes());
+    assert!(reason(&nan).contains("not finite"), "{}", reason(&nan));
+}
+
+#[test]
+fn random_byte_flips_are_errors_or_models() {
+    // Flipping bytes may leave a valid model (a weight changed): then it must
+    // still be usable; otherwise a clean error. Never a panic.
+    let good = std::fs::read(data("dense.crfsuite")).unwrap();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut errors, mut models) = (0, 0);
+    for _ in 0..3000 {
+        let mut b = good.clone();
+        for _ in 0..1 + next() % 4 {
+            let i = (next() % b.len() as u64) as usize;
+            b[i] ^= 1 << (next() % 8);
+        }
+        match io::from_bytes(&b, Path::new("flipped")) {
+            Ok(m) => {
+                models += 1;
+                let items = vec![vec![("bias".to_owned(), 1.0)], vec![("len".to_owned(), 0.5)]];
+                let mut t = ClassicTagger::new(&m).unwrap();
+                t.observe(ClassicInput::Attributes(&items)).unwrap();
+                let _ = t.tagger().viterbi(None);
+            }
+            Err(ModelIoError::BadCrfsuiteModel { .. } | ModelIoError::BadModelFile { .. }) => errors += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(errors > 0 && models > 0, "{errors} errors, {models} models");
+}
