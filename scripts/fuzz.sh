@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-120}"
 shift || true
-all=(model_from_bytes model_body templates cws_corpus column_data crfsuite_data potentials_json segment)
+all=(model_from_bytes model_body crfsuite_model templates cws_corpus column_data crfsuite_data potentials_json segment)
 if [ "$#" -gt 0 ]; then targets=("$@"); else targets=("${all[@]}"); fi
 
 if ! rustup toolchain list | grep -q '^nightly'; then
@@ -39,6 +39,13 @@ mkdir -p fuzz/corpus/model_from_bytes fuzz/corpus/model_body
 for m in crfpp crfsuite cws; do
   cp "$work/$m.model" "fuzz/corpus/model_from_bytes/$m.model"
   { printf '\0'; tail -c +29 "$work/$m.model"; } > "fuzz/corpus/model_body/$m.body"
+done
+# Models CRFsuite itself wrote (python-crfsuite; crates/model/tests/data/crfsuite),
+# behind the selector byte of crfsuite_model.
+mkdir -p fuzz/corpus/crfsuite_model
+for f in crates/model/tests/data/crfsuite/*.crfsuite; do
+  cp "$f" fuzz/corpus/model_from_bytes/
+  { printf '\0'; cat "$f"; } > "fuzz/corpus/crfsuite_model/$(basename "$f")"
 done
 
 cd fuzz

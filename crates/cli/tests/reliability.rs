@@ -285,6 +285,132 @@ fn forged_lengths_do_not_allocate() {
     }
 }
 
+/// A model file written by CRFsuite itself (python-crfsuite trained it; see
+/// crates/model/tests/data/crfsuite/generate.py), and what python-crfsuite
+/// predicted with it.
+fn crfsuite_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../model/tests/data/crfsuite")
+        .join(name)
+}
+
+/// Damaged and forged CRFsuite model files, with a phrase the message must contain.
+fn bad_crfsuite_models(d: &TempDir) -> Vec<(PathBuf, &'static str)> {
+    let good = std::fs::read(crfsuite_fixture("l1.crfsuite")).unwrap();
+    let u32_at = |o: usize| u32::from_le_bytes(good[o..o + 4].try_into().unwrap()) as usize;
+    let with = |offset: usize, value: u32| {
+        let mut b = good.clone();
+        b[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+        b
+    };
+    // A truncated file whose size field was fixed up to match.
+    let mut cut = good[..good.len() / 2].to_vec();
+    let len = cut.len() as u32;
+    cut[4..8].copy_from_slice(&len.to_le_bytes());
+    let first_attr_list = u32_at(u32_at(44) + 12);
+    vec![
+        (d.write("cs-header.model", &good[..30]), "the file is truncated"),
+        (
+            d.write("cs-half.model", &good[..good.len() / 2]),
+            "the file is truncated",
+        ),
+        (d.write("cs-cut.model", &cut), "runs past the end"),
+        (d.write("cs-version.model", with(12, 7)), "format version 7"),
+        (d.write("cs-labels.model", with(20, u32::MAX)), "label dictionary"),
+        (
+            d.write("cs-features.model", with(u32_at(28) + 8, u32::MAX)),
+            "does not hold",
+        ),
+        (
+            d.write("cs-list.model", with(first_attr_list, 1 << 30)),
+            "runs past the end",
+        ),
+    ]
+}
+
+#[test]
+fn crfsuite_models_are_read_by_tag_and_dump() {
+    let model = crfsuite_fixture("l1.crfsuite");
+    let data = crfsuite_fixture("l1.test");
+    let want: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(crfsuite_fixture("l1.expected.json")).unwrap()).unwrap();
+    let labels: Vec<&str> = want["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    // `tag --marginals`: python-crfsuite's labels and its marginal of each, to
+    // the 6 decimals printed.
+    let out = text(&ok(run(&["tag", "--model", s(&model), "--marginals", s(&data)])).stdout);
+    let mut printed = out.split("\n\n").filter(|b| !b.trim().is_empty());
+    for p in want["predictions"].as_array().unwrap() {
+        let block = printed.next().expect("a block per sequence");
+        let tokens: Vec<&str> = block.lines().filter(|l| !l.starts_with('#')).collect();
+        let expected: Vec<String> = p["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(p["marginals"].as_array().unwrap())
+            .map(|(label, row)| {
+                let label = label.as_str().unwrap();
+                let y = labels.iter().position(|l| *l == label).unwrap();
+                format!("{label}/{:.6}", row[y].as_f64().unwrap())
+            })
+            .collect();
+        assert_eq!(tokens, expected);
+    }
+    assert!(printed.next().is_none());
+    let dump = text(&ok(run(&["dump", "--model", s(&model)])).stdout);
+    assert!(dump.contains("extractor: CRFsuite attributes"), "{dump}");
+    assert!(dump.contains("weights: f64"), "{dump}");
+    assert!(dump.contains("labels (4): B-NP O V:x I-NP"), "{dump}");
+    let json = text(&ok(run(&["dump", "--model", s(&model), "--json"])).stdout);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["extractor"]["kind"], "crfsuite_attributes");
+    assert_eq!(json["transitions"].as_array().unwrap().len(), 4);
+    // A segmentation command names what the model is not.
+    fails(
+        run(&["cws", "segment", "--model", s(&model), s(&data)]),
+        &["l1.crfsuite", "not a word-segmentation model"],
+    );
+}
+
+#[test]
+fn damaged_crfsuite_models_fail_cleanly_in_every_command() {
+    let m = models("bad-crfsuite");
+    let x = m.dir.path("x.model");
+    for (model, reason) in bad_crfsuite_models(&m.dir) {
+        let name = s(&model);
+        let commands: Vec<Vec<&str>> = vec![
+            vec!["tag", "--model", name, s(&m.data)],
+            vec!["dump", "--model", name],
+            vec!["dump", "--model", name, "--json"],
+            vec!["cws", "segment", "--model", name, s(&m.corpus)],
+            vec!["train", "--init", name, "--model", s(&x), s(&m.data)],
+        ];
+        for args in commands {
+            fails(run(&args), &[name, "not a valid CRFsuite model", reason]);
+        }
+        // Forged counts and lengths allocate nothing near what they claim.
+        #[cfg(target_os = "linux")]
+        {
+            let o = Command::new("sh")
+                .args([
+                    "-c",
+                    "ulimit -v 1048576 && exec \"$0\" \"$@\"",
+                    BIN,
+                    "dump",
+                    "--model",
+                    name,
+                ])
+                .output()
+                .expect("run sh");
+            fails(o, &[reason]);
+        }
+    }
+}
+
 #[test]
 fn models_of_the_wrong_kind_are_named() {
     let m = models("kinds");
@@ -926,7 +1052,7 @@ fn resumed_training_writes_the_uninterrupted_model() {
         assert!(total > 6, "{err}");
         assert_eq!(
             err.lines().filter(|l| l.starts_with("sgd ")).count(),
-            sgd.parse().unwrap(),
+            sgd.parse::<usize>().unwrap(),
             "{err}"
         );
         let parts = dir.path(&format!("parts{sgd}.model"));

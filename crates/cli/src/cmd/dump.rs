@@ -6,11 +6,13 @@
 //! to check when a model behaves oddly. `--json` writes the whole model
 //! (every weight, with attribute names when the model kept them) for other
 //! tools; the JSON shape is defined here by the command's own structs, so the
-//! library types stay free of a JSON contract.
+//! library types stay free of a JSON contract. Models read from CRFsuite files
+//! keep their `f64` weights, and both outputs show those (the JSON with every
+//! digit); chaincrf's own models show their `f32` weights.
 
 use super::load_model;
 use chaincrf_features::AttrKind;
-use chaincrf_model::{ExtractorSpec, Model};
+use chaincrf_model::{ExtractorSpec, Model, WeightsView};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::{BufWriter, Write};
@@ -39,11 +41,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let model = load_model(&args.model)?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    match model.exact_view() {
+        Some(exact) if args.json => serde_json::to_writer(&mut out, &JsonModel::new(&model, exact))?,
+        None if args.json => serde_json::to_writer(&mut out, &JsonModel::new(&model, model.view()))?,
+        Some(exact) => out.write_all(text_report(&model, exact, &args).as_bytes())?,
+        None => out.write_all(text_report(&model, model.view(), &args).as_bytes())?,
+    }
     if args.json {
-        serde_json::to_writer(&mut out, &JsonModel::new(&model))?;
         out.write_all(b"\n")?;
-    } else {
-        out.write_all(text_report(&model, &args).as_bytes())?;
     }
     out.flush()?;
     Ok(())
@@ -67,13 +72,17 @@ fn describe_extractor(spec: &ExtractorSpec) -> String {
     }
 }
 
-fn text_report(model: &Model, args: &Args) -> String {
+/// The text report, from the model's `f32` weights or its exact ones.
+fn text_report<W: Copy + Into<f64>>(model: &Model, w: WeightsView<'_, W>, args: &Args) -> String {
     let mut s = String::new();
     let k = model.num_labels();
     let layout = model.layout();
     let labels = model.labels.labels();
     let _ = writeln!(s, "model: {}", args.model.display());
     let _ = writeln!(s, "extractor: {}", describe_extractor(&model.extractor));
+    if model.weights.exact.is_some() {
+        let _ = writeln!(s, "weights: f64 (kept exactly, as in a CRFsuite model file)");
+    }
     let _ = writeln!(s, "labels ({k}): {}", labels.join(" "));
     let _ = writeln!(
         s,
@@ -108,14 +117,14 @@ fn text_report(model: &Model, args: &Args) -> String {
         }
     }
     let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(1).max(9);
-    let row = |s: &mut String, name: &str, values: &mut dyn Iterator<Item = f32>| {
+    let row = |s: &mut String, name: &str, values: &mut dyn Iterator<Item = f64>| {
         let _ = write!(s, "{name:<width$}");
         for v in values {
             let _ = write!(s, " {v:>width$.4}");
         }
         s.push('\n');
     };
-    let w = &model.weights;
+    let value = |x: &W| -> f64 { (*x).into() };
     if st.transitions {
         let _ = writeln!(s, "\ntransitions (row: previous label, column: next label):");
         let _ = write!(s, "{:<width$}", "");
@@ -124,7 +133,7 @@ fn text_report(model: &Model, args: &Args) -> String {
         }
         s.push('\n');
         for (i, l) in labels.iter().enumerate() {
-            row(&mut s, l, &mut w.transitions[i * k..(i + 1) * k].iter().copied());
+            row(&mut s, l, &mut w.transitions[i * k..(i + 1) * k].iter().map(value));
         }
     }
     if st.start_end {
@@ -134,26 +143,22 @@ fn text_report(model: &Model, args: &Args) -> String {
             let _ = write!(s, " {l:>width$}");
         }
         s.push('\n');
-        row(&mut s, "start", &mut w.start.iter().copied());
-        row(&mut s, "end", &mut w.end.iter().copied());
+        row(&mut s, "start", &mut w.start.iter().map(value));
+        row(&mut s, "end", &mut w.end.iter().map(value));
     }
     if args.top > 0 && layout.num_state > 0 {
         let _ = writeln!(s, "\ntop {} state features per label:", args.top);
         for (y, label) in labels.iter().enumerate() {
-            let mut ids: Vec<u32> = (0..layout.num_state as u32)
-                .filter(|&id| w.state[id as usize * k + y] != 0.0)
-                .collect();
+            let weight = |id: u32| value(&w.state[id as usize * k + y]);
+            let mut ids: Vec<u32> = (0..layout.num_state as u32).filter(|&id| weight(id) != 0.0).collect();
             // Largest weight first; ties in id order, so the listing is stable.
-            ids.sort_by(|&a, &b| {
-                let (wa, wb) = (w.state[a as usize * k + y], w.state[b as usize * k + y]);
-                wb.total_cmp(&wa).then(a.cmp(&b))
-            });
+            ids.sort_by(|&a, &b| weight(b).total_cmp(&weight(a)).then(a.cmp(&b)));
             let _ = writeln!(s, "{label}:");
             for &id in ids.iter().take(args.top) {
                 let _ = writeln!(
                     s,
                     "  {:>10.4}  {}",
-                    w.state[id as usize * k + y],
+                    weight(id),
                     attribute_name(model, AttrKind::State, id)
                 );
             }
@@ -162,18 +167,19 @@ fn text_report(model: &Model, args: &Args) -> String {
     s
 }
 
-/// The whole model as JSON.
+/// The whole model as JSON, with weights of type `W` (`f32`, or `f64` for
+/// models that keep exact weights).
 #[derive(Serialize)]
-struct JsonModel<'a> {
+struct JsonModel<'a, W> {
     labels: &'a [String],
     extractor: JsonExtractor<'a>,
     structure: JsonStructure<'a>,
     /// `k × k`, row = previous label.
-    transitions: Vec<&'a [f32]>,
-    start: &'a [f32],
-    end: &'a [f32],
-    state_attributes: Vec<JsonAttribute<'a>>,
-    edge_attributes: Vec<JsonAttribute<'a>>,
+    transitions: Vec<&'a [W]>,
+    start: &'a [W],
+    end: &'a [W],
+    state_attributes: Vec<JsonAttribute<'a, W>>,
+    edge_attributes: Vec<JsonAttribute<'a, W>>,
 }
 
 #[derive(Serialize)]
@@ -194,22 +200,21 @@ struct JsonStructure<'a> {
 }
 
 #[derive(Serialize)]
-struct JsonAttribute<'a> {
+struct JsonAttribute<'a, W> {
     /// The name when kept, else absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'a str>,
     /// The 64-bit hash key, as hex (JSON numbers lose precision beyond 2^53).
     key: String,
     /// State attributes: one weight per label. Edge attributes: `k × k`, row-major.
-    weights: &'a [f32],
+    weights: &'a [W],
 }
 
-impl<'a> JsonModel<'a> {
-    fn new(model: &'a Model) -> Self {
+impl<'a, W> JsonModel<'a, W> {
+    fn new(model: &'a Model, w: WeightsView<'a, W>) -> Self {
         let k = model.num_labels();
-        let w = &model.weights;
         let label = |y: &u32| model.labels.label(*y);
-        let attributes = |kind: AttrKind, block: &'a [f32], width: usize| {
+        let attributes = |kind: AttrKind, block: &'a [W], width: usize| {
             (0..model.attributes.len(kind) as u32)
                 .map(|id| JsonAttribute {
                     name: model.attributes.name(kind, id),
@@ -247,10 +252,10 @@ impl<'a> JsonModel<'a> {
                 forbidden_end: model.structure.forbidden_end.iter().map(label).collect(),
             },
             transitions: w.transitions.chunks(k.max(1)).collect(),
-            start: &w.start,
-            end: &w.end,
-            state_attributes: attributes(AttrKind::State, &w.state, k),
-            edge_attributes: attributes(AttrKind::Edge, &w.edge, k * k),
+            start: w.start,
+            end: w.end,
+            state_attributes: attributes(AttrKind::State, w.state, k),
+            edge_attributes: attributes(AttrKind::Edge, w.edge, k * k),
         }
     }
 }

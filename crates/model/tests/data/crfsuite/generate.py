@@ -104,7 +104,9 @@ def train(
     return path
 
 
-def expected(model: Path, sequences: list[tuple[list[Item], list[str]]]) -> dict[str, object]:
+def expected(
+    model: Path, sequences: list[tuple[list[Item], list[str]]]
+) -> dict[str, object]:
     """python-crfsuite's view of `model`: its weights and, for each test
     sequence, the Viterbi labels and every label's marginal at every position."""
     tagger = pycrfsuite.Tagger()
@@ -120,7 +122,9 @@ def expected(model: Path, sequences: list[tuple[list[Item], list[str]]]) -> dict
     tagger.close()
     return {
         "labels": labels,
-        "state_features": sorted([a, y, w] for (a, y), w in info.state_features.items()),
+        "state_features": sorted(
+            [a, y, w] for (a, y), w in info.state_features.items()
+        ),
         "transitions": sorted([a, b, w] for (a, b), w in info.transitions.items()),
         "num_attributes": len(info.attributes),
         "predictions": predictions,
@@ -146,7 +150,12 @@ def main() -> None:
     configs = [
         # L1 + L2: many weights exactly zero, so CRFsuite drops those features
         # and attributes; several labels, one with a colon in its name.
-        ("l1", "lbfgs", {"c1": 0.4, "c2": 0.01, "max_iterations": 60}, ["B-NP", "I-NP", "O", "V:x"]),
+        (
+            "l1",
+            "lbfgs",
+            {"c1": 0.4, "c2": 0.01, "max_iterations": 60},
+            ["B-NP", "I-NP", "O", "V:x"],
+        ),
         # Every attribute x label pair and every transition (dense weights).
         (
             "dense",
@@ -170,7 +179,9 @@ def main() -> None:
         model = train(name, algorithm, params, train_set)
         write_data(HERE / f"{name}.test", test_set)
         with open(HERE / f"{name}.expected.json", "w", encoding="utf-8") as f:
-            json.dump(expected(model, test_set), f, ensure_ascii=False, separators=(",", ":"))
+            json.dump(
+                expected(model, test_set), f, ensure_ascii=False, separators=(",", ":")
+            )
             f.write("\n")
         print(f"{name}: {model.stat().st_size} bytes")
 
