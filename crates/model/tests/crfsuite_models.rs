@@ -289,3 +289,191 @@ fn random_byte_flips_are_errors_or_models() {
     }
     assert!(errors > 0 && models > 0, "{errors} errors, {models} models");
 }
+
+/// Writes a CRFsuite model file with the layout CRFsuite 0.12 writes (the
+/// dictionaries without hash tables, which the reader does not use), so tests
+/// can make files CRFsuite would never write. Features are `(type, src, dst,
+/// weight)`; each goes into the reference list of its source.
+fn write_model(labels: &[&[u8]], attrs: &[&[u8]], features: &[(u32, u32, u32, f64)]) -> Vec<u8> {
+    fn put(out: &mut Vec<u8>, v: u32) {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    fn cqdb(names: &[&[u8]]) -> Vec<u8> {
+        let mut records = Vec::new();
+        let mut offsets = Vec::new();
+        let data = 24 + 256 * 8;
+        for (id, name) in names.iter().enumerate() {
+            offsets.push((data + records.len()) as u32);
+            put(&mut records, id as u32);
+            put(&mut records, name.len() as u32 + 1);
+            records.extend_from_slice(name);
+            records.push(0);
+        }
+        let backward = data + records.len();
+        let mut out = b"CQDB".to_vec();
+        put(&mut out, (backward + 4 * names.len()) as u32);
+        put(&mut out, 0);
+        put(&mut out, 0x6244_5371);
+        put(&mut out, names.len() as u32);
+        put(&mut out, if names.is_empty() { 0 } else { backward as u32 });
+        out.resize(data, 0);
+        out.extend_from_slice(&records);
+        for o in offsets {
+            put(&mut out, o);
+        }
+        out
+    }
+    fn refs(out: &mut Vec<u8>, id: &[u8; 4], lists: &[Vec<u32>]) -> usize {
+        while !out.len().is_multiple_of(4) {
+            out.push(0);
+        }
+        let begin = out.len();
+        let size = 12 + 4 * lists.len() + lists.iter().map(|l| 4 + 4 * l.len()).sum::<usize>();
+        out.extend_from_slice(id);
+        put(out, size as u32);
+        put(out, lists.len() as u32);
+        let mut at = begin + 12 + 4 * lists.len();
+        for l in lists {
+            put(out, at as u32);
+            at += 4 + 4 * l.len();
+        }
+        for l in lists {
+            put(out, l.len() as u32);
+            for &f in l {
+                put(out, f);
+            }
+        }
+        begin
+    }
+    let mut out = vec![0u8; 48];
+    let off_features = out.len();
+    out.extend_from_slice(b"FEAT");
+    put(&mut out, (12 + 20 * features.len()) as u32);
+    put(&mut out, features.len() as u32);
+    for &(kind, src, dst, w) in features {
+        put(&mut out, kind);
+        put(&mut out, src);
+        put(&mut out, dst);
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+    let off_labels = out.len();
+    out.extend(cqdb(labels));
+    let off_attrs = out.len();
+    out.extend(cqdb(attrs));
+    let lists = |kind: u32, n: usize| {
+        let mut lists = vec![Vec::new(); n];
+        for (fid, f) in features.iter().enumerate() {
+            if f.0 == kind && (f.1 as usize) < n {
+                lists[f.1 as usize].push(fid as u32);
+            }
+        }
+        lists
+    };
+    let off_labelrefs = refs(&mut out, b"LFRF", &lists(1, labels.len()));
+    let off_attrrefs = refs(&mut out, b"AFRF", &lists(0, attrs.len()));
+    let size = out.len() as u32;
+    let mut header = b"lCRF".to_vec();
+    put(&mut header, size);
+    header.extend_from_slice(b"FOMC");
+    for v in [
+        100,
+        0,
+        labels.len(),
+        attrs.len(),
+        off_features,
+        off_labels,
+        off_attrs,
+        off_labelrefs,
+        off_attrrefs,
+    ] {
+        put(&mut header, v as u32);
+    }
+    out[..48].copy_from_slice(&header);
+    out
+}
+
+fn read(bytes: &[u8]) -> Result<Model, String> {
+    crfsuite::from_bytes(bytes, Path::new("made")).map_err(|e| e.to_string())
+}
+
+#[test]
+fn random_models_read_back_exactly() {
+    // Models of every small shape, features in random order with random
+    // weights (some exactly 0, some tiny): the dense weights are exactly the
+    // features', and every other pair is 0.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..300 {
+        let k = 1 + (next() % 5) as usize;
+        let a = (next() % 7) as usize;
+        let labels: Vec<Vec<u8>> = (0..k).map(|y| format!("L{y}").into_bytes()).collect();
+        let attrs: Vec<Vec<u8>> = (0..a).map(|i| format!("a:{i}=ü").into_bytes()).collect();
+        let mut features = Vec::new();
+        let mut want_state = vec![0f64; a * k];
+        let mut want_trans = vec![0f64; k * k];
+        let mut weight = || match next() % 6 {
+            0 | 1 => None,
+            2 => Some(0.0),
+            3 => Some(f64::from_bits(next() % 1000 + 1)),
+            _ => Some((next() % 2_000_001) as f64 / 1e6 - 1.0),
+        };
+        for (slot, want) in want_state.iter_mut().enumerate() {
+            if let Some(w) = weight() {
+                features.push((0, (slot / k) as u32, (slot % k) as u32, w));
+                *want = w;
+            }
+        }
+        for (slot, want) in want_trans.iter_mut().enumerate() {
+            if let Some(w) = weight() {
+                features.push((1, (slot / k) as u32, (slot % k) as u32, w));
+                *want = w;
+            }
+        }
+        for i in (1..features.len()).rev() {
+            features.swap(i, (next() % (i as u64 + 1)) as usize);
+        }
+        let label_refs: Vec<&[u8]> = labels.iter().map(Vec::as_slice).collect();
+        let attr_refs: Vec<&[u8]> = attrs.iter().map(Vec::as_slice).collect();
+        let m = read(&write_model(&label_refs, &attr_refs, &features)).unwrap();
+        let exact = m.weights.exact.as_deref().unwrap();
+        assert_eq!(exact.state, want_state);
+        assert_eq!(exact.transitions, want_trans);
+        assert_eq!(m.labels.labels().len(), k);
+        for (i, name) in attrs.iter().enumerate() {
+            assert_eq!(m.attributes.name(AttrKind::State, i as u32).unwrap().as_bytes(), name);
+        }
+    }
+}
+
+#[test]
+fn names_crfsuite_never_writes() {
+    let labels: [&[u8]; 2] = [b"A", b"B"];
+    let f = [(0, 0, 1, 0.5), (0, 1, 0, 2.0), (0, 2, 1, -1.0), (1, 0, 1, 0.25)];
+    // An attribute name that is not UTF-8 is dropped with its features.
+    let m = read(&write_model(&labels, &[b"x", b"\xff\xfe", b"z"], &f)).unwrap();
+    assert_eq!(m.attributes.len(AttrKind::State), 2);
+    assert_eq!(m.attributes.name(AttrKind::State, 1), Some("z"));
+    assert_eq!(m.weights.exact.as_deref().unwrap().state, [0.0, 0.5, 0.0, -1.0]);
+    let e = read(&write_model(&[b"A", b"\xc3"], &[b"x"], &f[..1])).unwrap_err();
+    assert!(e.contains("label 1 is not valid UTF-8"), "{e}");
+    let e = read(&write_model(&[b"A", b"A"], &[b"x"], &f[..1])).unwrap_err();
+    assert!(e.contains("label \"A\" appears twice"), "{e}");
+    let e = read(&write_model(&labels, &[b"x", b"x"], &f[..2])).unwrap_err();
+    assert!(e.contains("attribute \"x\" appears twice"), "{e}");
+    let e = read(&write_model(&labels, &[b"x"], &[(0, 0, 1, 0.5), (0, 0, 1, 0.7)])).unwrap_err();
+    assert!(e.contains("feature 1 repeats the state feature (\"x\", \"B\")"), "{e}");
+    let e = read(&write_model(&labels, &[b"x"], &[(1, 0, 1, 0.5), (1, 0, 1, 0.7)])).unwrap_err();
+    assert!(e.contains("feature 1 repeats the transition \"A\" → \"B\""), "{e}");
+    let e = read(&write_model(&labels, &[b"x"], &[(0, 0, 2, 0.5)])).unwrap_err();
+    assert!(e.contains("not a state feature of attribute 0"), "{e}");
+    let e = read(&write_model(&labels, &[b"x"], &[(0, 0, 1, f64::INFINITY)])).unwrap_err();
+    assert!(e.contains("not finite"), "{e}");
+    // No attributes at all: a model of transitions only.
+    let m = read(&write_model(&labels, &[], &f[3..])).unwrap();
+    assert_eq!(m.weights.exact.as_deref().unwrap().transitions, [0.0, 0.25, 0.0, 0.0]);
+}

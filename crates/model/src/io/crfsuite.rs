@@ -377,8 +377,8 @@ fn read_dictionary<'a>(file: &Region<'a>, offset: usize, count: usize, what: &st
         if stored as usize != id {
             return Err(at(format!("the record of {what} {id} holds id {stored}")));
         }
-        let key_size = db.usize(record + 4, "key size").map_err(at)?;
-        let key = db.slice(record + 8, key_size, "key").map_err(at)?;
+        let key_size = db.usize(record.saturating_add(4), "key size").map_err(at)?;
+        let key = db.slice(record.saturating_add(8), key_size, "key").map_err(at)?;
         match key.split_last() {
             Some((0, name)) if !name.contains(&0) => names.push(name),
             _ => return Err(at(format!("the name of {what} {id} is not a NUL-terminated string"))),
@@ -506,7 +506,7 @@ fn read_references<'a>(
         let ids = n
             .checked_mul(4)
             .ok_or_else(|| at(format!("the list of {what} {i} claims {n} features")))
-            .and_then(|len| chunk.slice(rel + 4, len, "reference list").map_err(at))?;
+            .and_then(|len| chunk.slice(rel.saturating_add(4), len, "reference list").map_err(at))?;
         lists.push(References(ids));
     }
     Ok(lists)
