@@ -34,7 +34,8 @@ from bench.tools import ALGORITHMS, Env
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = ("chunking", "pku-short", "pku-capped", "cws", "curve")
-CRFS_BINARY = "chaincrf-bench-crfs-peer"
+# The peers built from their own crates under bench/ (outside the workspace).
+PEERS = {"crfs": "chaincrf-bench-crfs-peer", "jieba": "chaincrf-bench-jieba-peer"}
 
 
 def log(message: str) -> None:
@@ -57,9 +58,11 @@ def make_env(args: argparse.Namespace) -> Env:
     if work == ROOT or ROOT in work.parents:
         raise SystemExit(f"--work {work} is inside the repository; data and models must stay out of it")
     runs = Path(args.runs) if args.runs else default_runs(args.quick, args.machine)
-    crfs = Path(args.crfs) if args.crfs else work / "crfs-target" / "release" / CRFS_BINARY
+    crfs = Path(args.crfs) if args.crfs else work / "crfs-target" / "release" / PEERS["crfs"]
+    jieba = Path(args.jieba) if args.jieba else work / "jieba-target" / "release" / PEERS["jieba"]
     python = Path(args.python) if args.python else work / "venv" / "bin" / "python"
-    return Env(ROOT, work, runs.resolve(), Path(args.chaincrf or default_chaincrf()).resolve(), python, crfs)
+    chaincrf = Path(args.chaincrf or default_chaincrf()).resolve()
+    return Env(ROOT, work, runs.resolve(), chaincrf, python, crfs, jieba)
 
 
 def data_dir(args: argparse.Namespace) -> Path:
@@ -67,6 +70,11 @@ def data_dir(args: argparse.Namespace) -> Path:
     if not value:
         raise SystemExit("set CHAINCRF_DATA (or --data) to the folder holding crfpp-examples/, pku-199801/, icwb2/")
     return Path(value)
+
+
+def pku_data(args: argparse.Namespace, env: Env) -> Path:
+    """The PKU files: the data folder's, or with --quick the small copy prepare made."""
+    return env.work / "tiny-data" if args.quick else data_dir(args)
 
 
 def _run_quiet(command: list[str], log_file: Path, **kwargs: object) -> bool:
@@ -91,27 +99,38 @@ def cmd_prepare(args: argparse.Namespace) -> None:
         subprocess.run(
             ["cargo", "build", "--release", "-p", "chaincrf-cli", "-j", str(args.jobs)], cwd=ROOT, check=True
         )
-    if not args.no_crfs:
-        log("building the crfs peer (bench/crfs-peer, outside the workspace)")
-        status = env.work / "crfs-build.json"
-        manifest = ROOT / "bench" / "crfs-peer" / "Cargo.toml"
-        target = {**os.environ, "CARGO_TARGET_DIR": str(env.work / "crfs-target")}
-        build_log = env.work / "logs" / "crfs-build.log"
-        ok = _run_quiet(
-            ["cargo", "build", "--release", "-j", str(args.jobs), "--manifest-path", str(manifest)],
-            build_log,
-            env=target,
-        )
-        tail = "\n".join(build_log.read_text(errors="replace").splitlines()[-5:])
-        status.write_text(json.dumps({"ok": ok, "message": "" if ok else f"cargo build failed: {tail}"}))
-        if not ok:
-            log(f"note: the crfs peer did not build; its runs will be marked unavailable ({build_log})")
+    peers = args.peers.split(",") if args.peers is not None else (["crfs"] if args.quick else list(PEERS))
+    for peer in filter(None, peers):
+        if peer not in PEERS:
+            raise SystemExit(f"unknown peer {peer!r}; the peers are {', '.join(PEERS)}")
+        build_peer(env, peer, args.jobs)
     log("converting CRF++'s chunking sample to CRFsuite attributes")
     suites.prepare_chunking(env, data)
-    if args.pku:
+    if args.pku or args.quick:
         if not env.chaincrf.exists():
             raise SystemExit(f"no chaincrf at {env.chaincrf}")
+        if args.quick:
+            log("quick: the PKU suites run on the first 300 sentences of 199801 and 100 test lines")
+            data = suites.tiny_pku(env, data)
         suites.prepare_pku(env, data, log)
+
+
+def build_peer(env: Env, peer: str, jobs: int) -> bool:
+    """Builds ``bench/<peer>-peer`` (its own crate, outside the workspace) into
+    WORK/<peer>-target; a failure is recorded in WORK/<peer>-build.json, and that
+    peer's runs are then marked unavailable with the reason."""
+    log(f"building the {peer} peer (bench/{peer}-peer, outside the workspace)")
+    manifest = ROOT / "bench" / f"{peer}-peer" / "Cargo.toml"
+    target = {**os.environ, "CARGO_TARGET_DIR": str(env.work / f"{peer}-target")}
+    build_log = env.work / "logs" / f"{peer}-build.log"
+    command = ["cargo", "build", "--release", "--locked", "-j", str(jobs), "--manifest-path", str(manifest)]
+    ok = _run_quiet(command, build_log, env=target)
+    tail = "\n".join(build_log.read_text(errors="replace").splitlines()[-5:])
+    status = env.work / f"{peer}-build.json"
+    status.write_text(json.dumps({"ok": ok, "message": "" if ok else f"cargo build failed: {tail}"}))
+    if not ok:
+        log(f"note: the {peer} peer did not build; its runs will be marked unavailable ({build_log})")
+    return ok
 
 
 def _versions(env: Env) -> dict[str, object]:
@@ -124,11 +143,12 @@ def _versions(env: Env) -> dict[str, object]:
 
     revision = out(["git", "describe", "--always", "--dirty"], cwd=ROOT)
     pycrfsuite = out([str(env.python), "-c", "import importlib.metadata as m; print(m.version('python-crfsuite'))"])
-    crfs = "?"
-    lock = ROOT / "bench" / "crfs-peer" / "Cargo.lock"
-    if lock.exists():
-        text = lock.read_text().split("[[package]]")
-        crfs = next((p.split('version = "')[1].split('"')[0] for p in text if 'name = "crfs"' in p), "?")
+
+    def locked(peer: str, crate: str) -> str:
+        lock = ROOT / "bench" / f"{peer}-peer" / "Cargo.lock"
+        packages = lock.read_text().split("[[package]]") if lock.exists() else []
+        return next((p.split('version = "')[1].split('"')[0] for p in packages if f'name = "{crate}"' in p), "?")
+
     cpu = "?"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -143,7 +163,8 @@ def _versions(env: Env) -> dict[str, object]:
         "cores": os.cpu_count(),
         "revision": revision,
         "pycrfsuite": pycrfsuite,
-        "crfs": crfs,
+        "crfs": locked("crfs", "crfs"),
+        "jieba-rs": locked("jieba", "jieba-rs"),
         "python": platform.python_version(),
         "chaincrf": str(env.chaincrf),
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -163,7 +184,7 @@ def caps_from(args: argparse.Namespace) -> suites.Caps:
 
 def cmd_run(args: argparse.Namespace) -> None:
     env = make_env(args)
-    chosen = args.suites or (["chunking"] if args.quick else list(SUITES))
+    chosen = args.suites or list(SUITES)
     for s in chosen:
         if s not in SUITES:
             raise SystemExit(f"unknown suite {s!r}; the suites are {', '.join(SUITES)}")
@@ -183,9 +204,9 @@ def cmd_run(args: argparse.Namespace) -> None:
         elif s == "pku-short":
             suites.pku_short(env, caps, tools, log)
         elif s == "cws":
-            suites.cws(env, data_dir(args), caps, log)
+            suites.cws(env, pku_data(args, env), caps, log)
         elif s == "curve":
-            suites.curve(env, data_dir(args), caps, tools, log)
+            suites.curve(env, pku_data(args, env), caps, tools, log)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -210,7 +231,7 @@ def cmd_plot(args: argparse.Namespace) -> None:
 
 
 def cmd_all(args: argparse.Namespace) -> None:
-    args.pku = not args.quick and args.suites != ["chunking"]
+    args.pku = args.suites != ["chunking"]
     cmd_prepare(args)
     cmd_run(args)
     cmd_report(args)
@@ -219,7 +240,9 @@ def cmd_all(args: argparse.Namespace) -> None:
 
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--quick", action="store_true", help="tiny runs: chunking sample, 2-3 iterations")
+    common.add_argument(
+        "--quick", action="store_true", help="tiny runs: 2-3 iterations; PKU suites on 300 sentences (minutes)"
+    )
     common.add_argument("--work", default=os.environ.get("BENCH_WORK", "/tmp/chaincrf-bench"), help="scratch folder")
     common.add_argument("--runs", help="results folder [default: bench/runs/<date>-<machine>[-quick]]")
     common.add_argument(
@@ -227,7 +250,8 @@ def parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--chaincrf", help="chaincrf binary [default: $CARGO_TARGET_DIR or target, release/chaincrf]")
     common.add_argument("--python", help="Python with python-crfsuite [default: WORK/venv/bin/python]")
-    common.add_argument("--crfs", help=f"crfs peer binary [default: WORK/crfs-target/release/{CRFS_BINARY}]")
+    common.add_argument("--crfs", help=f"crfs peer binary [default: WORK/crfs-target/release/{PEERS['crfs']}]")
+    common.add_argument("--jieba", help=f"jieba-rs peer binary [default: WORK/jieba-target/release/{PEERS['jieba']}]")
     common.add_argument("--data", help="data folder [default: $CHAINCRF_DATA]")
     p = argparse.ArgumentParser(
         prog="python3 -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -237,13 +261,11 @@ def parser() -> argparse.ArgumentParser:
     def preparing(q: argparse.ArgumentParser) -> None:
         q.add_argument("--no-build", action="store_true", help="use the chaincrf binary as it is")
         q.add_argument("--no-venv", action="store_true", help="do not create the venv")
-        q.add_argument("--no-crfs", action="store_true", help="do not build the crfs peer")
+        q.add_argument("--peers", help="comma-separated peers to build: crfs, jieba [default: both; --quick: crfs]")
         q.add_argument("--jobs", type=int, default=2, help="cargo build jobs [default: 2]")
 
     def running(q: argparse.ArgumentParser) -> None:
-        q.add_argument(
-            "suites", nargs="*", help=f"suites to run: {', '.join(SUITES)} [default: all; --quick: chunking]"
-        )
+        q.add_argument("suites", nargs="*", help=f"suites to run: {', '.join(SUITES)} [default: all]")
         q.add_argument("--algorithms", help=f"comma-separated subset of {','.join(ALGORITHMS)}")
         q.add_argument("--tools", help=f"comma-separated subset of {','.join(suites.TOOLS)}")
         q.add_argument("--iterations", type=int, help="L-BFGS iteration cap (0: none) [50; quick 3]")

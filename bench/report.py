@@ -232,7 +232,7 @@ def cws_table(records: list[Record]) -> list[str]:
     if train:
         s = train.get("summary") or {}
         t = train.get("train") or {}
-        sc = train.get("scores") or {}
+        sc = next((r.get("scores") for r in records if r.get("name") == "score-chaincrf-t1"), None) or {}
         assert isinstance(s, dict) and isinstance(t, dict) and isinstance(sc, dict)
         lines += [
             "| `cws train` (defaults) | wall s | peak RSS MiB | iterations | termination | model MiB "
@@ -244,19 +244,43 @@ def cws_table(records: list[Record]) -> list[str]:
             f"| {fmt(sc.get('f1'), '.4f')} | {fmt(sc.get('oov_recall'), '.4f')} |",
             "",
         ]
-    segs: dict[int, list[Record]] = defaultdict(list)
-    for r in records:
-        if r.get("algorithm") == "segment" and r.get("status") == "ok":
-            segs[int(r["threads"])].append(r)  # type: ignore[call-overload]
+    scores = {str(r["tool"]): r.get("scores") or {} for r in _ok(records) if r.get("algorithm") == "score"}
+    segs: dict[str, list[Record]] = defaultdict(list)
+    for r in _ok(records):
+        if r.get("algorithm") == "segment":
+            segs[str(r["tool"])].append(r)
     if segs:
-        lines += ["| `cws segment` | runs | chars/s (whole process, median) | peak RSS MiB |", "|---|---:|---:|---:|"]
-        for threads, rs in sorted(segs.items()):
+        lines += [
+            "| segmenter (PKU test) | F1 | OOV recall | runs | chars/s, whole process (median) "
+            "| chars/s, excluding load | peak RSS MiB |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for tool in ("chaincrf-t1", "chaincrf-t2", "jieba"):
+            rs = segs.get(tool)
+            if not rs:
+                continue
+            sc = scores.get(tool, {})
+            assert isinstance(sc, dict)
             cps = median(float(r["chars"]) / r["segment"]["wall_seconds"] for r in rs)  # type: ignore[index,arg-type]
+            inner = median(
+                float(r["inside"]["chars"]) / r["inside"]["seconds"]  # type: ignore[index,arg-type]
+                for r in rs
+                if isinstance(r.get("inside"), dict)
+            )
             rss = median(r["segment"]["peak_rss_mib"] for r in rs)  # type: ignore[index]
+            label = SEGMENTERS[tool]
             lines.append(
-                f"| {threads} thread{'s' if threads > 1 else ''} | {len(rs)} | {fmt(cps, ',.0f')} | {fmt(rss, '.0f')} |"
+                f"| {label} | {fmt(sc.get('f1'), '.4f')} | {fmt(sc.get('oov_recall'), '.4f')} | {len(rs)} "
+                f"| {fmt(cps, ',.0f')} | {fmt(inner, ',.0f')} | {fmt(rss, '.0f')} |"
             )
     return lines
+
+
+SEGMENTERS = {
+    "chaincrf-t1": "`chaincrf cws segment`, 1 thread",
+    "chaincrf-t2": "`chaincrf cws segment`, 2 threads",
+    "jieba": "jieba-rs 0.11 (default dictionary, HMM)",
+}
 
 
 def curve_table(records: list[Record]) -> list[str]:
@@ -272,7 +296,7 @@ def curve_table(records: list[Record]) -> list[str]:
             assert isinstance(s, dict)
             f1 = (r.get("words") or {}).get("f1")  # type: ignore[union-attr]
             lines.append(
-                f"| {name} | {cap} | {fmt(train_seconds(r), '.1f')} | {fmt(s.get('final_objective'), '.1f')} "
+                f"| {name} | {cap} | {fmt(train_seconds(r), '.2f')} | {fmt(s.get('final_objective'), '.1f')} "
                 f"| {fmt(f1, '.4f')} |"
             )
     return lines

@@ -38,8 +38,8 @@ class Caps:
     test_sequences: int | None = None
 
 
-QUICK = Caps(3, 2, 2, 2, 2, [1, 2], 1, [0, 1], 1, test_sequences=300)
-FULL = Caps(50, 10, 3, 3, 20, [5, 10, 20, 40, 80], 10, [0, 10, 20, 40], 20)
+QUICK = Caps(3, 2, 2, 2, 2, [1, 2], 1, [1, 2], 1, test_sequences=300)
+FULL = Caps(50, 10, 3, 3, 20, [5, 10, 20, 40, 80], 10, [1, 10, 20, 40], 20)
 
 TOOLS = ("crfsuite", "chaincrf-t1", "chaincrf-t2", "crfs")
 
@@ -169,40 +169,51 @@ def cws(env: Env, data: Path, caps: Caps, log: Log) -> None:
         return
     record.update(status="ok", progress=read_jsonl(progress), summary=json.loads(summary.read_text()))
     record["model_bytes"] = model.stat().st_size
-    out = env.scratch("seg", "cws-test.txt")
-    measure.run(
-        [str(env.chaincrf), "cws", "segment", "--model", str(model), "--threads", "1", str(test_raw), "-o", str(out)]
-    )
-    record["scores"] = segmentation_scores(test_gold, out, words)
     save(env, record)
+    segmenters = {
+        "chaincrf-t1": [str(env.chaincrf), "cws", "segment", "--model", str(model), "--threads", "1"],
+        "chaincrf-t2": [str(env.chaincrf), "cws", "segment", "--model", str(model), "--threads", "2"],
+    }
+    if env.jieba is not None and env.jieba.exists():
+        segmenters["jieba"] = [str(env.jieba)]
+    else:
+        log("cws: no jieba-rs peer built (prepare --peers jieba); its rows are left out")
+
+    def segment(tool: str, source: Path, out: Path, log_name: str) -> tuple[measure.Measured, Path]:
+        # chaincrf takes `INPUT -o OUTPUT`, the jieba peer `INPUT OUTPUT` (its timing JSON on stdout).
+        inside = env.scratch("seg", f"{log_name}.json")
+        if tool == "jieba":
+            m = measure.run([*segmenters[tool], str(source), str(out)], stdout=inside)
+        else:
+            m = measure.run([*segmenters[tool], str(source), "-o", str(out)], stderr=env.scratch("logs", log_name))
+        return m, inside
+
+    for tool in segmenters:
+        out = env.scratch("seg", f"test-{tool}.txt")
+        m, _ = segment(tool, test_raw, out, f"cws-test-{tool}")
+        record = _record("cws", f"score-{tool}", tool, "score", segment=m.as_dict())
+        record.update(status="failed" if m.returncode else "ok")
+        if m.returncode == 0:
+            record["scores"] = segmentation_scores(test_gold, out, words)
+        save(env, record)
     repeated = env.scratch("seg", "test-repeat.txt")
     text = test_raw.read_text(encoding="utf-8")
     repeated.write_text(text * caps.segment_repeat, encoding="utf-8")
     chars = sum(len(line.rstrip("\r\n")) for line in text.splitlines()) * caps.segment_repeat
     outputs = {}
     for rep in range(1, caps.repetitions + 1):
-        for threads in (1, 2):
-            name = f"segment-t{threads}-rep{rep}"
+        for tool in segmenters:
+            name = f"segment-{tool}-rep{rep}"
             log(f"cws: {name}")
-            out = env.scratch("seg", f"repeat-t{threads}.txt")
-            command = [str(env.chaincrf), "cws", "segment", "--model", str(model), "--threads", str(threads)]
-            m = measure.run([*command, str(repeated), "-o", str(out)], stderr=env.scratch("logs", f"cws-{name}.log"))
-            outputs[threads] = out
-            save(
-                env,
-                _record(
-                    "cws",
-                    name,
-                    f"chaincrf-t{threads}",
-                    "segment",
-                    threads=threads,
-                    repetition=rep,
-                    chars=chars,
-                    segment=m.as_dict(),
-                    status="ok" if m.returncode == 0 else "failed",
-                ),
-            )
-    if outputs and outputs[1].read_bytes() != outputs[2].read_bytes():
+            out = env.scratch("seg", f"repeat-{tool}.txt")
+            m, inside = segment(tool, repeated, out, f"cws-{name}")
+            outputs[tool] = out
+            record = _record("cws", name, tool, "segment", repetition=rep, chars=chars, segment=m.as_dict())
+            record["status"] = "ok" if m.returncode == 0 else "failed"
+            if tool == "jieba" and m.returncode == 0:
+                record["inside"] = json.loads(inside.read_text(encoding="utf-8"))
+            save(env, record)
+    if outputs["chaincrf-t1"].read_bytes() != outputs["chaincrf-t2"].read_bytes():
         raise SystemExit("cws segment: 1 and 2 threads disagree")
 
 
@@ -262,3 +273,22 @@ def prepare_pku(env: Env, data: Path, log: Log) -> None:
         )
         if m.returncode != 0:
             raise SystemExit(f"cws export {name} failed; see {env.work / 'logs' / f'export-{name}.log'}")
+
+
+def tiny_pku(env: Env, data: Path, sentences: int = 300, test_lines: int = 100) -> Path:
+    """A small copy of the PKU files (the first sentences of each) for ``--quick``:
+    the PKU suites then run end to end in seconds. Returns its data folder."""
+    tiny = env.work / "tiny-data"
+    parts = [
+        ("pku-199801/199801.txt", sentences),
+        ("icwb2/pku_test.utf8", test_lines),
+        ("icwb2/pku_test_gold.utf8", test_lines),
+        ("icwb2/pku_training_words.utf8", None),
+    ]
+    for name, lines in parts:
+        source, target = data / name, tiny / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(source, "rb") as f:
+            kept = f.readlines()[:lines] if lines else f.readlines()
+        target.write_bytes(b"".join(kept))
+    return tiny

@@ -30,6 +30,7 @@ class Env:
     chaincrf: Path
     python: Path
     crfs: Path | None
+    jieba: Path | None = None
 
     def scratch(self, *parts: str) -> Path:
         path = self.work.joinpath(*parts)
