@@ -303,7 +303,9 @@ def curve_table(records: list[Record]) -> list[str]:
 
 
 def machine_lines(runs: Path, records: list[Record]) -> list[str]:
-    lines = [f"Results folder: `{runs}`."]
+    root = Path(__file__).resolve().parent.parent
+    shown = runs.relative_to(root) if runs.is_relative_to(root) else runs
+    lines = [f"Results folder: `{shown}`."]
     info_path = runs / "machine.json"
     cores = os.cpu_count() or 1
     if info_path.exists():

@@ -37,8 +37,10 @@ trap 'rm -rf "$wheels"' EXIT
 "$venv/bin/maturin" build --release --quiet --manifest-path crates/python/Cargo.toml --out "$wheels"
 "$venv/bin/python" -m pip install --quiet --force-reinstall --no-deps "$wheels"/chaincrf-*.whl
 
-"$venv/bin/ruff" format --check crates/python
-"$venv/bin/ruff" check crates/python
+"$venv/bin/ruff" format --check crates/python bench
+"$venv/bin/ruff" check crates/python bench
+# The benchmark harness's own tests (readers and report arithmetic; no tools run).
+"$venv/bin/python" -m pytest -q -p no:cacheprovider bench/tests
 # Run from the tests folder so that `import chaincrf` finds the installed
 # wheel, not the sources in crates/python/python.
 cd crates/python/tests

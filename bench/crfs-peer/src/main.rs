@@ -72,8 +72,7 @@ fn read_data(path: &Path) -> Result<Vec<Sequence>> {
         labels.push(parse_field(label)?.0);
         let mut attrs = Vec::new();
         for field in fields.filter(|f| !f.is_empty()) {
-            let (name, value) = parse_field(field)
-                .map_err(|e| format!("{}:{}: {e}", path.display(), number + 1))?;
+            let (name, value) = parse_field(field).map_err(|e| format!("{}:{}: {e}", path.display(), number + 1))?;
             attrs.push(Attribute::new(name, value));
         }
         items.push(attrs);
