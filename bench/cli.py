@@ -54,7 +54,8 @@ def default_runs(quick: bool, machine: str | None) -> Path:
 
 
 def make_env(args: argparse.Namespace) -> Env:
-    work = Path(args.work).resolve()
+    # --quick keeps its own scratch folder: its small PKU copy must never stand in for the real one.
+    work = Path(args.work or ("/tmp/chaincrf-bench-quick" if args.quick else "/tmp/chaincrf-bench")).resolve()
     if work == ROOT or ROOT in work.parents:
         raise SystemExit(f"--work {work} is inside the repository; data and models must stay out of it")
     runs = Path(args.runs) if args.runs else default_runs(args.quick, args.machine)
@@ -243,7 +244,11 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--quick", action="store_true", help="tiny runs: 2-3 iterations; PKU suites on 300 sentences (minutes)"
     )
-    common.add_argument("--work", default=os.environ.get("BENCH_WORK", "/tmp/chaincrf-bench"), help="scratch folder")
+    common.add_argument(
+        "--work",
+        default=os.environ.get("BENCH_WORK"),
+        help="scratch folder [default: $BENCH_WORK or /tmp/chaincrf-bench; --quick: /tmp/chaincrf-bench-quick]",
+    )
     common.add_argument("--runs", help="results folder [default: bench/runs/<date>-<machine>[-quick]]")
     common.add_argument(
         "--machine", help="machine name in the results folder [default: $BENCH_MACHINE or the host name]"

@@ -102,7 +102,7 @@ def compare(
             plan = []
             for order in range(1, caps.orders + 1):
                 path = env.scratch("data", f"{suite}-train-order{order}.crfsuite")
-                if not path.exists():
+                if not path.exists() or path.stat().st_mtime < train.stat().st_mtime:
                     crfdata.write_crfsuite(path, crfdata.shuffled(sequences, seed=order))
                 plan.append((1, order, path))
             cap = caps.epochs
