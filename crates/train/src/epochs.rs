@@ -61,19 +61,9 @@ impl VisitOrder {
         }
     }
 
-    /// Number of sequences.
-    pub(crate) fn len(&self) -> usize {
-        self.order.len()
-    }
-
     /// Whether an epoch is under way (started and not finished).
     pub(crate) fn in_epoch(&self) -> bool {
         self.next < self.order.len()
-    }
-
-    /// Sequences of the current epoch visited so far.
-    pub(crate) fn position(&self) -> usize {
-        self.next
     }
 
     /// Starts an epoch: reshuffles the current permutation.

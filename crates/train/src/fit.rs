@@ -9,12 +9,15 @@
 //! the model are decided here, once.
 
 use crate::data::Dataset;
+use crate::epochs::EpochControl;
 use crate::error::TrainError;
 use crate::lbfgs::{self, LbfgsConfig, LbfgsStart};
 use crate::mask::trainable_mask;
 use crate::objective::Objective;
+use crate::online::{run_online, OnlineAlgorithm, OnlineConfig, OnlineStart, OnlineTermination};
 use crate::params::{Algorithm, CheckedParams, Params};
 use crate::progress::{HeldOutScore, Observer, Progress, Stage};
+use crate::sgd::{run_l2sgd, Calibration, SgdConfig, SgdStart, SgdTermination};
 use crate::state::{Owned, SavedState, StateRef};
 use crate::termination::Termination;
 use chaincrf_core::chain::ChainWorkspace;
@@ -192,31 +195,18 @@ impl<'a> Trainer<'a> {
             None => &mut ignore,
         };
         let stop = self.stop.as_deref();
+        let cx = Context {
+            started,
+            stop,
+            patience: self.patience,
+            heldout,
+            observer,
+        };
+        let resume = self.resume.take();
         let run = match params.algorithm() {
-            Algorithm::Lbfgs => {
-                let resume = self.resume.take();
-                fit_lbfgs(
-                    data,
-                    params,
-                    &trainable,
-                    start,
-                    resume,
-                    self.threads,
-                    Context {
-                        started,
-                        stop,
-                        patience: self.patience,
-                        heldout,
-                        observer,
-                    },
-                )?
-            }
-            other => {
-                return Err(TrainError::InvalidParameter {
-                    name: "algorithm".into(),
-                    message: format!("{other} is not available in this build"),
-                })
-            }
+            Algorithm::Lbfgs => fit_lbfgs(data, params, &trainable, start, resume, self.threads, cx)?,
+            Algorithm::L2Sgd => fit_l2sgd(data, params, &trainable, start, resume, cx)?,
+            _ => fit_online(data, params, &trainable, start, resume, cx)?,
         };
         let mut model = data.model_from(&run.weights);
         if params.c1 > 0.0 {
@@ -282,6 +272,7 @@ fn fit_lbfgs(
     let mut warm_start_epochs = 0;
     let lbfgs_start = match resume {
         Some(SavedState(Owned::Lbfgs(state))) => LbfgsStart::Saved(state),
+        Some(other) => return Err(state_mismatch(&other, Algorithm::Lbfgs)),
         None => {
             let mut start = start;
             if params.sgd_epochs > 0 {
@@ -361,6 +352,292 @@ fn fit_lbfgs(
         evaluations: objective.evaluations(),
         final_objective: out.final_objective,
         best_heldout: out.best_heldout,
+    })
+}
+
+/// A saved state of another algorithm's run.
+fn state_mismatch(saved: &SavedState, algorithm: Algorithm) -> TrainError {
+    TrainError::SavedState {
+        problem: format!("was saved by {}, this run is {algorithm}", saved.algorithm()),
+    }
+}
+
+/// Early stopping's bookkeeping for the epoch-based algorithms: the best
+/// held-out accuracy, its epoch and its weights.
+struct BestEpoch {
+    patience: Option<usize>,
+    best: Option<(f64, u64, Vec<f64>)>,
+}
+
+impl BestEpoch {
+    /// Records epoch `epoch`'s held-out score; whether patience ran out.
+    fn record(&mut self, epoch: u64, heldout: Option<f64>, weights: &[f64]) -> bool {
+        let (Some(acc), Some(patience)) = (heldout, self.patience) else {
+            return false;
+        };
+        if self.best.as_ref().is_none_or(|(b, _, _)| acc > *b) {
+            self.best = Some((acc, epoch, weights.to_vec()));
+        }
+        self.best
+            .as_ref()
+            .is_some_and(|(_, at, _)| epoch >= at + patience as u64)
+    }
+
+    fn best_heldout(&self, last: Option<f64>) -> Option<f64> {
+        self.best.as_ref().map(|(a, _, _)| *a).or(last)
+    }
+}
+
+/// The perceptron family (`ap`, `pa`, `arow`), one thread.
+fn fit_online(
+    data: &Dataset,
+    params: &Params,
+    trainable: &[bool],
+    start: Vec<f64>,
+    resume: Option<SavedState>,
+    cx: Context<'_>,
+) -> Result<Run, TrainError> {
+    let algorithm = params.algorithm();
+    let online = match algorithm {
+        Algorithm::PassiveAggressive => OnlineAlgorithm::PassiveAggressive {
+            variant: params.pa_variant,
+            c: params.pa_c,
+            error_sensitive: params.error_sensitive,
+            averaging: params.averaging,
+        },
+        Algorithm::Arow => OnlineAlgorithm::Arow {
+            variance: params.variance,
+            gamma: params.gamma,
+        },
+        _ => OnlineAlgorithm::AveragedPerceptron,
+    };
+    let mut config = OnlineConfig::new(online);
+    config.max_iterations = params.max_iterations_or_default().map_or(usize::MAX, |n| n as usize);
+    config.epsilon = params.epsilon_or_default();
+    let online_start = match resume {
+        None => OnlineStart::Weights(Some(start)),
+        Some(SavedState(Owned::Online(state))) => OnlineStart::Resume(state),
+        Some(other) => return Err(state_mismatch(&other, algorithm)),
+    };
+    let stop = || cx.stop.is_some_and(|f| f.load(Ordering::SeqCst));
+    let mut best = BestEpoch {
+        patience: cx.patience,
+        best: None,
+    };
+    let mut last_heldout = None;
+    let observer = cx.observer;
+    let out = run_online(
+        data,
+        &data.structure,
+        data.layout(),
+        trainable,
+        online_start,
+        &config,
+        &stop,
+        &mut |e| {
+            let heldout = cx.heldout.map(|h| h(e.weights()));
+            last_heldout = heldout;
+            let weights = || e.weights();
+            let state = || StateRef::Online(&e.state()).encode();
+            observer(&Progress {
+                algorithm,
+                stage: Stage::Main,
+                iteration: e.epoch as u64,
+                objective: e.loss,
+                gradient_norm: None,
+                learning_rate: None,
+                active_features: e.weights().iter().filter(|x| **x != 0.0).count(),
+                evaluations: 0,
+                seconds: cx.started.elapsed().as_secs_f64(),
+                heldout,
+                interrupted: false,
+                replayed: false,
+                data,
+                weights: &weights,
+                state: Some(&state),
+            });
+            if best.record(e.epoch as u64, heldout, e.weights()) {
+                EpochControl::Stop
+            } else {
+                EpochControl::Continue
+            }
+        },
+    )?;
+    let epochs = out.epochs as u64;
+    let termination = match out.termination {
+        OnlineTermination::MaxIterations => Termination::MaxIterations { limit: epochs },
+        OnlineTermination::Converged => Termination::LossBelowEpsilon {
+            epsilon: config.epsilon,
+        },
+        OnlineTermination::Stopped => Termination::EarlyStopping {
+            patience: cx.patience.unwrap_or(0),
+            best_iteration: best.best.as_ref().map_or(epochs, |(_, at, _)| *at),
+        },
+        OnlineTermination::Interrupted => {
+            // Stopped mid-epoch: report it, so that a checkpoint of the
+            // mid-epoch state can be written, and resumed exactly.
+            let weights = || out.weights.as_slice();
+            let state = || StateRef::Online(&out.state).encode();
+            observer(&Progress {
+                algorithm,
+                stage: Stage::Main,
+                iteration: epochs,
+                objective: out.loss,
+                gradient_norm: None,
+                learning_rate: None,
+                active_features: out.weights.iter().filter(|x| **x != 0.0).count(),
+                evaluations: 0,
+                seconds: cx.started.elapsed().as_secs_f64(),
+                heldout: None,
+                interrupted: true,
+                replayed: false,
+                data,
+                weights: &weights,
+                state: Some(&state),
+            });
+            Termination::Interrupted {
+                after: epochs,
+                during_warm_start: false,
+            }
+        }
+    };
+    let best_heldout = best.best_heldout(last_heldout);
+    let weights = match (out.termination, best.best) {
+        (OnlineTermination::Stopped, Some((_, _, w))) => w,
+        _ => out.weights,
+    };
+    Ok(Run {
+        weights,
+        termination,
+        iterations: epochs,
+        warm_start_epochs: 0,
+        evaluations: 0,
+        final_objective: out.loss,
+        best_heldout,
+    })
+}
+
+/// CRFsuite's `l2sgd`, one thread.
+fn fit_l2sgd(
+    data: &Dataset,
+    params: &Params,
+    trainable: &[bool],
+    start: Vec<f64>,
+    resume: Option<SavedState>,
+    cx: Context<'_>,
+) -> Result<Run, TrainError> {
+    let mut config = SgdConfig::l2sgd();
+    config.c2 = params.c2;
+    config.max_iterations = params.max_iterations_or_default().map_or(usize::MAX, |n| n as usize);
+    config.period = params.period;
+    config.delta = params.delta_or_default();
+    config.calibration = Calibration {
+        eta: params.calibration_eta,
+        rate: params.calibration_rate,
+        samples: params.calibration_samples,
+        candidates: params.calibration_candidates,
+        max_trials: params.calibration_max_trials,
+        ..Calibration::default()
+    };
+    let sgd_start = match resume {
+        None => SgdStart::Weights(Some(start)),
+        Some(SavedState(Owned::Sgd(state))) => SgdStart::Resume(state),
+        Some(other) => return Err(state_mismatch(&other, Algorithm::L2Sgd)),
+    };
+    let stop = || cx.stop.is_some_and(|f| f.load(Ordering::SeqCst));
+    let mut best = BestEpoch {
+        patience: cx.patience,
+        best: None,
+    };
+    let mut last_heldout = None;
+    let observer = cx.observer;
+    let out = run_l2sgd(
+        data,
+        &data.structure,
+        data.layout(),
+        trainable,
+        sgd_start,
+        &config,
+        &stop,
+        &mut |e| {
+            let heldout = cx.heldout.map(|h| h(e.weights));
+            last_heldout = heldout;
+            let weights = || e.weights;
+            let state = || StateRef::Sgd(&e.state()).encode();
+            observer(&Progress {
+                algorithm: Algorithm::L2Sgd,
+                stage: Stage::Main,
+                iteration: e.epoch as u64,
+                objective: e.objective,
+                gradient_norm: None,
+                learning_rate: Some(e.learning_rate),
+                active_features: e.weights.iter().filter(|x| **x != 0.0).count(),
+                evaluations: 0,
+                seconds: cx.started.elapsed().as_secs_f64(),
+                heldout,
+                interrupted: false,
+                replayed: false,
+                data,
+                weights: &weights,
+                state: Some(&state),
+            });
+            if best.record(e.epoch as u64, heldout, e.weights) {
+                EpochControl::Stop
+            } else {
+                EpochControl::Continue
+            }
+        },
+    )?;
+    let epochs = out.epochs as u64;
+    let termination = match out.termination {
+        SgdTermination::MaxIterations => Termination::MaxIterations { limit: epochs },
+        SgdTermination::Converged => Termination::Stalled {
+            delta: config.delta,
+            period: config.period,
+        },
+        SgdTermination::Stopped => Termination::EarlyStopping {
+            patience: cx.patience.unwrap_or(0),
+            best_iteration: best.best.as_ref().map_or(epochs, |(_, at, _)| *at),
+        },
+        SgdTermination::Interrupted => {
+            let weights = || out.weights.as_slice();
+            let state = || StateRef::Sgd(&out.state).encode();
+            observer(&Progress {
+                algorithm: Algorithm::L2Sgd,
+                stage: Stage::Main,
+                iteration: epochs,
+                objective: out.objective,
+                gradient_norm: None,
+                learning_rate: None,
+                active_features: out.weights.iter().filter(|x| **x != 0.0).count(),
+                evaluations: 0,
+                seconds: cx.started.elapsed().as_secs_f64(),
+                heldout: None,
+                interrupted: true,
+                replayed: false,
+                data,
+                weights: &weights,
+                state: Some(&state),
+            });
+            Termination::Interrupted {
+                after: epochs,
+                during_warm_start: false,
+            }
+        }
+    };
+    let best_heldout = best.best_heldout(last_heldout);
+    let weights = match (out.termination, best.best) {
+        (SgdTermination::Stopped, Some((_, _, w))) => w,
+        _ => out.weights,
+    };
+    Ok(Run {
+        weights,
+        termination,
+        iterations: epochs,
+        warm_start_epochs: 0,
+        evaluations: 0,
+        final_objective: out.objective,
+        best_heldout,
     })
 }
 

@@ -60,15 +60,12 @@
 
 mod classic;
 mod data;
-#[allow(dead_code)] // parts serve the online algorithms the trainer wires in next
 mod epochs;
 mod error;
 mod fit;
 mod lbfgs;
 mod mask;
 mod objective;
-// Wired into the trainer by the algorithm switch (issue 14).
-#[allow(dead_code)]
 mod online;
 mod params;
 mod parvec;

@@ -68,7 +68,6 @@ use chaincrf_core::{AllowedLabels, Constrained, MaxPlus};
 use chaincrf_model::{ScoredChain, Structure, WeightLayout};
 use serde::{Deserialize, Serialize};
 use std::cell::OnceCell;
-use std::time::Instant;
 
 /// Default seed of the visiting order.
 pub(crate) const DEFAULT_SEED: u64 = 0x5eed_0a11_0e00_0002;
@@ -114,10 +113,12 @@ pub(crate) enum OnlineAlgorithm {
 
 impl OnlineAlgorithm {
     /// `ap` (it has no parameter of its own).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn averaged_perceptron() -> Self {
         OnlineAlgorithm::AveragedPerceptron
     }
     /// `pa` with CRFsuite's defaults: PA-I, `c = 1`, error sensitive, averaged.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn passive_aggressive() -> Self {
         OnlineAlgorithm::PassiveAggressive {
             variant: PaVariant::PaI,
@@ -127,6 +128,7 @@ impl OnlineAlgorithm {
         }
     }
     /// `arow` with CRFsuite's defaults: `variance = 1`, `gamma = 1`.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn arow() -> Self {
         OnlineAlgorithm::Arow {
             variance: 1.0,
@@ -248,7 +250,17 @@ impl OnlineState {
         self.epoch
     }
 
+    /// The algorithm that saved it.
+    pub(crate) fn algorithm(&self) -> crate::params::Algorithm {
+        match self.algorithm {
+            OnlineAlgorithm::AveragedPerceptron => crate::params::Algorithm::AveragedPerceptron,
+            OnlineAlgorithm::PassiveAggressive { .. } => crate::params::Algorithm::PassiveAggressive,
+            OnlineAlgorithm::Arow { .. } => crate::params::Algorithm::Arow,
+        }
+    }
+
     /// Whether it was saved in the middle of an epoch (after an interrupt).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn mid_epoch(&self) -> bool {
         self.order.in_epoch()
     }
@@ -310,10 +322,6 @@ pub(crate) struct OnlineEpoch<'a> {
     pub(crate) errors: u64,
     /// Positions visited during the epoch.
     pub(crate) items: u64,
-    /// Sequences tagged with at least one wrong label.
-    pub(crate) mistaken: u64,
-    /// Seconds this epoch took (for a resumed partial epoch, its rest).
-    pub(crate) seconds: f64,
     state: &'a OnlineState,
     model: OnceCell<Vec<f64>>,
 }
@@ -356,8 +364,6 @@ pub(crate) struct OnlineOutcome {
     pub(crate) loss: f64,
     /// Why the run ended.
     pub(crate) termination: OnlineTermination,
-    /// Wall-clock seconds of this run.
-    pub(crate) seconds: f64,
 }
 
 /// Trains `data` with a perceptron-family algorithm (see the module
@@ -392,7 +398,6 @@ pub(crate) fn run_online(
         layout.len(),
         "the trainable mask does not fit the layout"
     );
-    let started = Instant::now();
     let state = initial_state(data, layout, trainable, start, config)?;
     let mut learner = Learner::new(data, structure, layout, trainable, config.algorithm, state);
     let n = data.len() as f64;
@@ -405,7 +410,6 @@ pub(crate) fn run_online(
             learner.state.order.start_epoch();
             learner.state.partial = EpochSums::default();
         }
-        let epoch_started = Instant::now();
         while let Some(i) = learner.state.order.peek() {
             if stop() {
                 break 'run OnlineTermination::Interrupted;
@@ -421,8 +425,6 @@ pub(crate) fn run_online(
             loss: sums.loss,
             errors: sums.errors,
             items: sums.items,
-            mistaken: sums.mistaken,
-            seconds: epoch_started.elapsed().as_secs_f64(),
             state: &learner.state,
             model: OnceCell::new(),
         };
@@ -441,7 +443,6 @@ pub(crate) fn run_online(
         state,
         loss: last_loss,
         termination,
-        seconds: started.elapsed().as_secs_f64(),
     })
 }
 

@@ -9,7 +9,9 @@
 
 use crate::error::TrainError;
 use crate::lbfgs::{LbfgsState, LbfgsStateRef};
+use crate::online::OnlineState;
 use crate::params::Algorithm;
+use crate::sgd::SgdState;
 
 /// A decoded saved state, for [`crate::Trainer::resume_from`].
 pub struct SavedState(pub(crate) Owned);
@@ -18,12 +20,16 @@ pub struct SavedState(pub(crate) Owned);
 #[derive(serde::Deserialize)]
 pub(crate) enum Owned {
     Lbfgs(Box<LbfgsState>),
+    Sgd(Box<SgdState>),
+    Online(Box<OnlineState>),
 }
 
 /// The borrowed states, encoded by [`StateRef::encode`].
 #[derive(serde::Serialize)]
 pub(crate) enum StateRef<'a> {
     Lbfgs(&'a LbfgsStateRef<'a>),
+    Sgd(&'a SgdState),
+    Online(&'a OnlineState),
 }
 
 impl StateRef<'_> {
@@ -52,6 +58,8 @@ impl SavedState {
     pub fn algorithm(&self) -> Algorithm {
         match &self.0 {
             Owned::Lbfgs(_) => Algorithm::Lbfgs,
+            Owned::Sgd(_) => Algorithm::L2Sgd,
+            Owned::Online(s) => s.algorithm(),
         }
     }
 
@@ -59,6 +67,8 @@ impl SavedState {
     pub fn iteration(&self) -> u64 {
         match &self.0 {
             Owned::Lbfgs(s) => s.iteration(),
+            Owned::Sgd(s) => s.epoch() as u64,
+            Owned::Online(s) => s.epoch() as u64,
         }
     }
 }

@@ -529,3 +529,90 @@ fn layout_with_edge_attributes_that_never_occur_is_handled() {
         }
     }
 }
+
+/// Every algorithm trains through the one `Trainer`: it learns the
+/// generating rule, reports one event per epoch, and a run stopped by the
+/// flag and resumed from its saved state ends with the uninterrupted run's
+/// weights, bit for bit.
+#[test]
+fn every_algorithm_fits_and_resumes_exactly_through_the_trainer() {
+    let train_set = dataset(&synthetic(200, 41));
+    let test = synthetic(80, 42);
+    for algorithm in Algorithm::ALL {
+        let params = || {
+            let p = Params::new(algorithm).max_iterations(Some(8));
+            match algorithm {
+                Algorithm::Lbfgs | Algorithm::L2Sgd => p.c2(0.01),
+                _ => p,
+            }
+        };
+        let mut events = 0;
+        let full = fit_with(&train_set, params(), 1, |p| {
+            events += 1;
+            assert_eq!((p.algorithm, p.stage), (algorithm, crate::Stage::Main));
+            assert_eq!(p.gradient_norm.is_some(), algorithm == Algorithm::Lbfgs);
+            assert!(p.can_save_state());
+        });
+        assert_eq!(events as u64, full.report().iterations, "{algorithm}");
+        let mut tagger = full.model().tagger();
+        let (mut right, mut total) = (0, 0);
+        for (x, y) in &test {
+            tagger.observe(&Tokens, x);
+            let p = tagger.viterbi(None).unwrap();
+            right += p.labels.iter().zip(y).filter(|(a, b)| **a as u32 == **b).count();
+            total += y.len();
+        }
+        let acc = right as f64 / total as f64;
+        assert!(acc > 0.95, "{algorithm}: accuracy {acc}");
+        // Stopped after epoch 1 (the flag is seen at the next sequence or
+        // iteration), saved, resumed on another thread count.
+        if full.report().iterations < 3 {
+            continue; // converged at once: nothing to interrupt
+        }
+        let flag = Arc::new(AtomicBool::new(false));
+        let mut saved = None;
+        let first = Trainer::new(params().check().unwrap())
+            .threads(1)
+            .stop_flag(flag.clone())
+            .observer(|p| {
+                if p.iteration == 1 {
+                    flag.store(true, Ordering::SeqCst);
+                }
+                if p.interrupted {
+                    saved = Some(p.saved_state().unwrap());
+                }
+            })
+            .fit(&train_set)
+            .unwrap();
+        assert!(
+            first.report().termination.is_interrupted(),
+            "{algorithm}: {}",
+            first.report()
+        );
+        let state = SavedState::from_bytes(&saved.expect("a state at the interrupt")).unwrap();
+        assert_eq!(state.algorithm(), algorithm);
+        let rest = Trainer::new(params().check().unwrap())
+            .threads(2)
+            .resume_from(state)
+            .fit(&train_set)
+            .unwrap();
+        assert_eq!(rest.report().iterations, full.report().iterations, "{algorithm}");
+        assert!(
+            bits_equal(rest.weights(), full.weights()),
+            "{algorithm}: the resumed run ended elsewhere"
+        );
+    }
+    // A state of one algorithm does not resume another.
+    let mut bytes = None;
+    fit_with(
+        &train_set,
+        Params::new(Algorithm::Arow).max_iterations(Some(1)),
+        1,
+        |p| bytes = Some(p.saved_state().unwrap()),
+    );
+    let err = Trainer::new(Params::new(Algorithm::AveragedPerceptron).check().unwrap())
+        .resume_from(SavedState::from_bytes(&bytes.unwrap()).unwrap())
+        .fit(&train_set)
+        .unwrap_err();
+    assert!(matches!(err, crate::TrainError::SavedState { .. }), "{err}");
+}
