@@ -112,7 +112,10 @@ impl<O: Differentiable> CostFunction for ArgminProblem<'_, O> {
     type Param = ParVec;
     type Output = f64;
     fn cost(&self, w: &ParVec) -> Result<f64, argmin::core::Error> {
-        Ok(self.objective.cost_and_gradient(w)?.0)
+        let (cost, grad) = self.objective.cost_and_gradient(w)?;
+        // argmin asks for the gradient separately; this copy's buffer serves the next vector.
+        crate::parvec::give(grad);
+        Ok(cost)
     }
 }
 
@@ -423,7 +426,7 @@ pub(crate) fn run<O: Differentiable>(
                 .take_best_param()
                 .or_else(|| state.take_param())
                 .unwrap_or_default();
-            (w.0, cost)
+            (w.into_inner(), cost)
         }
     };
     Ok(LbfgsOutcome {

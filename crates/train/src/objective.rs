@@ -305,8 +305,10 @@ impl<'d> Objective<'d> {
         let mut guard = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = guard.as_ref() {
             if self.same_bits(&c.param, w) {
-                let mut grad = vec![0.0; c.grad.len()];
-                self.copy(&mut grad, &c.grad);
+                // A spare buffer of the solver's (see `parvec`), filled on the pool.
+                let mut grad = crate::parvec::take(c.grad.len());
+                self.pool
+                    .install(|| grad.par_extend(c.grad.par_iter().with_min_len(VECTOR_CHUNK).copied()));
                 return Ok((c.cost, grad));
             }
         }
@@ -376,7 +378,7 @@ impl<'d> Objective<'d> {
         }
         let cost = self.evaluate_full(bufs)?;
         let grad = &bufs.grad;
-        let mut g = Vec::with_capacity(w.len());
+        let mut g = crate::parvec::take(w.len());
         let mut norm2 = 0.0;
         for (&i, &x) in self.active.iter().zip(w) {
             g.push(grad[i as usize] + 2.0 * self.c2 * x);

@@ -21,6 +21,20 @@
 //!
 //! It serializes as a plain `Vec<f64>` (`#[serde(transparent)]`), so
 //! checkpoints are unchanged.
+//!
+//! **Buffer reuse.** argmin's operations return new vectors, so an iteration
+//! allocates and frees a few dozen vectors of the problem's length. glibc
+//! serves allocations above 32 MB (4.2 million weights) with a fresh `mmap`
+//! each time, and every page of a fresh mapping costs a page fault when it is
+//! first written and a zeroing by the kernel: on CRF++'s all-pairs PKU
+//! problem (6.44 million weights, 51 MB per vector) that was about 35 faults
+//! per kilobyte of arithmetic and most of an iteration's time, on a lock
+//! that two threads share. Below that size glibc reuses freed memory, which
+//! is why the 2-million-weight problem never showed it. Inside [`with_pool`]
+//! a dropped `ParVec` therefore keeps its buffer in a short list of spares
+//! of the calling thread, and the next vector of that length takes one from
+//! there ([`take`]); the spares are freed when [`with_pool`] returns. Values
+//! are computed exactly as before: only where they are stored changes.
 
 use argmin_math::{
     ArgminAdd, ArgminDot, ArgminL1Norm, ArgminL2Norm, ArgminMinMax, ArgminMul, ArgminScaledAdd, ArgminSignum,
@@ -36,6 +50,57 @@ use std::sync::Arc;
 thread_local! {
     /// The pool `ParVec` operations of this thread run on.
     static POOL: RefCell<Option<Arc<ThreadPool>>> = const { RefCell::new(None) };
+    /// Buffers of dropped vectors for the next ones (see the module docs);
+    /// `None` outside [`with_pool`].
+    static SPARE: RefCell<Option<Vec<Vec<f64>>>> = const { RefCell::new(None) };
+}
+
+/// Most spare buffers kept per thread: an iteration's churn is one vector
+/// freed for each one allocated, so a few absorb it while bounding the
+/// memory held (4 × 51 MB on the all-pairs PKU problem, at most).
+const MAX_SPARE: usize = 4;
+
+/// Vectors shorter than this are allocated and freed normally (malloc reuses
+/// their memory anyway).
+const MIN_SPARE_LEN: usize = 1 << 16;
+
+/// An empty vector with room for `len` values: a spare buffer of the
+/// calling thread when one fits (inside [`with_pool`]), else a new one.
+/// The buffer is allocated on the calling thread (see [`fill`]).
+pub(crate) fn take(len: usize) -> Vec<f64> {
+    if len >= MIN_SPARE_LEN {
+        let spare = SPARE.with(|s| {
+            let mut s = s.borrow_mut();
+            let list = s.as_mut()?;
+            // Only buffers of about this length: a longer one would keep
+            // memory that a later, longer vector might need.
+            let i = list
+                .iter()
+                .position(|v| v.capacity() >= len && v.capacity() - len <= len / 8)?;
+            Some(list.swap_remove(i))
+        });
+        if let Some(mut v) = spare {
+            v.clear();
+            return v;
+        }
+    }
+    Vec::with_capacity(len)
+}
+
+/// Keeps `v`'s buffer as a spare of the calling thread when inside
+/// [`with_pool`] and there is room; frees it otherwise.
+pub(crate) fn give(v: Vec<f64>) {
+    if v.capacity() < MIN_SPARE_LEN {
+        return;
+    }
+    // `try_with`: a vector dropped while the thread's locals are destroyed is just freed.
+    let _ = SPARE.try_with(|s| {
+        if let Some(list) = s.borrow_mut().as_mut() {
+            if list.len() < MAX_SPARE {
+                list.push(v);
+            }
+        }
+    });
 }
 
 /// Runs `f` with `pool` as the pool of the `ParVec` operations this thread
@@ -43,14 +108,21 @@ thread_local! {
 /// not one of the pool's). The previous pool is restored afterwards, even
 /// when `f` panics.
 pub fn with_pool<R>(pool: &Arc<ThreadPool>, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<Arc<ThreadPool>>);
+    type Spares = Option<Vec<Vec<f64>>>;
+    struct Restore(Option<Arc<ThreadPool>>, Spares);
     impl Drop for Restore {
         fn drop(&mut self) {
             let previous = self.0.take();
             POOL.with(|p| *p.borrow_mut() = previous);
+            // This scope's spares are freed; an enclosing scope gets its own back.
+            let outer = self.1.take();
+            drop(SPARE.with(|s| std::mem::replace(&mut *s.borrow_mut(), outer)));
         }
     }
-    let _restore = Restore(POOL.with(|p| p.borrow_mut().replace(Arc::clone(pool))));
+    let _restore = Restore(
+        POOL.with(|p| p.borrow_mut().replace(Arc::clone(pool))),
+        SPARE.with(|s| s.borrow_mut().replace(Vec::new())),
+    );
     f()
 }
 
@@ -79,22 +151,29 @@ impl Clone for ParVec {
         ParVec(fill(
             a.len(),
             |out| out.par_extend(a.par_iter().with_min_len(CHUNK).copied()),
-            || a.to_vec(),
+            |out| out.extend_from_slice(a),
         ))
     }
 }
 
+/// Returns the buffer to the calling thread's spares (see the module docs).
+impl Drop for ParVec {
+    fn drop(&mut self) {
+        give(std::mem::take(&mut self.0));
+    }
+}
+
 /// A new vector of `len` values: filled by `parallel` on the pool when there
-/// is one, else built by `serial`. The vector is allocated here, on the
-/// calling thread: allocated by a pool thread, it would come from that
+/// is one, else by `serial`. The vector is allocated here, on the calling
+/// thread ([`take`]): allocated by a pool thread, it would come from that
 /// thread's malloc arena and, freed by the solver's thread, stay there,
 /// which raised peak memory by about 90 MB on two threads.
-fn fill(len: usize, parallel: impl FnOnce(&mut Vec<f64>) + Send, serial: impl FnOnce() -> Vec<f64>) -> Vec<f64> {
-    let mut out = Vec::with_capacity(len);
-    match on_pool(|| parallel(&mut out)) {
-        Some(()) => out,
-        None => serial(),
+fn fill(len: usize, parallel: impl FnOnce(&mut Vec<f64>) + Send, serial: impl FnOnce(&mut Vec<f64>)) -> Vec<f64> {
+    let mut out = take(len);
+    if on_pool(|| parallel(&mut out)).is_none() {
+        serial(&mut out);
     }
+    out
 }
 
 impl Deref for ParVec {
@@ -117,6 +196,11 @@ impl From<Vec<f64>> for ParVec {
 }
 
 impl ParVec {
+    /// The values, without the vector (its buffer is not kept as a spare).
+    pub(crate) fn into_inner(mut self) -> Vec<f64> {
+        std::mem::take(&mut self.0)
+    }
+
     /// `out[i] = f(self[i], other[i])`: in parallel, written straight into
     /// the new vector (no zero-fill pass first); a plain loop on a pool of
     /// one thread, where handing the work to the pool only costs.
@@ -133,7 +217,7 @@ impl ParVec {
                         .map(|(&a, &b)| f(a, b)),
                 )
             },
-            || a.iter().zip(other).map(|(&a, &b)| f(a, b)).collect(),
+            |out| out.extend(a.iter().zip(other).map(|(&a, &b)| f(a, b))),
         ))
     }
 
@@ -143,7 +227,7 @@ impl ParVec {
         ParVec(fill(
             a.len(),
             |out| out.par_extend(a.par_iter().with_min_len(CHUNK).map(|&a| f(a))),
-            || a.iter().map(|&a| f(a)).collect(),
+            |out| out.extend(a.iter().map(|&a| f(a))),
         ))
     }
 
@@ -239,7 +323,9 @@ impl ArgminSignum for ParVec {
 
 impl ArgminZeroLike for ParVec {
     fn zero_like(&self) -> ParVec {
-        ParVec(vec![0.0; self.len()])
+        let mut v = take(self.len());
+        v.resize(self.len(), 0.0);
+        ParVec(v)
     }
 }
 
@@ -286,7 +372,7 @@ mod tests {
                 prop_assert_eq!(&ParVec::min(&pa, &pb).0, &<Vec<f64> as ArgminMinMax>::min(&a, &b));
                 prop_assert_eq!(&ParVec::max(&pa, &pb).0, &<Vec<f64> as ArgminMinMax>::max(&a, &b));
             }
-            prop_assert_eq!(pa.zero_like().0, vec![0.0; a.len()]);
+            prop_assert_eq!(pa.zero_like().into_inner(), vec![0.0; a.len()]);
             let close = |x: f64, y: f64| (x - y).abs() <= 1e-9 * (1.0 + x.abs().max(y.abs()));
             prop_assert!(close(pa.dot(&pb), ArgminDot::<Vec<f64>, f64>::dot(&a, &b)));
             prop_assert!(close(pa.l1_norm(), ArgminL1Norm::<f64>::l1_norm(&a)));
@@ -295,12 +381,46 @@ mod tests {
                 let pool = Arc::new(rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap());
                 with_pool(&pool, || {
                     let sums = (pa.dot(&pb).to_bits(), pa.l1_norm().to_bits(), pa.l2_norm().to_bits());
-                    (sums, pa.scaled_add(&c, &pb).0, pa.clone().signum().0)
+                    (sums, pa.scaled_add(&c, &pb).into_inner(), pa.clone().signum().into_inner())
                 })
             };
             let (one, three) = (on(1), on(3));
             prop_assert_eq!(&one, &three);
             prop_assert_eq!((pa.dot(&pb).to_bits(), pa.l1_norm().to_bits(), pa.l2_norm().to_bits()), one.0);
+        }
+    }
+
+    /// Inside `with_pool`, a dropped vector's buffer serves the next vector
+    /// of its length, whatever it held (values are the same as without
+    /// reuse); spares end with the scope, and short vectors are not kept.
+    #[test]
+    fn dropped_buffers_serve_the_next_vectors() {
+        let n = MIN_SPARE_LEN + 5;
+        let a: Vec<f64> = (0..n).map(|i| (i as f64).sin()).collect();
+        let b: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).cos()).collect();
+        for threads in [1, 2] {
+            let pool = Arc::new(rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap());
+            with_pool(&pool, || {
+                let (pa, pb) = (ParVec(a.clone()), ParVec(b.clone()));
+                let first = pa.scaled_add(&2.5, &pb);
+                let ptr = first.as_ptr();
+                drop(first);
+                let second = pa.sub(&pb);
+                assert_eq!(second.as_ptr(), ptr, "the spare buffer is reused");
+                assert_eq!(&second.0, &ArgminSub::<Vec<f64>, Vec<f64>>::sub(&a, &b));
+                let third = pa.scaled_add(&2.5, &pb);
+                assert_eq!(
+                    &third.0,
+                    &ArgminScaledAdd::<Vec<f64>, f64, Vec<f64>>::scaled_add(&a, &2.5, &b)
+                );
+                drop(second);
+                assert_eq!(pa.zero_like().into_inner(), vec![0.0; n], "a reused buffer is zeroed");
+                give(vec![1.0; 8]);
+                assert_eq!(SPARE.with(|s| s.borrow().as_ref().map(Vec::len)), Some(0));
+                let spare = take(n);
+                assert!(spare.is_empty() && spare.capacity() >= n);
+            });
+            assert!(SPARE.with(|s| s.borrow().is_none()), "spares end with the scope");
         }
     }
 
