@@ -60,7 +60,8 @@ def test_accuracy_matches_python_crfsuite(chunking: Any, tmp_path: Path, algorit
         tagger = module.Tagger()
         tagger.open(str(tmp_path / name))
         accuracy[name] = metrics.flat_accuracy_score(yt, [tagger.tag(x) for x in Xt])
-    # The online algorithms visit the sequences in a shuffled order of their own,
-    # so a single run of each may differ a little more than L-BFGS's.
-    tolerance = 0.005 if algorithm in ("lbfgs", "l2sgd") else 0.015
+    # The online algorithms (l2sgd included) visit the sequences in a shuffled
+    # order of their own, so a single run of each may differ a little more than
+    # L-BFGS's; the Rust suite compares means over 24 orders to 0.5 points.
+    tolerance = 0.005 if algorithm == "lbfgs" else 0.015
     assert abs(accuracy["ours"] - accuracy["theirs"]) <= tolerance, accuracy
