@@ -5,6 +5,7 @@
 #
 #   scripts/test.sh              # everything
 #   SKIP_RUST=1 scripts/test.sh  # only the Python part
+#   CHAINCRF_TEST_SPARK=1 scripts/test.sh  # also install PySpark and run the local[1] Spark tests
 #
 # The virtual environment is .venv-test at the repository root (created when
 # missing; $CHAINCRF_TEST_VENV names another); the wheel is reinstalled into
@@ -29,6 +30,13 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet "maturin>=1.16,<2" pytest numpy scikit-learn python-crfsuite ruff
+# chaincrf.spacy is tested against a real spaCy (pinned; wheels for CPython 3.11, ~1 min to install).
+"$venv/bin/python" -m pip install --quiet "spacy==3.8.18"
+# PySpark is a ~300 MB download: only with CHAINCRF_TEST_SPARK=1 (tests/test_spark.py skips without
+# it, saying so); scripts/spark-local.sh runs the local[2] checks in a venv of its own.
+if [ -n "${CHAINCRF_TEST_SPARK:-}" ]; then
+  "$venv/bin/python" -m pip install --quiet "pyspark==4.0.1" "pandas==2.2.3" "pyarrow==19.0.1"
+fi
 # sklearn-crfsuite is only a reference for comparisons; tests skip without it.
 "$venv/bin/python" -m pip install --quiet sklearn-crfsuite || echo "note: sklearn-crfsuite did not install; its comparisons will skip"
 

@@ -191,6 +191,12 @@ impl Segmenter {
         self
     }
 
+    /// Adds `word` to the user dictionary (starting one when there is none),
+    /// as jieba's `add_word` does at run time; empty words are ignored.
+    pub fn add_user_word(&mut self, word: &str) {
+        self.user_dict.get_or_insert_with(UserDict::new).insert(word);
+    }
+
     /// Keeps runs of Latin letters, digits and number punctuation unsplit.
     pub fn keep_latin_runs(mut self, on: bool) -> Self {
         self.keep_latin_runs = on;

@@ -210,7 +210,7 @@ fn core_error(e: chaincrf_core::Error) -> PyErr {
 
 /// This process's pool for `threads` threads (rebuilt after a fork or for
 /// another thread count).
-fn pool(threads: usize) -> PyResult<Arc<rayon::ThreadPool>> {
+pub(crate) fn pool(threads: usize) -> PyResult<Arc<rayon::ThreadPool>> {
     type Cached = Option<(u32, usize, Arc<rayon::ThreadPool>)>;
     static POOL: Mutex<Cached> = Mutex::new(None);
     let pid = std::process::id();

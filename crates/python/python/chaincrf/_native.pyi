@@ -2,7 +2,7 @@
 
 from collections.abc import Callable, Iterable, Sequence
 from os import PathLike
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 __version__: str
 
@@ -64,3 +64,42 @@ def viterbi(
 def marginals(
     emissions: Any, lengths: Any, transitions: Any, start: Any = None, end: Any = None, threads: int = 1
 ) -> tuple[Any, Any]: ...
+
+class CwsSegmenter:
+    @staticmethod
+    def load(path: Union[str, PathLike[str]], keep_latin: bool = False) -> CwsSegmenter: ...
+    @staticmethod
+    def from_state(model: bytes, dict_text: str, keep_latin: bool) -> CwsSegmenter: ...
+    def state(self) -> tuple[bytes, str, bool]: ...
+    def load_user_dict(self, path: Union[str, PathLike[str]]) -> int: ...
+    def add_words(self, words: list[str]) -> None: ...
+    @property
+    def keep_latin(self) -> bool: ...
+    def has_compiled_tables(self) -> bool: ...
+    def cut(self, text: str) -> list[str]: ...
+    def cut_confidence(self, text: str) -> list[tuple[str, float]]: ...
+    def tokenize(self, text: str, confidence: bool = False) -> list[Any]: ...
+    def cut_many(self, lines: Iterable[str], threads: Optional[int] = None, confidence: bool = False) -> list[Any]: ...
+    def tokenize_many(
+        self, lines: Iterable[str], threads: Optional[int] = None
+    ) -> list[list[tuple[str, int, int]]]: ...
+    def segment_text(self, lines: Iterable[str], threads: Optional[int] = None) -> str: ...
+
+def cws_train(
+    corpus: Union[str, PathLike[str]],
+    model: Union[str, PathLike[str]],
+    *,
+    format: Optional[str] = None,
+    scheme: str = "bmes",
+    algorithm: str = "lbfgs",
+    params: Optional[dict[str, str]] = None,
+    dev_every: Optional[int] = None,
+    prune: float = 0.01,
+    min_freq: int = 2,
+    lexicon: bool = True,
+    lexicon_min_count: int = 1,
+    lexicon_folds: int = 10,
+    threads: Optional[int] = None,
+    patience: Optional[int] = None,
+    on_progress: Optional[Callable[[dict[str, Any]], object]] = None,
+) -> dict[str, Any]: ...
