@@ -159,7 +159,10 @@ fn segment_batch(
         pool.install(|| {
             lines
                 .par_iter()
-                .map_init(|| state.seg.session(), |session, line| session.segment(line, confidence))
+                .map_init(
+                    || state.seg.session(),
+                    |session, line| session.segment(line, confidence),
+                )
                 .collect()
         })
     });
@@ -449,7 +452,11 @@ pub fn cws_train<'py>(
     let scheme = match scheme {
         "bmes" => TagScheme::Bmes,
         "6tag" => TagScheme::SixTag,
-        other => return Err(PyValueError::new_err(format!("scheme must be 'bmes' or '6tag', not {other:?}"))),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "scheme must be 'bmes' or '6tag', not {other:?}"
+            )))
+        }
     };
     let mut options = CwsTrainOptions {
         scheme,
