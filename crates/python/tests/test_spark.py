@@ -97,8 +97,8 @@ def test_text_files_in_input_order(session: SparkSession, model: Path, tmp_path:
     assert len(parts) >= 4
     got = "".join(p.read_text(encoding="utf-8") for p in parts)
     seg = Segmenter(model)
-    lines = [*reversed(LINES), *many]
-    lines = [line.removeprefix("\ufeff") for line in lines]
+    # A byte-order mark is dropped at the start of a file only, as `chaincrf cws segment` does.
+    lines = [*reversed(LINES), many[0].removeprefix("\ufeff"), *many[1:]]
     assert got == seg.segment_lines(lines)
     with pytest.raises(FileNotFoundError):
         cspark.segment_text_files(session.sparkContext, str(tmp_path / "none"), str(tmp_path / "o2"), model)

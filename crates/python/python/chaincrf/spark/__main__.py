@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Optional
 
-from . import segment_text_files
+from chaincrf.spark import segment_text_files  # absolute: spark-submit runs this file as a script
 
 
 def main(argv: Optional[list[str]] = None) -> int:
