@@ -248,30 +248,36 @@ impl CwsSegmenter {
             })
             .map_err(cws_error)?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-        let mut state = self.write();
-        for line in text.lines() {
-            if let Some(word) = line.split_whitespace().next() {
-                state.seg.add_user_word(word);
+        // Waits for running segmentations without holding the GIL.
+        py.detach(|| {
+            let mut state = self.write();
+            for line in text.lines() {
+                if let Some(word) = line.split_whitespace().next() {
+                    state.seg.add_user_word(word);
+                }
             }
-        }
-        state.dict_text.push_str(text);
-        if !state.dict_text.ends_with('\n') {
-            state.dict_text.push('\n');
-        }
+            state.dict_text.push_str(text);
+            if !state.dict_text.ends_with('\n') {
+                state.dict_text.push('\n');
+            }
+        });
         Ok(dict.len())
     }
 
     /// Adds words that must always come out whole.
-    fn add_words(&self, words: Vec<String>) -> PyResult<()> {
+    fn add_words(&self, py: Python<'_>, words: Vec<String>) -> PyResult<()> {
         for w in &words {
             check_word(w)?;
         }
-        let mut state = self.write();
-        for w in &words {
-            state.seg.add_user_word(w);
-            state.dict_text.push_str(w);
-            state.dict_text.push('\n');
-        }
+        // Waits for running segmentations without holding the GIL.
+        py.detach(|| {
+            let mut state = self.write();
+            for w in &words {
+                state.seg.add_user_word(w);
+                state.dict_text.push_str(w);
+                state.dict_text.push('\n');
+            }
+        });
         Ok(())
     }
 

@@ -1,0 +1,151 @@
+"""Benchmarks of chaincrf.cws against the command line and jieba (docs/benchmarks.md).
+
+    python crates/python/bench/cws.py --model pku.model --cli target/release/chaincrf \\
+        --data $CHAINCRF_DATA [--reps 3] [--threads 2]
+
+Rows, each a median of --reps runs alternated with its reference in one process
+run (the machine may be shared: compare ratios, not absolute numbers):
+
+* ``cut_many`` over the PKU test text repeated to 3M+ characters against
+  ``chaincrf cws segment --threads N`` on the same file (its own reported
+  segmenting time, model loading excluded; output checked equal);
+* ``cut`` one PKU test line at a time in a Python loop, against jieba's
+  ``lcut`` (default dictionary, HMM on) when jieba is installed, with each
+  one's word F1 on the Bakeoff gold;
+* RSS of a fresh Python process after importing chaincrf and loading the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from chaincrf.cws import Segmenter
+
+
+def f1(gold: list[list[str]], pred: list[list[str]]) -> float:
+    def spans(words: list[str]) -> set[tuple[int, int]]:
+        out, pos = set(), 0
+        for w in words:
+            out.add((pos, pos + len(w)))
+            pos += len(w)
+        return out
+
+    correct = n_gold = n_pred = 0
+    for g, p in zip(gold, pred):
+        gs, ps = spans(g), spans(p)
+        correct += len(gs & ps)
+        n_gold += len(gs)
+        n_pred += len(ps)
+    precision, recall = correct / n_pred, correct / n_gold
+    return 2 * precision * recall / (precision + recall)
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def rss_of_loaded_model(model: str) -> tuple[float, float]:
+    code = (
+        "import sys; from chaincrf.cws import Segmenter; s = Segmenter(sys.argv[1]); s.cut('共同创造美好的新世纪');"
+        "f = dict(l.split(':', 1) for l in open('/proc/self/status'));"
+        "print(int(f['VmRSS'].split()[0]), int(f['VmHWM'].split()[0]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, model], capture_output=True, text=True, check=True).stdout
+    rss, hwm = (int(x) / 1024 for x in out.split())
+    return rss, hwm
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--cli", required=True, help="the chaincrf binary")
+    ap.add_argument("--data", required=True, help="the shared data folder ($CHAINCRF_DATA)")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+
+    test = Path(args.data, "icwb2", "pku_test.utf8").read_text(encoding="utf-8").splitlines()
+    gold = [g.split() for g in Path(args.data, "icwb2", "pku_test_gold.utf8").read_text(encoding="utf-8").splitlines()]
+    test_chars = sum(len(t) for t in test)
+    seg = Segmenter(args.model)
+
+    # 1. cut_many vs the CLI on 3M+ characters.
+    repeat = -(-3_000_000 // test_chars)
+    big = test * repeat
+    big_chars = test_chars * repeat
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp, "big.txt")
+        src.write_text("\n".join(big) + "\n", encoding="utf-8")
+        out = Path(tmp, "out.txt")
+        py_times, cli_times = [], []
+        for _ in range(args.reps):
+            py_times.append(timed(lambda: seg.cut_many(big, threads=args.threads)))
+            done = subprocess.run(
+                [args.cli, "cws", "segment", "--model", args.model, "--threads", str(args.threads), str(src)]
+                + ["-o", str(out)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            m = re.search(r"in ([0-9.]+)s \(", done.stderr)
+            assert m, done.stderr
+            cli_times.append(float(m.group(1)))
+        assert out.read_text(encoding="utf-8") == seg.segment_lines(big), "CLI and Python outputs differ"
+    py_t, cli_t = statistics.median(py_times), statistics.median(cli_times)
+    print(f"input: PKU test x{repeat} = {len(big)} lines, {big_chars} characters; {args.threads} threads")
+    print(f"cut_many          {big_chars / py_t / 1e6:6.2f} M chars/s  (median {py_t:.3f} s of {args.reps})")
+    print(f"cws segment (CLI) {big_chars / cli_t / 1e6:6.2f} M chars/s  (median {cli_t:.3f} s)")
+    print(f"ratio cut_many / CLI: {cli_t / py_t:.2f}")
+
+    # 2. cut in a Python loop, one line at a time, against jieba.
+    def loop_ours() -> None:
+        cut = seg.cut
+        for t in test:
+            cut(t)
+
+    contenders: list[tuple[str, Callable[[], None], Callable[[str], list[str]]]] = [
+        ("chaincrf cut", loop_ours, seg.cut)
+    ]
+    try:
+        import jieba
+
+        jieba.setLogLevel(60)
+        jieba.initialize()
+
+        def loop_jieba() -> None:
+            for t in test:
+                jieba.lcut(t)
+
+        def jieba_words(t: str) -> list[str]:
+            return [w for w in jieba.lcut(t) if w.strip()]
+
+        contenders.append((f"jieba {jieba.__version__} lcut", loop_jieba, jieba_words))
+    except ImportError:
+        print("jieba is not installed: its row is left out")
+    times: dict[str, list[float]] = {name: [] for name, _, _ in contenders}
+    for _ in range(args.reps):
+        for name, fn, _ in contenders:
+            times[name].append(timed(fn))
+    print(f"one line at a time: PKU test, {len(test)} lines, {test_chars} characters, 1 thread")
+    for name, _, words in contenders:
+        t = statistics.median(times[name])
+        score = f1(gold, [words(line) for line in test])
+        print(f"{name:<20} {test_chars / t / 1e6:6.3f} M chars/s  (median {t:.3f} s)  F1 {score:.4f}")
+
+    # 3. Memory.
+    rss, hwm = rss_of_loaded_model(args.model)
+    print(f"python process with the model loaded: RSS {rss:.0f} MiB (peak {hwm:.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
