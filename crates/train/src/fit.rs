@@ -355,6 +355,45 @@ fn fit_lbfgs(
     })
 }
 
+/// What differs between the epoch events of the online algorithms.
+struct EpochEvent {
+    algorithm: Algorithm,
+    iteration: u64,
+    objective: f64,
+    learning_rate: Option<f64>,
+    heldout: Option<f64>,
+    interrupted: bool,
+}
+
+/// Reports an epoch (or the interrupt) of an online algorithm: no gradient,
+/// no full evaluations, a saved state always available.
+fn epoch_event<'a>(
+    observer: &mut dyn FnMut(&Progress<'_>),
+    e: EpochEvent,
+    data: &'a Dataset,
+    started: Instant,
+    weights: &'a dyn Fn() -> &'a [f64],
+    state: &'a dyn Fn() -> Result<Vec<u8>, TrainError>,
+) {
+    observer(&Progress {
+        algorithm: e.algorithm,
+        stage: Stage::Main,
+        iteration: e.iteration,
+        objective: e.objective,
+        gradient_norm: None,
+        learning_rate: e.learning_rate,
+        active_features: weights().iter().filter(|x| **x != 0.0).count(),
+        evaluations: 0,
+        seconds: started.elapsed().as_secs_f64(),
+        heldout: e.heldout,
+        interrupted: e.interrupted,
+        replayed: false,
+        data,
+        weights,
+        state: Some(state),
+    });
+}
+
 /// A saved state of another algorithm's run.
 fn state_mismatch(saved: &SavedState, algorithm: Algorithm) -> TrainError {
     TrainError::SavedState {
@@ -439,23 +478,21 @@ fn fit_online(
             last_heldout = heldout;
             let weights = || e.weights();
             let state = || StateRef::Online(&e.state()).encode();
-            observer(&Progress {
-                algorithm,
-                stage: Stage::Main,
-                iteration: e.epoch as u64,
-                objective: e.loss,
-                gradient_norm: None,
-                learning_rate: None,
-                active_features: e.weights().iter().filter(|x| **x != 0.0).count(),
-                evaluations: 0,
-                seconds: cx.started.elapsed().as_secs_f64(),
-                heldout,
-                interrupted: false,
-                replayed: false,
+            epoch_event(
+                observer,
+                EpochEvent {
+                    algorithm: algorithm,
+                    iteration: e.epoch as u64,
+                    objective: e.loss,
+                    learning_rate: None,
+                    heldout: heldout,
+                    interrupted: false,
+                },
                 data,
-                weights: &weights,
-                state: Some(&state),
-            });
+                cx.started,
+                &weights,
+                &state,
+            );
             if best.record(e.epoch as u64, heldout, e.weights()) {
                 EpochControl::Stop
             } else {
@@ -478,23 +515,21 @@ fn fit_online(
             // mid-epoch state can be written, and resumed exactly.
             let weights = || out.weights.as_slice();
             let state = || StateRef::Online(&out.state).encode();
-            observer(&Progress {
-                algorithm,
-                stage: Stage::Main,
-                iteration: epochs,
-                objective: out.loss,
-                gradient_norm: None,
-                learning_rate: None,
-                active_features: out.weights.iter().filter(|x| **x != 0.0).count(),
-                evaluations: 0,
-                seconds: cx.started.elapsed().as_secs_f64(),
-                heldout: None,
-                interrupted: true,
-                replayed: false,
+            epoch_event(
+                observer,
+                EpochEvent {
+                    algorithm: algorithm,
+                    iteration: epochs,
+                    objective: out.loss,
+                    learning_rate: None,
+                    heldout: None,
+                    interrupted: true,
+                },
                 data,
-                weights: &weights,
-                state: Some(&state),
-            });
+                cx.started,
+                &weights,
+                &state,
+            );
             Termination::Interrupted {
                 after: epochs,
                 during_warm_start: false,
@@ -564,23 +599,21 @@ fn fit_l2sgd(
             last_heldout = heldout;
             let weights = || e.weights;
             let state = || StateRef::Sgd(&e.state()).encode();
-            observer(&Progress {
-                algorithm: Algorithm::L2Sgd,
-                stage: Stage::Main,
-                iteration: e.epoch as u64,
-                objective: e.objective,
-                gradient_norm: None,
-                learning_rate: Some(e.learning_rate),
-                active_features: e.weights.iter().filter(|x| **x != 0.0).count(),
-                evaluations: 0,
-                seconds: cx.started.elapsed().as_secs_f64(),
-                heldout,
-                interrupted: false,
-                replayed: false,
+            epoch_event(
+                observer,
+                EpochEvent {
+                    algorithm: Algorithm::L2Sgd,
+                    iteration: e.epoch as u64,
+                    objective: e.objective,
+                    learning_rate: Some(e.learning_rate),
+                    heldout: heldout,
+                    interrupted: false,
+                },
                 data,
-                weights: &weights,
-                state: Some(&state),
-            });
+                cx.started,
+                &weights,
+                &state,
+            );
             if best.record(e.epoch as u64, heldout, e.weights) {
                 EpochControl::Stop
             } else {
@@ -602,23 +635,21 @@ fn fit_l2sgd(
         SgdTermination::Interrupted => {
             let weights = || out.weights.as_slice();
             let state = || StateRef::Sgd(&out.state).encode();
-            observer(&Progress {
-                algorithm: Algorithm::L2Sgd,
-                stage: Stage::Main,
-                iteration: epochs,
-                objective: out.objective,
-                gradient_norm: None,
-                learning_rate: None,
-                active_features: out.weights.iter().filter(|x| **x != 0.0).count(),
-                evaluations: 0,
-                seconds: cx.started.elapsed().as_secs_f64(),
-                heldout: None,
-                interrupted: true,
-                replayed: false,
+            epoch_event(
+                observer,
+                EpochEvent {
+                    algorithm: Algorithm::L2Sgd,
+                    iteration: epochs,
+                    objective: out.objective,
+                    learning_rate: None,
+                    heldout: None,
+                    interrupted: true,
+                },
                 data,
-                weights: &weights,
-                state: Some(&state),
-            });
+                cx.started,
+                &weights,
+                &state,
+            );
             Termination::Interrupted {
                 after: epochs,
                 during_warm_start: false,
