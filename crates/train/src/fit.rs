@@ -481,11 +481,11 @@ fn fit_online(
             epoch_event(
                 observer,
                 EpochEvent {
-                    algorithm: algorithm,
+                    algorithm,
                     iteration: e.epoch as u64,
                     objective: e.loss,
                     learning_rate: None,
-                    heldout: heldout,
+                    heldout,
                     interrupted: false,
                 },
                 data,
@@ -518,7 +518,7 @@ fn fit_online(
             epoch_event(
                 observer,
                 EpochEvent {
-                    algorithm: algorithm,
+                    algorithm,
                     iteration: epochs,
                     objective: out.loss,
                     learning_rate: None,
@@ -606,7 +606,7 @@ fn fit_l2sgd(
                     iteration: e.epoch as u64,
                     objective: e.objective,
                     learning_rate: Some(e.learning_rate),
-                    heldout: heldout,
+                    heldout,
                     interrupted: false,
                 },
                 data,
