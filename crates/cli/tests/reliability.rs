@@ -1283,3 +1283,78 @@ fn cws_train_sigint_saves_and_resumes() {
     assert!(rerr.contains(&format!("at iteration {at}")), "{rerr}");
     assert!(rerr.contains(&format!("iter {:>4}", at + 1)), "{rerr}");
 }
+
+#[test]
+fn cws_train_semi_markov_writes_a_model_that_segments_like_the_fast_one_where_it_is_sure() {
+    let dir = TempDir::new("cws-semi");
+    let corpus = dir.write("corpus.txt", CORPUS);
+    let fast = dir.path("fast.model");
+    let semi = dir.path("semi.model");
+    ok(run(&[
+        "cws",
+        "train",
+        "--fast",
+        "--corpus",
+        s(&corpus),
+        "--model",
+        s(&fast),
+    ]));
+    let o = ok(run(&[
+        "cws",
+        "train",
+        "--semi-markov",
+        "--max-word-len",
+        "6",
+        "--semi-iterations",
+        "10",
+        "--corpus",
+        s(&corpus),
+        "--model",
+        s(&semi),
+    ]));
+    assert!(text(&o.stderr).contains("character model:"), "{}", text(&o.stderr));
+    let first_line = CORPUS.lines().next().unwrap().replace(' ', "");
+    let out_fast = ok(run_stdin(
+        &["cws", "segment", "--model", s(&fast)],
+        first_line.as_bytes(),
+    ));
+    let out_semi = ok(run_stdin(
+        &["cws", "segment", "--model", s(&semi), "--confidence"],
+        first_line.as_bytes(),
+    ));
+    // The semi-Markov model segments its own training sentence as the gold does.
+    let words: Vec<String> = text(&out_semi.stdout)
+        .split_whitespace()
+        .map(|w| w.rsplit_once('/').map_or(w, |(a, _)| a).to_owned())
+        .collect();
+    let gold: Vec<&str> = CORPUS.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(words, gold);
+    assert_eq!(text(&out_fast.stdout).split_whitespace().collect::<Vec<_>>(), gold);
+    // --fast and --semi-markov exclude each other; checkpoints are not supported yet.
+    let o = run(&[
+        "cws",
+        "train",
+        "--fast",
+        "--semi-markov",
+        "--corpus",
+        s(&corpus),
+        "--model",
+        s(&semi),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "a usage error");
+    assert!(text(&o.stderr).contains("cannot be used with"), "{}", text(&o.stderr));
+    fails(
+        run(&[
+            "cws",
+            "train",
+            "--semi-markov",
+            "--checkpoint-every",
+            "1",
+            "--corpus",
+            s(&corpus),
+            "--model",
+            s(&semi),
+        ]),
+        &["checkpoint"],
+    );
+}

@@ -46,8 +46,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         threads: env("THREADS", 2),
         ..CwsTrainOptions::default()
     };
+    // DEFAULTS=1: the library's default configuration instead.
+    let opts = if env("DEFAULTS", 0) == 1 {
+        CwsTrainOptions {
+            dev_every: opts.dev_every,
+            threads: opts.threads,
+            ..CwsTrainOptions::default()
+        }
+    } else {
+        opts
+    };
     let t0 = Instant::now();
-    let trained = train_segmenter(&sentences, &opts, &mut |p| {
+    let mut progress = |p: &chaincrf_train::Progress<'_>| {
         eprintln!(
             "iter {:3} loss {:.2} |g| {:.3e} active {} evals {} {:.1}s dev-acc {:.4}",
             p.iteration,
@@ -58,7 +68,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             p.seconds,
             p.heldout.unwrap_or(f64::NAN)
         );
-    })?;
+    };
+    // SEMI=1: the semi-Markov segmenter on top (SEMI_L, SEMI_MAXIT).
+    let trained = if env("SEMI", 0) == 1 {
+        let semi = semi_train::SemiOptions {
+            max_len: env("SEMI_L", 10),
+            max_iterations: env("SEMI_MAXIT", 30),
+            patience: None,
+        };
+        let (trained, report) = semi_train::train_semi_segmenter(&sentences, &opts, &semi, None, &mut progress)?;
+        eprintln!("semi-Markov stage: {report}");
+        trained
+    } else {
+        train_segmenter(&sentences, &opts, &mut progress)?
+    };
     eprintln!("trained in {:.1}s: {}", t0.elapsed().as_secs_f64(), trained.report);
     let seg = Segmenter::from_model(trained.model)?;
     // Held-out F1.

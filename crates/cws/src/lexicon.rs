@@ -73,9 +73,9 @@ impl CharTrie {
         self.terminal[node as usize] != 0
     }
 
-    /// Inserts a word given as characters (empty words are ignored); returns
-    /// whether it was new.
-    pub(crate) fn insert(&mut self, chars: impl IntoIterator<Item = char>) -> bool {
+    /// Inserts a word given as characters; returns its node (the root for
+    /// an empty word, which is never marked as a word) and whether it was new.
+    pub(crate) fn insert_node(&mut self, chars: impl IntoIterator<Item = char>) -> (u32, bool) {
         let mut node = 0u32;
         let mut len = 0u32;
         for c in chars {
@@ -90,7 +90,13 @@ impl CharTrie {
         if len > 0 {
             self.terminal[node as usize] = len;
         }
-        new
+        (node, new)
+    }
+
+    /// Inserts a word given as characters (empty words are ignored); returns
+    /// whether it was new.
+    pub(crate) fn insert(&mut self, chars: impl IntoIterator<Item = char>) -> bool {
+        self.insert_node(chars).1
     }
 
     /// The length of the longest word that is a prefix of `chars[start..]` and at

@@ -52,8 +52,12 @@ pub mod ngram;
 pub mod normalize;
 pub mod scheme;
 pub mod segmenter;
+pub mod semi;
+#[cfg(feature = "train")]
+pub mod semi_train;
 #[cfg(feature = "train")]
 pub mod train;
+pub mod words;
 
 pub use compiled::NgramInventory;
 pub use constraints::{latin_runs, Constraints, UserDict};

@@ -24,7 +24,8 @@ use crate::lexicon::Lexicon;
 use crate::ngram::{NgramConfig, NgramExtractor};
 use crate::normalize::normalize_char;
 use crate::scheme::TagScheme;
-use chaincrf_core::{AllowedLabels, ChainWorkspace, Constrained, Log, Potentials};
+use crate::semi::{segment_scores_into, HybridPotentials, SemiModel};
+use chaincrf_core::{AllowedLabels, ChainWorkspace, Constrained, Log, MaxPlus, Potentials, SemiMarkovWorkspace};
 use chaincrf_model::{ExtractorSpec, Model, Structure, Tagger};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -39,6 +40,12 @@ pub const EXTRACTOR_KIND: &str = "chaincrf-cws/ngram-v1";
 /// [`CwsModelConfig`] followed by the [`NgramInventory`] of the training text
 /// (what the segmenter's compiled tables are built from).
 pub const EXTRACTOR_KIND_WITH_INVENTORY: &str = "chaincrf-cws/ngram-v2";
+
+/// The extractor kind name of semi-Markov CWS models: the payload is the
+/// [`CwsModelConfig`], the optional [`NgramInventory`] and the
+/// [`SemiModel`] (word statistics and word-feature weights); the model's own
+/// weights are the character part (see [`crate::semi`]).
+pub const EXTRACTOR_KIND_SEMI: &str = "chaincrf-cws/semi-v1";
 
 /// What a CWS model stores about its features.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -130,6 +137,8 @@ pub struct Segmenter {
     extractor: NgramExtractor,
     compiled: Option<CompiledEmissions>,
     use_compiled: bool,
+    /// Word features and weights of a semi-Markov model.
+    semi: Option<(SemiModel, Vec<f64>)>,
     user_dict: Option<UserDict>,
     keep_latin_runs: bool,
 }
@@ -155,20 +164,30 @@ impl Segmenter {
     /// [`Error::Config`] when the model was not trained by the CWS trainer.
     pub fn from_model(model: Model) -> Result<Self> {
         let bad = |e: String| Error::Model(format!("bad CWS configuration: {e}"));
-        let (config, inventory): (CwsModelConfig, Option<NgramInventory>) = match &model.extractor {
-            ExtractorSpec::Custom { kind, payload } if kind == EXTRACTOR_KIND => {
-                (chaincrf_model::io::decode_payload(payload).map_err(bad)?, None)
-            }
-            ExtractorSpec::Custom { kind, payload } if kind == EXTRACTOR_KIND_WITH_INVENTORY => {
-                let (config, inventory) = chaincrf_model::io::decode_payload(payload).map_err(bad)?;
-                (config, Some(inventory))
-            }
-            _ => {
-                return Err(Error::Model(
-                    "not a word-segmentation model (train one with `chaincrf cws train`)".into(),
-                ))
-            }
-        };
+        let (config, inventory, semi): (CwsModelConfig, Option<NgramInventory>, Option<SemiModel>) =
+            match &model.extractor {
+                ExtractorSpec::Custom { kind, payload } if kind == EXTRACTOR_KIND => {
+                    (chaincrf_model::io::decode_payload(payload).map_err(bad)?, None, None)
+                }
+                ExtractorSpec::Custom { kind, payload } if kind == EXTRACTOR_KIND_WITH_INVENTORY => {
+                    let (config, inventory) = chaincrf_model::io::decode_payload(payload).map_err(bad)?;
+                    (config, Some(inventory), None)
+                }
+                ExtractorSpec::Custom { kind, payload } if kind == EXTRACTOR_KIND_SEMI => {
+                    let (config, inventory, semi): (CwsModelConfig, Option<NgramInventory>, SemiModel) =
+                        chaincrf_model::io::decode_payload(payload).map_err(bad)?;
+                    semi.check().map_err(bad)?;
+                    if config.scheme != TagScheme::Bmes {
+                        return Err(bad("a semi-Markov model must use the B/M/E/S scheme".into()));
+                    }
+                    (config, inventory, Some(semi))
+                }
+                _ => {
+                    return Err(Error::Model(
+                        "not a word-segmentation model (train one with `chaincrf cws train`)".into(),
+                    ))
+                }
+            };
         if model.num_labels() != config.scheme.num_tags() {
             return Err(Error::Model("the model's labels do not match its tag scheme".into()));
         }
@@ -180,6 +199,10 @@ impl Segmenter {
             extractor,
             compiled,
             use_compiled: true,
+            semi: semi.map(|m| {
+                let w = m.weights();
+                (m, w)
+            }),
             user_dict: None,
             keep_latin_runs: false,
         })
@@ -227,6 +250,12 @@ impl Segmenter {
         self.compiled.as_ref().map_or(0, CompiledEmissions::heap_bytes)
     }
 
+    /// Whether this is a semi-Markov model (word features on top of the
+    /// character model; see [`crate::semi`]).
+    pub fn is_semi_markov(&self) -> bool {
+        self.semi.is_some()
+    }
+
     /// The underlying model.
     pub fn model(&self) -> &Model {
         &self.model
@@ -248,6 +277,7 @@ impl Segmenter {
             tags: Vec::new(),
             chain: ChainWorkspace::new(),
             scratch: CompiledScratch::default(),
+            semi: SemiScratch::default(),
         }
     }
 
@@ -286,6 +316,18 @@ pub struct Session<'s> {
     /// Forward and backward rows of the last run, for word confidences.
     chain: ChainWorkspace<Log>,
     scratch: CompiledScratch,
+    semi: SemiScratch,
+}
+
+/// Per-thread buffers of the semi-Markov decoder.
+#[derive(Debug, Default)]
+struct SemiScratch {
+    potentials: HybridPotentials,
+    best: SemiMarkovWorkspace<MaxPlus>,
+    sums: SemiMarkovWorkspace<Log>,
+    segment_scores: Vec<f64>,
+    emissions: Vec<f64>,
+    marginals: Vec<f64>,
 }
 
 impl Session<'_> {
@@ -369,6 +411,9 @@ impl Session<'_> {
             }
             _ => None,
         };
+        if let Some((semi, weights)) = &self.seg.semi {
+            return self.segment_run_semi(semi, weights, allowed.as_ref(), confidence, out);
+        }
         let path = self
             .tagger
             .viterbi(allowed.as_ref())
@@ -398,6 +443,67 @@ impl Session<'_> {
             };
             out.push(Word {
                 span: self.offsets[span.start]..self.offsets[span.end],
+                confidence: conf,
+            });
+        }
+        Ok(())
+    }
+
+    /// The semi-Markov decoder of [`Session::segment_run`], after the
+    /// character scores of the run are observed.
+    fn segment_run_semi(
+        &mut self,
+        semi: &SemiModel,
+        weights: &[f64],
+        allowed: Option<&AllowedLabels>,
+        confidence: bool,
+        out: &mut Vec<Word>,
+    ) -> Result<()> {
+        let n = self.raw.len();
+        // A forced word longer than the model's limit still fits.
+        let forced = allowed.map_or(0, |a| {
+            let (mut best, mut run) = (0, 0);
+            for t in 0..n {
+                if a.is_allowed(t, TagScheme::Bmes.single() as usize) {
+                    run = 0;
+                } else {
+                    run += 1;
+                    best = best.max(run);
+                }
+            }
+            best
+        });
+        let l = semi.max_len().max(forced);
+        let sc = &mut self.semi;
+        segment_scores_into(&semi.features(), weights, &self.norm, l, &mut sc.segment_scores);
+        let scored = self.tagger.potentials();
+        match allowed {
+            Some(a) => {
+                let c = Constrained::new(scored, a).map_err(|e| Error::Config(e.to_string()))?;
+                sc.potentials.fill_from(&c, l, &sc.segment_scores, &mut sc.emissions);
+            }
+            None => sc
+                .potentials
+                .fill_from(scored, l, &sc.segment_scores, &mut sc.emissions),
+        }
+        let best = sc
+            .best
+            .viterbi(&sc.potentials)
+            .map_err(|e| Error::Config(format!("no valid segmentation: {e}")))?;
+        if confidence {
+            sc.marginals.clear();
+            sc.marginals.resize(n * l * 2, 0.0);
+            sc.sums
+                .segment_marginals_into(&sc.potentials, &mut sc.marginals)
+                .map_err(|e| Error::Config(format!("no valid segmentation: {e}")))?;
+        }
+        for seg in &best.segments {
+            let conf = confidence.then(|| {
+                let at = (seg.start * l + seg.len - 1) * 2;
+                (sc.marginals[at] + sc.marginals[at + 1]).min(1.0)
+            });
+            out.push(Word {
+                span: self.offsets[seg.start]..self.offsets[seg.start + seg.len],
                 confidence: conf,
             });
         }

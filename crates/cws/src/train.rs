@@ -10,7 +10,7 @@ use crate::compiled::NgramInventory;
 use crate::corpus::Sentence;
 use crate::error::{Error, Result};
 use crate::lexicon::Lexicon;
-use crate::ngram::NgramConfig;
+use crate::ngram::{NgramConfig, NgramExtractor};
 use crate::normalize::normalize;
 use crate::scheme::TagScheme;
 use crate::segmenter::CwsModelConfig;
@@ -157,26 +157,22 @@ fn checkpoint_matches(c: &Checkpoint, data: &Dataset) -> bool {
         })
 }
 
-/// [`train_segmenter`] with a stop flag (see `chaincrf_train::Trainer::stop_flag`)
-/// and, with `resume`, continuing from a checkpoint exactly as the run that
-/// wrote it would have gone on (`chaincrf_train::Trainer::resume_from`).
-/// Progress events give each iteration's model and saved state for
-/// checkpoints ([`Progress::model`], [`Progress::saved_state`]).
-///
-/// The checkpoint must come from a run over the same corpus and options: its
-/// labels, attribute ids, extractor configuration and structure are compared
-/// with this run's, and a difference is an error.
-///
-/// # Errors
-/// [`Error::Config`] for bad options, a checkpoint of another run, or when
-/// training fails.
-pub fn train_segmenter_with(
-    sentences: &[Sentence],
-    options: &CwsTrainOptions,
-    resume: Option<&Checkpoint>,
-    stop: Option<Arc<AtomicBool>>,
-    on_progress: &mut dyn FnMut(&Progress<'_>),
-) -> Result<CwsTrained> {
+/// The parts of a training run that the chain and the semi-Markov trainer
+/// share: the split, the model configuration and the extractors.
+pub(crate) struct Prepared<'s> {
+    pub train_set: Vec<&'s Sentence>,
+    pub dev_set: Vec<&'s Sentence>,
+    pub config: CwsModelConfig,
+    /// The extractor of the final model (lexicon of the whole training set).
+    pub extractor: NgramExtractor,
+    /// With jackknifed lexicon features, one extractor per fold whose lexicon
+    /// leaves that fold out (training sentence `i` is in fold `i % folds`);
+    /// empty otherwise.
+    pub fold_extractors: Vec<NgramExtractor>,
+}
+
+/// Checks the options, splits the corpus and builds the extractors.
+pub(crate) fn prepare<'s>(sentences: &'s [Sentence], options: &CwsTrainOptions) -> Result<Prepared<'s>> {
     options.ngram.validate()?;
     if !(options.prune_threshold.is_finite() && options.prune_threshold >= 0.0) {
         return Err(Error::Config(format!(
@@ -185,21 +181,18 @@ pub fn train_segmenter_with(
         )));
     }
     let scheme = options.scheme;
-    let (train_set, dev_set): (Vec<&Sentence>, Vec<&Sentence>) = {
-        let mut tr = Vec::new();
-        let mut dv = Vec::new();
-        for (i, s) in sentences.iter().enumerate() {
-            if s.is_empty() {
-                continue;
-            }
-            if is_held_out(i, options.dev_every) {
-                dv.push(s);
-            } else {
-                tr.push(s);
-            }
+    let mut train_set = Vec::new();
+    let mut dev_set = Vec::new();
+    for (i, s) in sentences.iter().enumerate() {
+        if s.is_empty() {
+            continue;
         }
-        (tr, dv)
-    };
+        if is_held_out(i, options.dev_every) {
+            dev_set.push(s);
+        } else {
+            train_set.push(s);
+        }
+    }
     if train_set.is_empty() {
         return Err(Error::Config("no training sentences".into()));
     }
@@ -225,9 +218,6 @@ pub fn train_segmenter_with(
         lexicon,
     };
     let extractor = config.extractor()?;
-    let structure = config.structure();
-    let labels = LabelAlphabet::from_labels(scheme.labels().iter());
-    // One extractor per fold, each with a lexicon that leaves that fold out.
     let folds = if config.lexicon.is_some() {
         options.lexicon_folds
     } else {
@@ -247,6 +237,46 @@ pub fn train_segmenter_with(
     } else {
         Vec::new()
     };
+    Ok(Prepared {
+        train_set,
+        dev_set,
+        config,
+        extractor,
+        fold_extractors,
+    })
+}
+
+/// [`train_segmenter`] with a stop flag (see `chaincrf_train::Trainer::stop_flag`)
+/// and, with `resume`, continuing from a checkpoint exactly as the run that
+/// wrote it would have gone on (`chaincrf_train::Trainer::resume_from`).
+/// Progress events give each iteration's model and saved state for
+/// checkpoints ([`Progress::model`], [`Progress::saved_state`]).
+///
+/// The checkpoint must come from a run over the same corpus and options: its
+/// labels, attribute ids, extractor configuration and structure are compared
+/// with this run's, and a difference is an error.
+///
+/// # Errors
+/// [`Error::Config`] for bad options, a checkpoint of another run, or when
+/// training fails.
+pub fn train_segmenter_with(
+    sentences: &[Sentence],
+    options: &CwsTrainOptions,
+    resume: Option<&Checkpoint>,
+    stop: Option<Arc<AtomicBool>>,
+    on_progress: &mut dyn FnMut(&Progress<'_>),
+) -> Result<CwsTrained> {
+    let Prepared {
+        train_set,
+        dev_set,
+        config,
+        extractor,
+        fold_extractors,
+    } = prepare(sentences, options)?;
+    let scheme = options.scheme;
+    let structure = config.structure();
+    let labels = LabelAlphabet::from_labels(scheme.labels().iter());
+    let folds = fold_extractors.len();
     let spec = config.spec()?;
     let mut builder = DatasetBuilder::new()
         .without_attribute_names()

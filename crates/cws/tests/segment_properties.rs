@@ -178,7 +178,7 @@ fn training_resumes_only_from_its_own_checkpoint() {
                 iteration: p.iteration,
                 fingerprint: 42,
                 weights: p.weights().to_vec(),
-                model: p.model(),
+                model: p.model().expect("a chain run has a model"),
                 optimizer: p.saved_state().unwrap(),
             });
         }

@@ -13,7 +13,7 @@ use crate::epochs::EpochControl;
 use crate::error::TrainError;
 use crate::lbfgs::{self, LbfgsConfig, LbfgsStart};
 use crate::mask::trainable_mask;
-use crate::objective::Objective;
+use crate::objective::{Differentiable, Objective};
 use crate::online::{run_online, OnlineAlgorithm, OnlineConfig, OnlineStart, OnlineTermination};
 use crate::params::{Algorithm, CheckedParams, Params};
 use crate::progress::{HeldOutScore, Observer, Progress, Stage};
@@ -231,6 +231,99 @@ impl<'a> Trainer<'a> {
     }
 }
 
+impl Trainer<'_> {
+    /// Minimizes a custom objective with this trainer's L-BFGS settings,
+    /// stopping rules, observer, stop flag and saved states: the fit loop for
+    /// another structure (a semi-Markov CRF, a hybrid model) without
+    /// rewriting it. `start` is in the objective's compact parameters
+    /// ([`Differentiable::dim`]); `held_out` scores full-layout weights
+    /// (higher is better) for progress events and early stopping. Events
+    /// have no [`Progress::model`]: the weights are the caller's to
+    /// interpret.
+    ///
+    /// # Errors
+    /// [`TrainError::InvalidParameter`] for another algorithm than `lbfgs`
+    /// or an SGD warm start (it needs a chain [`Dataset`]); initial weights
+    /// of the wrong length; an evaluation or optimizer failure.
+    pub fn minimize<O: Differentiable>(
+        &mut self,
+        objective: &O,
+        start: Vec<f64>,
+        held_out: Option<HeldOutScore<'_>>,
+    ) -> Result<Minimized, TrainError> {
+        let params = &self.params;
+        if params.algorithm() != Algorithm::Lbfgs {
+            return Err(TrainError::InvalidParameter {
+                name: "algorithm".into(),
+                message: format!("a custom objective is minimized by lbfgs, not {}", params.algorithm()),
+            });
+        }
+        if params.sgd_epochs > 0 {
+            return Err(TrainError::InvalidParameter {
+                name: "sgd_epochs".into(),
+                message: "the SGD warm start needs a chain dataset; give the custom objective its start instead".into(),
+            });
+        }
+        if start.len() != objective.dim() {
+            return Err(TrainError::InitialWeights {
+                expected: objective.dim(),
+                got: start.len(),
+            });
+        }
+        let started = Instant::now();
+        let lbfgs_start = match self.resume.take() {
+            Some(SavedState(Owned::Lbfgs(state))) => LbfgsStart::Saved(state),
+            Some(other) => return Err(state_mismatch(&other, Algorithm::Lbfgs)),
+            None => LbfgsStart::Weights(start),
+        };
+        let mut ignore = |_: &Progress<'_>| {};
+        let observer: &mut dyn FnMut(&Progress<'_>) = match &mut self.observer {
+            Some(o) => o.as_mut(),
+            None => &mut ignore,
+        };
+        let encode = |s: &lbfgs::LbfgsStateRef<'_>| StateRef::Lbfgs(s).encode();
+        let config = LbfgsConfig {
+            c1: params.c1,
+            memory: params.num_memories,
+            epsilon: params.epsilon_or_default(),
+            delta: params.delta_or_default(),
+            period: params.period,
+            gradient_tolerance: params.gradient_tolerance,
+            max_iterations: params.max_iterations_or_default(),
+            patience: self.patience,
+            stop: self.stop.as_deref(),
+            started,
+            heldout: held_out,
+            encode: &encode,
+        };
+        let out = lbfgs::run(objective, None, &config, lbfgs_start, observer)?;
+        Ok(Minimized {
+            weights: objective.expand(&out.weights),
+            report: Report {
+                algorithm: Algorithm::Lbfgs,
+                termination: out.termination,
+                iterations: out.iterations,
+                warm_start_epochs: 0,
+                evaluations: objective.evaluations(),
+                final_objective: out.final_objective,
+                seconds: started.elapsed().as_secs_f64(),
+                features: objective.dim(),
+                best_heldout: out.best_heldout,
+            },
+        })
+    }
+}
+
+/// The result of [`Trainer::minimize`]: the final (or best held-out)
+/// weights in the objective's full layout, and how the run went.
+#[derive(Debug)]
+pub struct Minimized {
+    /// [`Differentiable::expand`] of the final parameters.
+    pub weights: Vec<f64>,
+    /// How the run went (`best_heldout` is the best `held_out` score).
+    pub report: Report,
+}
+
 /// What every optimizer's run shares with the fit loop.
 struct Context<'c> {
     started: Instant,
@@ -300,7 +393,7 @@ fn fit_lbfgs(
                             heldout: None,
                             interrupted: false,
                             replayed: false,
-                            data,
+                            data: Some(data),
                             weights: &weights,
                             state: None,
                         })
@@ -343,7 +436,7 @@ fn fit_lbfgs(
         heldout: cx.heldout,
         encode: &encode,
     };
-    let out = lbfgs::run(&objective, data, &config, lbfgs_start, cx.observer)?;
+    let out = lbfgs::run(&objective, Some(data), &config, lbfgs_start, cx.observer)?;
     Ok(Run {
         weights: objective.expand(&out.weights),
         termination: out.termination,
@@ -388,7 +481,7 @@ fn epoch_event<'a>(
         heldout: e.heldout,
         interrupted: e.interrupted,
         replayed: false,
-        data,
+        data: Some(data),
         weights,
         state: Some(state),
     });

@@ -134,7 +134,7 @@ struct Stopping<'a> {
     history: Vec<f64>,
     evaluations: &'a dyn Fn() -> usize,
     expand: &'a dyn Fn(&[f64]) -> Vec<f64>,
-    data: &'a Dataset,
+    data: Option<&'a Dataset>,
     observer: &'a mut dyn FnMut(&Progress<'_>),
     best: BestHeldOut,
     termination: Option<Termination>,
@@ -328,7 +328,7 @@ fn new_solver(c1: f64, memory: usize) -> Result<Lbfgs, TrainError> {
 /// Runs L-BFGS on `objective` from `start`, reporting every iteration to `observer`.
 pub(crate) fn run<O: Differentiable>(
     objective: &O,
-    data: &Dataset,
+    data: Option<&Dataset>,
     config: &LbfgsConfig<'_>,
     start: LbfgsStart,
     observer: &mut dyn FnMut(&Progress<'_>),

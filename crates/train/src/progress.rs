@@ -11,8 +11,9 @@ use crate::error::TrainError;
 use crate::params::Algorithm;
 use chaincrf_model::Model;
 
-/// Scores full-layout weights on held-out data (token accuracy).
-pub(crate) type HeldOutScore<'a> = &'a dyn Fn(&[f64]) -> f64;
+/// Scores full-layout weights on held-out data, higher is better (token
+/// accuracy for a chain; any score for [`crate::Trainer::minimize`]).
+pub type HeldOutScore<'a> = &'a dyn Fn(&[f64]) -> f64;
 
 /// A boxed observer of progress events.
 pub(crate) type Observer<'a> = Box<dyn FnMut(&Progress<'_>) + 'a>;
@@ -58,7 +59,9 @@ pub struct Progress<'a> {
     /// again because its held-out score feeds early stopping); a checkpoint
     /// writer need not save it again.
     pub replayed: bool,
-    pub(crate) data: &'a Dataset,
+    /// The training set of a [`crate::Trainer::fit`] run; `None` for a
+    /// custom objective ([`crate::Trainer::minimize`]).
+    pub(crate) data: Option<&'a Dataset>,
     pub(crate) weights: &'a dyn Fn() -> &'a [f64],
     pub(crate) state: Option<&'a dyn Fn() -> Result<Vec<u8>, TrainError>>,
 }
@@ -84,9 +87,11 @@ impl Progress<'_> {
     }
 
     /// The model of this iteration's weights, with the training set's full
-    /// attribute dictionary (what a checkpoint stores).
-    pub fn model(&self) -> Model {
-        self.data.model_from(self.weights())
+    /// attribute dictionary (what a checkpoint stores); `None` when a custom
+    /// objective is minimized ([`crate::Trainer::minimize`]): its weights
+    /// are the caller's to interpret.
+    pub fn model(&self) -> Option<Model> {
+        self.data.map(|d| d.model_from(self.weights()))
     }
 
     /// Whether [`Progress::saved_state`] can be asked for (not during the

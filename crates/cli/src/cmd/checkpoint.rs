@@ -195,7 +195,9 @@ impl Checkpointer {
                 iteration: p.iteration,
                 fingerprint,
                 weights: p.weights().to_vec(),
-                model: p.model(),
+                model: p
+                    .model()
+                    .ok_or_else(|| anyhow::anyhow!("this run's weights are not a chain model"))?,
                 optimizer: p.saved_state()?,
             };
             save_checkpoint(&checkpoint, &self.path)?;
