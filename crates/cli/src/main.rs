@@ -34,7 +34,7 @@ enum Command {
     Prune(cmd::prune::Args),
     /// Chinese word segmentation: train a segmenter, segment text, score a segmentation.
     Cws(cmd::cws::Args),
-    /// Exact inference on chain potentials given as JSON: log Z, Viterbi, marginals, entropy, n-best.
+    /// Exact inference on chain or semi-Markov potentials given as JSON: log Z, Viterbi, marginals, entropy, n-best.
     Infer(cmd::infer::Args),
 }
 

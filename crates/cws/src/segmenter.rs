@@ -319,6 +319,25 @@ pub struct Session<'s> {
     semi: SemiScratch,
 }
 
+/// The longest forced word the semi-Markov decoder handles itself (see
+/// [`Session::segment_run`]).
+const MAX_SEMI_LEN: usize = 64;
+
+/// The longest run of positions where `allowed` forbids S: positions a
+/// constraint keeps inside a longer word.
+fn longest_forced_run(allowed: &AllowedLabels, n: usize) -> usize {
+    let (mut best, mut run) = (0, 0);
+    for t in 0..n {
+        if allowed.is_allowed(t, TagScheme::Bmes.single() as usize) {
+            run = 0;
+        } else {
+            run += 1;
+            best = best.max(run);
+        }
+    }
+    best
+}
+
 /// Per-thread buffers of the semi-Markov decoder.
 #[derive(Debug, Default)]
 struct SemiScratch {
@@ -412,7 +431,15 @@ impl Session<'_> {
             _ => None,
         };
         if let Some((semi, weights)) = &self.seg.semi {
-            return self.segment_run_semi(semi, weights, allowed.as_ref(), confidence, out);
+            let forced = allowed.as_ref().map_or(0, |a| longest_forced_run(a, self.raw.len()));
+            // A forced word longer than the model's limit still fits: the limit
+            // grows for this input, up to `MAX_SEMI_LEN`; past that (a Latin run
+            // of thousands of characters, say) the character model decodes
+            // alone, so memory stays linear in the input.
+            if forced <= MAX_SEMI_LEN {
+                let l = semi.max_len().max(forced);
+                return self.segment_run_semi(semi, weights, l, allowed.as_ref(), confidence, out);
+            }
         }
         let path = self
             .tagger
@@ -455,25 +482,12 @@ impl Session<'_> {
         &mut self,
         semi: &SemiModel,
         weights: &[f64],
+        l: usize,
         allowed: Option<&AllowedLabels>,
         confidence: bool,
         out: &mut Vec<Word>,
     ) -> Result<()> {
         let n = self.raw.len();
-        // A forced word longer than the model's limit still fits.
-        let forced = allowed.map_or(0, |a| {
-            let (mut best, mut run) = (0, 0);
-            for t in 0..n {
-                if a.is_allowed(t, TagScheme::Bmes.single() as usize) {
-                    run = 0;
-                } else {
-                    run += 1;
-                    best = best.max(run);
-                }
-            }
-            best
-        });
-        let l = semi.max_len().max(forced);
         let sc = &mut self.semi;
         segment_scores_into(&semi.features(), weights, &self.norm, l, &mut sc.segment_scores);
         let scored = self.tagger.potentials();

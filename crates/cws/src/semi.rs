@@ -25,8 +25,9 @@
 //! Words longer than `L` characters: in training, such a gold word is cut
 //! into pieces of `L` (they are 0.01% of the PKU training words at `L = 10`);
 //! in decoding, a word forced by the user dictionary or a Latin/number run is
-//! allowed at any length (the maximum length grows for that input), so forced
-//! words come out whole as in the chain.
+//! allowed at any length (the maximum length grows for that input, up to 64
+//! characters; past that the character model decodes that input alone, so
+//! memory stays linear), so forced words come out whole as in the chain.
 
 use crate::words::{WordFeatures, WordStats};
 use chaincrf_core::semimarkov::SegmentPotentials;
@@ -274,23 +275,6 @@ pub fn segment_scores_into(
     });
 }
 
-/// The longest run of consecutive positions whose emissions forbid S:
-/// positions that a constraint keeps inside a longer word. A forced word of
-/// any length fits when the maximum segment length is at least this.
-pub fn longest_forced_run(emissions: &[f64]) -> usize {
-    let mut best = 0;
-    let mut run = 0;
-    for row in emissions.chunks_exact(4) {
-        if row[S] == f64::NEG_INFINITY {
-            run += 1;
-            best = best.max(run);
-        } else {
-            run = 0;
-        }
-    }
-    best
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,15 +357,5 @@ mod tests {
         let s = |p: &HybridPotentials, g: &[Segment]| semimarkov::segmentation_score(p, g).unwrap();
         assert!((s(&p, &with) - s(&plain, &with) - 2.5).abs() < 1e-12);
         assert_eq!(s(&p, &without), s(&plain, &without));
-    }
-
-    #[test]
-    fn forced_runs_are_measured_on_s_columns() {
-        let inf = f64::NEG_INFINITY;
-        let e = [
-            0.0, 0.0, 0.0, inf, 0.0, 0.0, 0.0, inf, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, inf,
-        ];
-        assert_eq!(longest_forced_run(&e), 2);
-        assert_eq!(longest_forced_run(&[]), 0);
     }
 }

@@ -703,6 +703,11 @@ mod tests {
         // So does a Latin run.
         let seg = seg.keep_latin_runs(true);
         assert_eq!(seg.words("我们学习abcdefgh").unwrap(), ["我们", "学习", "abcdefgh"]);
+        // A forced run too long for the semi-Markov decoder: the character
+        // model decodes that input alone, and the run still comes out whole.
+        let long = "x".repeat(5000);
+        let text = format!("我们{long}学习");
+        assert_eq!(seg.words(&text).unwrap(), ["我们", long.as_str(), "学习"]);
     }
 
     #[test]
