@@ -43,6 +43,9 @@ pub struct SemiOptions {
     pub max_iterations: u64,
     /// Stop when held-out word F1 has not improved for this many iterations.
     pub patience: Option<usize>,
+    /// Keep the character model's attribute weights as trained and train
+    /// only the word-feature weights and the transitions.
+    pub freeze_characters: bool,
 }
 
 impl Default for SemiOptions {
@@ -51,6 +54,7 @@ impl Default for SemiOptions {
             max_len: 10,
             max_iterations: 30,
             patience: None,
+            freeze_characters: false,
         }
     }
 }
@@ -185,6 +189,8 @@ pub(crate) struct HybridObjective<'c> {
     num_segment: usize,
     max_len: usize,
     c2: f64,
+    /// The attribute weights do not move (gradient and L2 left out).
+    freeze_characters: bool,
     chunks: Vec<Range<usize>>,
     pool: rayon::ThreadPool,
     cache: Mutex<Option<Evaluated>>,
@@ -222,6 +228,7 @@ impl<'c> HybridObjective<'c> {
             num_segment,
             max_len,
             c2,
+            freeze_characters: false,
             chunks,
             pool,
             cache: Mutex::new(None),
@@ -355,7 +362,7 @@ impl<'c> HybridObjective<'c> {
             }
         }
         // The tag gradients into the attribute weights, in position order.
-        for p in 0..total_positions {
+        for p in (0..total_positions).filter(|_| !self.freeze_characters) {
             let (ids, values) = data.arena.state_at(p);
             let row = &tag_grad[p * 4..p * 4 + 4];
             for (j, &id) in ids.iter().enumerate() {
@@ -367,7 +374,12 @@ impl<'c> HybridObjective<'c> {
             }
         }
         // L2 on every weight (forbidden transitions have no gradient and stay 0).
-        for (g, &x) in grad.iter_mut().zip(w) {
+        let from = if self.freeze_characters {
+            layout.edge_offset()
+        } else {
+            0
+        };
+        for (g, &x) in grad.iter_mut().zip(w).skip(from) {
             loss += self.c2 * x * x;
             *g += 2.0 * self.c2 * x;
         }
@@ -516,7 +528,8 @@ pub fn train_semi_segmenter(
     let num_segment = total_view[0].num_features();
     let c2 = options.params.params().l2();
     let threads = options.threads;
-    let objective = HybridObjective::new(&train, layout, num_segment, l, c2, threads)?;
+    let mut objective = HybridObjective::new(&train, layout, num_segment, l, c2, threads)?;
+    objective.freeze_characters = semi.freeze_characters;
     let mut start = model.to_flat();
     for x in start.iter_mut() {
         if !x.is_finite() {
@@ -683,6 +696,7 @@ mod tests {
             max_len: 4,
             max_iterations: 20,
             patience: None,
+            freeze_characters: false,
         };
         let (trained, report) = train_semi_segmenter(&sentences, &options, &semi, None, &mut |_| {}).unwrap();
         assert!(report.iterations > 0);
@@ -708,6 +722,23 @@ mod tests {
         let long = "x".repeat(5000);
         let text = format!("我们{long}学习");
         assert_eq!(seg.words(&text).unwrap(), ["我们", long.as_str(), "学习"]);
+    }
+
+    #[test]
+    fn frozen_character_weights_stay_as_the_character_model_has_them() {
+        let sentences = parse_sighan(CORPUS).unwrap();
+        let options = small_options();
+        let chain = train_segmenter(&sentences, &options, &mut |_| {}).unwrap();
+        let semi = SemiOptions {
+            max_len: 4,
+            max_iterations: 10,
+            patience: None,
+            freeze_characters: true,
+        };
+        let (trained, _) = train_semi_segmenter(&sentences, &options, &semi, None, &mut |_| {}).unwrap();
+        let state = chain.model.layout().edge_offset();
+        assert_eq!(trained.model.to_flat()[..state], chain.model.to_flat()[..state]);
+        assert_ne!(trained.model.to_flat()[state..], chain.model.to_flat()[state..]);
     }
 
     #[test]

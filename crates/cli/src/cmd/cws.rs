@@ -294,6 +294,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
             max_len: a.max_word_len,
             max_iterations: a.semi_iterations,
             patience: opt.patience,
+            freeze_characters: false,
         };
         note!("training the character model, then the semi-Markov model (held-out figures: word F1)");
         let (trained, semi_report) = train_semi_segmenter(&sentences, &options, &semi, Some(stop), &mut on_progress)?;
