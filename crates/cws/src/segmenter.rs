@@ -24,7 +24,7 @@ use crate::lexicon::Lexicon;
 use crate::ngram::{NgramConfig, NgramExtractor};
 use crate::normalize::normalize_char;
 use crate::scheme::TagScheme;
-use crate::semi::{segment_scores_into, HybridPotentials, SemiModel};
+use crate::semi::{HybridPotentials, SemiModel};
 use chaincrf_core::{AllowedLabels, ChainWorkspace, Constrained, Log, MaxPlus, Potentials, SemiMarkovWorkspace};
 use chaincrf_model::{ExtractorSpec, Model, Structure, Tagger};
 use serde::{Deserialize, Serialize};
@@ -489,7 +489,14 @@ impl Session<'_> {
     ) -> Result<()> {
         let n = self.raw.len();
         let sc = &mut self.semi;
-        segment_scores_into(&semi.features(), weights, &self.norm, l, &mut sc.segment_scores);
+        sc.segment_scores.clear();
+        sc.segment_scores.resize(n * l, 0.0);
+        let scores = &mut sc.segment_scores;
+        semi.features().extract_with(&self.norm, &mut |i, d, f| {
+            if let Some(w) = weights.get(f as usize) {
+                scores[i * l + d - 1] += w;
+            }
+        });
         let scored = self.tagger.potentials();
         match allowed {
             Some(a) => {

@@ -27,6 +27,29 @@ use crate::lexicon::CharTrie;
 use crate::normalize::char_class;
 use crate::semi::SegmentFeatures;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A hasher for `char` keys: one multiply (the keys are not attacker-chosen
+/// in a way that matters here: a model's own characters).
+#[derive(Default)]
+struct CharHasher(u64);
+
+impl Hasher for CharHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type BuildCharHasher = BuildHasherDefault<CharHasher>;
 
 /// Word and substring counts of the training words, per fold.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -39,7 +62,7 @@ pub struct WordStats {
     words: Vec<(String, u32)>,
     /// The characters of the training words, numbered (first/last
     /// character features).
-    chars: std::collections::HashMap<char, u32>,
+    chars: HashMap<char, u32, BuildCharHasher>,
     /// Per trie node, `folds + 1` counts: one per fold, then the total.
     word_counts: Vec<u32>,
     substring_counts: Vec<u32>,
@@ -102,7 +125,7 @@ impl WordStats {
             folds,
             trie: CharTrie::new(),
             words: Vec::new(),
-            chars: std::collections::HashMap::new(),
+            chars: HashMap::default(),
             word_counts: vec![0; folds + 1],
             substring_counts: vec![0; folds + 1],
         }
@@ -334,55 +357,9 @@ impl<'a> WordFeatures<'a> {
         FIXED_FEATURES + LENGTH_CLASSES * self.stats.stats().num_chars() as u32
     }
 
-    /// A readable name for feature `id`.
-    pub fn describe(&self, id: u32) -> String {
-        let block = |base: u32, inner: u32| ((id - base) / inner, (id - base) % inner);
-        if id < RATIO_BASE {
-            let (l, b) = block(LEX_BASE, COUNT_BUCKETS);
-            format!("lex[len={}][count bucket {b}]", l + 1)
-        } else if id < EDGE_CLASS_BASE {
-            let (l, b) = block(RATIO_BASE, RATIO_BUCKETS);
-            format!("ratio[len={}][share bucket {b}]", l + 1)
-        } else if id < UNIFORM_CLASS_BASE {
-            let (l, r) = block(EDGE_CLASS_BASE, CHAR_CLASSES * CHAR_CLASSES);
-            format!("edges[len={}][{}][{}]", l + 1, r / CHAR_CLASSES, r % CHAR_CLASSES)
-        } else if id < CROSS_BASE {
-            let (l, c) = block(UNIFORM_CLASS_BASE, CHAR_CLASSES);
-            format!("uniform[len={}][class {c}]", l + 1)
-        } else if id < CONTEXT_BASE {
-            let (l, r) = block(CROSS_BASE, 8);
-            format!(
-                "cross[len={}][known {}][left {}][right {}]",
-                l + 1,
-                r >> 2,
-                (r >> 1) & 1,
-                r & 1
-            )
-        } else if id < FIXED_FEATURES {
-            let (l, r) = block(CONTEXT_BASE, CHAR_CLASSES * CHAR_CLASSES);
-            format!("context[len={}][{}][{}]", l + 1, r / CHAR_CLASSES, r % CHAR_CLASSES)
-        } else if id < self.last_base() {
-            let (l, c) = block(self.first_base(), self.stats.stats().num_chars() as u32);
-            format!("first[len={}][char {c}]", l + 1)
-        } else if (id as usize) < self.num_features() {
-            let (l, c) = block(self.last_base(), self.stats.stats().num_chars() as u32);
-            format!("last[len={}][char {c}]", l + 1)
-        } else {
-            format!("unknown feature {id}")
-        }
-    }
-}
-
-impl SegmentFeatures for WordFeatures<'_> {
-    fn num_features(&self) -> usize {
-        FIXED_FEATURES as usize + 2 * LENGTH_CLASSES as usize * self.stats.stats().num_chars()
-    }
-
-    fn max_len(&self) -> usize {
-        self.max_len
-    }
-
-    fn extract(&self, chars: &[char], sink: &mut dyn FnMut(usize, usize, u32)) {
+    /// [`SegmentFeatures::extract`] with a sink the compiler can inline
+    /// (the segmenter adds weights straight into its score rows).
+    pub fn extract_with<F: FnMut(usize, usize, u32) + ?Sized>(&self, chars: &[char], sink: &mut F) {
         let n = chars.len();
         let l = self.max_len;
         let stats = self.stats.stats();
@@ -457,6 +434,58 @@ impl SegmentFeatures for WordFeatures<'_> {
                 }
             }
         }
+    }
+
+    /// A readable name for feature `id`.
+    pub fn describe(&self, id: u32) -> String {
+        let block = |base: u32, inner: u32| ((id - base) / inner, (id - base) % inner);
+        if id < RATIO_BASE {
+            let (l, b) = block(LEX_BASE, COUNT_BUCKETS);
+            format!("lex[len={}][count bucket {b}]", l + 1)
+        } else if id < EDGE_CLASS_BASE {
+            let (l, b) = block(RATIO_BASE, RATIO_BUCKETS);
+            format!("ratio[len={}][share bucket {b}]", l + 1)
+        } else if id < UNIFORM_CLASS_BASE {
+            let (l, r) = block(EDGE_CLASS_BASE, CHAR_CLASSES * CHAR_CLASSES);
+            format!("edges[len={}][{}][{}]", l + 1, r / CHAR_CLASSES, r % CHAR_CLASSES)
+        } else if id < CROSS_BASE {
+            let (l, c) = block(UNIFORM_CLASS_BASE, CHAR_CLASSES);
+            format!("uniform[len={}][class {c}]", l + 1)
+        } else if id < CONTEXT_BASE {
+            let (l, r) = block(CROSS_BASE, 8);
+            format!(
+                "cross[len={}][known {}][left {}][right {}]",
+                l + 1,
+                r >> 2,
+                (r >> 1) & 1,
+                r & 1
+            )
+        } else if id < FIXED_FEATURES {
+            let (l, r) = block(CONTEXT_BASE, CHAR_CLASSES * CHAR_CLASSES);
+            format!("context[len={}][{}][{}]", l + 1, r / CHAR_CLASSES, r % CHAR_CLASSES)
+        } else if id < self.last_base() {
+            let (l, c) = block(self.first_base(), self.stats.stats().num_chars() as u32);
+            format!("first[len={}][char {c}]", l + 1)
+        } else if (id as usize) < self.num_features() {
+            let (l, c) = block(self.last_base(), self.stats.stats().num_chars() as u32);
+            format!("last[len={}][char {c}]", l + 1)
+        } else {
+            format!("unknown feature {id}")
+        }
+    }
+}
+
+impl SegmentFeatures for WordFeatures<'_> {
+    fn num_features(&self) -> usize {
+        FIXED_FEATURES as usize + 2 * LENGTH_CLASSES as usize * self.stats.stats().num_chars()
+    }
+
+    fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    fn extract(&self, chars: &[char], sink: &mut dyn FnMut(usize, usize, u32)) {
+        self.extract_with(chars, sink);
     }
 }
 
