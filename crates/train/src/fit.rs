@@ -245,6 +245,35 @@ impl Trainer<'_> {
     /// [`TrainError::InvalidParameter`] for another algorithm than `lbfgs`
     /// or an SGD warm start (it needs a chain [`Dataset`]); initial weights
     /// of the wrong length; an evaluation or optimizer failure.
+    ///
+    /// ```
+    /// use chaincrf_train::{Algorithm, Differentiable, EvalError, Params, Trainer};
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    ///
+    /// /// (w₀ − 3)² + (w₁ + 1)²
+    /// struct Bowl(AtomicUsize);
+    /// impl Differentiable for Bowl {
+    ///     fn dim(&self) -> usize {
+    ///         2
+    ///     }
+    ///     fn cost_and_gradient(&self, w: &[f64]) -> Result<(f64, Vec<f64>), EvalError> {
+    ///         self.0.fetch_add(1, Ordering::Relaxed);
+    ///         let (a, b) = (w[0] - 3.0, w[1] + 1.0);
+    ///         Ok((a * a + b * b, vec![2.0 * a, 2.0 * b]))
+    ///     }
+    ///     fn evaluations(&self) -> usize {
+    ///         self.0.load(Ordering::Relaxed)
+    ///     }
+    ///     fn expand(&self, w: &[f64]) -> Vec<f64> {
+    ///         w.to_vec()
+    ///     }
+    /// }
+    ///
+    /// let params = Params::new(Algorithm::Lbfgs).check()?;
+    /// let done = Trainer::new(params).minimize(&Bowl(AtomicUsize::new(0)), vec![0.0, 0.0], None)?;
+    /// assert!((done.weights[0] - 3.0).abs() < 1e-4 && (done.weights[1] + 1.0).abs() < 1e-4);
+    /// # Ok::<(), chaincrf_train::TrainError>(())
+    /// ```
     pub fn minimize<O: Differentiable>(
         &mut self,
         objective: &O,
