@@ -76,6 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             max_iterations: env("SEMI_MAXIT", 30),
             patience: None,
             freeze_characters: env("SEMI_FREEZE", 0) == 1,
+            folds: 10,
         };
         let (trained, report) = semi_train::train_semi_segmenter(&sentences, &opts, &semi, None, &mut progress)?;
         eprintln!("semi-Markov stage: {report}");

@@ -323,19 +323,26 @@ pub struct Session<'s> {
 /// [`Session::segment_run`]).
 const MAX_SEMI_LEN: usize = 64;
 
-/// The longest run of positions where `allowed` forbids S: positions a
-/// constraint keeps inside a longer word.
+/// The longest word a constraint forces: one more than the longest run of
+/// positions that allow neither E nor S (a forced word's characters but its
+/// last). Forced words side by side do not add up: each one's last character
+/// allows E.
 fn longest_forced_run(allowed: &AllowedLabels, n: usize) -> usize {
+    let (e, s) = (TagScheme::Bmes.end() as usize, TagScheme::Bmes.single() as usize);
     let (mut best, mut run) = (0, 0);
     for t in 0..n {
-        if allowed.is_allowed(t, TagScheme::Bmes.single() as usize) {
+        if allowed.is_allowed(t, e) || allowed.is_allowed(t, s) {
             run = 0;
         } else {
             run += 1;
             best = best.max(run);
         }
     }
-    best
+    if best == 0 {
+        0
+    } else {
+        best + 1
+    }
 }
 
 /// Per-thread buffers of the semi-Markov decoder.
@@ -566,5 +573,30 @@ impl Session<'_> {
             score += p.transition_at(t, a, b) + p.emission(t, b);
         }
         score + self.chain.beta(last)[tail].0 + self.chain.beta_log_scale(last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_forced_word_is_measured_word_by_word() {
+        let scheme = TagScheme::Bmes;
+        let chars: Vec<char> = "中华人民共和国国务院总理".chars().collect();
+        let mut c = Constraints::free(scheme, chars.len());
+        c.force_word(0..7);
+        c.force_word(7..10);
+        c.force_word(10..12);
+        let k = scheme.num_tags();
+        let sets: Vec<Option<Vec<usize>>> = c
+            .as_slice()
+            .iter()
+            .map(|s| (!s.is_any()).then(|| s.iter(k).map(|y| y as usize).collect()))
+            .collect();
+        let allowed = AllowedLabels::from_sets(&sets, k).unwrap();
+        assert_eq!(longest_forced_run(&allowed, chars.len()), 7);
+        let free = AllowedLabels::all(chars.len(), k);
+        assert_eq!(longest_forced_run(&free, chars.len()), 0);
     }
 }

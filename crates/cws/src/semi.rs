@@ -23,11 +23,21 @@
 //! the chain.
 //!
 //! Words longer than `L` characters: in training, such a gold word is cut
-//! into pieces of `L` (they are 0.01% of the PKU training words at `L = 10`);
+//! into the fewest even pieces of at most `L` (0.006% of the PKU training
+//! words at `L = 10`); in decoding, an unforced word longer than `L` (a long
+//! number without `--keep-latin`, say) comes out in pieces, where the
+//! character model could keep it whole;
 //! in decoding, a word forced by the user dictionary or a Latin/number run is
 //! allowed at any length (the maximum length grows for that input, up to 64
-//! characters; past that the character model decodes that input alone, so
-//! memory stays linear), so forced words come out whole as in the chain.
+//! characters; past that the model's character part decodes that input alone,
+//! without the word features, so memory stays linear), so forced words come
+//! out whole as in the chain. Decoding keeps `O(n·L)` scores per input line
+//! (a few hundred bytes per character at `L = 10`): split very long lines.
+//!
+//! [`SegmentFeatures`], [`HybridPotentials`] and [`segment_scores_into`] are
+//! the pieces for a semi-Markov segmenter with one's own word features over
+//! the core's dynamic program; the trainer (`semi_train`) and the model file
+//! use the built-in [`WordFeatures`] only.
 
 use crate::words::{WordFeatures, WordStats};
 use chaincrf_core::semimarkov::SegmentPotentials;

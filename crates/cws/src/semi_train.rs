@@ -5,7 +5,7 @@
 //! are the hybrid's starting point, with every segment weight at 0, where the
 //! hybrid scores exactly what the chain scores (see [`crate::semi`]). L-BFGS
 //! then trains all weights together on the semi-Markov likelihood
-//! ([`HybridObjective`], a `chaincrf_train::Differentiable`), so the
+//! (`HybridObjective`, a `chaincrf_train::Differentiable`), so the
 //! character weights adjust to what the word features now explain. Held-out
 //! word F1 is reported per iteration and drives early stopping.
 //!
@@ -27,7 +27,7 @@ use chaincrf_core::semimarkov::{Segment, SemiMarkovNll, SemiMarkovWorkspace};
 use chaincrf_core::MaxPlus;
 use chaincrf_features::AttrKind;
 use chaincrf_model::{ExtractorSpec, Model, ObservationArena, WeightLayout};
-use chaincrf_train::{Algorithm, Differentiable, EvalError, Params, Progress, Report, Trainer};
+use chaincrf_train::{Algorithm, Differentiable, EvalError, Params, Progress, Report, Termination, Trainer};
 use rayon::prelude::*;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -46,6 +46,13 @@ pub struct SemiOptions {
     /// Keep the character model's attribute weights as trained and train
     /// only the word-feature weights and the transitions.
     pub freeze_characters: bool,
+    /// The word counts a training sentence sees leave its own fold out
+    /// (sentence `i` is in fold `i % folds`), as the lexicon features do;
+    /// with jackknifed lexicon features their fold count is used instead, so
+    /// both leave out the same sentences. Default 10; 0 or 1 turns it off
+    /// (then every gold word is known to its own sentence, and the model
+    /// learns to distrust unknown words).
+    pub folds: usize,
 }
 
 impl Default for SemiOptions {
@@ -55,6 +62,7 @@ impl Default for SemiOptions {
             max_iterations: 30,
             patience: None,
             freeze_characters: false,
+            folds: 10,
         }
     }
 }
@@ -96,16 +104,21 @@ fn gold_segments(words: &[String], max_len: usize) -> Vec<Segment> {
     let mut out = Vec::new();
     let mut at = 0;
     for w in words {
-        let mut len = w.chars().count();
-        while len > 0 {
-            let d = len.min(max_len);
+        let len = w.chars().count();
+        // A word longer than the limit becomes the fewest pieces that fit,
+        // as even as possible, so no piece is a lone character.
+        let pieces = len.div_ceil(max_len).max(1);
+        for p in 0..pieces {
+            let d = len / pieces + usize::from(p < len % pieces);
+            if d == 0 {
+                continue;
+            }
             out.push(Segment {
                 start: at,
                 len: d,
                 label: if d == 1 { SINGLE } else { MULTI },
             });
             at += d;
-            len -= d;
         }
     }
     out
@@ -119,7 +132,7 @@ fn compile(
     features: &[WordFeatures<'_>],
     model: &Model,
     max_len: usize,
-) -> Compiled {
+) -> Result<Compiled> {
     let mut arena = ObservationArena::new();
     let mut out = Compiled {
         arena: ObservationArena::new(),
@@ -143,13 +156,18 @@ fn compile(
         let first = out.offsets.len() - 1;
         for set in sets.iter().take(n * max_len) {
             out.features.extend_from_slice(set);
-            out.offsets.push(out.features.len() as u32);
+            let end = u32::try_from(out.features.len()).map_err(|_| {
+                Error::Config(
+                    "the corpus has more than 2^32 word-feature occurrences: use a shorter --max-word-len".into(),
+                )
+            })?;
+            out.offsets.push(end);
         }
         out.sentences.push((n, first));
         out.gold.push(gold_segments(s, max_len));
     }
     out.arena = arena;
-    out
+    Ok(out)
 }
 
 /// The emissions of sequence `i` of `arena` under state weights `w` (`k = 4`).
@@ -362,7 +380,8 @@ impl<'c> HybridObjective<'c> {
             }
         }
         // The tag gradients into the attribute weights, in position order.
-        for p in (0..total_positions).filter(|_| !self.freeze_characters) {
+        let scatter_to = if self.freeze_characters { 0 } else { total_positions };
+        for p in 0..scatter_to {
             let (ids, values) = data.arena.state_at(p);
             let row = &tag_grad[p * 4..p * 4 + 4];
             for (j, &id) in ids.iter().enumerate() {
@@ -490,9 +509,14 @@ pub fn train_semi_segmenter(
             semi.max_len
         )));
     }
+    if semi.max_iterations == 0 {
+        return Err(Error::Config("the semi-Markov stage needs at least 1 iteration".into()));
+    }
     let chain = train_segmenter_with(sentences, options, None, stop.clone(), on_progress)?;
-    if stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)) {
-        return Err(Error::Config("interrupted while training the character model".into()));
+    if matches!(chain.report.termination, Termination::Interrupted { .. }) {
+        // Stopped during the character stage: that model is the result.
+        let report = chain.report.clone();
+        return Ok((chain, report));
     }
     let Prepared {
         train_set,
@@ -508,7 +532,11 @@ pub fn train_semi_segmenter(
         ));
     }
     let l = semi.max_len;
-    let folds = fold_extractors.len();
+    let folds = match fold_extractors.len() {
+        0 | 1 => semi.folds,
+        n => n,
+    };
+    let folds = if folds > 1 { folds } else { 0 };
     let words: Vec<Vec<String>> = train_set.iter().map(|s| s.to_vec()).collect();
     let stats = WordStats::from_sentences(&words, l, folds);
     let fold_views: Vec<WordFeatures<'_>> = if folds > 1 {
@@ -522,8 +550,23 @@ pub fn train_semi_segmenter(
         extractors.push(&extractor);
     }
     let fold_of = |i: usize| if folds > 1 { i % folds } else { 0 };
-    let train = compile(&train_set, &fold_of, &extractors, &fold_of, &fold_views, &model, l);
-    let dev = (!dev_set.is_empty()).then(|| compile(&dev_set, &|_| 0, &[&extractor], &|_| 0, &total_view, &model, l));
+    // Lexicon folds and word-count folds leave out the same sentences when
+    // both exist (`i % folds`); without lexicon folds there is one extractor.
+    let extractor_of = |i: usize| if extractors.len() > 1 { i % extractors.len() } else { 0 };
+    let train = compile(&train_set, &extractor_of, &extractors, &fold_of, &fold_views, &model, l)?;
+    let dev = if dev_set.is_empty() {
+        None
+    } else {
+        Some(compile(
+            &dev_set,
+            &|_| 0,
+            &[&extractor],
+            &|_| 0,
+            &total_view,
+            &model,
+            l,
+        )?)
+    };
     let layout = model.layout();
     let num_segment = total_view[0].num_features();
     let c2 = options.params.params().l2();
@@ -537,8 +580,9 @@ pub fn train_semi_segmenter(
         }
     }
     start.resize(layout.len() + num_segment, 0.0);
+    // L2 is in the objective itself (c2 of the character model's options);
+    // the semi-Markov stage has no L1.
     let params = Params::new(Algorithm::Lbfgs)
-        .c2(c2)
         .max_iterations(Some(semi.max_iterations))
         .check()?;
     let mut trainer = Trainer::new(params).observer(on_progress);
@@ -645,7 +689,8 @@ mod tests {
             &views,
             &chain.model,
             l,
-        );
+        )
+        .unwrap();
         let layout = chain.model.layout();
         let num_segment = views[0].num_features();
         let objective = HybridObjective::new(&data, layout, num_segment, l, 0.1, 2).unwrap();
@@ -697,6 +742,7 @@ mod tests {
             max_iterations: 20,
             patience: None,
             freeze_characters: false,
+            folds: 10,
         };
         let (trained, report) = train_semi_segmenter(&sentences, &options, &semi, None, &mut |_| {}).unwrap();
         assert!(report.iterations > 0);
@@ -734,6 +780,7 @@ mod tests {
             max_iterations: 10,
             patience: None,
             freeze_characters: true,
+            folds: 10,
         };
         let (trained, _) = train_semi_segmenter(&sentences, &options, &semi, None, &mut |_| {}).unwrap();
         let state = chain.model.layout().edge_offset();
@@ -742,13 +789,56 @@ mod tests {
     }
 
     #[test]
+    fn word_counts_are_jackknifed_without_lexicon_folds_and_forged_models_are_refused() {
+        let sentences = parse_sighan(CORPUS).unwrap();
+        let options = CwsTrainOptions {
+            lexicon_folds: 0,
+            ..small_options()
+        };
+        let semi = SemiOptions {
+            max_len: 4,
+            max_iterations: 10,
+            folds: 2,
+            ..SemiOptions::default()
+        };
+        let (trained, _) = train_semi_segmenter(&sentences, &options, &semi, None, &mut |_| {}).unwrap();
+        let mut model = trained.model;
+        let seg = Segmenter::from_model(model.clone()).unwrap();
+        assert_eq!(seg.words("我们在北京学习").unwrap(), ["我们", "在", "北京", "学习"]);
+        // A model whose word-feature weights do not fit its statistics.
+        let ExtractorSpec::Custom { payload, .. } = &model.extractor else {
+            panic!("a custom extractor");
+        };
+        let (config, inventory, mut semi_model): (crate::CwsModelConfig, Option<crate::NgramInventory>, SemiModel) =
+            chaincrf_model::io::decode_payload(payload).unwrap();
+        semi_model.weights.pop();
+        model.extractor = ExtractorSpec::Custom {
+            kind: EXTRACTOR_KIND_SEMI.into(),
+            payload: chaincrf_model::io::encode_payload(&(&config, &inventory, &semi_model)).unwrap(),
+        };
+        let err = Segmenter::from_model(model.clone()).unwrap_err().to_string();
+        assert!(err.contains("word-feature weights"), "{err}");
+        semi_model.weights.push(f32::NAN);
+        semi_model.max_len = 99;
+        model.extractor = ExtractorSpec::Custom {
+            kind: EXTRACTOR_KIND_SEMI.into(),
+            payload: chaincrf_model::io::encode_payload(&(&config, &inventory, &semi_model)).unwrap(),
+        };
+        assert!(Segmenter::from_model(model).is_err());
+    }
+
+    #[test]
     fn long_gold_words_are_cut_to_the_limit() {
         let words: Vec<String> = ["中华人民共和国", "了"].iter().map(|s| s.to_string()).collect();
         let segs = gold_segments(&words, 3);
         let lens: Vec<usize> = segs.iter().map(|s| s.len).collect();
-        assert_eq!(lens, [3, 3, 1, 1]);
-        assert_eq!(segs[2].label, SINGLE);
+        assert_eq!(lens, [3, 2, 2, 1]);
+        assert!(segs[..3].iter().all(|s| s.label == MULTI));
+        assert_eq!(segs[3].label, SINGLE);
         assert_eq!(segs[3].start, 7);
+        let eleven = ["一二三四五六七八九十壹".to_string()];
+        let lens: Vec<usize> = gold_segments(&eleven, 10).iter().map(|s| s.len).collect();
+        assert_eq!(lens, [6, 5]);
     }
 
     #[test]
@@ -764,5 +854,10 @@ mod tests {
             ..small_options()
         };
         assert!(train_semi_segmenter(&sentences, &six, &SemiOptions::default(), None, &mut |_| {}).is_err());
+        let no_iterations = SemiOptions {
+            max_iterations: 0,
+            ..SemiOptions::default()
+        };
+        assert!(train_semi_segmenter(&sentences, &small_options(), &no_iterations, None, &mut |_| {}).is_err());
     }
 }

@@ -283,28 +283,31 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     );
     let mut printer = ProgressPrinter::new(opt.progress_jsonl.as_deref())?;
     let stop = install_stop_flag()?;
-    let mut on_progress = |p: &chaincrf_train::Progress<'_>| {
-        printer.event(p);
-        if checkpointer.wants(p) {
-            checkpointer.save(p);
-        }
-    };
     let trained = if a.semi_markov {
         let semi = SemiOptions {
             max_len: a.max_word_len,
             max_iterations: a.semi_iterations,
             patience: opt.patience,
-            freeze_characters: false,
+            ..SemiOptions::default()
         };
         note!("training the character model, then the semi-Markov model (held-out figures: word F1)");
-        let (trained, semi_report) = train_semi_segmenter(&sentences, &options, &semi, Some(stop), &mut on_progress)?;
-        note!("character model: {}", trained.report);
+        // No checkpoints: a semi-Markov run cannot be resumed yet (refused above).
+        let (trained, semi_report) =
+            train_semi_segmenter(&sentences, &options, &semi, Some(stop), &mut |p| printer.event(p))?;
+        if trained.report != semi_report {
+            note!("character model: {}", trained.report);
+        }
         CwsTrained {
             report: semi_report,
             ..trained
         }
     } else {
-        train_segmenter_with(&sentences, &options, resume.as_ref(), Some(stop), &mut on_progress)?
+        train_segmenter_with(&sentences, &options, resume.as_ref(), Some(stop), &mut |p| {
+            printer.event(p);
+            if checkpointer.wants(p) {
+                checkpointer.save(p);
+            }
+        })?
     };
     printer.finish();
     drop(resume);
@@ -337,7 +340,15 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         during_warm_start,
     } = report.termination
     {
-        checkpointer.report_interrupt(&model_path, after, during_warm_start);
+        if a.semi_markov {
+            note!(
+                "interrupted after iteration {after}: model saved to {} (not converged; the semi-Markov \
+                 stage has no checkpoints, so rerun to continue)",
+                model_path.display()
+            );
+        } else {
+            checkpointer.report_interrupt(&model_path, after, during_warm_start);
+        }
         return Err(Interrupted.into());
     }
     checkpointer.finish(&report.termination, report.iterations);
