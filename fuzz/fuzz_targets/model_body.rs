@@ -6,8 +6,7 @@
 //! "it is safe to use".
 #![no_main]
 
-use chaincrf_model::io::{checkpoint_from_bytes, from_bytes, CHECKPOINT_MAGIC, MAGIC};
-use chaincrf_model::{ClassicInput, ClassicTagger, Model};
+use chaincrf_model::{checkpoint_from_bytes, from_bytes, ClassicInput, ClassicTagger, Model};
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 
@@ -15,7 +14,7 @@ fn file(magic: &[u8; 8], body: &[u8]) -> Vec<u8> {
     let mut out = magic.to_vec();
     out.extend_from_slice(&1u32.to_le_bytes());
     out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    out.extend_from_slice(&chaincrf_features::hash::hash_bytes(body).to_le_bytes());
+    out.extend_from_slice(&chaincrf_features::hash_bytes(body).to_le_bytes());
     out.extend_from_slice(body);
     out
 }
@@ -23,9 +22,9 @@ fn file(magic: &[u8; 8], body: &[u8]) -> Vec<u8> {
 fn exercise(model: &Model) {
     let _ = model.num_active_weights();
     for kind in [chaincrf_features::AttrKind::State, chaincrf_features::AttrKind::Edge] {
-        for id in 0..model.attributes.len(kind).min(64) as u32 {
-            let _ = model.attributes.name(kind, id);
-            let _ = model.attributes.key(kind, id);
+        for id in 0..model.attributes().len(kind).min(64) as u32 {
+            let _ = model.attributes().name(kind, id);
+            let _ = model.attributes().key(kind, id);
         }
     }
     if let Ok(mut tagger) = ClassicTagger::new(model) {
@@ -49,10 +48,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if which & 1 == 0 {
-        if let Ok(model) = from_bytes(&file(MAGIC, body), Path::new("fuzz")) {
+        if let Ok(model) = from_bytes(&file(b"CHAINCRF", body), Path::new("fuzz")) {
             exercise(&model);
         }
-    } else if let Ok(c) = checkpoint_from_bytes(&file(CHECKPOINT_MAGIC, body), Path::new("fuzz")) {
+    } else if let Ok(c) = checkpoint_from_bytes(&file(b"CHAINCKP", body), Path::new("fuzz")) {
         exercise(&c.model);
     }
 });

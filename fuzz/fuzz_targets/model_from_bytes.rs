@@ -1,4 +1,4 @@
-//! Fuzz target: `chaincrf_model::io::from_bytes` and `checkpoint_from_bytes`
+//! Fuzz target: `chaincrf_model::from_bytes` and `checkpoint_from_bytes`
 //! on arbitrary bytes — the header checks (magic, version, length, checksum)
 //! must reject everything without panicking or allocating what a forged
 //! length claims. Random bytes almost never pass the checksum; `model_body`
@@ -9,6 +9,6 @@ use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = chaincrf_model::io::from_bytes(data, Path::new("fuzz"));
-    let _ = chaincrf_model::io::checkpoint_from_bytes(data, Path::new("fuzz"));
+    let _ = chaincrf_model::from_bytes(data, Path::new("fuzz"));
+    let _ = chaincrf_model::checkpoint_from_bytes(data, Path::new("fuzz"));
 });

@@ -61,7 +61,7 @@ fn crfpp_template_model_round_trips_through_disk() {
         assert_eq!(chain::kbest(p, 1).unwrap()[0].labels, pa.labels);
         assert_eq!(p.len(), s.rows.len());
         for (t, &y) in pa.labels.iter().enumerate() {
-            right += usize::from(model.labels.label(y as u32) == s.rows[t][2]);
+            right += usize::from(model.labels().label(y as u32) == s.rows[t][2]);
             total += 1;
         }
     }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use candle_core::{bail, DType, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
+use chaincrf_core::chain::Path;
 use chaincrf_core::loss::{self, PaddedBatch, Reduction};
-use chaincrf_core::Path;
 
 use crate::op::{core_err, Constraints, CrfScores, NllOp, OwnedMask};
 

@@ -42,6 +42,6 @@
 mod layer;
 mod op;
 
+pub use chaincrf_core::chain::Path;
 pub use chaincrf_core::loss::Reduction;
-pub use chaincrf_core::Path;
 pub use layer::{force_labels, Crf, SequenceMask};

@@ -15,7 +15,8 @@
 //! exactly this code.
 
 use anyhow::{bail, Context as _};
-use chaincrf_core::{DenseChain, DenseSemiMarkov};
+use chaincrf_core::semimarkov::DenseSemiMarkov;
+use chaincrf_core::DenseChain;
 use serde::Deserialize;
 
 /// The input document. Unknown fields are an error, so a misspelt `"strat"`

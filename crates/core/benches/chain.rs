@@ -23,7 +23,8 @@
 
 mod common;
 
-use chaincrf_core::{ChainWorkspace, Log, MaxPlus, Prob};
+use chaincrf_core::chain::ChainWorkspace;
+use chaincrf_core::{Log, MaxPlus, Prob};
 use common::{check_agreement, scores_for, thread_cpu_ns, HandForwardBackward, HandViterbi, SIZES};
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

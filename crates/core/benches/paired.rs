@@ -21,7 +21,9 @@
 
 mod common;
 
-use chaincrf_core::{ChainWorkspace, MaxPlus, Prob, SemiMarkovWorkspace};
+use chaincrf_core::chain::ChainWorkspace;
+use chaincrf_core::semimarkov::SemiMarkovWorkspace;
+use chaincrf_core::{MaxPlus, Prob};
 use common::semimarkov::{check_semi_agreement, semi_scores_for, HandSemiForward, HandSemiViterbi, SEMI_SIZES};
 use common::{check_agreement, scores_for, thread_cpu_ns, HandForwardBackward, HandViterbi, SIZES};
 use std::hint::black_box;

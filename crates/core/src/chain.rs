@@ -8,7 +8,7 @@
 //!
 //! | want | semiring | method |
 //! | --- | --- | --- |
-//! | log Z | [`Log`] / [`crate::semiring::Prob`] | [`log_partition`] |
+//! | log Z | [`Log`] / [`crate::Prob`] | [`log_partition`] |
 //! | node and edge marginals | any [`ProbabilitySemiring`] | [`ChainWorkspace::marginals_into`], [`ChainWorkspace::for_each_edge_marginal`] |
 //! | best path | [`MaxPlus`] | [`ChainWorkspace::viterbi`] |
 //! | K best paths | [`MaxPlus`] | [`ChainWorkspace::kbest`] |
@@ -1036,7 +1036,7 @@ impl ChainWorkspace<MaxPlus> {
 /// back-pointers during the forward pass. Measured with the core benches:
 /// at k = 4, back-pointers made Viterbi 1.2–1.3× faster; at k = 44, 1.6×
 /// slower.
-pub const TRACE_MAX_LABELS: usize = 8;
+pub(crate) const TRACE_MAX_LABELS: usize = 8;
 
 /// Index of the largest value, the first on ties (0 when all are −∞).
 #[inline]

@@ -6,12 +6,14 @@
 //! `score(y) = start(y₀) + Σₜ eₜ(yₜ) + Σₜ T(yₜ₋₁, yₜ) + end(yₙ₋₁)`.
 //! Because labels interact only with their neighbours, sums and maxima over all
 //! `kⁿ` paths take `O(n·k²)` by dynamic programming, and that dynamic program is
-//! the same whatever "sum" means. So this crate has three parts:
+//! the same whatever "sum" means. So this crate has these parts:
 //!
-//! * [`semiring`]: what ⊕ and ⊗ are (log-sum-exp for log Z, max for Viterbi,
-//!   K-best lists, entropy, scaled probabilities, counts, booleans);
-//! * [`potentials`]: where the scores come from ([`Potentials`] trait, dense
-//!   matrices, constraints that forbid labels);
+//! * the semirings: what ⊕ and ⊗ are ([`Semiring`]; log-sum-exp for log Z
+//!   ([`Log`]), max for Viterbi ([`MaxPlus`]), K-best lists, entropy, scaled
+//!   probabilities, counts, booleans);
+//! * the potentials: where the scores come from ([`Potentials`] trait, dense
+//!   matrices ([`DenseChain`]), borrowed buffers ([`ChainView`]), constraints
+//!   that forbid labels ([`AllowedLabels`], [`Constrained`]));
 //! * [`chain`]: the forward and backward passes written once over any semiring,
 //!   and the algorithms built on them; [`loss`]: the CRF negative log-likelihood
 //!   and its gradient, per chain and for batches (a loss layer for scores
@@ -19,6 +21,19 @@
 //! * [`semimarkov`]: the same dynamic program over labelled *segments* of up
 //!   to `L` positions (semi-Markov CRFs), on the same semirings, with its own
 //!   loss layer; the chain is its case `L = 1`.
+//!
+//! **Where things are.** What every algorithm shares (semirings, potentials,
+//! [`Error`]) is at the crate root. Each dynamic program is a module that owns
+//! its workspace, result types and functions, whose names repeat across them
+//! (`chain::viterbi` and `semimarkov::viterbi`, `chain::Path` and
+//! `semimarkov::Segmentation`): [`chain`], [`semimarkov`], [`loss`]. Every
+//! item has one path.
+//!
+//! **Misuse.** Bad scores (NaN, `+∞`) and shapes that do not fit (potentials,
+//! label sets, output buffers sized by the caller) are `Err` values
+//! ([`Error`]); using a workspace out of order (edge marginals before its
+//! forward and backward passes) is a programming error and panics, as each
+//! such method's `# Panics` section says.
 //!
 //! The crate has no training or I/O dependencies; `rayon` (feature `parallel`,
 //! for the batched loss) and `proptest` (feature `testing`, see [`testing`]) are
@@ -39,14 +54,15 @@
 pub mod chain;
 mod error;
 pub mod loss;
-pub mod potentials;
+mod potentials;
 pub mod semimarkov;
-pub mod semiring;
+mod semiring;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use chain::{ChainSum, ChainWorkspace, Path};
 pub use error::{Error, Result};
-pub use potentials::{AllowedLabels, ChainView, Constrained, DenseChain, Potentials};
-pub use semimarkov::{DenseSemiMarkov, Segment, SegmentPotentials, Segmentation, SemiMarkovWorkspace};
-pub use semiring::{Boolean, Counting, Entropy, KBest, Log, MaxPlus, Prob, ProbabilitySemiring, ScalarScore, Semiring};
+pub use potentials::{check_scores, AllowedLabels, ChainView, Constrained, DenseChain, Potentials};
+pub use semiring::{
+    log_add_exp, log_sum_exp, Boolean, Counting, Entropy, KBest, Log, MaxPlus, Prob, ProbabilitySemiring, ScalarScore,
+    Semiring,
+};

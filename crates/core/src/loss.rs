@@ -279,7 +279,7 @@ pub fn nll_batch(params: &CrfParams<'_>, batch: &[(&[f64], &[usize])]) -> Result
     nll_batch_with::<Log>(params, batch)
 }
 
-/// [`nll_batch`] in a chosen semiring (e.g. [`crate::semiring::Prob`] for speed
+/// [`nll_batch`] in a chosen semiring (e.g. [`crate::Prob`] for speed
 /// when scores are moderate).
 ///
 /// # Errors

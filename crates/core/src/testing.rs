@@ -22,6 +22,26 @@ use nalgebra::DMatrix;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
+/// A check of this module that failed: the semiring, and what was seen
+/// (values printed with `Debug`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{semiring} semiring: {detail}")]
+pub struct CheckFailure {
+    /// The semiring's [`Semiring::NAME`].
+    pub semiring: &'static str,
+    /// What failed: the law or the sum, and the values.
+    pub detail: String,
+}
+
+impl CheckFailure {
+    fn of<S: Semiring>(detail: String) -> Self {
+        CheckFailure {
+            semiring: S::NAME,
+            detail,
+        }
+    }
+}
+
 /// Every label path of `p` with its score (`kⁿ` of them: keep chains small).
 pub fn enumerate_paths<P: Potentials + ?Sized>(p: &P) -> Vec<(Vec<usize>, f64)> {
     let (n, k) = (p.len(), p.num_labels());
@@ -123,16 +143,15 @@ pub fn value<S: Semiring>(range: f64) -> impl Strategy<Value = S> {
 /// description of the first law that fails.
 ///
 /// # Errors
-/// A message naming the law and the values.
-pub fn check_laws<S: Semiring>(a: &S, b: &S, c: &S, tol: f64) -> Result<(), String> {
-    let eq = |x: &S, y: &S, law: &str| -> Result<(), String> {
+/// A [`CheckFailure`] naming the law and the values.
+pub fn check_laws<S: Semiring>(a: &S, b: &S, c: &S, tol: f64) -> Result<(), CheckFailure> {
+    let eq = |x: &S, y: &S, law: &str| -> Result<(), CheckFailure> {
         if x.approx_eq(y, tol) {
             Ok(())
         } else {
-            Err(format!(
-                "{} semiring: {law} fails for a={a:?}, b={b:?}, c={c:?}: {x:?} vs {y:?}",
-                S::NAME
-            ))
+            Err(CheckFailure::of::<S>(format!(
+                "{law} fails for a={a:?}, b={b:?}, c={c:?}: {x:?} vs {y:?}"
+            )))
         }
     };
     eq(&a.plus(b).plus(c), &a.plus(&b.plus(c)), "⊕ associativity")?;
@@ -152,13 +171,13 @@ pub fn check_laws<S: Semiring>(a: &S, b: &S, c: &S, tol: f64) -> Result<(), Stri
     eq(&a.times(&S::one()), a, "1̄ is the right ⊗ identity")?;
     eq(&S::one().times(a), a, "1̄ is the left ⊗ identity")?;
     if !a.times(&S::zero()).is_zero() || !S::zero().times(a).is_zero() {
-        return Err(format!("{} semiring: 0̄ does not annihilate {a:?}", S::NAME));
+        return Err(CheckFailure::of::<S>(format!("0̄ does not annihilate {a:?}")));
     }
     if S::IDEMPOTENT {
         eq(&a.plus(a), a, "⊕ idempotence")?;
     }
     if !S::from_score(f64::NEG_INFINITY).is_zero() {
-        return Err(format!("{} semiring: from_score(-inf) is not 0̄", S::NAME));
+        return Err(CheckFailure::of::<S>("from_score(-inf) is not 0̄".into()));
     }
     // The row operations must agree with the pairwise definitions.
     let row = [a.clone(), b.clone()];
@@ -211,26 +230,24 @@ pub fn check_laws<S: Semiring>(a: &S, b: &S, c: &S, tol: f64) -> Result<(), Stri
 /// enumeration on `p`.
 ///
 /// # Errors
-/// A message describing the mismatch.
-pub fn check_chain_sum<S: Semiring, P: Potentials + ?Sized>(p: &P, tol: f64) -> Result<(), String> {
+/// A [`CheckFailure`] describing the mismatch.
+pub fn check_chain_sum<S: Semiring, P: Potentials + ?Sized>(p: &P, tol: f64) -> Result<(), CheckFailure> {
     let brute = brute_force_sum::<S, P>(p);
     let mut ws = ChainWorkspace::<S>::new();
     match ws.forward(p) {
         Ok(fwd) => {
             let f = fwd.value.times(&S::from_score(fwd.log_scale));
             if !f.approx_eq(&brute, tol) {
-                return Err(format!(
-                    "{} semiring: forward sum {f:?} ≠ brute force {brute:?}",
-                    S::NAME
-                ));
+                return Err(CheckFailure::of::<S>(format!(
+                    "forward sum {f:?} ≠ brute force {brute:?}"
+                )));
             }
             let bwd = ws.backward();
             let b = bwd.value.times(&S::from_score(bwd.log_scale));
             if !b.approx_eq(&brute, tol) {
-                return Err(format!(
-                    "{} semiring: backward sum {b:?} ≠ brute force {brute:?}",
-                    S::NAME
-                ));
+                return Err(CheckFailure::of::<S>(format!(
+                    "backward sum {b:?} ≠ brute force {brute:?}"
+                )));
             }
             Ok(())
         }
@@ -238,13 +255,12 @@ pub fn check_chain_sum<S: Semiring, P: Potentials + ?Sized>(p: &P, tol: f64) -> 
             if brute.is_zero() {
                 Ok(())
             } else {
-                Err(format!(
-                    "{} semiring: forward says no path, brute force sums to {brute:?}",
-                    S::NAME
-                ))
+                Err(CheckFailure::of::<S>(format!(
+                    "forward says no path, brute force sums to {brute:?}"
+                )))
             }
         }
-        Err(e) => Err(format!("{} semiring: forward failed: {e}", S::NAME)),
+        Err(e) => Err(CheckFailure::of::<S>(format!("forward failed: {e}"))),
     }
 }
 
@@ -254,8 +270,8 @@ pub fn check_chain_sum<S: Semiring, P: Potentials + ?Sized>(p: &P, tol: f64) -> 
 /// that exp-space semirings stay exactly comparable.
 ///
 /// # Errors
-/// The failing case, minimized by proptest, as a message.
-pub fn check_semiring<S: Semiring>(cases: u32, tol: f64) -> Result<(), String> {
+/// A [`CheckFailure`] with the failing case, minimized by proptest.
+pub fn check_semiring<S: Semiring>(cases: u32, tol: f64) -> Result<(), CheckFailure> {
     let mut runner = TestRunner::new(Config {
         cases,
         failure_persistence: None,
@@ -263,9 +279,9 @@ pub fn check_semiring<S: Semiring>(cases: u32, tol: f64) -> Result<(), String> {
     });
     runner
         .run(&(value::<S>(3.0), value::<S>(3.0), value::<S>(3.0)), |(a, b, c)| {
-            check_laws(&a, &b, &c, tol).map_err(TestCaseError::fail)
+            check_laws(&a, &b, &c, tol).map_err(|f| TestCaseError::fail(f.detail))
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| CheckFailure::of::<S>(e.to_string()))?;
     let mut runner = TestRunner::new(Config {
         cases,
         failure_persistence: None,
@@ -273,9 +289,9 @@ pub fn check_semiring<S: Semiring>(cases: u32, tol: f64) -> Result<(), String> {
     });
     runner
         .run(&chain(5, 4, 3.0), |c| {
-            check_chain_sum::<S, _>(&c, tol).map_err(TestCaseError::fail)
+            check_chain_sum::<S, _>(&c, tol).map_err(|f| TestCaseError::fail(f.detail))
         })
-        .map_err(|e| e.to_string())
+        .map_err(|e| CheckFailure::of::<S>(e.to_string()))
 }
 
 // ---------------------------------------------------------------------------
@@ -351,33 +367,30 @@ pub fn semi_markov(max_n: usize, max_k: usize, max_len: usize, range: f64) -> im
 /// brute-force enumeration on `p`.
 ///
 /// # Errors
-/// A message describing the mismatch.
-pub fn check_segment_sum<S: Semiring, P: SegmentPotentials + ?Sized>(p: &P, tol: f64) -> Result<(), String> {
+/// A [`CheckFailure`] describing the mismatch.
+pub fn check_segment_sum<S: Semiring, P: SegmentPotentials + ?Sized>(p: &P, tol: f64) -> Result<(), CheckFailure> {
     let brute = brute_force_segment_sum::<S, P>(p);
     let mut ws = SemiMarkovWorkspace::<S>::new();
     match ws.forward(p) {
         Ok(fwd) => {
             let f = fwd.value.times(&S::from_log_scale(fwd.log_scale));
             if !f.approx_eq(&brute, tol) {
-                return Err(format!(
-                    "{} semiring: semi-Markov forward sum {f:?} ≠ brute force {brute:?}",
-                    S::NAME
-                ));
+                return Err(CheckFailure::of::<S>(format!(
+                    "semi-Markov forward sum {f:?} ≠ brute force {brute:?}"
+                )));
             }
             let bwd = ws.backward();
             let b = bwd.value.times(&S::from_log_scale(bwd.log_scale));
             if !b.approx_eq(&brute, tol) {
-                return Err(format!(
-                    "{} semiring: semi-Markov backward sum {b:?} ≠ brute force {brute:?}",
-                    S::NAME
-                ));
+                return Err(CheckFailure::of::<S>(format!(
+                    "semi-Markov backward sum {b:?} ≠ brute force {brute:?}"
+                )));
             }
             Ok(())
         }
         Err(crate::Error::NoFeasiblePath { .. }) if brute.is_zero() => Ok(()),
-        Err(e) => Err(format!(
-            "{} semiring: semi-Markov forward failed ({e}), brute force sums to {brute:?}",
-            S::NAME
-        )),
+        Err(e) => Err(CheckFailure::of::<S>(format!(
+            "semi-Markov forward failed ({e}), brute force sums to {brute:?}"
+        ))),
     }
 }

@@ -4,9 +4,10 @@
 
 use chaincrf_core::chain::{self, ChainWorkspace};
 use chaincrf_core::loss::{self, CrfParams, NllWorkspace, Target};
-use chaincrf_core::semiring::log_sum_exp;
 use chaincrf_core::testing::{self, enumerate_paths};
-use chaincrf_core::{AllowedLabels, DenseChain, Entropy, Error, KBest, Log, MaxPlus, Potentials, Prob, Semiring};
+use chaincrf_core::{
+    log_sum_exp, AllowedLabels, DenseChain, Entropy, Error, KBest, Log, MaxPlus, Potentials, Prob, Semiring,
+};
 use nalgebra::DMatrix;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;

@@ -3,13 +3,11 @@
 //! loss layer against finite differences.
 
 use chaincrf_core::chain;
-use chaincrf_core::semimarkov::{self, SemiMarkovNll};
-use chaincrf_core::semiring::log_sum_exp;
-use chaincrf_core::testing::{self, enumerate_segmentations};
-use chaincrf_core::{
-    Boolean, Counting, DenseChain, DenseSemiMarkov, Entropy, Error, KBest, Log, MaxPlus, Prob, Segment,
-    SegmentPotentials, SemiMarkovWorkspace,
+use chaincrf_core::semimarkov::{
+    self, DenseSemiMarkov, Segment, SegmentPotentials, SemiMarkovNll, SemiMarkovWorkspace,
 };
+use chaincrf_core::testing::{self, enumerate_segmentations};
+use chaincrf_core::{log_sum_exp, Boolean, Counting, DenseChain, Entropy, Error, KBest, Log, MaxPlus, Prob};
 use proptest::prelude::*;
 use rand::SeedableRng;
 
@@ -430,9 +428,7 @@ fn overflowing_sums_are_reported_as_overflow() {
     assert!(overflow(chain::viterbi(&c).map(|v| v.score)));
     assert!(overflow(chain::entropy(&c)));
     assert!(overflow(
-        chaincrf_core::ChainWorkspace::<Prob>::new()
-            .forward(&c)
-            .map(|s| s.log_value())
+        chain::ChainWorkspace::<Prob>::new().forward(&c).map(|s| s.log_value())
     ));
     let neg = DenseChain::from_rows(&[vec![-1e308], vec![-1e308]], &[vec![-1e308]]).unwrap();
     assert!(overflow(chain::log_partition(&neg)), "{:?}", chain::log_partition(&neg));

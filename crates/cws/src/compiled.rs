@@ -33,7 +33,7 @@ use crate::ngram::{
     class_code, lexicon_inside_value, packed_symbol, unpacked_symbol, LexiconAttr, NgramExtractor, CLASS_OFFSETS,
     MAX_CLASS_CODE, PACKED_SYMBOL_BITS,
 };
-use chaincrf_features::hash::prefetch;
+use chaincrf_features::prefetch;
 use chaincrf_features::{AttrKind, AttributeDictionary, KeyIndex};
 use chaincrf_model::Model;
 use serde::{Deserialize, Serialize};
@@ -272,7 +272,8 @@ fn compile_group(
         .flat_map(|&packed| (0..members).map(move |m| (m, packed)))
         .map(|(m, packed)| group.member_key(extractor, m, packed))
         .collect();
-    let ids = resolve(&model.attributes, &keys);
+    let ids = resolve(model.attributes(), &keys);
+    let state = model.view().state;
     let ids_ahead = |i: usize| ids.get(i * members..(i + 1) * members);
     let width = members * k;
     let mut rows = vec![0f32; ngrams.len() * width];
@@ -280,7 +281,7 @@ fn compile_group(
     for (i, (&packed, ids)) in ngrams.iter().zip(ids.chunks_exact(members)).enumerate() {
         if let Some(ahead) = ids_ahead(i + AHEAD) {
             for &id in ahead.iter().flatten() {
-                prefetch(&model.weights.state[id as usize * k]);
+                prefetch(&state[id as usize * k]);
             }
         }
         if ids.iter().all(Option::is_none) {
@@ -293,7 +294,7 @@ fn compile_group(
                 let id = id as usize;
                 // Element by element: a call to `memcpy` per
                 // 16-byte row costs more than the copy.
-                for (d, &w) in dst.iter_mut().zip(&model.weights.state[id * k..(id + 1) * k]) {
+                for (d, &w) in dst.iter_mut().zip(&state[id * k..(id + 1) * k]) {
                     *d = w;
                 }
                 covered.push(id as u32);
@@ -315,10 +316,10 @@ impl CompiledEmissions {
         let k = model.num_labels();
         let config = extractor.config();
         let groups = shape_groups(&config.templates)?;
-        if groups.len() != inventory.groups.len() || model.attributes.len(AttrKind::Edge) != 0 || k == 0 {
+        if groups.len() != inventory.groups.len() || model.attributes().len(AttrKind::Edge) != 0 || k == 0 {
             return None;
         }
-        let num_state = model.attributes.len(AttrKind::State);
+        let num_state = model.attributes().len(AttrKind::State);
         // A valid inventory's n-grams each fill an attribute of the model
         // (or did, before a later pruning): bound the keys to look up by the
         // model's size, so a forged inventory cannot ask for terabytes.
@@ -367,11 +368,11 @@ impl CompiledEmissions {
         let mut dense = DenseRows::default();
         // The value's weight row (zeros when the model lacks the attribute).
         let mut row_of = |key: u64| -> Vec<f64> {
-            match model.attributes.id(AttrKind::State, key) {
+            match model.attributes().id(AttrKind::State, key) {
                 Some(id) => {
                     covered[id as usize] = true;
                     let id = id as usize;
-                    model.weights.state[id * k..(id + 1) * k]
+                    model.view().state[id * k..(id + 1) * k]
                         .iter()
                         .map(|&w| f64::from(w))
                         .collect()
@@ -630,12 +631,11 @@ mod against_the_generic_path {
 
     /// A model's configuration, inventory and extractor, from its spec.
     fn parts(model: &Model) -> (CwsModelConfig, NgramInventory, NgramExtractor) {
-        let ExtractorSpec::Custom { kind, payload } = &model.extractor else {
+        let ExtractorSpec::Custom { kind, payload } = model.extractor() else {
             panic!("not a CWS model")
         };
         assert_eq!(kind, EXTRACTOR_KIND_WITH_INVENTORY);
-        let (config, inventory): (CwsModelConfig, NgramInventory) =
-            chaincrf_model::io::decode_payload(payload).unwrap();
+        let (config, inventory): (CwsModelConfig, NgramInventory) = chaincrf_model::decode_payload(payload).unwrap();
         let extractor = config.extractor().unwrap();
         (config, inventory, extractor)
     }
@@ -714,7 +714,7 @@ mod against_the_generic_path {
     #[test]
     fn pruning_keeps_the_tables_complete_and_shrinks_them() {
         let [full, pruned, ..] = models();
-        assert!(pruned.attributes.len(AttrKind::State) < full.attributes.len(AttrKind::State));
+        assert!(pruned.attributes().len(AttrKind::State) < full.attributes().len(AttrKind::State));
         let (_, inv_full, _) = parts(full);
         let (_, inv_pruned, _) = parts(pruned);
         assert!(
@@ -738,7 +738,7 @@ mod against_the_generic_path {
         assert!(CompiledEmissions::new(&extractor, &inventory, model).is_some());
         // The inventory of part of the corpus misses attributes of the rest.
         let first: Vec<char> = normalize("迈向充满希望的新世纪");
-        let partial = NgramInventory::collect(&extractor, [&first[..]], &model.attributes).unwrap();
+        let partial = NgramInventory::collect(&extractor, [&first[..]], model.attributes()).unwrap();
         assert!(!partial.is_empty());
         assert!(CompiledEmissions::new(&extractor, &partial, model).is_none());
         assert!(CompiledEmissions::new(&extractor, &NgramInventory::default(), model).is_none());
@@ -752,7 +752,7 @@ mod against_the_generic_path {
         stray.groups[0][0] |= 1 << 40;
         assert!(CompiledEmissions::new(&extractor, &stray, model).is_none());
         let mut huge = inventory.clone();
-        let budget = 16 * model.attributes.len(AttrKind::State) + (1 << 20);
+        let budget = 16 * model.attributes().len(AttrKind::State) + (1 << 20);
         huge.groups[0] = vec![1; budget / 5 + 1];
         assert!(CompiledEmissions::new(&extractor, &huge, model).is_none());
         let many = vec![vec![0]; MAX_TEMPLATES + 1];
@@ -766,7 +766,7 @@ mod against_the_generic_path {
             config.lexicon.clone(),
         )
         .unwrap();
-        assert!(NgramInventory::collect(&long, [&first[..]], &model.attributes).is_none());
+        assert!(NgramInventory::collect(&long, [&first[..]], model.attributes()).is_none());
     }
 
     /// A model file whose configuration claims an absurd lexicon cap (a
@@ -777,7 +777,7 @@ mod against_the_generic_path {
         let (mut config, inventory, _) = parts(model);
         config.ngram.lexicon_cap = usize::MAX;
         let mut forged = model.clone();
-        forged.extractor = config.spec_with_inventory(&inventory).unwrap();
+        forged.set_extractor(config.spec_with_inventory(&inventory).unwrap());
         let forged = crate::Segmenter::from_model(forged).unwrap();
         assert!(forged.has_compiled_tables());
         let original = crate::Segmenter::from_model(model.clone()).unwrap();
@@ -789,8 +789,8 @@ mod against_the_generic_path {
     #[test]
     fn inventory_round_trips_through_its_encoding() {
         let (_, inventory, _) = parts(&models()[0]);
-        let bytes = chaincrf_model::io::encode_payload(&inventory).unwrap();
-        let back: NgramInventory = chaincrf_model::io::decode_payload(&bytes).unwrap();
+        let bytes = chaincrf_model::encode_payload(&inventory).unwrap();
+        let back: NgramInventory = chaincrf_model::decode_payload(&bytes).unwrap();
         assert_eq!(back, inventory);
         for g in 0..inventory.groups.len() {
             let keys: Vec<u64> = inventory.group(g).collect();

@@ -21,7 +21,7 @@
 //! bytes are deterministic) and rebuilds the trie when deserialized.
 
 use crate::normalize::normalize_char;
-use chaincrf_features::hash::mix64;
+use chaincrf_features::mix64;
 use chaincrf_features::KeyIndex;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

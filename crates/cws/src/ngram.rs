@@ -23,7 +23,7 @@
 use crate::error::{Error, Result};
 use crate::lexicon::{LexMatch, Lexicon};
 use crate::normalize::char_class;
-use chaincrf_features::hash::{hash_combine, hash_name};
+use chaincrf_features::{hash_combine, hash_name};
 use chaincrf_features::{Attr, AttrKey, AttrKind, FeatureExtractor};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;

@@ -25,7 +25,9 @@ use crate::ngram::{NgramConfig, NgramExtractor};
 use crate::normalize::normalize_char;
 use crate::scheme::TagScheme;
 use crate::semi::{HybridPotentials, SemiModel};
-use chaincrf_core::{AllowedLabels, ChainWorkspace, Constrained, Log, MaxPlus, Potentials, SemiMarkovWorkspace};
+use chaincrf_core::chain::ChainWorkspace;
+use chaincrf_core::semimarkov::SemiMarkovWorkspace;
+use chaincrf_core::{AllowedLabels, Constrained, Log, MaxPlus, Potentials};
 use chaincrf_model::{ExtractorSpec, Model, Structure, Tagger};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -99,7 +101,7 @@ impl CwsModelConfig {
     /// # Errors
     /// [`Error::Config`] if encoding fails.
     pub fn spec(&self) -> Result<ExtractorSpec> {
-        let payload = chaincrf_model::io::encode_payload(self).map_err(Error::Config)?;
+        let payload = chaincrf_model::encode_payload(self).map_err(|e| Error::Config(e.to_string()))?;
         Ok(ExtractorSpec::Custom {
             kind: EXTRACTOR_KIND.into(),
             payload,
@@ -112,7 +114,7 @@ impl CwsModelConfig {
     /// # Errors
     /// [`Error::Config`] if encoding fails.
     pub fn spec_with_inventory(&self, inventory: &NgramInventory) -> Result<ExtractorSpec> {
-        let payload = chaincrf_model::io::encode_payload(&(self, inventory)).map_err(Error::Config)?;
+        let payload = chaincrf_model::encode_payload(&(self, inventory)).map_err(|e| Error::Config(e.to_string()))?;
         Ok(ExtractorSpec::Custom {
             kind: EXTRACTOR_KIND_WITH_INVENTORY.into(),
             payload,
@@ -164,30 +166,33 @@ impl Segmenter {
     /// [`Error::Config`] when the model was not trained by the CWS trainer.
     pub fn from_model(model: Model) -> Result<Self> {
         let bad = |e: String| Error::Model(format!("bad CWS configuration: {e}"));
-        let (config, inventory, semi): (CwsModelConfig, Option<NgramInventory>, Option<SemiModel>) =
-            match &model.extractor {
-                ExtractorSpec::Custom { kind, payload } if kind == EXTRACTOR_KIND => {
-                    (chaincrf_model::io::decode_payload(payload).map_err(bad)?, None, None)
+        let (config, inventory, semi): (CwsModelConfig, Option<NgramInventory>, Option<SemiModel>) = match model
+            .extractor()
+        {
+            ExtractorSpec::Custom { kind, payload } if kind == EXTRACTOR_KIND => (
+                chaincrf_model::decode_payload(payload).map_err(|e| bad(e.to_string()))?,
+                None,
+                None,
+            ),
+            ExtractorSpec::Custom { kind, payload } if kind == EXTRACTOR_KIND_WITH_INVENTORY => {
+                let (config, inventory) = chaincrf_model::decode_payload(payload).map_err(|e| bad(e.to_string()))?;
+                (config, Some(inventory), None)
+            }
+            ExtractorSpec::Custom { kind, payload } if kind == EXTRACTOR_KIND_SEMI => {
+                let (config, inventory, semi): (CwsModelConfig, Option<NgramInventory>, SemiModel) =
+                    chaincrf_model::decode_payload(payload).map_err(|e| bad(e.to_string()))?;
+                semi.check().map_err(bad)?;
+                if config.scheme != TagScheme::Bmes {
+                    return Err(bad("a semi-Markov model must use the B/M/E/S scheme".into()));
                 }
-                ExtractorSpec::Custom { kind, payload } if kind == EXTRACTOR_KIND_WITH_INVENTORY => {
-                    let (config, inventory) = chaincrf_model::io::decode_payload(payload).map_err(bad)?;
-                    (config, Some(inventory), None)
-                }
-                ExtractorSpec::Custom { kind, payload } if kind == EXTRACTOR_KIND_SEMI => {
-                    let (config, inventory, semi): (CwsModelConfig, Option<NgramInventory>, SemiModel) =
-                        chaincrf_model::io::decode_payload(payload).map_err(bad)?;
-                    semi.check().map_err(bad)?;
-                    if config.scheme != TagScheme::Bmes {
-                        return Err(bad("a semi-Markov model must use the B/M/E/S scheme".into()));
-                    }
-                    (config, inventory, Some(semi))
-                }
-                _ => {
-                    return Err(Error::Model(
-                        "not a word-segmentation model (train one with `chaincrf cws train`)".into(),
-                    ))
-                }
-            };
+                (config, inventory, Some(semi))
+            }
+            _ => {
+                return Err(Error::Model(
+                    "not a word-segmentation model (train one with `chaincrf cws train`)".into(),
+                ))
+            }
+        };
         if model.num_labels() != config.scheme.num_tags() {
             return Err(Error::Model("the model's labels do not match its tag scheme".into()));
         }

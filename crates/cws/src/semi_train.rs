@@ -145,7 +145,7 @@ fn compile(
     for (i, s) in sentences.iter().enumerate() {
         let chars = normalize(&s.concat());
         let n = chars.len();
-        arena.push(extractors[extractor_of(i)], &chars[..], &model.attributes);
+        arena.push(extractors[extractor_of(i)], &chars[..], model.attributes());
         sets.iter_mut().for_each(Vec::clear);
         sets.resize(n * max_len, Vec::new());
         features[features_of(i)].extract(&chars, &mut |start, d, f| {
@@ -526,7 +526,7 @@ pub fn train_semi_segmenter(
         fold_extractors,
     } = prepare(sentences, options)?;
     let model = chain.model;
-    if model.attributes.len(AttrKind::Edge) != 0 || model.num_labels() != 4 {
+    if model.attributes().len(AttrKind::Edge) != 0 || model.num_labels() != 4 {
         return Err(Error::Config(
             "the character model is not a B/M/E/S state-feature model".into(),
         ));
@@ -608,15 +608,16 @@ pub fn train_semi_segmenter(
         stats,
         weights: w[layout.len()..].iter().map(|&x| x as f32).collect(),
     };
-    let inventory = match &model.extractor {
+    let inventory = match model.extractor() {
         ExtractorSpec::Custom { kind, payload } if kind == crate::segmenter::EXTRACTOR_KIND_WITH_INVENTORY => Some(
-            chaincrf_model::io::decode_payload::<(crate::CwsModelConfig, crate::NgramInventory)>(payload)
-                .map_err(Error::Config)?
+            chaincrf_model::decode_payload::<(crate::CwsModelConfig, crate::NgramInventory)>(payload)
+                .map_err(|e| Error::Config(e.to_string()))?
                 .1,
         ),
         _ => None,
     };
-    let payload = chaincrf_model::io::encode_payload(&(&config, &inventory, &semi_model)).map_err(Error::Config)?;
+    let payload = chaincrf_model::encode_payload(&(&config, &inventory, &semi_model))
+        .map_err(|e| Error::Config(e.to_string()))?;
     let mut chain_w = w[..layout.len()].to_vec();
     // Forbidden transitions, starts and ends stay as the structure says.
     let original = model.to_flat();
@@ -626,13 +627,13 @@ pub fn train_semi_segmenter(
         }
     }
     let trained = Model::from_flat(
-        model.labels.clone(),
-        model.attributes.clone(),
+        model.labels().clone(),
+        model.attributes().clone(),
         ExtractorSpec::Custom {
             kind: EXTRACTOR_KIND_SEMI.into(),
             payload,
         },
-        model.structure.clone(),
+        model.structure().clone(),
         &chain_w,
     );
     Ok((
@@ -746,8 +747,8 @@ mod tests {
         };
         let (trained, report) = train_semi_segmenter(&sentences, &options, &semi, None, &mut |_| {}).unwrap();
         assert!(report.iterations > 0);
-        let bytes = chaincrf_model::io::to_bytes(&trained.model).unwrap();
-        let model = chaincrf_model::io::from_bytes(&bytes, std::path::Path::new("semi.model")).unwrap();
+        let bytes = chaincrf_model::to_bytes(&trained.model).unwrap();
+        let model = chaincrf_model::from_bytes(&bytes, std::path::Path::new("semi.model")).unwrap();
         let seg = Segmenter::from_model(model).unwrap();
         assert!(seg.is_semi_markov());
         assert_eq!(seg.words("我们在北京学习").unwrap(), ["我们", "在", "北京", "学习"]);

@@ -15,7 +15,7 @@ use crate::normalize::normalize;
 use crate::scheme::TagScheme;
 use crate::segmenter::CwsModelConfig;
 use chaincrf_features::{AttrKind, LabelAlphabet};
-use chaincrf_model::io::Checkpoint;
+use chaincrf_model::Checkpoint;
 use chaincrf_model::Model;
 use chaincrf_train::{
     Algorithm, CheckedParams, Dataset, DatasetBuilder, HeldOutBuilder, LabelTarget, Params, Progress, Report,
@@ -148,12 +148,12 @@ pub fn train_segmenter(
 /// included) and structure.
 fn checkpoint_matches(c: &Checkpoint, data: &Dataset) -> bool {
     let (m, d) = (&c.model, &data.attributes);
-    m.labels.labels() == data.labels.labels()
-        && m.extractor == data.extractor
-        && m.structure == data.structure
+    m.labels().labels() == data.labels.labels()
+        && *m.extractor() == data.extractor
+        && *m.structure() == data.structure
         && [AttrKind::State, AttrKind::Edge].into_iter().all(|kind| {
-            m.attributes.len(kind) == d.len(kind)
-                && (0..d.len(kind) as u32).all(|id| m.attributes.key(kind, id) == d.key(kind, id))
+            m.attributes().len(kind) == d.len(kind)
+                && (0..d.len(kind) as u32).all(|id| m.attributes().key(kind, id) == d.key(kind, id))
         })
 }
 
@@ -335,8 +335,8 @@ pub fn train_segmenter_with(
     // The n-grams behind the kept attributes, so the segmenter can compile
     // its tables (see `crate::compiled`); the generic path needs none.
     let texts: Vec<Vec<char>> = train_set.iter().map(|s| normalize(&s.concat())).collect();
-    if let Some(inventory) = NgramInventory::collect(&extractor, texts.iter().map(Vec::as_slice), &model.attributes) {
-        model.extractor = config.spec_with_inventory(&inventory)?;
+    if let Some(inventory) = NgramInventory::collect(&extractor, texts.iter().map(Vec::as_slice), model.attributes()) {
+        model.set_extractor(config.spec_with_inventory(&inventory)?);
     }
     Ok(CwsTrained {
         model,

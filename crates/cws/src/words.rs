@@ -527,8 +527,8 @@ mod tests {
     #[test]
     fn serializes_the_totals() {
         let stats = WordStats::from_sentences(&sentences(), 4, 2);
-        let bytes = chaincrf_model::io::encode_payload(&stats).unwrap();
-        let back: WordStats = chaincrf_model::io::decode_payload(&bytes).unwrap();
+        let bytes = chaincrf_model::encode_payload(&stats).unwrap();
+        let back: WordStats = chaincrf_model::decode_payload(&bytes).unwrap();
         assert_eq!(back.folds(), 0);
         for w in ["中国", "人民", "的", "中国人", "多"] {
             assert_eq!(counts(back.view(None), w), counts(stats.view(None), w), "{w}");

@@ -174,7 +174,7 @@ fn training_resumes_only_from_its_own_checkpoint() {
     let mut checkpoint = None;
     train_segmenter_with(&sentences, &opts, None, None, &mut |p| {
         if p.iteration == 3 {
-            checkpoint = Some(chaincrf_model::io::Checkpoint {
+            checkpoint = Some(chaincrf_model::Checkpoint {
                 iteration: p.iteration,
                 fingerprint: 42,
                 weights: p.weights().to_vec(),

@@ -159,7 +159,7 @@ fn models_without_an_inventory_take_the_generic_path() {
     assert!(seg.has_compiled_tables());
     assert!(seg.compiled_heap_bytes() > 0);
     let mut old = seg.model().clone();
-    old.extractor = seg.config().spec().unwrap();
+    old.set_extractor(seg.config().spec().unwrap());
     let dir = std::env::temp_dir().join(format!("chaincrf-v1-model-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("v1.model");

@@ -56,7 +56,7 @@ impl ColumnSequence {
 }
 
 /// Splits a line into columns the way CRF++ does: on runs of spaces and tabs.
-pub fn split_columns(line: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn split_columns(line: &str) -> impl Iterator<Item = &str> {
     line.split([' ', '\t']).filter(|s| !s.is_empty())
 }
 

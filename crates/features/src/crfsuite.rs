@@ -71,7 +71,7 @@ fn last_unescaped_colon(field: &str) -> Option<usize> {
 }
 
 /// Resolves `\:` and `\\`; any other character (including a lone `:`) is kept.
-pub fn unescape_name(raw: &str) -> Cow<'_, str> {
+pub(crate) fn unescape_name(raw: &str) -> Cow<'_, str> {
     if !raw.contains('\\') {
         return Cow::Borrowed(raw);
     }
@@ -91,7 +91,7 @@ pub fn unescape_name(raw: &str) -> Cow<'_, str> {
 }
 
 /// Escapes `\` as `\\` and `:` as `\:`, so that CRFsuite reads `name` back.
-pub fn escape_name(name: &str) -> Cow<'_, str> {
+pub(crate) fn escape_name(name: &str) -> Cow<'_, str> {
     if !name.contains([':', '\\']) {
         return Cow::Borrowed(name);
     }
@@ -106,7 +106,7 @@ pub fn escape_name(name: &str) -> Cow<'_, str> {
 }
 
 /// Parses one attribute field `NAME[:VALUE]`; the error is a message without position.
-pub fn parse_attribute(field: &str) -> Result<(String, f64), String> {
+pub(crate) fn parse_attribute(field: &str) -> Result<(String, f64), String> {
     match last_unescaped_colon(field) {
         None => Ok((unescape_name(field).into_owned(), 1.0)),
         Some(i) => {

@@ -1,12 +1,9 @@
-//! Stable hashing of attribute names, and a hasher for maps keyed by such hashes.
+//! Stable hashing of attribute names, and memory hints for the tables keyed by them.
 //!
 //! The hash is part of the model file format (dictionaries store keys, not names),
 //! so it must never change between versions or platforms: it is FNV-1a over the
 //! UTF-8 bytes followed by a 64-bit finalizer (from MurmurHash3's `fmix64`) that
 //! spreads FNV's weak low bits.
-
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -46,33 +43,6 @@ pub fn hash_combine(seed: u64, part: u64) -> u64 {
     mix64(seed ^ part.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(31))
 }
 
-/// A `Hasher` for keys that are already well-mixed 64-bit hashes: it passes them
-/// through instead of hashing again.
-#[derive(Default, Clone, Copy, Debug)]
-pub struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-        self.0 = mix64(self.0);
-    }
-    #[inline]
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-    #[inline]
-    fn write_u32(&mut self, v: u32) {
-        self.0 = mix64(u64::from(v));
-    }
-}
-
 /// Asks the CPU to bring `x`'s cache line closer (a hint: it never faults and
 /// changes no result); a no-op on targets without a prefetch instruction.
 /// Used where lookups into tables larger than the cache are known a little in
@@ -98,7 +68,7 @@ pub fn prefetch<T>(x: &T) {
 /// and gradient vectors): with 4 KiB pages nearly every access to a rarely
 /// used row also misses the TLB, and a page walk costs as much as the cache
 /// miss itself. Results never depend on it.
-pub fn huge_page_vec<T: Clone>(len: usize, value: T) -> Vec<T> {
+pub(crate) fn huge_page_vec<T: Clone>(len: usize, value: T) -> Vec<T> {
     let mut v: Vec<T> = Vec::with_capacity(len);
     #[cfg(target_os = "linux")]
     {
@@ -122,9 +92,6 @@ pub fn huge_page_vec<T: Clone>(len: usize, value: T) -> Vec<T> {
     v.resize(len, value);
     v
 }
-
-/// A `HashMap` keyed by pre-mixed `u64` hashes.
-pub type FastHashMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 
 #[cfg(test)]
 mod tests {

@@ -12,7 +12,10 @@
 //! emit a pre-hashed key ([`AttrKey::Hashed`]) and never allocate; string
 //! attributes are hashed with the same stable function ([`hash_name`]) so both
 //! kinds share one dictionary. Names are kept beside the ids only when asked for
-//! (`dump` wants them; a segmenter with millions of n-grams does not).
+//! (`dump` wants them; a segmenter with millions of n-grams does not). The hash
+//! functions ([`hash_name`], [`hash_bytes`], [`hash_combine`], [`mix64`]) are
+//! part of the file formats and never change; [`KeyIndex`] and [`prefetch`]
+//! are the lookup pieces the tagger and the segmenter build their tables on.
 //!
 //! This crate knows nothing of semirings or weights: it only says which attributes
 //! fire where.
@@ -34,18 +37,18 @@
 
 #![deny(missing_docs)]
 
-pub mod column;
-pub mod crfsuite;
-pub mod dictionary;
-pub mod error;
-pub mod evaluation;
-pub mod extractor;
-pub mod hash;
-pub mod key_index;
-pub mod lines;
-pub mod template;
+mod column;
+mod crfsuite;
+mod dictionary;
+mod error;
+mod evaluation;
+mod extractor;
+mod hash;
+mod key_index;
+mod lines;
+mod template;
 
-pub use column::{read_column_data, split_columns, ColumnReader, ColumnSequence};
+pub use column::{read_column_data, ColumnReader, ColumnSequence};
 pub use crfsuite::{
     read_crfsuite_data, write_crfsuite_item, write_crfsuite_sequence, AttributeSequence, CrfsuiteExtractor,
     CrfsuiteReader,
@@ -54,7 +57,7 @@ pub use dictionary::{AttributeDictionary, DictionaryBuilder, LabelAlphabet};
 pub use error::FormatError;
 pub use evaluation::{Evaluation, EvaluationSummary, LengthMismatch, PrfCounts};
 pub use extractor::{Attr, AttrKey, AttrKind, FeatureExtractor};
-pub use hash::{hash_name, FastHashMap, IdHasher};
+pub use hash::{hash_bytes, hash_combine, hash_name, mix64, prefetch};
 pub use key_index::KeyIndex;
 pub use lines::LineReader;
 pub use template::{Template, TemplateExtractor, TemplateKind, Templates};

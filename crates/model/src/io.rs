@@ -12,7 +12,7 @@
 //!
 //! Models that chaincrf trains store `f32` weights and are written as version
 //! 1, so every build reads them; a model read from a CRFsuite file keeps its
-//! `f64` weights ([`crate::Weights::exact`]), and saving it (after
+//! `f64` weights ([`crate::Model::has_exact_weights`]), and saving it (after
 //! `chaincrf prune`, say) writes version 2, so nothing is rounded on the way.
 //!
 //! Why a length and a checksum before bincode: a truncated or corrupted file is
@@ -34,7 +34,7 @@
 //! fingerprint of the run, the exact `f64` training weights and the model built
 //! from them. Keeping them here keeps every byte chaincrf writes in one module.
 
-pub mod crfsuite;
+pub(crate) mod crfsuite;
 
 use crate::model::{ExactWeights, Model};
 use std::fs::File;
@@ -42,16 +42,16 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Magic bytes at the start of every model file.
-pub const MAGIC: &[u8; 8] = b"CHAINCRF";
+pub(crate) const MAGIC: &[u8; 8] = b"CHAINCRF";
 /// The newest format version this build reads: 2, the version written for
 /// models with exact weights (others are written as version 1).
-pub const FORMAT_VERSION: u32 = 2;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 /// Magic bytes at the start of every training checkpoint file.
-pub const CHECKPOINT_MAGIC: &[u8; 8] = b"CHAINCKP";
+pub(crate) const CHECKPOINT_MAGIC: &[u8; 8] = b"CHAINCKP";
 /// The checkpoint format version this build writes and reads.
-pub const CHECKPOINT_VERSION: u32 = 2;
+pub(crate) const CHECKPOINT_VERSION: u32 = 2;
 /// The largest body this build decodes (2 GiB).
-pub const MAX_BODY_BYTES: usize = 1 << 31;
+pub(crate) const MAX_BODY_BYTES: usize = 1 << 31;
 const HEADER_LEN: usize = 8 + 4 + 8 + 8;
 
 /// Errors reading or writing model files.
@@ -132,7 +132,7 @@ pub fn to_bytes(model: &Model) -> Result<Vec<u8>, ModelIoError> {
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    out.extend_from_slice(&chaincrf_features::hash::hash_bytes(&body).to_le_bytes());
+    out.extend_from_slice(&chaincrf_features::hash_bytes(&body).to_le_bytes());
     out.extend_from_slice(&body);
     Ok(out)
 }
@@ -230,7 +230,7 @@ fn open_container<'a>(bytes: &'a [u8], magic: &[u8; 8], newest: u32) -> Result<(
             body.len() as u64 - body_len
         ));
     }
-    if chaincrf_features::hash::hash_bytes(body) != checksum {
+    if chaincrf_features::hash_bytes(body) != checksum {
         return Err("checksum mismatch (the file is corrupted)".into());
     }
     Ok((version as u32, body))
@@ -459,7 +459,7 @@ pub fn checkpoint_path(model_path: &Path) -> PathBuf {
 ///
 /// # Errors
 /// [`ModelIoError::BadCheckpoint`] if it cannot be encoded (too large).
-pub fn checkpoint_to_bytes(checkpoint: &Checkpoint) -> Result<Vec<u8>, ModelIoError> {
+pub(crate) fn checkpoint_to_bytes(checkpoint: &Checkpoint) -> Result<Vec<u8>, ModelIoError> {
     // Checkpoints carry the optimizer's memory (hundreds of MB on a large
     // corpus): the body is encoded in place behind a header filled in after.
     let mut out = vec![0u8; HEADER_LEN];
@@ -468,7 +468,7 @@ pub fn checkpoint_to_bytes(checkpoint: &Checkpoint) -> Result<Vec<u8>, ModelIoEr
         reason: format!("cannot encode: {e}"),
     })?;
     let body_len = (out.len() - HEADER_LEN) as u64;
-    let checksum = chaincrf_features::hash::hash_bytes(&out[HEADER_LEN..]);
+    let checksum = chaincrf_features::hash_bytes(&out[HEADER_LEN..]);
     let mut header = Vec::with_capacity(HEADER_LEN);
     header.extend_from_slice(CHECKPOINT_MAGIC);
     header.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
@@ -545,23 +545,52 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint, ModelIoError> {
     checkpoint_from_bytes(&bytes, path)
 }
 
+/// A payload ([`encode_payload`], [`decode_payload`]) that cannot be encoded
+/// or decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PayloadError {
+    /// The value cannot be encoded (too large).
+    #[error("cannot encode the payload: {detail}")]
+    Encode {
+        /// What the codec says.
+        detail: String,
+    },
+    /// The bytes do not decode to the type asked for.
+    #[error("cannot decode the payload: {detail}")]
+    Decode {
+        /// What the codec says.
+        detail: String,
+    },
+    /// The bytes hold a value and then more bytes.
+    #[error("the payload has {count} bytes after its value")]
+    TrailingBytes {
+        /// How many bytes are left over.
+        count: usize,
+    },
+}
+
 /// Encodes an extractor configuration (or anything serializable) for
 /// [`crate::ExtractorSpec::Custom`], with the same bincode configuration.
 ///
 /// # Errors
-/// A message when encoding fails.
-pub fn encode_payload<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, String> {
-    bincode::serde::encode_to_vec(value, config()).map_err(|e| e.to_string())
+/// [`PayloadError::Encode`] when encoding fails.
+pub fn encode_payload<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, PayloadError> {
+    bincode::serde::encode_to_vec(value, config()).map_err(|e| PayloadError::Encode { detail: e.to_string() })
 }
 
 /// Decodes a payload written by [`encode_payload`].
 ///
 /// # Errors
-/// A message when the bytes do not decode to `T`.
-pub fn decode_payload<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    let (v, used) = bincode::serde::decode_from_slice(bytes, config()).map_err(|e| e.to_string())?;
+/// [`PayloadError::Decode`] when the bytes do not decode to `T`,
+/// [`PayloadError::TrailingBytes`] when bytes are left after it.
+pub fn decode_payload<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, PayloadError> {
+    let (v, used) = bincode::serde::decode_from_slice(bytes, config())
+        .map_err(|e| PayloadError::Decode { detail: e.to_string() })?;
     if used != bytes.len() {
-        return Err("trailing bytes in payload".into());
+        return Err(PayloadError::TrailingBytes {
+            count: bytes.len() - used,
+        });
     }
     Ok(v)
 }
@@ -589,7 +618,7 @@ mod tests {
         let mut out = magic.to_vec();
         out.extend_from_slice(&1u32.to_le_bytes());
         out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-        out.extend_from_slice(&chaincrf_features::hash::hash_bytes(body).to_le_bytes());
+        out.extend_from_slice(&chaincrf_features::hash_bytes(body).to_le_bytes());
         out.extend_from_slice(body);
         out
     }

@@ -4,8 +4,10 @@
 //! dictionary, how attributes are extracted ([`ExtractorSpec`]) and the weights;
 //! a [`Tagger`] turns one sequence's attributes into potentials
 //! ([`ScoredChain`], which implements the core `Potentials` trait, so every core
-//! algorithm runs on trained models unchanged) and decodes them. [`io`] is the
-//! model file format. Nothing here depends on the optimizer: an application that
+//! algorithm runs on trained models unchanged) and decodes them. [`save`] and
+//! [`load`] write and read the model file format (and [`load`] also reads
+//! CRFsuite's model files); [`Checkpoint`]s of training runs use the same
+//! container. Nothing here depends on the optimizer: an application that
 //! only tags needs this crate and the core.
 //!
 //! ```
@@ -34,14 +36,16 @@
 
 #![deny(missing_docs)]
 
-pub mod classic;
-pub mod io;
+mod classic;
+mod io;
 mod model;
-pub mod observations;
+mod observations;
 
 pub use classic::{ClassicError, ClassicExtractor, ClassicInput, ClassicTagger};
-pub use io::{load, save, ModelIoError};
-pub use model::{
-    ExactWeights, ExtractorSpec, Model, ScoredChain, Structure, Tagger, WeightLayout, Weights, WeightsView,
+pub use io::{
+    check_writable, checkpoint_from_bytes, checkpoint_path, decode_payload, encode_payload, from_bytes, load,
+    load_checkpoint, save, save_checkpoint, temp_path, to_bytes, write_atomically, Checkpoint, ModelIoError,
+    PayloadError,
 };
-pub use observations::{accumulate_emissions, ObservationArena, Observations, PREFETCH_AHEAD};
+pub use model::{ExactWeights, ExtractorSpec, Model, ScoredChain, Structure, Tagger, WeightLayout, WeightsView};
+pub use observations::{ObservationArena, Observations};

@@ -10,7 +10,7 @@
 //! same scoring code ([`WeightsView`]) serves both.
 //!
 //! A model read from a file that stores `f64` weights (CRFsuite's, see
-//! [`crate::io::crfsuite`]) also keeps them exactly ([`ExactWeights`]), so that
+//! [`crate::load`]) also keeps them exactly ([`ExactWeights`]), so that
 //! it tags exactly as the program that trained it: its scores are then computed
 //! from the `f64` weights and the attribute values in full precision, in the
 //! order the input gives them (CRFsuite's order of summation). The `f32` blocks
@@ -335,26 +335,27 @@ impl Potentials for ScoredChain {
 /// The model weights, in `f32`, and for models read from a file that stores
 /// them in `f64` (CRFsuite's) also those exactly.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Weights {
+pub(crate) struct Weights {
     /// `num_state × k`.
-    pub state: Vec<f32>,
+    pub(crate) state: Vec<f32>,
     /// `num_edge × k²`.
-    pub edge: Vec<f32>,
+    pub(crate) edge: Vec<f32>,
     /// `k × k`.
-    pub transitions: Vec<f32>,
+    pub(crate) transitions: Vec<f32>,
     /// `k`.
-    pub start: Vec<f32>,
+    pub(crate) start: Vec<f32>,
     /// `k`.
-    pub end: Vec<f32>,
+    pub(crate) end: Vec<f32>,
     /// The weights in full `f64` precision, when the model was read from a
     /// file that stores them so (`state` ... `end` then hold them rounded).
     /// Tagging uses them when present. The model file format stores them
     /// after the model's body (see [`crate::io`]), so serde skips them here.
     #[serde(skip)]
-    pub exact: Option<Box<ExactWeights>>,
+    pub(crate) exact: Option<Box<ExactWeights>>,
 }
 
-/// Model weights in `f64`, blocks as in [`Weights`].
+/// Model weights in `f64`, for [`Model::from_exact`]: the blocks of the
+/// flat layout ([`WeightLayout`]), each its own vector.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExactWeights {
     /// `num_state × k`.
@@ -391,7 +392,7 @@ impl ExactWeights {
 
 impl Weights {
     /// The `f32` blocks in order (state, edge, transitions, start, end).
-    pub fn blocks(&self) -> [&[f32]; 5] {
+    pub(crate) fn blocks(&self) -> [&[f32]; 5] {
         [&self.state, &self.edge, &self.transitions, &self.start, &self.end]
     }
 }
@@ -400,18 +401,50 @@ impl Weights {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Model {
     /// Label strings.
-    pub labels: LabelAlphabet,
+    pub(crate) labels: LabelAlphabet,
     /// Attribute dictionary.
-    pub attributes: AttributeDictionary,
+    pub(crate) attributes: AttributeDictionary,
     /// How attributes are extracted.
-    pub extractor: ExtractorSpec,
+    pub(crate) extractor: ExtractorSpec,
     /// Which weight blocks exist, and hard constraints.
-    pub structure: Structure,
+    pub(crate) structure: Structure,
     /// The weights.
-    pub weights: Weights,
+    pub(crate) weights: Weights,
 }
 
 impl Model {
+    /// The labels, by id.
+    pub fn labels(&self) -> &LabelAlphabet {
+        &self.labels
+    }
+
+    /// The attribute dictionary the weights' rows belong to.
+    pub fn attributes(&self) -> &AttributeDictionary {
+        &self.attributes
+    }
+
+    /// How tagging extracts attributes from input.
+    pub fn extractor(&self) -> &ExtractorSpec {
+        &self.extractor
+    }
+
+    /// Replaces how tagging extracts attributes (the attribute dictionary and
+    /// weights stay): for an extractor whose recorded configuration grows
+    /// after training, as the word segmenter's n-gram inventory does.
+    pub fn set_extractor(&mut self, extractor: ExtractorSpec) {
+        self.extractor = extractor;
+    }
+
+    /// Which weight blocks the model has, and its hard constraints.
+    pub fn structure(&self) -> &Structure {
+        &self.structure
+    }
+
+    /// Whether the model keeps exact `f64` weights ([`Model::from_exact`]).
+    pub fn has_exact_weights(&self) -> bool {
+        self.weights.exact.is_some()
+    }
+
     /// Number of labels `k`.
     pub fn num_labels(&self) -> usize {
         self.labels.len()

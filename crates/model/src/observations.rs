@@ -7,7 +7,7 @@
 //! attribute is not a plain indicator). An iteration then does no string work
 //! and no allocation. Tagging uses the same layout for a single sequence.
 
-use chaincrf_features::hash::prefetch;
+use chaincrf_features::prefetch;
 use chaincrf_features::{AttrKey, AttrKind, AttributeDictionary, DictionaryBuilder, FeatureExtractor};
 
 /// Attribute ids (and values) of many sequences, in one flat layout.
@@ -444,7 +444,7 @@ impl<'a> Observations<'a> {
 /// of position `t + PREFETCH_AHEAD` are requested while position `t` is summed,
 /// so that several misses are in flight at once.
 #[inline]
-pub fn accumulate_emissions<W: Copy + Into<f64>>(
+pub(crate) fn accumulate_emissions<W: Copy + Into<f64>>(
     obs: &Observations<'_>,
     weights: &[W],
     k: usize,
@@ -481,9 +481,9 @@ pub fn accumulate_emissions<W: Copy + Into<f64>>(
     }
 }
 
-/// How many positions ahead [`accumulate_emissions`] (and the trainer's
-/// gradient scatter) request the weight rows they will need.
-pub const PREFETCH_AHEAD: usize = 4;
+/// How many positions ahead [`accumulate_emissions`] requests the weight rows
+/// it will need.
+pub(crate) const PREFETCH_AHEAD: usize = 4;
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,6 @@
 //! labels, marginals within 1e-9); damaged files are clean errors.
 
 use chaincrf_features::{read_crfsuite_data, AttrKind};
-use chaincrf_model::io::{self, crfsuite};
 use chaincrf_model::{ClassicInput, ClassicTagger, Model, ModelIoError};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -23,7 +22,7 @@ fn expected(name: &str) -> Value {
 }
 
 fn load(name: &str) -> Model {
-    io::load(&data(&format!("{name}.crfsuite"))).unwrap_or_else(|e| panic!("{e}"))
+    chaincrf_model::load(&data(&format!("{name}.crfsuite"))).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn strings(v: &Value) -> Vec<&str> {
@@ -48,26 +47,26 @@ fn weights_are_those_crfsuite_reports() {
         let m = load(name);
         let want = expected(name);
         let labels = strings(&want["labels"]);
-        assert_eq!(m.labels.labels(), labels, "{name}");
+        assert_eq!(m.labels().labels(), labels, "{name}");
         let k = labels.len();
-        let exact = m.weights.exact.as_deref().expect("CRFsuite models keep f64 weights");
+        let exact = m.exact_view().expect("CRFsuite models keep f64 weights");
         assert_eq!(m.layout().num_edge, 0);
-        assert!(!m.structure.start_end && m.structure.transitions);
-        assert!(exact.start.iter().chain(&exact.end).all(|&w| w == 0.0));
+        assert!(!m.structure().start_end && m.structure().transitions);
+        assert!(exact.start.iter().chain(exact.end).all(|&w| w == 0.0));
         let attr_count = want["num_attributes"].as_u64().unwrap() as usize;
-        assert_eq!(m.attributes.len(AttrKind::State), attr_count, "{name}");
+        assert_eq!(m.attributes().len(AttrKind::State), attr_count, "{name}");
 
         let mut state_seen = vec![false; exact.state.len()];
         for (attr, label, w) in triples(&want["state_features"]) {
             let id = (0..attr_count as u32)
-                .find(|&id| m.attributes.name(AttrKind::State, id) == Some(attr))
+                .find(|&id| m.attributes().name(AttrKind::State, id) == Some(attr))
                 .unwrap_or_else(|| panic!("{name}: attribute {attr:?} missing"));
-            let slot = id as usize * k + m.labels.id(label).unwrap() as usize;
+            let slot = id as usize * k + m.labels().id(label).unwrap() as usize;
             assert!(
                 (exact.state[slot] - w).abs() <= INFO_ROUNDING,
                 "{name}: ({attr}, {label})"
             );
-            assert_eq!(m.weights.state[slot], exact.state[slot] as f32);
+            assert_eq!(m.view().state[slot], exact.state[slot] as f32);
             state_seen[slot] = true;
         }
         // Pairs without a feature in the file weigh exactly 0.
@@ -76,7 +75,7 @@ fn weights_are_those_crfsuite_reports() {
         }
         let mut trans_seen = vec![false; k * k];
         for (from, to, w) in triples(&want["transitions"]) {
-            let slot = m.labels.id(from).unwrap() as usize * k + m.labels.id(to).unwrap() as usize;
+            let slot = m.labels().id(from).unwrap() as usize * k + m.labels().id(to).unwrap() as usize;
             assert!(
                 (exact.transitions[slot] - w).abs() <= INFO_ROUNDING,
                 "{name}: {from} → {to}"
@@ -97,28 +96,20 @@ fn the_l1_model_has_dropped_features_and_the_dense_one_has_all() {
     // What the fixtures are for: L1 leaves most pairs without a feature;
     // possible_states/possible_transitions give (nearly) every pair one.
     let l1 = load("l1");
-    let zeros = l1
-        .weights
-        .exact
-        .as_deref()
-        .unwrap()
-        .state
-        .iter()
-        .filter(|&&w| w == 0.0)
-        .count();
+    let zeros = l1.exact_view().unwrap().state.iter().filter(|&&w| w == 0.0).count();
     assert!(
-        zeros * 3 > l1.weights.state.len(),
+        zeros * 3 > l1.view().state.len(),
         "{zeros} of {}",
-        l1.weights.state.len()
+        l1.view().state.len()
     );
     let want = expected("dense");
     let dense = load("dense");
     // (CRFsuite leaves out features whose weight is exactly 0.)
     let features = triples(&want["state_features"]).len();
     assert!(
-        features * 10 >= dense.weights.state.len() * 9,
+        features * 10 >= dense.view().state.len() * 9,
         "{features} of {} pairs have a feature",
-        dense.weights.state.len()
+        dense.view().state.len()
     );
 }
 
@@ -138,7 +129,7 @@ fn tags_exactly_as_python_crfsuite() {
         for (s, (seq, p)) in sequences.iter().zip(predictions).enumerate() {
             tagger.observe(ClassicInput::Attributes(&seq.attrs)).unwrap();
             let path = tagger.tagger().viterbi(None).unwrap();
-            let got: Vec<&str> = path.labels.iter().map(|&y| m.labels.label(y as u32)).collect();
+            let got: Vec<&str> = path.labels.iter().map(|&y| m.labels().label(y as u32)).collect();
             assert_eq!(got, strings(&p["labels"]), "{name}: sequence {s}");
             tagger.tagger().marginals(None, &mut marginals).unwrap();
             for (t, row) in p["marginals"].as_array().unwrap().iter().enumerate() {
@@ -156,22 +147,24 @@ fn tags_exactly_as_python_crfsuite() {
 #[test]
 fn from_bytes_reads_crfsuite_files_too() {
     let bytes = std::fs::read(data("ap.crfsuite")).unwrap();
-    assert!(crfsuite::is_crfsuite(&bytes));
-    let a = io::from_bytes(&bytes, Path::new("mem")).unwrap();
-    let b = crfsuite::from_bytes(&bytes, Path::new("mem")).unwrap();
-    assert_eq!(a.weights, b.weights);
-    assert_eq!(a.labels, b.labels);
+    assert!(bytes.starts_with(b"lCRF"));
+    let a = chaincrf_model::from_bytes(&bytes, Path::new("mem")).unwrap();
+    let b = load("ap");
+    assert!(a.has_exact_weights());
+    assert_eq!(a.to_flat(), b.to_flat());
+    assert_eq!(a.labels(), b.labels());
 }
 
 #[test]
 fn saved_again_they_keep_every_digit() {
     // chaincrf's own format stores the exact weights of such a model (version 2).
     let m = load("l1");
-    let bytes = io::to_bytes(&m).unwrap();
+    let bytes = chaincrf_model::to_bytes(&m).unwrap();
     assert_eq!(&bytes[8..12], &2u32.to_le_bytes());
-    let back = io::from_bytes(&bytes, Path::new("m")).unwrap();
-    assert_eq!(back.weights, m.weights);
-    assert!(back.weights.exact.is_some());
+    let back = chaincrf_model::from_bytes(&bytes, Path::new("m")).unwrap();
+    assert!(back.has_exact_weights());
+    assert_eq!(back.to_flat(), m.to_flat());
+    assert_eq!(back.view().state, m.view().state);
     let mut pruned = m.clone();
     let dropped = pruned.prune_zero_attributes();
     assert_eq!(dropped, 0, "CRFsuite keeps only attributes with features");
@@ -179,7 +172,7 @@ fn saved_again_they_keep_every_digit() {
 }
 
 fn reason(bytes: &[u8]) -> String {
-    match io::from_bytes(bytes, Path::new("forged.crfsuite")) {
+    match chaincrf_model::from_bytes(bytes, Path::new("forged.crfsuite")) {
         Err(e @ ModelIoError::BadCrfsuiteModel { .. }) => {
             let s = e.to_string();
             assert!(s.starts_with("forged.crfsuite: not a valid CRFsuite model: "), "{s}");
@@ -199,7 +192,7 @@ fn truncated_at_every_byte_is_an_error() {
             assert!(r.contains("truncated"), "{name} cut at {len}: {r}");
         }
         // Shorter than the magic: not recognized as CRFsuite, a chaincrf error.
-        assert!(io::from_bytes(&bytes[..3], Path::new("x")).is_err());
+        assert!(chaincrf_model::from_bytes(&bytes[..3], Path::new("x")).is_err());
     }
 }
 
@@ -275,7 +268,7 @@ fn random_byte_flips_are_errors_or_models() {
             let i = (next() % b.len() as u64) as usize;
             b[i] ^= 1 << (next() % 8);
         }
-        match io::from_bytes(&b, Path::new("flipped")) {
+        match chaincrf_model::from_bytes(&b, Path::new("flipped")) {
             Ok(m) => {
                 models += 1;
                 let items = vec![vec![("bias".to_owned(), 1.0)], vec![("len".to_owned(), 0.5)]];
@@ -393,7 +386,7 @@ fn write_model(labels: &[&[u8]], attrs: &[&[u8]], features: &[(u32, u32, u32, f6
 }
 
 fn read(bytes: &[u8]) -> Result<Model, String> {
-    crfsuite::from_bytes(bytes, Path::new("made")).map_err(|e| e.to_string())
+    chaincrf_model::from_bytes(bytes, Path::new("made")).map_err(|e| e.to_string())
 }
 
 #[test]
@@ -440,12 +433,12 @@ fn random_models_read_back_exactly() {
         let label_refs: Vec<&[u8]> = labels.iter().map(Vec::as_slice).collect();
         let attr_refs: Vec<&[u8]> = attrs.iter().map(Vec::as_slice).collect();
         let m = read(&write_model(&label_refs, &attr_refs, &features)).unwrap();
-        let exact = m.weights.exact.as_deref().unwrap();
+        let exact = m.exact_view().unwrap();
         assert_eq!(exact.state, want_state);
         assert_eq!(exact.transitions, want_trans);
-        assert_eq!(m.labels.labels().len(), k);
+        assert_eq!(m.labels().labels().len(), k);
         for (i, name) in attrs.iter().enumerate() {
-            assert_eq!(m.attributes.name(AttrKind::State, i as u32).unwrap().as_bytes(), name);
+            assert_eq!(m.attributes().name(AttrKind::State, i as u32).unwrap().as_bytes(), name);
         }
     }
 }
@@ -456,9 +449,9 @@ fn names_crfsuite_never_writes() {
     let f = [(0, 0, 1, 0.5), (0, 1, 0, 2.0), (0, 2, 1, -1.0), (1, 0, 1, 0.25)];
     // An attribute name that is not UTF-8 is dropped with its features.
     let m = read(&write_model(&labels, &[b"x", b"\xff\xfe", b"z"], &f)).unwrap();
-    assert_eq!(m.attributes.len(AttrKind::State), 2);
-    assert_eq!(m.attributes.name(AttrKind::State, 1), Some("z"));
-    assert_eq!(m.weights.exact.as_deref().unwrap().state, [0.0, 0.5, 0.0, -1.0]);
+    assert_eq!(m.attributes().len(AttrKind::State), 2);
+    assert_eq!(m.attributes().name(AttrKind::State, 1), Some("z"));
+    assert_eq!(m.exact_view().unwrap().state, [0.0, 0.5, 0.0, -1.0]);
     let e = read(&write_model(&[b"A", b"\xc3"], &[b"x"], &f[..1])).unwrap_err();
     assert!(e.contains("label 1 is not valid UTF-8"), "{e}");
     let e = read(&write_model(&[b"A", b"A"], &[b"x"], &f[..1])).unwrap_err();
@@ -475,5 +468,5 @@ fn names_crfsuite_never_writes() {
     assert!(e.contains("not finite"), "{e}");
     // No attributes at all: a model of transitions only.
     let m = read(&write_model(&labels, &[], &f[3..])).unwrap();
-    assert_eq!(m.weights.exact.as_deref().unwrap().transitions, [0.0, 0.25, 0.0, 0.0]);
+    assert_eq!(m.exact_view().unwrap().transitions, [0.0, 0.25, 0.0, 0.0]);
 }

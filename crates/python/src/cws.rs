@@ -221,7 +221,7 @@ impl CwsSegmenter {
     fn from_state(py: Python<'_>, model: &[u8], dict_text: &str, keep_latin: bool) -> PyResult<Self> {
         let bytes = model.to_vec();
         let model = py
-            .detach(move || chaincrf_model::io::from_bytes(&bytes, Path::new("<pickled segmenter>")))
+            .detach(move || chaincrf_model::from_bytes(&bytes, Path::new("<pickled segmenter>")))
             .map_err(model_io_error)?;
         Self::build(model, "<pickled segmenter>", keep_latin, dict_text)
     }
@@ -229,7 +229,7 @@ impl CwsSegmenter {
     /// `(model bytes, user dictionary text, keep_latin)`.
     fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let state = self.read();
-        let bytes = chaincrf_model::io::to_bytes(state.seg.model()).map_err(model_io_error)?;
+        let bytes = chaincrf_model::to_bytes(state.seg.model()).map_err(model_io_error)?;
         (PyBytes::new(py, &bytes), state.dict_text.clone(), self.keep_latin).into_pyobject(py)
     }
 
@@ -477,7 +477,7 @@ pub fn cws_train<'py>(
         ..CwsTrainOptions::default()
     };
     options.ngram.lexicon_features = lexicon;
-    chaincrf_model::io::check_writable(&model).map_err(model_io_error)?;
+    chaincrf_model::check_writable(&model).map_err(model_io_error)?;
     let job = TrainJob {
         corpus,
         model,

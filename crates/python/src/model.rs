@@ -109,7 +109,7 @@ impl Model {
     /// Reads a model from the bytes of a model file.
     #[staticmethod]
     fn from_bytes(data: &[u8]) -> PyResult<Self> {
-        chaincrf_model::io::from_bytes(data, std::path::Path::new("<bytes>"))
+        chaincrf_model::from_bytes(data, std::path::Path::new("<bytes>"))
             .map(Model::new)
             .map_err(model_io_error)
     }
@@ -124,7 +124,7 @@ impl Model {
 
     /// The bytes of the model file.
     fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let bytes = chaincrf_model::io::to_bytes(&self.inner).map_err(model_io_error)?;
+        let bytes = chaincrf_model::to_bytes(&self.inner).map_err(model_io_error)?;
         Ok(PyBytes::new(py, &bytes))
     }
 
@@ -138,17 +138,17 @@ impl Model {
 
     /// The label names, by id.
     fn labels(&self) -> Vec<String> {
-        self.inner.labels.labels().to_vec()
+        self.inner.labels().labels().to_vec()
     }
 
     /// Number of (state) attributes.
     fn num_attributes(&self) -> usize {
-        self.inner.attributes.len(AttrKind::State)
+        self.inner.attributes().len(AttrKind::State)
     }
 
     /// Attribute names, by id.
     fn attributes(&self) -> Vec<String> {
-        let a = &self.inner.attributes;
+        let a = self.inner.attributes();
         (0..a.len(AttrKind::State) as u32)
             .map(|id| a.name(AttrKind::State, id).unwrap_or_default().to_owned())
             .collect()
@@ -159,11 +159,11 @@ impl Model {
         let m = &*self.inner;
         let k = m.num_labels();
         let mut out = Vec::new();
-        for (id, row) in m.weights.state.chunks(k.max(1)).enumerate() {
+        for (id, row) in m.view().state.chunks(k.max(1)).enumerate() {
             for (y, &w) in row.iter().enumerate() {
                 if w != 0.0 {
-                    let name = m.attributes.name(AttrKind::State, id as u32).unwrap_or_default();
-                    out.push((name.to_owned(), m.labels.label(y as u32).to_owned(), f64::from(w)));
+                    let name = m.attributes().name(AttrKind::State, id as u32).unwrap_or_default();
+                    out.push((name.to_owned(), m.labels().label(y as u32).to_owned(), f64::from(w)));
                 }
             }
         }
@@ -175,12 +175,12 @@ impl Model {
         let m = &*self.inner;
         let k = m.num_labels();
         let mut out = Vec::new();
-        for (i, &w) in m.weights.transitions.iter().enumerate() {
+        for (i, &w) in m.view().transitions.iter().enumerate() {
             if w != 0.0 {
                 let (a, b) = (i / k, i % k);
                 out.push((
-                    m.labels.label(a as u32).to_owned(),
-                    m.labels.label(b as u32).to_owned(),
+                    m.labels().label(a as u32).to_owned(),
+                    m.labels().label(b as u32).to_owned(),
                     f64::from(w),
                 ));
             }
@@ -190,7 +190,7 @@ impl Model {
 
     /// Size of the model file in bytes.
     fn size(&self) -> PyResult<usize> {
-        Ok(chaincrf_model::io::to_bytes(&self.inner).map_err(model_io_error)?.len())
+        Ok(chaincrf_model::to_bytes(&self.inner).map_err(model_io_error)?.len())
     }
 
     /// The best label sequence of `xseq`.
@@ -200,7 +200,7 @@ impl Model {
         let ids = py
             .detach(|| viterbi(&mut model.tagger(), &items))
             .map_err(PyValueError::new_err)?;
-        Ok(ids.iter().map(|&y| model.labels.label(y as u32).to_owned()).collect())
+        Ok(ids.iter().map(|&y| model.labels().label(y as u32).to_owned()).collect())
     }
 
     /// The best label sequence of each sequence of `xs`, on `threads` threads.
@@ -210,7 +210,7 @@ impl Model {
         let paths = py
             .detach(|| map_parallel(model, &inputs, threads, viterbi))
             .map_err(PyValueError::new_err)?;
-        let labels = model.labels.labels();
+        let labels = model.labels().labels();
         Ok(paths
             .into_iter()
             .map(|p| p.into_iter().map(|y| labels[y].clone()).collect())
@@ -242,7 +242,7 @@ impl Model {
             .detach(|| map_parallel(model, &inputs, threads, marginals))
             .map_err(PyValueError::new_err)?;
         let k = model.num_labels();
-        let labels = model.labels.labels();
+        let labels = model.labels().labels();
         let out = PyList::empty(py);
         for flat in all {
             let seq = PyList::empty(py);
@@ -272,7 +272,7 @@ impl Model {
         }
         let mut ys = Vec::with_capacity(names.len());
         for name in &names {
-            match model.labels.id(name) {
+            match model.labels().id(name) {
                 Some(y) => ys.push(y as usize),
                 None => return Err(PyValueError::new_err(format!("unknown label {name:?}"))),
             }
@@ -301,7 +301,7 @@ impl Model {
         format!(
             "<chaincrf Model: {} labels, {} attributes>",
             self.inner.num_labels(),
-            self.inner.attributes.len(AttrKind::State)
+            self.inner.attributes().len(AttrKind::State)
         )
     }
 }

@@ -45,7 +45,7 @@ pub enum ClassicFormat {
 impl ClassicFormat {
     /// The format a model was trained from, if it is a classic one.
     pub fn of_model(model: &Model) -> Option<ClassicFormat> {
-        match model.extractor {
+        match model.extractor() {
             ExtractorSpec::CrfppTemplates { .. } => Some(ClassicFormat::Crfpp),
             ExtractorSpec::CrfsuiteAttributes => Some(ClassicFormat::Crfsuite),
             ExtractorSpec::Custom { .. } => None,
@@ -295,15 +295,11 @@ impl ClassicSetup {
         let templates = match format {
             ClassicFormat::Crfsuite => None,
             ClassicFormat::Crfpp => {
-                let templates = match (templates, init) {
+                let templates = match (templates, init.map(Model::extractor)) {
                     (Some(t), _) => t,
-                    (
-                        None,
-                        Some(Model {
-                            extractor: ExtractorSpec::CrfppTemplates { source, .. },
-                            ..
-                        }),
-                    ) => Templates::parse(source, "<initial model's template>")?,
+                    (None, Some(ExtractorSpec::CrfppTemplates { source, .. })) => {
+                        Templates::parse(source, "<initial model's template>")?
+                    }
                     (None, _) => return Err(ClassicTrainError::MissingTemplate),
                 };
                 if templates.is_empty() {
@@ -454,7 +450,7 @@ pub fn map_weights(old: &Model, labels: &LabelAlphabet, attributes: &AttributeDi
     let mut flat = vec![0.0; new.len()];
     // New id of each old label (labels the new alphabet lacks are dropped).
     let label_map: Vec<Option<usize>> = (0..k_old as u32)
-        .map(|y| labels.id(old.labels.label(y)).map(|i| i as usize))
+        .map(|y| labels.id(old.labels().label(y)).map(|i| i as usize))
         .collect();
     // (old a, old b) → (new a, new b) for every label pair both alphabets have.
     let mut pairs = Vec::with_capacity(k_old * k_old);
@@ -465,9 +461,9 @@ pub fn map_weights(old: &Model, labels: &LabelAlphabet, attributes: &AttributeDi
             }
         }
     }
-    let w = &old.weights;
-    for id in 0..old.attributes.len(AttrKind::State) as u32 {
-        let Some(nid) = attributes.id(AttrKind::State, old.attributes.key(AttrKind::State, id)) else {
+    let w = old.view();
+    for id in 0..old.attributes().len(AttrKind::State) as u32 {
+        let Some(nid) = attributes.id(AttrKind::State, old.attributes().key(AttrKind::State, id)) else {
             continue;
         };
         for (y, ny) in label_map.iter().enumerate() {
@@ -477,8 +473,8 @@ pub fn map_weights(old: &Model, labels: &LabelAlphabet, attributes: &AttributeDi
         }
     }
     let e0 = new.edge_offset();
-    for id in 0..old.attributes.len(AttrKind::Edge) as u32 {
-        let Some(nid) = attributes.id(AttrKind::Edge, old.attributes.key(AttrKind::Edge, id)) else {
+    for id in 0..old.attributes().len(AttrKind::Edge) as u32 {
+        let Some(nid) = attributes.id(AttrKind::Edge, old.attributes().key(AttrKind::Edge, id)) else {
             continue;
         };
         for ((a, b), (na, nb)) in &pairs {
@@ -587,7 +583,7 @@ mod tests {
         let l = s2.dataset.layout();
         assert_eq!(init.len(), l.len());
         let he = old
-            .attributes
+            .attributes()
             .id(AttrKind::State, chaincrf_features::hash_name("U0:He"))
             .unwrap();
         let he2 = s2
@@ -599,12 +595,12 @@ mod tests {
         for y in 0..2 {
             assert_eq!(
                 init[he2 as usize * 3 + y],
-                f64::from(old.weights.state[he as usize * 2 + y])
+                f64::from(old.view().state[he as usize * 2 + y])
             );
         }
         assert_eq!(init[he2 as usize * 3 + 2], 0.0);
         let t0 = l.transition_offset();
-        assert_eq!(init[t0 + 3 + 1], f64::from(old.weights.transitions[2 + 1]));
+        assert_eq!(init[t0 + 3 + 1], f64::from(old.view().transitions[2 + 1]));
         assert_eq!(init[t0 + 2 * 3], 0.0);
         // Format mismatch is an error.
         let cs = corpus("B\tw=He\n", ClassicFormat::Crfsuite);

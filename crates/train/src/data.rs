@@ -186,11 +186,14 @@ impl DatasetBuilder {
         if !keep_names {
             b = b.without_attribute_names();
         }
-        b.labels = model.labels.clone();
+        b.labels = model.labels().clone();
         for kind in [AttrKind::State, AttrKind::Edge] {
-            for id in 0..model.attributes.len(kind) as u32 {
-                b.builder
-                    .pin(kind, model.attributes.key(kind, id), model.attributes.name(kind, id));
+            for id in 0..model.attributes().len(kind) as u32 {
+                b.builder.pin(
+                    kind,
+                    model.attributes().key(kind, id),
+                    model.attributes().name(kind, id),
+                );
             }
         }
         b

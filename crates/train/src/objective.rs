@@ -29,12 +29,17 @@ use crate::data::Dataset;
 use crate::error::TrainError;
 use chaincrf_core::loss::{NllWorkspace, Target};
 use chaincrf_core::{Log, Potentials, Prob, ProbabilitySemiring};
-use chaincrf_features::hash::prefetch;
-use chaincrf_model::{ScoredChain, Structure, WeightLayout, WeightsView, PREFETCH_AHEAD};
+use chaincrf_features::prefetch;
+use chaincrf_model::{ScoredChain, Structure, WeightLayout, WeightsView};
 use fused::Fused;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+
+/// How many positions ahead the gradient scatter requests the gradient rows
+/// it will add to, so that several cache misses are in flight at once (the
+/// distance the model's emission sum uses too).
+const PREFETCH_AHEAD: usize = 4;
 
 /// Weights per task when a vector operation is split over the threads.
 const VECTOR_CHUNK: usize = 1 << 16;

@@ -223,7 +223,7 @@ impl OnlineConfig {
 
 /// Everything a perceptron-family run depends on, to save and resume it
 /// exactly (see the module documentation). Encode it with
-/// `chaincrf_model::io::encode_payload`.
+/// `chaincrf_model::encode_payload`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct OnlineState {
     /// The algorithm and parameters it was saved by (a resumed run must use the same).

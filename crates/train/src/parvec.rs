@@ -427,10 +427,10 @@ mod tests {
     #[test]
     fn serializes_as_a_plain_vector() {
         let v = vec![1.5, -2.0, 0.0];
-        let a = chaincrf_model::io::encode_payload(&ParVec(v.clone())).unwrap();
-        let b = chaincrf_model::io::encode_payload(&v).unwrap();
+        let a = chaincrf_model::encode_payload(&ParVec(v.clone())).unwrap();
+        let b = chaincrf_model::encode_payload(&v).unwrap();
         assert_eq!(a, b);
-        let back: ParVec = chaincrf_model::io::decode_payload(&b).unwrap();
+        let back: ParVec = chaincrf_model::decode_payload(&b).unwrap();
         assert_eq!(back.0, v);
     }
 }

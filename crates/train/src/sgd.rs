@@ -206,7 +206,7 @@ impl SgdConfig {
 }
 
 /// Everything an SGD run depends on after calibration, to save and resume
-/// it exactly. Encode it with `chaincrf_model::io::encode_payload`.
+/// it exactly. Encode it with `chaincrf_model::encode_payload`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SgdState {
     /// The `c2` it ran with (a resumed run must use the same).

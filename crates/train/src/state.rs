@@ -35,7 +35,7 @@ pub(crate) enum StateRef<'a> {
 impl StateRef<'_> {
     /// The bytes of a checkpoint's training state.
     pub(crate) fn encode(&self) -> Result<Vec<u8>, TrainError> {
-        chaincrf_model::io::encode_payload(self).map_err(|reason| TrainError::SavedState {
+        chaincrf_model::encode_payload(self).map_err(|reason| TrainError::SavedState {
             problem: format!("cannot be encoded: {reason}"),
         })
     }
@@ -47,7 +47,7 @@ impl SavedState {
     /// # Errors
     /// [`TrainError::SavedState`] when the bytes are not such a state.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, TrainError> {
-        chaincrf_model::io::decode_payload(bytes)
+        chaincrf_model::decode_payload(bytes)
             .map(SavedState)
             .map_err(|reason| TrainError::SavedState {
                 problem: format!("cannot be decoded: {reason}"),

@@ -191,8 +191,8 @@ fn learns_the_generating_rule_and_threads_do_not_change_the_model() {
     let acc = right as f64 / total as f64;
     assert!(acc > 0.99, "accuracy {acc}");
     // The model survives a round trip through bytes with identical predictions.
-    let bytes = chaincrf_model::io::to_bytes(&model).unwrap();
-    let back = chaincrf_model::io::from_bytes(&bytes, std::path::Path::new("mem")).unwrap();
+    let bytes = chaincrf_model::to_bytes(&model).unwrap();
+    let back = chaincrf_model::from_bytes(&bytes, std::path::Path::new("mem")).unwrap();
     let mut t2 = back.tagger();
     for (x, _) in &test {
         tagger.observe(&Tokens, x);
@@ -200,11 +200,11 @@ fn learns_the_generating_rule_and_threads_do_not_change_the_model() {
         assert_eq!(tagger.viterbi(None).unwrap(), t2.viterbi(None).unwrap());
     }
     // Truncated or corrupted bytes are errors, not panics.
-    assert!(chaincrf_model::io::from_bytes(&bytes[..bytes.len() / 2], std::path::Path::new("m")).is_err());
+    assert!(chaincrf_model::from_bytes(&bytes[..bytes.len() / 2], std::path::Path::new("m")).is_err());
     let mut bad = bytes.clone();
     let last = bad.len() - 1;
     bad[last] ^= 0xff;
-    assert!(chaincrf_model::io::from_bytes(&bad, std::path::Path::new("m")).is_err());
+    assert!(chaincrf_model::from_bytes(&bad, std::path::Path::new("m")).is_err());
 }
 
 /// The stop flag ends training after the iteration during which it was set;

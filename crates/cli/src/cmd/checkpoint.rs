@@ -22,7 +22,7 @@
 //! The file format itself lives in `chaincrf_model::io`, with all other model I/O.
 
 use anyhow::{bail, Context as _};
-use chaincrf_model::io::{checkpoint_path, load_checkpoint, save_checkpoint, Checkpoint};
+use chaincrf_model::{checkpoint_path, load_checkpoint, save_checkpoint, Checkpoint};
 use chaincrf_train::{Progress, Termination};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -101,7 +101,7 @@ pub fn fingerprint(files: &[&Path], options: &str) -> anyhow::Result<u64> {
     }
     feed(options.as_bytes());
     feed(&(options.len() as u64).to_le_bytes());
-    Ok(chaincrf_features::hash::mix64(h))
+    Ok(chaincrf_features::mix64(h))
 }
 
 /// Writes checkpoints during a run and reports on them at the end.
@@ -144,8 +144,7 @@ impl Checkpointer {
             bail!("--checkpoint-every must be at least 1");
         }
         let path = checkpoint_path(model);
-        chaincrf_model::io::check_writable(&path)
-            .context("the checkpoint cannot be written (checked before training)")?;
+        chaincrf_model::check_writable(&path).context("the checkpoint cannot be written (checked before training)")?;
         let on = every.is_some() || resume;
         let checkpointer = Checkpointer {
             path,

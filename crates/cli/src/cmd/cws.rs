@@ -214,7 +214,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     if a.semi_markov && (a.resume || a.checkpoint_every.is_some()) {
         bail!("--semi-markov runs cannot be checkpointed or resumed yet");
     }
-    chaincrf_model::io::check_writable(&model_path).context("the model cannot be written (checked before training)")?;
+    chaincrf_model::check_writable(&model_path).context("the model cannot be written (checked before training)")?;
     opt.check_outputs()?;
     // What identifies the run for --resume: the corpus and every option that
     // changes the features or the objective.
@@ -365,7 +365,7 @@ fn read_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>) -> std::io::Result<boo
 fn segment(a: SegmentArgs) -> anyhow::Result<()> {
     if let Some(p) = &a.output {
         // Before loading the model and segmenting everything, not at the final rename.
-        chaincrf_model::io::check_writable(p).with_context(|| format!("{}: cannot write", p.display()))?;
+        chaincrf_model::check_writable(p).with_context(|| format!("{}: cannot write", p.display()))?;
     }
     let load_start = Instant::now();
     let mut seg = Segmenter::load(&a.model)?.keep_latin_runs(a.keep_latin);
@@ -389,7 +389,7 @@ fn segment(a: SegmentArgs) -> anyhow::Result<()> {
     // Output goes to a temporary file renamed at the end, so a failure leaves no half-written file.
     let (mut out, tmp_path): (Box<dyn Write>, Option<PathBuf>) = match &a.output {
         Some(p) => {
-            let tmp = chaincrf_model::io::temp_path(p);
+            let tmp = chaincrf_model::temp_path(p);
             let f = std::fs::File::create(&tmp).with_context(|| format!("{}: cannot write", p.display()))?;
             (Box::new(std::io::BufWriter::with_capacity(1 << 16, f)), Some(tmp))
         }
@@ -557,7 +557,7 @@ fn export(a: ExportArgs) -> anyhow::Result<()> {
             extractor.extract(&chars[..], t, &mut |attr| {
                 names.push(format!("{:016x}", attr.key.key()))
             });
-            chaincrf_features::crfsuite::write_crfsuite_item(
+            chaincrf_features::write_crfsuite_item(
                 &mut out,
                 labels[tag as usize],
                 names.iter().map(|n| (n.as_str(), 1.0)),

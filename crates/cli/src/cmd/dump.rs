@@ -56,9 +56,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// The attribute's name, or its hash key when names were not kept.
 fn attribute_name(model: &Model, kind: AttrKind, id: u32) -> String {
-    match model.attributes.name(kind, id) {
+    match model.attributes().name(kind, id) {
         Some(n) => n.to_owned(),
-        None => format!("#{:016x}", model.attributes.key(kind, id)),
+        None => format!("#{:016x}", model.attributes().key(kind, id)),
     }
 }
 
@@ -77,10 +77,10 @@ fn text_report<W: Copy + Into<f64>>(model: &Model, w: WeightsView<'_, W>, args: 
     let mut s = String::new();
     let k = model.num_labels();
     let layout = model.layout();
-    let labels = model.labels.labels();
+    let labels = model.labels().labels();
     let _ = writeln!(s, "model: {}", args.model.display());
-    let _ = writeln!(s, "extractor: {}", describe_extractor(&model.extractor));
-    if model.weights.exact.is_some() {
+    let _ = writeln!(s, "extractor: {}", describe_extractor(model.extractor()));
+    if model.has_exact_weights() {
         let _ = writeln!(s, "weights: f64 (kept exactly, as in a CRFsuite model file)");
     }
     let _ = writeln!(s, "labels ({k}): {}", labels.join(" "));
@@ -92,7 +92,7 @@ fn text_report<W: Copy + Into<f64>>(model: &Model, w: WeightsView<'_, W>, args: 
         layout.len(),
         model.num_active_weights()
     );
-    let st = &model.structure;
+    let st = model.structure();
     let _ = writeln!(
         s,
         "transitions: {}; start/end weights: {}",
@@ -103,14 +103,19 @@ fn text_report<W: Copy + Into<f64>>(model: &Model, w: WeightsView<'_, W>, args: 
         let pairs: Vec<String> = st
             .forbidden_transitions
             .iter()
-            .map(|&(a, b)| format!("{}→{}", model.labels.label(a), model.labels.label(b)))
+            .map(|&(a, b)| format!("{}→{}", model.labels().label(a), model.labels().label(b)))
             .collect();
         let _ = writeln!(s, "forbidden transitions: {}", pairs.join(" "));
-        let names = |ys: &[u32]| ys.iter().map(|&y| model.labels.label(y)).collect::<Vec<_>>().join(" ");
+        let names = |ys: &[u32]| {
+            ys.iter()
+                .map(|&y| model.labels().label(y))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
         let _ = writeln!(s, "forbidden at start: {}", names(&st.forbidden_start));
         let _ = writeln!(s, "forbidden at end: {}", names(&st.forbidden_end));
     }
-    if let ExtractorSpec::CrfppTemplates { source, .. } = &model.extractor {
+    if let ExtractorSpec::CrfppTemplates { source, .. } = model.extractor() {
         let _ = writeln!(s, "\ntemplate:");
         for line in source.lines().filter(|l| !l.trim().is_empty()) {
             let _ = writeln!(s, "  {line}");
@@ -213,19 +218,19 @@ struct JsonAttribute<'a, W> {
 impl<'a, W> JsonModel<'a, W> {
     fn new(model: &'a Model, w: WeightsView<'a, W>) -> Self {
         let k = model.num_labels();
-        let label = |y: &u32| model.labels.label(*y);
+        let label = |y: &u32| model.labels().label(*y);
         let attributes = |kind: AttrKind, block: &'a [W], width: usize| {
-            (0..model.attributes.len(kind) as u32)
+            (0..model.attributes().len(kind) as u32)
                 .map(|id| JsonAttribute {
-                    name: model.attributes.name(kind, id),
-                    key: format!("{:016x}", model.attributes.key(kind, id)),
+                    name: model.attributes().name(kind, id),
+                    key: format!("{:016x}", model.attributes().key(kind, id)),
                     weights: &block[id as usize * width..(id as usize + 1) * width],
                 })
                 .collect()
         };
         JsonModel {
-            labels: model.labels.labels(),
-            extractor: match &model.extractor {
+            labels: model.labels().labels(),
+            extractor: match model.extractor() {
                 ExtractorSpec::CrfppTemplates {
                     source,
                     feature_columns,
@@ -240,16 +245,16 @@ impl<'a, W> JsonModel<'a, W> {
                 },
             },
             structure: JsonStructure {
-                transitions: model.structure.transitions,
-                start_end: model.structure.start_end,
+                transitions: model.structure().transitions,
+                start_end: model.structure().start_end,
                 forbidden_transitions: model
-                    .structure
+                    .structure()
                     .forbidden_transitions
                     .iter()
                     .map(|(a, b)| (label(a), label(b)))
                     .collect(),
-                forbidden_start: model.structure.forbidden_start.iter().map(label).collect(),
-                forbidden_end: model.structure.forbidden_end.iter().map(label).collect(),
+                forbidden_start: model.structure().forbidden_start.iter().map(label).collect(),
+                forbidden_end: model.structure().forbidden_end.iter().map(label).collect(),
             },
             transitions: w.transitions.chunks(k.max(1)).collect(),
             start: w.start,

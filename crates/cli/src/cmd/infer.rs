@@ -19,7 +19,8 @@
 use super::open_input;
 use anyhow::Context as _;
 use chaincrf_cli::potentials::{parse_infer_input, InferInput, SemiMarkovInput};
-use chaincrf_core::{chain, semimarkov, DenseChain, Error, Segment};
+use chaincrf_core::semimarkov::{self, Segment};
+use chaincrf_core::{chain, DenseChain, Error};
 use serde::Serialize;
 use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
@@ -175,7 +176,7 @@ fn infer_semi_markov(input: &SemiMarkovInput, nbest: Option<usize>) -> anyhow::R
     let log_partition = semimarkov::log_partition(p).map_err(semi_markov_error)?;
     let best = semimarkov::viterbi(p).map_err(semi_markov_error)?;
     let m = semimarkov::segment_marginals(p).map_err(semi_markov_error)?;
-    let k = chaincrf_core::SegmentPotentials::num_labels(p);
+    let k = semimarkov::SegmentPotentials::num_labels(p);
     let segment_marginals = input
         .given
         .iter()

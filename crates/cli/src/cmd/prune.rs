@@ -37,10 +37,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !(args.threshold.is_finite() && args.threshold >= 0.0) {
         bail!("--threshold must be a finite number ≥ 0, not {}", args.threshold);
     }
-    chaincrf_model::io::check_writable(&args.output)
-        .with_context(|| format!("{}: cannot write", args.output.display()))?;
+    chaincrf_model::check_writable(&args.output).with_context(|| format!("{}: cannot write", args.output.display()))?;
     let mut model = load_model(&args.model)?;
-    let before = model.attributes.len(AttrKind::State) + model.attributes.len(AttrKind::Edge);
+    let before = model.attributes().len(AttrKind::State) + model.attributes().len(AttrKind::Edge);
     let dropped = model.prune_attributes(args.threshold);
     let bytes = chaincrf_model::save(&model, &args.output)?;
     note!(

@@ -189,7 +189,7 @@ fn forced_labels(model: &Model, forced: &[&str], name: &str, first_line: usize) 
         if label == "_" {
             continue;
         }
-        let Some(y) = model.labels.id(label) else {
+        let Some(y) = model.labels().id(label) else {
             bail!(
                 "{name}:{}: forced label {label:?} is not a label of the model (it has {}; use _ for a free position)",
                 first_line + t,
@@ -203,7 +203,7 @@ fn forced_labels(model: &Model, forced: &[&str], name: &str, first_line: usize) 
 
 /// The model's labels for an error message, shortened when there are many.
 fn preview_labels(model: &Model) -> String {
-    let labels = model.labels.labels();
+    let labels = model.labels().labels();
     let shown: Vec<&str> = labels.iter().take(20).map(String::as_str).collect();
     if labels.len() > shown.len() {
         format!("{} labels: {} ...", labels.len(), shown.join(" "))
@@ -259,11 +259,11 @@ fn write_sequence(
         for t in 0..n {
             prefix(t, line);
             let y = path.labels[t];
-            line.push_str(model.labels.label(y as u32));
+            line.push_str(model.labels().label(y as u32));
             if style.marginals {
                 let _ = write!(line, "/{:.6}", scratch.marginals[t * k + y]);
                 if style.all_marginals {
-                    for (j, label) in model.labels.labels().iter().enumerate() {
+                    for (j, label) in model.labels().labels().iter().enumerate() {
                         let _ = write!(line, "\t{label}/{:.6}", scratch.marginals[t * k + j]);
                     }
                 }

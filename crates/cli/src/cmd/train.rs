@@ -17,7 +17,7 @@ use super::training::{write_summary, OptimizerArgs, ProgressPrinter};
 use super::{load_model, open_file};
 use anyhow::{bail, Context as _};
 use chaincrf_features::Templates;
-use chaincrf_model::io::check_writable;
+use chaincrf_model::check_writable;
 use chaincrf_model::Model;
 use chaincrf_train::{
     CheckedParams, ClassicCorpus, ClassicFormat, ClassicOptions, ClassicSetup, Dataset, Progress, SavedState,
@@ -128,12 +128,13 @@ fn run_inputs(args: &Args, params: &CheckedParams) -> (Vec<PathBuf>, String) {
 /// Whether `m` has exactly the labels and attribute ids of `data`.
 fn same_features(m: &Model, d: &Dataset) -> bool {
     use chaincrf_features::AttrKind;
-    m.labels.labels() == d.labels.labels()
-        && m.extractor == d.extractor
-        && m.structure == d.structure
+    m.labels().labels() == d.labels.labels()
+        && *m.extractor() == d.extractor
+        && *m.structure() == d.structure
         && [AttrKind::State, AttrKind::Edge].into_iter().all(|kind| {
-            m.attributes.len(kind) == d.attributes.len(kind)
-                && (0..d.attributes.len(kind) as u32).all(|id| m.attributes.key(kind, id) == d.attributes.key(kind, id))
+            m.attributes().len(kind) == d.attributes.len(kind)
+                && (0..d.attributes.len(kind) as u32)
+                    .all(|id| m.attributes().key(kind, id) == d.attributes.key(kind, id))
         })
 }
 

@@ -123,7 +123,7 @@ impl OptimizerArgs {
     pub fn check_outputs(&self) -> anyhow::Result<()> {
         for (what, p) in [("summary", &self.summary_json), ("progress log", &self.progress_jsonl)] {
             if let Some(p) = p {
-                chaincrf_model::io::check_writable(p)
+                chaincrf_model::check_writable(p)
                     .with_context(|| format!("the {what} cannot be written (checked before training)"))?;
             }
         }
@@ -271,7 +271,7 @@ pub fn write_summary(path: &Path, report: &Report, extra: serde_json::Value) -> 
     }
     let mut text = serde_json::to_string_pretty(&summary)?;
     text.push('\n');
-    chaincrf_model::io::write_atomically(path, text.as_bytes())
+    chaincrf_model::write_atomically(path, text.as_bytes())
         .with_context(|| format!("{}: cannot write the summary", path.display()))?;
     Ok(())
 }

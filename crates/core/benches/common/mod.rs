@@ -9,7 +9,8 @@
 
 pub mod semimarkov;
 
-use chaincrf_core::{ChainView, ChainWorkspace, Log, MaxPlus, Prob};
+use chaincrf_core::chain::ChainWorkspace;
+use chaincrf_core::{ChainView, Log, MaxPlus, Prob};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

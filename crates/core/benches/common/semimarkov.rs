@@ -1,8 +1,8 @@
 //! Random semi-Markov inputs and the hand-written semi-Markov loops the
 //! generic code is measured against (`paired.rs`, rows `semi-Markov ...`).
 
-use chaincrf_core::semimarkov::{self, SegmentPotentials};
-use chaincrf_core::{DenseSemiMarkov, MaxPlus, Prob, Segment, SemiMarkovWorkspace};
+use chaincrf_core::semimarkov::{self, DenseSemiMarkov, Segment, SegmentPotentials, SemiMarkovWorkspace};
+use chaincrf_core::{MaxPlus, Prob};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

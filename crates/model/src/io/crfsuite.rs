@@ -30,11 +30,11 @@
 //! named state attributes ([`ExtractorSpec::CrfsuiteAttributes`]), state
 //! weights per attribute × label, a transition matrix, no start or end weights
 //! (CRFsuite has none) and the weights kept exactly
-//! ([`crate::Weights::exact`]). Attribute names that are not UTF-8 are dropped:
+//! ([`crate::Model::has_exact_weights`]). Attribute names that are not UTF-8 are dropped:
 //! no input chaincrf reads can name them, so tagging is unchanged. A label that
 //! is not UTF-8 is an error (it could not be printed faithfully).
 
-use super::{read_limited, ModelIoError};
+use super::ModelIoError;
 use crate::model::{ExactWeights, ExtractorSpec, Model, Structure};
 use chaincrf_features::{hash_name, AttrKind, AttributeDictionary, LabelAlphabet};
 use std::path::Path;
@@ -63,16 +63,6 @@ const TRANSITION_FEATURE: u32 = 1;
 /// Whether `bytes` start like a CRFsuite model file.
 pub fn is_crfsuite(bytes: &[u8]) -> bool {
     bytes.starts_with(MAGIC)
-}
-
-/// Reads the CRFsuite model at `path`.
-///
-/// # Errors
-/// [`ModelIoError::Io`] when unreadable; [`ModelIoError::BadCrfsuiteModel`]
-/// when not a valid CRFsuite model.
-pub fn load(path: &Path) -> Result<Model, ModelIoError> {
-    let bytes = read_limited(path).map_err(|e| e.unwrap_or_else(|r| bad(path, r)))?;
-    from_bytes(&bytes, path)
 }
 
 /// Decodes the bytes of a CRFsuite model file (python-crfsuite's

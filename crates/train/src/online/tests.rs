@@ -421,8 +421,8 @@ fn resumed_runs_end_with_the_same_bits() {
         let full = run(&d, &mask, OnlineStart::Weights(None), &config, &|| false, None);
         let bits = |w: &[f64]| w.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         let roundtrip = |s: &OnlineState| -> OnlineState {
-            let bytes = chaincrf_model::io::encode_payload(s).unwrap();
-            chaincrf_model::io::decode_payload(&bytes).unwrap()
+            let bytes = chaincrf_model::encode_payload(s).unwrap();
+            chaincrf_model::decode_payload(&bytes).unwrap()
         };
         // Between epochs.
         let first = run(&d, &mask, OnlineStart::Weights(None), &config, &|| false, Some(2));

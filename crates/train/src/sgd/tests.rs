@@ -220,8 +220,8 @@ fn resumed_runs_end_with_the_same_bits() {
     let (full, all) = run(&d, SgdStart::Weights(None), &cfg, &|| false, None);
     let bits = |w: &[f64]| w.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     let roundtrip = |s: &SgdState| -> SgdState {
-        let bytes = chaincrf_model::io::encode_payload(s).unwrap();
-        chaincrf_model::io::decode_payload(&bytes).unwrap()
+        let bytes = chaincrf_model::encode_payload(s).unwrap();
+        chaincrf_model::decode_payload(&bytes).unwrap()
     };
     let (first, head) = run(&d, SgdStart::Weights(None), &cfg, &|| false, Some(2));
     assert_eq!(first.termination, SgdTermination::Stopped);
