@@ -459,6 +459,7 @@ fn fit_lbfgs(
         period: params.period,
         gradient_tolerance: params.gradient_tolerance,
         max_iterations: params.max_iterations_or_default(),
+        max_linesearch: params.max_linesearch,
         patience: cx.patience,
         stop: cx.stop,
         started: cx.started,

@@ -8,6 +8,14 @@
 //! asks for cost and gradient in separate calls; the [`Differentiable`]
 //! objective serves both from one pass cached on the exact parameter vector.
 //!
+//! CRFsuite's `max_linesearch` bounds the trials of one line search. argmin's
+//! More-Thuente search has no such bound (it is run by an executor of its
+//! own, inside L-BFGS's iteration, that the caller cannot configure), so the
+//! problem it evaluates counts them ([`TrialBudget`]): a trial beyond the
+//! bound is refused with an error, which argmin's L-BFGS turns into the end
+//! of the run, and the run ends as CRFsuite's does
+//! ([`Termination::LineSearchFailed`], keeping the best weights found).
+//!
 //! A run continues exactly from [`LbfgsState`]: L-BFGS's correction pairs,
 //! argmin's iteration state, the `delta` test's history and early stopping's
 //! best held-out score, so the continued run takes, bit for bit, the path of
@@ -26,7 +34,7 @@ use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 use argmin_math::ArgminL2Norm;
 use std::cell::OnceCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// The concrete solver: L-BFGS (OWL-QN with `c1 > 0`) with a More-Thuente
@@ -75,6 +83,8 @@ pub(crate) struct LbfgsConfig<'a> {
     pub period: usize,
     pub gradient_tolerance: f64,
     pub max_iterations: Option<u64>,
+    /// Most trials (evaluations) of one line search.
+    pub max_linesearch: usize,
     pub patience: Option<usize>,
     pub stop: Option<&'a AtomicBool>,
     pub started: Instant,
@@ -106,12 +116,57 @@ pub(crate) struct LbfgsOutcome {
 /// argmin's view of the objective.
 struct ArgminProblem<'o, O> {
     objective: &'o O,
+    trials: &'o TrialBudget,
+}
+
+/// The trials of the current line search, against `max_linesearch`. Every
+/// trial of argmin's More-Thuente search asks for the cost at a new point
+/// (then for the gradient at the same point), and nothing else in an L-BFGS
+/// iteration asks for a cost, so the cost calls since the iteration began
+/// are the trials.
+struct TrialBudget {
+    max: usize,
+    used: AtomicUsize,
+    /// Set when a trial was refused: the run ends for that reason.
+    exhausted: AtomicBool,
+}
+
+/// The error that ends a line search which ran out of trials.
+#[derive(Debug, thiserror::Error)]
+#[error("no step met the line search's conditions within max_linesearch = {max} trials")]
+struct LineSearchLimit {
+    max: usize,
+}
+
+impl TrialBudget {
+    fn new(max: usize) -> Self {
+        TrialBudget {
+            max,
+            used: AtomicUsize::new(0),
+            exhausted: AtomicBool::new(false),
+        }
+    }
+
+    /// A new iteration (and so a new line search) begins.
+    fn reset(&self) {
+        self.used.store(0, Ordering::Relaxed);
+    }
+
+    /// Takes one trial, or refuses it when the line search has had its share.
+    fn take(&self) -> Result<(), LineSearchLimit> {
+        if self.used.fetch_add(1, Ordering::Relaxed) >= self.max {
+            self.exhausted.store(true, Ordering::Relaxed);
+            return Err(LineSearchLimit { max: self.max });
+        }
+        Ok(())
+    }
 }
 
 impl<O: Differentiable> CostFunction for ArgminProblem<'_, O> {
     type Param = ParVec;
     type Output = f64;
     fn cost(&self, w: &ParVec) -> Result<f64, argmin::core::Error> {
+        self.trials.take()?;
         let (cost, grad) = self.objective.cost_and_gradient(w)?;
         // argmin asks for the gradient separately; this copy's buffer serves the next vector.
         crate::parvec::give(grad);
@@ -130,6 +185,8 @@ impl<O: Differentiable> Gradient for ArgminProblem<'_, O> {
 /// The solver wrapper that applies the stopping rules and reports progress.
 struct Stopping<'a> {
     inner: Lbfgs,
+    /// The line search's trials, counted by the problem.
+    trials: &'a TrialBudget,
     config: &'a LbfgsConfig<'a>,
     history: Vec<f64>,
     evaluations: &'a dyn Fn() -> usize,
@@ -159,6 +216,7 @@ where
         self.inner.init(problem, state)
     }
     fn next_iter(&mut self, problem: &mut Problem<O>, state: St) -> Result<(St, Option<KV>), argmin::core::Error> {
+        self.trials.reset();
         self.inner.next_iter(problem, state)
     }
     fn terminate(&mut self, state: &St) -> TerminationStatus {
@@ -370,8 +428,10 @@ pub(crate) fn run<O: Differentiable>(
     };
     let evaluations = || objective.evaluations();
     let expand = |w: &[f64]| objective.expand(w);
+    let trials = TrialBudget::new(config.max_linesearch);
     let solver = Stopping {
         inner: solver,
+        trials: &trials,
         config,
         history,
         evaluations: &evaluations,
@@ -383,7 +443,10 @@ pub(crate) fn run<O: Differentiable>(
         replay,
         interrupted_at: None,
     };
-    let problem = ArgminProblem { objective };
+    let problem = ArgminProblem {
+        objective,
+        trials: &trials,
+    };
     // The solver runs in the objective's pool, so its vector arithmetic
     // (`ParVec`) uses the same threads as the evaluations.
     let result = objective
@@ -400,6 +463,14 @@ pub(crate) fn run<O: Differentiable>(
         (Some(t), _) => t,
         (None, TerminationStatus::Terminated(TerminationReason::MaxItersReached)) => {
             Termination::MaxIterations { limit: max_iters }
+        }
+        (None, TerminationStatus::Terminated(_)) if trials.exhausted.load(Ordering::Relaxed) => {
+            Termination::LineSearchFailed {
+                detail: LineSearchLimit {
+                    max: config.max_linesearch,
+                }
+                .to_string(),
+            }
         }
         // argmin's L-BFGS ends with a solver exit when its line search fails;
         // anything else that ends the run is reported the same way.

@@ -616,3 +616,47 @@ fn every_algorithm_fits_and_resumes_exactly_through_the_trainer() {
         .unwrap_err();
     assert!(matches!(err, crate::TrainError::SavedState { .. }), "{err}");
 }
+
+/// The evaluations (line search trials) of each L-BFGS iteration of a run,
+/// with the run.
+fn trials_per_iteration(data: &Dataset, params: Params) -> (Fitted, Vec<usize>) {
+    let mut seen = vec![1]; // the evaluation at the starting point
+    let fitted = fit_with(data, params, 1, |p| seen.push(p.evaluations));
+    let trials = seen.windows(2).map(|w| w[1] - w[0]).collect();
+    (fitted, trials)
+}
+
+#[test]
+fn max_linesearch_bounds_the_trials_of_every_line_search() {
+    let d = dataset(&synthetic(30, 4));
+    let params = || lbfgs().c1(0.05).c2(0.01).max_iterations(Some(40));
+    let (free, trials) = trials_per_iteration(&d, params());
+    let most = *trials.iter().max().unwrap();
+    assert!(
+        most >= 2,
+        "the data should need a line search of several trials: {trials:?}"
+    );
+    // A bound no line search reaches changes nothing, bit for bit.
+    let (same, same_trials) = trials_per_iteration(&d, params().set("max_linesearch", &most.to_string()).unwrap());
+    assert_eq!(same_trials, trials);
+    assert!(bits_equal(same.weights(), free.weights()));
+    assert_eq!(same.report().termination, free.report().termination);
+    // One trial fewer: the first line search that needs more ends the run, as
+    // in CRFsuite, with the best weights found so far.
+    let limit = most - 1;
+    let (cut, cut_trials) = trials_per_iteration(&d, params().set("max_linesearch", &limit.to_string()).unwrap());
+    let first_long = trials.iter().position(|&t| t > limit).unwrap();
+    assert_eq!(cut_trials, trials[..first_long], "the run is the same up to there");
+    match &cut.report().termination {
+        crate::Termination::LineSearchFailed { detail } => {
+            assert!(detail.contains(&format!("max_linesearch = {limit}")), "{detail}");
+        }
+        other => panic!("expected a failed line search, got {other:?}"),
+    }
+    // (argmin counts the iteration whose line search failed.)
+    assert_eq!(cut.report().iterations, first_long as u64 + 1);
+    assert_eq!(
+        cut.report().evaluations,
+        1 + trials[..first_long].iter().sum::<usize>() + limit
+    );
+}
