@@ -5,7 +5,8 @@
 //! characters of the input.
 #![no_main]
 
-use chaincrf_cws::train::{train_segmenter, CwsTrainOptions};
+use chaincrf_cws::train::{default_params, train_segmenter, CwsTrainOptions};
+use chaincrf_train::Algorithm;
 use chaincrf_cws::{Segmenter, UserDict};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
@@ -18,7 +19,11 @@ fn segmenters() -> &'static [Segmenter; 2] {
         )
         .expect("corpus");
         let mut options = CwsTrainOptions::default();
-        options.params = options.params.threads(1).max_iterations(Some(20));
+        options.threads = 1;
+        options.params = default_params(Algorithm::Lbfgs)
+            .max_iterations(Some(20))
+            .check()
+            .expect("parameters");
         let model = train_segmenter(&corpus, &options, &mut |_| {}).expect("train").model;
         let plain = Segmenter::from_model(model.clone()).expect("segmenter");
         let constrained = Segmenter::from_model(model)
