@@ -680,7 +680,7 @@ impl<S: ProbabilitySemiring> ChainWorkspace<S> {
     /// one another, which is what the gradient of a position-independent
     /// transition matrix needs. One call does the work of `n − 1`
     /// [`edge_marginal_into`](Self::edge_marginal_into) calls with the label
-    /// count fixed at compile time (see [`with_width`]), with the same result
+    /// count fixed at compile time (for up to 8 labels), with the same result
     /// up to rounding.
     ///
     /// A gradient that subtracts a target (`ξₜ − 1[gold pair]`) should do so
@@ -725,7 +725,7 @@ impl<S: ProbabilitySemiring> ChainWorkspace<S> {
 
     /// After [`forward`](Self::forward) and [`backward`](Self::backward): calls
     /// `f(t, ξₜ)` for each edge `t = 1..n` with its `k × k` edge marginals, in a
-    /// loop compiled for the label count (see [`with_width`]). `ξₜ` is a
+    /// loop compiled for the label count (for up to 8 labels). `ξₜ` is a
     /// scratch buffer: `f` may change it (to subtract a target, say).
     ///
     /// # Panics
@@ -830,7 +830,7 @@ impl ChainWorkspace<MaxPlus> {
     ///
     /// Two ways to recover the path, chosen by the number of labels `k`:
     ///
-    /// * up to [`TRACE_MAX_LABELS`] labels, the forward pass leaves
+    /// * up to 8 labels, the forward pass leaves
     ///   back-pointers ([`Semiring::vec_mat_traced`]): each position records,
     ///   per label, the previous label of its best prefix, and the path is
     ///   read back by following them. With few labels a step is short, and

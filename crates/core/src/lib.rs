@@ -36,7 +36,7 @@
 //! such method's `# Panics` section says.
 //!
 //! The crate has no training or I/O dependencies; `rayon` (feature `parallel`,
-//! for the batched loss) and `proptest` (feature `testing`, see [`testing`]) are
+//! for the batched loss) and `proptest` (feature `testing`, see `testing`) are
 //! optional.
 //!
 //! ```

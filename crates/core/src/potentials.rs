@@ -1,21 +1,23 @@
-//! Potentials: the scores a chain model assigns, from whatever source.
-//!
-//! A [`Potentials`] value is a chain of length `n` over `k` labels with an
-//! emission score per (position, label), a transition score per label pair and
-//! start/end scores, all in log space: a path's score is their sum, and `-inf`
-//! means *forbidden* everywhere. A feature model, a neural network's output or a
-//! JSON file can all be potentials; the chain algorithms only ever see this trait.
-//!
-//! [`DenseChain`] stores them in `nalgebra` matrices. [`Constrained`] wraps any
-//! potentials with per-position allowed label sets ([`AllowedLabels`]): forced
-//! labels and partial labels are just `-inf` emissions, so every algorithm
-//! handles them with no extra code.
+//! Potentials: the scores a chain model assigns, from whatever source. The
+//! crate root re-exports everything public here; the explanation is on
+//! [`Potentials`].
 
 use crate::error::{Error, Result};
 use nalgebra::{DMatrix, DVector};
 
 /// Scores of a linear chain, in log space. `-inf` = forbidden; NaN and `+inf` are
 /// invalid (the algorithms report them as [`Error::InvalidScore`]).
+///
+/// A [`Potentials`] value is a chain of length `n` over `k` labels with an
+/// emission score per (position, label), a transition score per label pair and
+/// start/end scores, all in log space: a path's score is their sum, and `-inf`
+/// means *forbidden* everywhere. A feature model, a neural network's output or a
+/// JSON file can all be potentials; the chain algorithms only ever see this trait.
+///
+/// [`DenseChain`] stores them in `nalgebra` matrices. [`Constrained`] wraps any
+/// potentials with per-position allowed label sets ([`AllowedLabels`]): forced
+/// labels and partial labels are just `-inf` emissions, so every algorithm
+/// handles them with no extra code.
 pub trait Potentials {
     /// Chain length `n` (number of positions).
     fn len(&self) -> usize;

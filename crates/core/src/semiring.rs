@@ -1,43 +1,44 @@
-//! Semirings: what "sum over all paths" means.
-//!
-//! The chain dynamic program in [`crate::chain`] computes `⊕ over paths of ⊗ over
-//! the path's scores` and never looks inside the values. Which semiring it runs
-//! in decides what comes out:
-//!
-//! | semiring | value | ⊕ | ⊗ | 0̄ | 1̄ | chain sum |
-//! | --- | --- | --- | --- | --- | --- | --- |
-//! | [`Log`] | log-weight | log-sum-exp | + | −∞ | 0 | log Z |
-//! | [`Prob`] | weight (scaled) | + | × | 0 | 1 | Z, per-step scaled |
-//! | [`MaxPlus`] | score | max | + | −∞ | 0 | best path score |
-//! | [`KBest`] | K largest scores | top-K merge | top-K of sums | all −∞ | (0, −∞…) | K best path scores |
-//! | [`Entropy`] | (log-weight, entropy) | mixture | (+, +) | (−∞, 0) | (0, 0) | (log Z, H) |
-//! | [`Counting`] | count | + | × | 0 | 1 | number of allowed paths |
-//! | [`Boolean`] | bool | or | and | false | true | is any path allowed |
-//!
-//! Beyond the four operations the trait has *row* operations with generic default
-//! bodies ([`Semiring::vec_mat`], [`Semiring::mat_vec`], [`Semiring::lift_row`],
-//! [`Semiring::normalize`]). A semiring overrides them when it can do a whole row
-//! better than pair by pair: [`Log`] shifts by the maximum once per output instead
-//! of a `log` per pair, [`Prob`] runs plain multiply-add loops the compiler can
-//! vectorize. The algorithm calls only these; that is how one generic forward pass
-//! serves every semiring without costing anything against a hand-written loop.
-//!
-//! **Scaling.** Long chains overflow any fixed representation of path weights
-//! (e^(10⁴·10⁵)). The algorithm therefore asks the semiring to *normalize* each
-//! row and keeps the removed factor as a log-scale beside it: the true row is
-//! `row ⊗ from_score(log_scale)`. For [`Prob`] this is CRFsuite's scaled
-//! forward-backward; for the log-valued semirings it subtracts the row maximum so
-//! values stay near zero and keep their precision.
+//! Semirings: what "sum over all paths" means. The crate root re-exports
+//! everything public here; the explanation is on [`Semiring`].
 
 use std::fmt::Debug;
 
-/// A semiring over chain scores. See the [module docs](self) for the table of
-/// implementations and what each computes.
+/// A semiring over chain scores: what "sum over all paths" means.
 ///
-/// Laws (checked by [`crate::testing`] with float tolerances): ⊕ and ⊗ are
-/// associative, ⊕ is commutative, ⊗ distributes over ⊕, 0̄ is the ⊕ identity and
-/// annihilates under ⊗, 1̄ is the ⊗ identity. ⊗ need not be commutative in
-/// general, but every semiring here has a commutative ⊗.
+/// Laws (checked by `testing::check_semiring`, feature `testing`, with float
+/// tolerances): ⊕ and ⊗ are associative, ⊕ is commutative, ⊗ distributes over
+/// ⊕, 0̄ is the ⊕ identity and annihilates under ⊗, 1̄ is the ⊗ identity. ⊗
+/// need not be commutative in general, but every semiring here has a
+/// commutative ⊗.
+///
+/// The chain dynamic program in [`crate::chain`] computes `⊕ over paths of ⊗ over
+/// the path's scores` and never looks inside the values. Which semiring it runs
+/// in decides what comes out:
+///
+/// | semiring | value | ⊕ | ⊗ | 0̄ | 1̄ | chain sum |
+/// | --- | --- | --- | --- | --- | --- | --- |
+/// | [`Log`] | log-weight | log-sum-exp | + | −∞ | 0 | log Z |
+/// | [`Prob`] | weight (scaled) | + | × | 0 | 1 | Z, per-step scaled |
+/// | [`MaxPlus`] | score | max | + | −∞ | 0 | best path score |
+/// | [`KBest`] | K largest scores | top-K merge | top-K of sums | all −∞ | (0, −∞…) | K best path scores |
+/// | [`Entropy`] | (log-weight, entropy) | mixture | (+, +) | (−∞, 0) | (0, 0) | (log Z, H) |
+/// | [`Counting`] | count | + | × | 0 | 1 | number of allowed paths |
+/// | [`Boolean`] | bool | or | and | false | true | is any path allowed |
+///
+/// Beyond the four operations the trait has *row* operations with generic default
+/// bodies ([`Semiring::vec_mat`], [`Semiring::mat_vec`], [`Semiring::lift_row`],
+/// [`Semiring::normalize`]). A semiring overrides them when it can do a whole row
+/// better than pair by pair: [`Log`] shifts by the maximum once per output instead
+/// of a `log` per pair, [`Prob`] runs plain multiply-add loops the compiler can
+/// vectorize. The algorithm calls only these; that is how one generic forward pass
+/// serves every semiring without costing anything against a hand-written loop.
+///
+/// **Scaling.** Long chains overflow any fixed representation of path weights
+/// (e^(10⁴·10⁵)). The algorithm therefore asks the semiring to *normalize* each
+/// row and keeps the removed factor as a log-scale beside it: the true row is
+/// `row ⊗ from_score(log_scale)`. For [`Prob`] this is CRFsuite's scaled
+/// forward-backward; for the log-valued semirings it subtracts the row maximum so
+/// values stay near zero and keep their precision.
 pub trait Semiring: Clone + Debug + Send + Sync + 'static {
     /// A short name for messages and test output.
     const NAME: &'static str;

@@ -86,14 +86,15 @@ impl DictionaryBuilder {
     /// order of first occurrence per kind); [`DictionaryBuilder::freeze_with_map`]
     /// maps provisional ids to final ones.
     #[inline]
-    pub fn add_id(&mut self, attr: &Attr<'_>) -> u32 {
+    pub(crate) fn add_id(&mut self, attr: &Attr<'_>) -> u32 {
         let keep = self.keep_names;
         self.kinds[kind_slot(attr.kind)].count(attr.key.key(), 1, keep, || name_of(keep, attr.key))
     }
 
     /// Counts one occurrence of the attribute `key` of `kind` (named `name`, kept
-    /// when the builder keeps names); returns its provisional id as
-    /// [`DictionaryBuilder::add_id`] does.
+    /// when the builder keeps names); returns its provisional id (dense, in
+    /// order of first occurrence per kind), which
+    /// [`DictionaryBuilder::freeze_with_map`] maps to the final one.
     #[inline]
     pub fn add_named(&mut self, kind: AttrKind, key: u64, name: Option<&str>) -> u32 {
         let keep = self.keep_names;

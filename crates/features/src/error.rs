@@ -34,17 +34,17 @@ impl FormatError {
     }
 
     /// An error about the whole file (line 0).
-    pub fn whole_file(path: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn whole_file(path: impl Into<String>, message: impl Into<String>) -> Self {
         Self::new(path, 0, message)
     }
 
     /// An I/O failure while reading `line` of `path`.
-    pub fn io(path: impl Into<String>, line: usize, err: &std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<String>, line: usize, err: &std::io::Error) -> Self {
         Self::new(path, line, format!("read error: {err}"))
     }
 
     /// Bytes that are not UTF-8, starting at `byte_offset` (0-based) within the line.
-    pub fn invalid_utf8(path: impl Into<String>, line: usize, byte_offset: usize) -> Self {
+    pub(crate) fn invalid_utf8(path: impl Into<String>, line: usize, byte_offset: usize) -> Self {
         Self::new(
             path,
             line,

@@ -1,38 +1,5 @@
-//! The model file format — all model I/O lives in this one module.
-//!
-//! Layout (little-endian):
-//!
-//! | bytes | content |
-//! | --- | --- |
-//! | 8 | magic `CHAINCRF` |
-//! | 4 | format version: 1, or 2 for a model with exact weights |
-//! | 8 | body length in bytes |
-//! | 8 | body checksum (FNV-1a/64 with a final mix, see `chaincrf_features::hash`) |
-//! | … | body: the [`Model`] encoded with `bincode` 2 (`serde`, standard config); in version 2 followed by its [`ExactWeights`], encoded the same way |
-//!
-//! Models that chaincrf trains store `f32` weights and are written as version
-//! 1, so every build reads them; a model read from a CRFsuite file keeps its
-//! `f64` weights ([`crate::Model::has_exact_weights`]), and saving it (after
-//! `chaincrf prune`, say) writes version 2, so nothing is rounded on the way.
-//!
-//! Why a length and a checksum before bincode: a truncated or corrupted file is
-//! then reported as such before any decoding, and a forged length inside the
-//! body cannot pass the checksum by accident. Decoding also runs with a size
-//! limit ([`MAX_BODY_BYTES`]), so no claimed length can make the loader reserve
-//! more than that. Files are written to a temporary file in the same directory,
-//! synced, then renamed over the target: a crash leaves the old model or the new
-//! one, never half of one.
-//!
-//! [`load`] and [`from_bytes`] also read the model files CRFsuite writes
-//! (`crfsuite learn`, python-crfsuite, sklearn-crfsuite), recognized by their
-//! magic `lCRF`: see [`crfsuite`]. A file that is neither is named when its
-//! first bytes say what it is (a CRF++ model, an image, an executable, JSON...).
-//!
-//! Training checkpoints ([`Checkpoint`], written by `--checkpoint-every` and on
-//! an interrupt) use the same layout with their own magic `CHAINCKP` and
-//! version ([`CHECKPOINT_VERSION`]): the body holds the iteration number, a
-//! fingerprint of the run, the exact `f64` training weights and the model built
-//! from them. Keeping them here keeps every byte chaincrf writes in one module.
+//! The model file format — all model I/O lives in this one module; the
+//! format is described in the crate docs.
 
 pub(crate) mod crfsuite;
 
@@ -385,7 +352,7 @@ pub fn check_writable(path: &Path) -> Result<(), ModelIoError> {
 }
 
 /// Reads and decodes the model at `path`: a chaincrf model, or a CRFsuite model
-/// (see [`crfsuite`]).
+/// (recognized by its magic `lCRF`).
 ///
 /// # Errors
 /// [`ModelIoError::Io`] when unreadable; [`ModelIoError::BadModelFile`] or

@@ -167,7 +167,7 @@ impl<W: Copy + Into<f64>> WeightsView<'_, W> {
     /// emits them, as CRFsuite does. The path of models with
     /// [`ExactWeights`]; attributes the dictionary lacks are ignored, edge
     /// attributes at the first position too (as [`ObservationArena`] does).
-    pub fn score_exactly_into<E: FeatureExtractor + ?Sized>(
+    pub(crate) fn score_exactly_into<E: FeatureExtractor + ?Sized>(
         &self,
         structure: &Structure,
         extractor: &E,

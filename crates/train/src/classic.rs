@@ -224,9 +224,13 @@ impl ClassicSetup {
     /// become the starting point.
     ///
     /// # Errors
-    /// [`ClassicTrainError::Data`] for a missing template, a format that differs
-    /// from the initial model's, an empty corpus; [`ClassicTrainError::Format`]
-    /// when the templates read columns the data does not have.
+    /// [`ClassicTrainError::MissingTemplate`] or
+    /// [`ClassicTrainError::EmptyTemplate`] for a missing or empty template,
+    /// [`ClassicTrainError::InitialModelFormat`] for a format that differs from
+    /// the initial model's, [`ClassicTrainError::NoSequences`] for an empty
+    /// corpus, [`ClassicTrainError::Sequence`] for a sequence that cannot be
+    /// trained on; [`ClassicTrainError::Format`] when the templates read
+    /// columns the data does not have.
     pub fn new(
         corpus: &ClassicCorpus,
         path: &str,
@@ -393,8 +397,10 @@ impl ClassicSetup {
     /// training data are kept and always count as errors.
     ///
     /// # Errors
-    /// [`ClassicTrainError::Data`] when the format or, for CRF++ data, the
-    /// number of columns differs from the training data.
+    /// [`ClassicTrainError::HeldOutFormat`] when the format differs from the
+    /// training data's, [`ClassicTrainError::Columns`] when (CRF++ data) the
+    /// number of columns does, [`ClassicTrainError::Sequence`] for a sequence
+    /// that cannot be scored.
     pub fn held_out(&self, corpus: &ClassicCorpus, path: &str) -> Result<Dataset, ClassicTrainError> {
         let labels = &self.dataset.labels;
         let gold_of = |l: &str| labels.id(l).unwrap_or(u32::MAX);

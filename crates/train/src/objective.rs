@@ -143,7 +143,7 @@ impl Scratch {
 /// What the L-BFGS fit loop minimizes: a differentiable function of a
 /// compact parameter vector, evaluated in one pass for cost and gradient.
 ///
-/// The chain CRF's likelihood ([`Objective`]) is one; another structure (a
+/// The chain CRF's likelihood is one; another structure (a
 /// semi-Markov CRF, a neural emission model) implements this trait and
 /// reuses the fit loop, its stopping rules, progress events, held-out
 /// evaluation and checkpoints.
