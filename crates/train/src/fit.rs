@@ -319,6 +319,7 @@ impl Trainer<'_> {
             period: params.period,
             gradient_tolerance: params.gradient_tolerance,
             max_iterations: params.max_iterations_or_default(),
+            max_linesearch: params.max_linesearch,
             patience: self.patience,
             stop: self.stop.as_deref(),
             started,
