@@ -807,24 +807,24 @@ mod tests {
         let seg = Segmenter::from_model(model.clone()).unwrap();
         assert_eq!(seg.words("我们在北京学习").unwrap(), ["我们", "在", "北京", "学习"]);
         // A model whose word-feature weights do not fit its statistics.
-        let ExtractorSpec::Custom { payload, .. } = &model.extractor else {
+        let ExtractorSpec::Custom { payload, .. } = model.extractor() else {
             panic!("a custom extractor");
         };
         let (config, inventory, mut semi_model): (crate::CwsModelConfig, Option<crate::NgramInventory>, SemiModel) =
-            chaincrf_model::io::decode_payload(payload).unwrap();
+            chaincrf_model::decode_payload(payload).unwrap();
         semi_model.weights.pop();
-        model.extractor = ExtractorSpec::Custom {
+        model.set_extractor(ExtractorSpec::Custom {
             kind: EXTRACTOR_KIND_SEMI.into(),
-            payload: chaincrf_model::io::encode_payload(&(&config, &inventory, &semi_model)).unwrap(),
-        };
+            payload: chaincrf_model::encode_payload(&(&config, &inventory, &semi_model)).unwrap(),
+        });
         let err = Segmenter::from_model(model.clone()).unwrap_err().to_string();
         assert!(err.contains("word-feature weights"), "{err}");
         semi_model.weights.push(f32::NAN);
         semi_model.max_len = 99;
-        model.extractor = ExtractorSpec::Custom {
+        model.set_extractor(ExtractorSpec::Custom {
             kind: EXTRACTOR_KIND_SEMI.into(),
-            payload: chaincrf_model::io::encode_payload(&(&config, &inventory, &semi_model)).unwrap(),
-        };
+            payload: chaincrf_model::encode_payload(&(&config, &inventory, &semi_model)).unwrap(),
+        });
         assert!(Segmenter::from_model(model).is_err());
     }
 
