@@ -132,12 +132,39 @@ mod theirs {
         emissions: Var,
         tags: Tensor,
         mask: Tensor,
+        time: usize,
+        k: usize,
+    }
+
+    /// `[batch, time, width]` row-major data as `[time, batch, width]`.
+    fn time_major<T: Copy>(data: &[T], time: usize, width: usize) -> Vec<T> {
+        let mut out = Vec::with_capacity(data.len());
+        for t in 0..time {
+            for b in 0..BATCH {
+                out.extend_from_slice(&data[(b * time + t) * width..(b * time + t + 1) * width]);
+            }
+        }
+        out
+    }
+
+    /// The inverse of [`time_major`].
+    fn batch_major<T: Copy>(data: &[T], time: usize, width: usize) -> Vec<T> {
+        let mut out = Vec::with_capacity(data.len());
+        for b in 0..BATCH {
+            for t in 0..time {
+                out.extend_from_slice(&data[(t * BATCH + b) * width..(t * BATCH + b + 1) * width]);
+            }
+        }
+        out
     }
 
     pub fn setup(x: &Inputs) -> candle08::Result<Case> {
         let dev = &Device::Cpu;
         let vm = VarMap::new();
-        let crf = candle_crf::crf(x.k, true, VarBuilder::from_varmap(&vm, DType::F32, dev))?;
+        // Time-major (batch_first = false): with batch_first = true, candle-crf
+        // 0.8.8 transposes its inputs and then fails in candle 0.8's `gather`
+        // ("gather only supports contiguous tensors").
+        let crf = candle_crf::crf(x.k, false, VarBuilder::from_varmap(&vm, DType::F32, dev))?;
         {
             let data = vm.data().lock().unwrap();
             data["transitions"].set(&Tensor::from_slice(&x.transitions, (x.k, x.k), dev)?)?;
@@ -147,9 +174,11 @@ mod theirs {
         Ok(Case {
             crf,
             vm,
-            emissions: Var::from_slice(&x.emissions, (BATCH, x.time, x.k), dev)?,
-            tags: Tensor::from_slice(&x.tags, (BATCH, x.time), dev)?,
-            mask: Tensor::from_slice(&x.mask, (BATCH, x.time), dev)?,
+            emissions: Var::from_slice(&time_major(&x.emissions, x.time, x.k), (x.time, BATCH, x.k), dev)?,
+            tags: Tensor::from_slice(&time_major(&x.tags, x.time, 1), (x.time, BATCH), dev)?,
+            mask: Tensor::from_slice(&time_major(&x.mask, x.time, 1), (x.time, BATCH), dev)?,
+            time: x.time,
+            k: x.k,
         })
     }
 
@@ -165,7 +194,7 @@ mod theirs {
         let flat = |t: &Tensor| grads.get(t).unwrap().flatten_all()?.to_vec1::<f32>();
         Ok((
             f64::from(loss.to_scalar::<f32>()?),
-            flat(c.emissions.as_tensor())?,
+            batch_major(&flat(c.emissions.as_tensor())?, c.time, c.k),
             flat(&transitions)?,
         ))
     }
