@@ -42,6 +42,7 @@
 
 #![deny(missing_docs)]
 
+mod bmes;
 pub mod compiled;
 pub mod constraints;
 pub mod corpus;

@@ -22,7 +22,7 @@
 
 use crate::error::{Error, Result};
 use crate::lexicon::{LexMatch, Lexicon};
-use crate::normalize::char_class;
+use crate::normalize::{char_class, char_class_code};
 use chaincrf_features::{hash_combine, hash_name};
 use chaincrf_features::{Attr, AttrKey, AttrKind, FeatureExtractor};
 use serde::{Deserialize, Serialize};
@@ -193,7 +193,7 @@ pub(crate) fn class_code(input: &[char], p: isize) -> u64 {
     if p < 0 || p as usize >= input.len() {
         CLASS_BOUNDARY
     } else {
-        u64::from(char_class(input[p as usize]).code())
+        u64::from(char_class_code(input[p as usize]))
     }
 }
 

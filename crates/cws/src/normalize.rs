@@ -137,6 +137,25 @@ pub fn char_class(c: char) -> CharClass {
     }
 }
 
+/// `char_class(c).code()`, from a table for the Basic Multilingual Plane
+/// (where every Chinese character is): the segmenter asks for the class of
+/// every character it reads, and the chain of range tests in [`char_class`]
+/// cost more than the table's one load. The table (64 KiB) is built on
+/// first use, from [`char_class`] itself.
+#[inline]
+pub(crate) fn char_class_code(c: char) -> u8 {
+    static TABLE: std::sync::OnceLock<Box<[u8]>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        (0..=0xFFFFu32)
+            .map(|u| char::from_u32(u).map_or(0, |c| char_class(c).code()))
+            .collect()
+    });
+    match table.get(c as usize) {
+        Some(&code) => code,
+        None => char_class(c).code(),
+    }
+}
+
 /// The class of `c` after width normalization: full-width digits and letters
 /// land in [`CharClass::AsciiDigit`] and [`CharClass::AsciiLetter`].
 #[inline]
@@ -147,6 +166,13 @@ pub fn feature_class(c: char) -> CharClass {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_class_table_agrees_with_char_class_everywhere() {
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            assert_eq!(char_class_code(c), char_class(c).code(), "{c:?}");
+        }
+    }
 
     #[test]
     fn width_normalization() {

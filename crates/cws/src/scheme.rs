@@ -181,8 +181,15 @@ impl TagScheme {
     /// previous one ends one. Missing tags (when `tags.len() < n`) count as `S`;
     /// extra tags are ignored.
     pub fn word_spans(self, tags: &[u32], n: usize) -> Vec<Range<usize>> {
-        let tag = |i: usize| tags.get(i).copied().unwrap_or(self.single());
         let mut spans = Vec::new();
+        self.word_spans_into(tags, n, &mut spans);
+        spans
+    }
+
+    /// [`TagScheme::word_spans`] into `spans` (cleared first), reusing its memory.
+    pub fn word_spans_into(self, tags: &[u32], n: usize, spans: &mut Vec<Range<usize>>) {
+        let tag = |i: usize| tags.get(i).copied().unwrap_or(self.single());
+        spans.clear();
         let mut start = 0;
         for i in 1..n {
             if self.ends_word(tag(i - 1)) || self.starts_word(tag(i)) {
@@ -193,7 +200,6 @@ impl TagScheme {
         if n > 0 {
             spans.push(start..n);
         }
-        spans
     }
 
     /// The words of `chars` tagged `tags` (any tag sequence; see [`Self::word_spans`]).

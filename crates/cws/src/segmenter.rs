@@ -17,6 +17,7 @@
 //! [`Segmenter`] is `Sync`; each thread segments through its own [`Session`]
 //! (reusable buffers), or through [`Segmenter::segment`], which makes one per call.
 
+use crate::bmes::BmesViterbi;
 use crate::compiled::{CompiledEmissions, CompiledScratch, NgramInventory};
 use crate::constraints::{Constraints, UserDict};
 use crate::error::{Error, Result};
@@ -283,6 +284,8 @@ impl Segmenter {
             chain: ChainWorkspace::new(),
             scratch: CompiledScratch::default(),
             semi: SemiScratch::default(),
+            bmes: BmesViterbi::default(),
+            spans: Vec::new(),
         }
     }
 
@@ -322,6 +325,8 @@ pub struct Session<'s> {
     chain: ChainWorkspace<Log>,
     scratch: CompiledScratch,
     semi: SemiScratch,
+    bmes: BmesViterbi,
+    spans: Vec<Range<usize>>,
 }
 
 /// The longest forced word the semi-Markov decoder handles itself (see
@@ -368,20 +373,32 @@ impl Session<'_> {
     /// As [`Segmenter::segment`].
     pub fn segment(&mut self, text: &str, confidence: bool) -> Result<Vec<Word>> {
         let mut out = Vec::new();
+        self.segment_into(text, confidence, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Session::segment`] into `out` (cleared first), reusing its memory:
+    /// a loop over many lines then allocates nothing per line.
+    ///
+    /// # Errors
+    /// As [`Segmenter::segment`]; `out` then holds the words of the runs
+    /// before the failing one.
+    pub fn segment_into(&mut self, text: &str, confidence: bool, out: &mut Vec<Word>) -> Result<()> {
+        out.clear();
         let mut run_start: Option<usize> = None;
         for (i, c) in text.char_indices() {
             if c.is_whitespace() {
                 if let Some(s) = run_start.take() {
-                    self.segment_run(text, s, i, confidence, &mut out)?;
+                    self.segment_run(text, s, i, confidence, out)?;
                 }
             } else if run_start.is_none() {
                 run_start = Some(i);
             }
         }
         if let Some(s) = run_start {
-            self.segment_run(text, s, text.len(), confidence, &mut out)?;
+            self.segment_run(text, s, text.len(), confidence, out)?;
         }
-        Ok(out)
+        Ok(())
     }
 
     fn segment_run(
@@ -453,13 +470,9 @@ impl Session<'_> {
                 return self.segment_run_semi(semi, weights, l, allowed.as_ref(), confidence, out);
             }
         }
-        let path = self
-            .tagger
-            .viterbi(allowed.as_ref())
-            .map_err(|e| Error::Config(format!("no valid segmentation: {e}")))?;
-        self.tags.clear();
-        self.tags.extend(path.labels.iter().map(|&y| y as u32));
-        let spans = scheme.word_spans(&self.tags, self.raw.len());
+        self.decode(allowed.as_ref())?;
+        let mut spans = std::mem::take(&mut self.spans);
+        scheme.word_spans_into(&self.tags, self.raw.len(), &mut spans);
         let log_z = if confidence {
             let log_z = self
                 .forward_backward(allowed.as_ref())
@@ -468,7 +481,7 @@ impl Session<'_> {
         } else {
             None
         };
-        for span in spans {
+        for span in spans.iter().cloned() {
             let conf = match log_z {
                 Some(lz) => {
                     let tags = scheme.forced_word_tags(span.len());
@@ -485,6 +498,26 @@ impl Session<'_> {
                 confidence: conf,
             });
         }
+        self.spans = spans;
+        Ok(())
+    }
+
+    /// The best tags of the observed run (within `allowed`) into `self.tags`:
+    /// by the decoder specialized to B/M/E/S when it covers the run (see
+    /// [`crate::bmes`]; the same path, bit for bit), else by the core's.
+    fn decode(&mut self, allowed: Option<&AllowedLabels>) -> Result<()> {
+        if allowed.is_none()
+            && self.seg.config.scheme == TagScheme::Bmes
+            && self.bmes.decode(self.tagger.potentials(), &mut self.tags)
+        {
+            return Ok(());
+        }
+        let path = self
+            .tagger
+            .viterbi(allowed)
+            .map_err(|e| Error::Config(format!("no valid segmentation: {e}")))?;
+        self.tags.clear();
+        self.tags.extend(path.labels.iter().map(|&y| y as u32));
         Ok(())
     }
 

@@ -400,15 +400,20 @@ fn segment(a: SegmentArgs) -> anyhow::Result<()> {
     };
     let segmenting = std::time::Instant::now();
     let result = (|| -> anyhow::Result<(usize, usize)> {
+        // Lines are read into one buffer per batch, segmented in chunks of
+        // CHUNK lines (one task, one output string and reused word buffers
+        // each: nothing is allocated per line), and written in input order.
         const BATCH: usize = 2048;
+        const CHUNK: usize = 64;
         let mut line_no = 0usize;
         let mut chars = 0usize;
         let mut buf = Vec::new();
-        let mut batch: Vec<String> = Vec::with_capacity(BATCH);
-        let mut outputs: Vec<String> = Vec::with_capacity(BATCH);
+        let mut text = String::new();
+        let mut lines: Vec<std::ops::Range<usize>> = Vec::with_capacity(BATCH);
         loop {
-            batch.clear();
-            while batch.len() < BATCH
+            text.clear();
+            lines.clear();
+            while lines.len() < BATCH
                 && read_line(&mut *input.reader, &mut buf).with_context(|| format!("{name}: read error"))?
             {
                 line_no += 1;
@@ -428,48 +433,52 @@ fn segment(a: SegmentArgs) -> anyhow::Result<()> {
                         pos + skip
                     );
                 }
-                let text = std::str::from_utf8(bytes).map_err(|e| {
+                let line = std::str::from_utf8(bytes).map_err(|e| {
                     anyhow::anyhow!(
                         "{name}:{line_no}: invalid UTF-8 at byte offset {} of the line (0-based)",
                         e.valid_up_to() + skip
                     )
                 })?;
-                chars += text.chars().count();
-                batch.push(text.to_owned());
+                chars += line.chars().count();
+                let start = text.len();
+                text.push_str(line);
+                lines.push(start..text.len());
             }
-            if batch.is_empty() {
+            if lines.is_empty() {
                 break;
             }
             let confidence = a.confidence;
-            let results: Vec<anyhow::Result<String>> = pool.install(|| {
-                batch
-                    .par_iter()
+            let text = &text;
+            let outputs: Vec<String> = pool.install(|| {
+                lines
+                    .par_chunks(CHUNK)
                     .map_init(
-                        || seg.session(),
-                        |session, line| {
-                            let words = session.segment(line, confidence)?;
-                            let mut s = String::with_capacity(line.len() + words.len() * 8);
-                            for (i, w) in words.iter().enumerate() {
-                                if i > 0 {
-                                    s.push(' ');
+                        || (seg.session(), Vec::new()),
+                        |(session, words), chunk| -> anyhow::Result<String> {
+                            let bytes = chunk.last().map_or(0, |l| l.end) - chunk.first().map_or(0, |l| l.start);
+                            let mut s = String::with_capacity(bytes + bytes / 2 + chunk.len());
+                            for range in chunk {
+                                let line = &text[range.clone()];
+                                session.segment_into(line, confidence, words)?;
+                                for (i, w) in words.iter().enumerate() {
+                                    if i > 0 {
+                                        s.push(' ');
+                                    }
+                                    s.push_str(&line[w.span.clone()]);
+                                    if let Some(c) = w.confidence {
+                                        use std::fmt::Write as _;
+                                        write!(s, "/{c:.4}").expect("writing to a String cannot fail");
+                                    }
                                 }
-                                s.push_str(&line[w.span.clone()]);
-                                if let Some(c) = w.confidence {
-                                    s.push_str(&format!("/{c:.4}"));
-                                }
+                                s.push('\n');
                             }
                             Ok(s)
                         },
                     )
-                    .collect()
-            });
-            outputs.clear();
-            for r in results {
-                outputs.push(r?);
-            }
+                    .collect::<anyhow::Result<Vec<String>>>()
+            })?;
             for o in &outputs {
                 out.write_all(o.as_bytes())?;
-                out.write_all(b"\n")?;
             }
             if input.is_stdin {
                 out.flush()?;
