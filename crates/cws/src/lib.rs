@@ -72,7 +72,7 @@ pub use lexicon::{LexMatch, Lexicon};
 pub use ngram::{NgramConfig, NgramExtractor};
 pub use normalize::{char_class, feature_class, normalize, normalize_char, CharClass};
 pub use scheme::{Boundary, TagScheme, TagSet};
-pub use segmenter::{CwsModelConfig, Segmenter, Session, Word};
+pub use segmenter::{CwsModelConfig, EmissionScorer, Segmenter, Session, Word};
 #[cfg(feature = "train")]
 pub use train::{default_params, train_segmenter, train_segmenter_with, CwsTrainOptions, CwsTrained};
 

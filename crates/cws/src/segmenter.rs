@@ -50,6 +50,18 @@ pub const EXTRACTOR_KIND_WITH_INVENTORY: &str = "chaincrf-cws/ngram-v2";
 /// weights are the character part (see [`crate::semi`]).
 pub const EXTRACTOR_KIND_SEMI: &str = "chaincrf-cws/semi-v1";
 
+/// Emission scores computed outside the n-gram features, by a neural encoder
+/// for instance (`chaincrf-cws-cnn`). A segmenter built with one
+/// ([`Segmenter::with_emission_scorer`]) decodes its scores with the model's
+/// transitions and structure, so user dictionaries, Latin runs and word
+/// confidences apply to them unchanged (they are `-inf` emissions added at
+/// decoding time).
+pub trait EmissionScorer: std::fmt::Debug + Send + Sync {
+    /// Adds the scores of the width-normalized characters `chars` (see
+    /// [`normalize_char`]) to `out`: `chars.len()` rows of one score per tag.
+    fn add_emissions(&self, chars: &[char], out: &mut [f64]);
+}
+
 /// What a CWS model stores about its features.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CwsModelConfig {
@@ -144,6 +156,7 @@ pub struct Segmenter {
     semi: Option<(SemiModel, Vec<f64>)>,
     user_dict: Option<UserDict>,
     keep_latin_runs: bool,
+    scorer: Option<Arc<dyn EmissionScorer>>,
 }
 
 impl Segmenter {
@@ -211,6 +224,45 @@ impl Segmenter {
             }),
             user_dict: None,
             keep_latin_runs: false,
+            scorer: None,
+        })
+    }
+
+    /// A segmenter whose emission scores all come from `scorer`; `model`
+    /// supplies the tags, transitions, start and end scores and the forbidden
+    /// tag pairs of `scheme`, and has no attributes of its own.
+    ///
+    /// # Errors
+    /// [`Error::Model`] when the model has attributes or its labels do not
+    /// match the scheme.
+    pub fn with_emission_scorer(model: Model, scheme: TagScheme, scorer: Arc<dyn EmissionScorer>) -> Result<Self> {
+        if model.num_labels() != scheme.num_tags() {
+            return Err(Error::Model("the model's labels do not match its tag scheme".into()));
+        }
+        if !model.attributes.is_empty() {
+            return Err(Error::Model(
+                "a model with an emission scorer has no attributes of its own".into(),
+            ));
+        }
+        let config = CwsModelConfig {
+            scheme,
+            ngram: NgramConfig {
+                lexicon_features: false,
+                ..NgramConfig::default()
+            },
+            lexicon: None,
+        };
+        let extractor = config.extractor()?;
+        Ok(Segmenter {
+            model,
+            config,
+            extractor,
+            compiled: None,
+            use_compiled: true,
+            semi: None,
+            user_dict: None,
+            keep_latin_runs: false,
+            scorer: Some(scorer),
         })
     }
 
@@ -422,6 +474,14 @@ impl Session<'_> {
         let scheme = self.seg.config.scheme;
         let k = scheme.num_tags();
         match self.seg.compiled.as_ref().filter(|_| self.seg.use_compiled) {
+            _ if self.seg.scorer.is_some() => {
+                let (norm, scorer) = (&self.norm, self.seg.scorer.as_deref());
+                self.tagger.observe_emissions(norm.len(), |out| {
+                    if let Some(s) = scorer {
+                        s.add_emissions(norm, out)
+                    }
+                });
+            }
             Some(compiled) => {
                 let lexicon = self.seg.extractor.lexicon().map(|l| &**l);
                 let (norm, scratch) = (&self.norm, &mut self.scratch);

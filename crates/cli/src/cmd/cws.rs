@@ -8,7 +8,7 @@ use anyhow::{bail, Context as _};
 use chaincrf_cws::corpus::read_corpus_as;
 use chaincrf_cws::semi_train::{train_semi_segmenter, SemiOptions};
 use chaincrf_cws::train::{train_segmenter_with, CwsTrainOptions, CwsTrained};
-use chaincrf_cws::{read_corpus, CorpusFormat, Segmenter, TagScheme, UserDict};
+use chaincrf_cws::{read_corpus, CorpusFormat, Sentence, TagScheme, UserDict};
 use chaincrf_train::Termination;
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use rayon::prelude::*;
@@ -23,7 +23,9 @@ pub struct Args {
     command: CwsCommand,
 }
 
-const TRAIN_EXAMPLE: &str = "Example:\n  chaincrf cws train --corpus data/199801.txt --model pku.model --dev-every 20";
+const TRAIN_EXAMPLE: &str =
+    "Examples:\n  chaincrf cws train --corpus data/199801.txt --model pku.model --dev-every 20\n  \
+     chaincrf cws train --encoder cnn --corpus data/199801.txt --model pku-cnn.model --dev-every 20 --patience 2";
 
 #[derive(Debug, Subcommand)]
 enum CwsCommand {
@@ -75,6 +77,14 @@ enum FormatArg {
     Sighan,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum EncoderArg {
+    /// The feature CRF (character n-grams, lexicon).
+    Crf,
+    /// The CNN+CRF network (trained with candle; see docs/neural.md).
+    Cnn,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum SchemeArg {
     Bmes,
@@ -96,6 +106,12 @@ struct TrainArgs {
     /// Tag scheme.
     #[arg(long, value_enum, default_value = "bmes")]
     scheme: SchemeArg,
+    /// What computes the emission scores: the feature CRF or the CNN (the optimizer flags
+    /// below are the feature CRF's; the CNN trains with Adam and has its own flags).
+    #[arg(long, value_enum, default_value = "crf")]
+    encoder: EncoderArg,
+    #[command(flatten)]
+    cnn: super::cws_cnn::CnnArgs,
     /// The optimizer. Defaults: lbfgs with c2 = 1, 10 SGD epochs then at most 20 iterations;
     /// the other algorithms keep CRFsuite's defaults.
     #[command(flatten)]
@@ -121,7 +137,8 @@ struct TrainArgs {
     /// the lexicon on words it has not seen.
     #[arg(long, default_value_t = 10)]
     lexicon_folds: usize,
-    /// Save MODEL.checkpoint (exact weights and iteration count) every N iterations, atomically.
+    /// Save MODEL.checkpoint (exact weights and iteration count) every N iterations
+    /// (epochs, for the CNN), atomically.
     #[arg(long, value_name = "N")]
     checkpoint_every: Option<u64>,
     /// Continue from MODEL.checkpoint; corpus and options must be the ones it was written with.
@@ -206,6 +223,9 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     let (Some(corpus), Some(model_path)) = (a.corpus.clone(), a.model.clone()) else {
         bail!("--corpus and --model are required");
     };
+    if a.encoder == EncoderArg::Cnn {
+        return train_cnn(a, corpus, model_path);
+    }
     let opt = &a.optimizer;
     let params = opt.params(|p| chaincrf_cws::default_params(p.algorithm()))?;
     if opt.patience.is_some() && a.dev_every.is_none() {
@@ -251,19 +271,9 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         None
     };
     let started = Instant::now();
-    let sentences = match a.format {
-        Some(FormatArg::Pku) => read_corpus_as(&corpus, CorpusFormat::Pku)?,
-        Some(FormatArg::Sighan) => read_corpus_as(&corpus, CorpusFormat::Sighan)?,
-        None => read_corpus(&corpus)?.1,
-    };
-    if sentences.iter().all(|s| s.is_empty()) {
-        bail!("{}: no sentences to train on", corpus.display());
-    }
+    let sentences = read_training_corpus(&corpus, a.format)?;
     let mut options = CwsTrainOptions {
-        scheme: match a.scheme {
-            SchemeArg::Bmes => TagScheme::Bmes,
-            SchemeArg::SixTag => TagScheme::SixTag,
-        },
+        scheme: scheme_of(a.scheme),
         dev_every: a.dev_every,
         min_freq: a.min_freq,
         lexicon_min_count: a.lexicon_min_count,
@@ -355,6 +365,79 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn scheme_of(s: SchemeArg) -> TagScheme {
+    match s {
+        SchemeArg::Bmes => TagScheme::Bmes,
+        SchemeArg::SixTag => TagScheme::SixTag,
+    }
+}
+
+fn read_training_corpus(corpus: &std::path::Path, format: Option<FormatArg>) -> anyhow::Result<Vec<Sentence>> {
+    let sentences = match format {
+        Some(FormatArg::Pku) => read_corpus_as(corpus, CorpusFormat::Pku)?,
+        Some(FormatArg::Sighan) => read_corpus_as(corpus, CorpusFormat::Sighan)?,
+        None => read_corpus(corpus)?.1,
+    };
+    if sentences.iter().all(|s| s.is_empty()) {
+        bail!("{}: no sentences to train on", corpus.display());
+    }
+    Ok(sentences)
+}
+
+/// `cws train --encoder cnn`: the shared flags that apply, then the CNN run.
+fn train_cnn(a: TrainArgs, corpus: PathBuf, model_path: PathBuf) -> anyhow::Result<()> {
+    let o = &a.optimizer;
+    if !o.set.is_empty()
+        || o.c1.is_some()
+        || o.c2.is_some()
+        || o.max_iterations.is_some()
+        || o.epsilon.is_some()
+        || o.delta.is_some()
+        || o.period.is_some()
+        || o.sgd_epochs.is_some()
+        || o.progress_jsonl.is_some()
+        || o.summary_json.is_some()
+    {
+        bail!("--encoder cnn trains with Adam: the feature CRF's optimizer flags do not apply (see the CNN flags in --help)");
+    }
+    if o.patience.is_some() && a.dev_every.is_none() {
+        bail!("--patience needs a held-out part (--dev-every N)");
+    }
+    if o.patience == Some(0) {
+        bail!("--patience must be at least 1");
+    }
+    if let Some(n) = o.threads {
+        if n == 0 {
+            bail!("--threads must be at least 1");
+        }
+        // candle sizes its matrix products by the variable rayon reads; set it
+        // before any pool starts.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+    chaincrf_model::io::check_writable(&model_path).context("the model cannot be written (checked before training)")?;
+    let started = Instant::now();
+    let sentences = read_training_corpus(&corpus, a.format)?;
+    note!(
+        "read {} sentences from {} in {:.1}s",
+        sentences.len(),
+        corpus.display(),
+        started.elapsed().as_secs_f64()
+    );
+    super::cws_cnn::train(
+        &a.cnn,
+        super::cws_cnn::CnnRun {
+            corpus,
+            model: model_path,
+            sentences,
+            scheme: scheme_of(a.scheme),
+            dev_every: a.dev_every,
+            patience: o.patience,
+            checkpoint_every: a.checkpoint_every,
+            resume: a.resume,
+        },
+    )
+}
+
 /// Reads lines of raw text as bytes, so that invalid UTF-8 is reported with
 /// its line and byte offset rather than by a generic I/O error.
 fn read_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>) -> std::io::Result<bool> {
@@ -368,12 +451,12 @@ fn segment(a: SegmentArgs) -> anyhow::Result<()> {
         chaincrf_model::check_writable(p).with_context(|| format!("{}: cannot write", p.display()))?;
     }
     let load_start = Instant::now();
-    let mut seg = Segmenter::load(&a.model)?.keep_latin_runs(a.keep_latin);
+    let mut seg = chaincrf_cws_cnn::load_segmenter(&a.model)?.keep_latin_runs(a.keep_latin);
     if let Some(d) = &a.user_dict {
         seg = seg.with_user_dict(UserDict::load(d)?);
     }
     let load_secs = load_start.elapsed().as_secs_f64();
-    if !seg.has_compiled_tables() {
+    if !seg.has_compiled_tables() && !seg.model().attributes.is_empty() {
         note!(
             "{}: no usable n-gram inventory in this model (written by an older chaincrf, templates longer \
              than three characters, or an inventory that does not cover the model): segmenting on the \

@@ -16,6 +16,7 @@ macro_rules! note {
 
 pub mod checkpoint;
 pub mod cws;
+pub mod cws_cnn;
 pub mod dump;
 pub mod eval;
 pub mod infer;

@@ -1,0 +1,151 @@
+//! CNN segmentation models in chaincrf's model file format.
+//!
+//! A CNN model is an ordinary [`Model`] without attributes: its labels are
+//! the tag scheme's tags, its transition, start and end weights are the CRF
+//! layer's, and its structure forbids the scheme's illegal tag pairs, exactly
+//! as for the feature segmenter. The network travels as the payload of a
+//! custom extractor of kind [`CNN_KIND`]; the kind's name carries the version
+//! of the payload, so a later layout gets a new name and this build reports it
+//! as unknown instead of misreading it. The file's length and checksum catch
+//! truncation and corruption before the payload is decoded, and the decoded
+//! network is checked for consistent shapes and finite weights.
+
+use crate::network::{CnnWeights, Scratch};
+use chaincrf_cws::{CwsModelConfig, EmissionScorer, Error, Result, Segmenter, TagScheme};
+use chaincrf_features::{AttributeDictionary, LabelAlphabet};
+use chaincrf_model::{ExtractorSpec, Model};
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The extractor kind of CNN segmentation models (payload [`CnnPayload`], version 1).
+pub const CNN_KIND: &str = "chaincrf-cws/cnn-v1";
+
+/// What a CNN model stores beside the CRF's weights.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CnnPayload {
+    /// The tag scheme (labels are its tags in order).
+    pub scheme: TagScheme,
+    /// The network.
+    pub network: CnnWeights,
+}
+
+/// The CRF layer's scores: `transitions` `[k, k]` row-major (from row tag to
+/// column tag), `start` and `end` `[k]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CrfWeights {
+    /// `[k, k]`, row-major.
+    pub transitions: Vec<f32>,
+    /// `[k]`.
+    pub start: Vec<f32>,
+    /// `[k]`.
+    pub end: Vec<f32>,
+}
+
+/// Builds the model file's [`Model`] from a network and the CRF's scores.
+///
+/// # Errors
+/// [`Error::Config`] when the pieces do not fit the scheme or cannot be encoded.
+pub fn to_model(scheme: TagScheme, network: &CnnWeights, crf: &CrfWeights) -> Result<Model> {
+    let k = scheme.num_tags();
+    if network.num_tags != k || crf.transitions.len() != k * k || crf.start.len() != k || crf.end.len() != k {
+        return Err(Error::Config("the network and CRF do not fit the tag scheme".into()));
+    }
+    let payload = chaincrf_model::io::encode_payload(&CnnPayload {
+        scheme,
+        network: network.clone(),
+    })
+    .map_err(Error::Config)?;
+    let config = CwsModelConfig {
+        scheme,
+        ngram: Default::default(),
+        lexicon: None,
+    };
+    let flat: Vec<f64> = crf
+        .transitions
+        .iter()
+        .chain(&crf.start)
+        .chain(&crf.end)
+        .map(|&w| f64::from(w))
+        .collect();
+    Ok(Model::from_flat(
+        LabelAlphabet::from_labels(scheme.labels().iter().copied()),
+        AttributeDictionary::default(),
+        ExtractorSpec::Custom {
+            kind: CNN_KIND.into(),
+            payload,
+        },
+        config.structure(),
+        &flat,
+    ))
+}
+
+/// The network and scheme of a CNN model, or `None` when `model` is of
+/// another kind.
+///
+/// # Errors
+/// [`Error::Model`] for a CNN model whose payload is unusable.
+pub fn cnn_payload(model: &Model) -> Result<Option<CnnPayload>> {
+    let ExtractorSpec::Custom { kind, payload } = &model.extractor else {
+        return Ok(None);
+    };
+    if kind != CNN_KIND {
+        if kind.starts_with("chaincrf-cws/cnn-") {
+            return Err(Error::Model(format!(
+                "a CNN model of kind {kind:?}, which this build does not read (it reads {CNN_KIND:?})"
+            )));
+        }
+        return Ok(None);
+    }
+    let bad = |e: String| Error::Model(format!("bad CNN network: {e}"));
+    let mut p: CnnPayload = chaincrf_model::io::decode_payload(payload).map_err(bad)?;
+    p.network.finish().map_err(bad)?;
+    if p.network.num_tags != p.scheme.num_tags() || model.num_labels() != p.scheme.num_tags() {
+        return Err(bad("the network's tags do not match its tag scheme".into()));
+    }
+    if !model.attributes.is_empty() {
+        return Err(bad("a CNN model has no attributes".into()));
+    }
+    Ok(Some(p))
+}
+
+/// The network as the segmenter's emission scorer.
+#[derive(Debug)]
+struct Scorer(CnnWeights);
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+impl EmissionScorer for Scorer {
+    fn add_emissions(&self, chars: &[char], out: &mut [f64]) {
+        SCRATCH.with(|s| self.0.add_scores(chars, out, &mut s.borrow_mut()));
+    }
+}
+
+/// A segmenter for `model`: a CNN model's network scores the characters, any
+/// other model goes to [`Segmenter::from_model`].
+///
+/// # Errors
+/// As [`Segmenter::from_model`], and [`cnn_payload`]'s.
+pub fn segmenter_from_model(model: Model) -> Result<Segmenter> {
+    match cnn_payload(&model)? {
+        Some(p) => Segmenter::with_emission_scorer(model, p.scheme, Arc::new(Scorer(p.network))),
+        None => Segmenter::from_model(model),
+    }
+}
+
+/// Loads any segmentation model file, CNN or feature-based (what `chaincrf
+/// cws segment` calls).
+///
+/// # Errors
+/// I/O and format errors naming the file.
+pub fn load_segmenter(path: impl AsRef<Path>) -> Result<Segmenter> {
+    let path = path.as_ref();
+    let model = chaincrf_model::load(path).map_err(|e| Error::Model(e.to_string()))?;
+    segmenter_from_model(model).map_err(|e| match e {
+        Error::Model(m) => Error::Model(format!("{}: {m}", path.display())),
+        other => Error::Model(format!("{}: {other}", path.display())),
+    })
+}
