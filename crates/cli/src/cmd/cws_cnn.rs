@@ -42,6 +42,7 @@ pub struct CnnArgs {
 }
 
 /// What the CNN run takes from the shared `cws train` flags.
+#[cfg_attr(not(feature = "cnn-train"), allow(dead_code))]
 pub struct CnnRun {
     pub corpus: PathBuf,
     pub model: PathBuf,
