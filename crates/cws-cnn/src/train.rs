@@ -18,9 +18,11 @@
 //! shifted views along the channels, and multiplied by the `[kernel ·
 //! channels, filters]` weight matrix — one matrix product per layer, the
 //! layout `crate::network` computes in plain Rust. Positions past a
-//! sequence's end are zeroed after the embedding and after every layer, so a
-//! padded batch computes for each sentence what the segmenter computes for it
-//! alone.
+//! sequence's end are zeroed after the embedding and stay zero through every
+//! layer (the bias enters through a mask column, see [`CnnNet::forward`]), so
+//! a padded batch computes for each sentence what the segmenter computes for
+//! it alone. (Masking with a broadcast multiply after every layer cost more
+//! than the matrix products: candle's broadcast binary operations are slow.)
 //!
 //! ## Batches
 //! Sentences are sorted by length and cut into batches of at most
@@ -382,16 +384,17 @@ impl CnnNet {
             let (w, bias) = (&self.vars[1 + 2 * l], &self.vars[2 + 2 * l]);
             let c = s.conv_inputs(l);
             let padded = x.pad_with_zeros(1, p, p)?;
-            let views = (0..s.kernel)
+            // The unfolded rows end with the mask, and the weights with the
+            // bias as their last row: the bias is added on real positions
+            // only, so padded positions stay exactly 0 through the ReLU with
+            // no masking pass per layer.
+            let mut views = (0..s.kernel)
                 .map(|j| padded.narrow(1, j, t))
                 .collect::<candle_core::Result<Vec<_>>>()?;
-            let unfolded = Tensor::cat(&views, 2)?.reshape((b * t, s.kernel * c))?;
-            x = unfolded
-                .matmul(w.as_tensor())?
-                .broadcast_add(bias.as_tensor())?
-                .relu()?
-                .reshape((b, t, s.filters))?
-                .broadcast_mul(mask)?;
+            views.push(mask.clone());
+            let unfolded = Tensor::cat(&views, 2)?.reshape((b * t, s.kernel * c + 1))?;
+            let weights = Tensor::cat(&[w.as_tensor(), &bias.as_tensor().unsqueeze(0)?], 0)?;
+            x = unfolded.matmul(&weights)?.relu()?.reshape((b, t, s.filters))?;
         }
         let o = 1 + 2 * s.layers;
         x.reshape((b * t, s.top_width()))?
