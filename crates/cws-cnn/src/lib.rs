@@ -22,6 +22,8 @@
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "train")]
+mod conv;
 pub mod model;
 pub mod network;
 #[cfg(feature = "train")]

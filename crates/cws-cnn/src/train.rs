@@ -12,17 +12,15 @@
 //!
 //! ## The convolution
 //! candle 0.11's `conv1d` has a wrong kernel gradient for batches of more than
-//! one sequence, so the convolutions here are built from operations whose
-//! gradients are right: the input is padded with zero rows explicitly,
-//! unfolded into `[batch, time, kernel · channels]` by concatenating `kernel`
-//! shifted views along the channels, and multiplied by the `[kernel ·
-//! channels, filters]` weight matrix — one matrix product per layer, the
-//! layout `crate::network` computes in plain Rust. Positions past a
-//! sequence's end are zeroed after the embedding and stay zero through every
-//! layer (the bias enters through a mask column, see [`CnnNet::forward`]), so
-//! a padded batch computes for each sentence what the segmenter computes for
-//! it alone. (Masking with a broadcast multiply after every layer cost more
-//! than the matrix products: candle's broadcast binary operations are slow.)
+//! one sequence, so each convolution here is a custom op of this crate
+//! (`crate::conv`): the input is unfolded into `[batch · time, kernel ·
+//! channels + 1]` (zero rows beyond the ends, the mask bit last) and
+//! multiplied by the weights with the bias as their last row — one matrix
+//! product per layer, the layout `crate::network` computes in plain Rust.
+//! Positions past a sequence's end are zeroed after the embedding and stay
+//! zero through every layer (the bias enters through the mask column), so a
+//! padded batch computes for each sentence what the segmenter computes for it
+//! alone.
 //!
 //! ## Batches
 //! Sentences are sorted by length and cut into batches of at most
@@ -30,6 +28,7 @@
 //! sentences make smaller batches, bounding memory); each epoch visits the
 //! batches in an order drawn from the seed and the epoch number.
 
+use crate::conv::ConvRelu;
 use crate::model::{to_model, CrfWeights};
 use crate::network::{Affine, CnnShape, CnnWeights};
 use candle_core::backprop::GradStore;
@@ -379,22 +378,26 @@ impl CnnNet {
             .index_select(&tokens.flatten_all()?, 0)?
             .reshape((b, t, s.embedding))?
             .broadcast_mul(mask)?;
-        let p = s.kernel / 2;
+        let on: Vec<bool> = mask
+            .flatten_all()?
+            .to_dtype(DType::F64)?
+            .to_vec1::<f64>()?
+            .iter()
+            .map(|&m| m != 0.0)
+            .collect();
+        let on = Arc::new(on);
         for l in 0..s.layers {
             let (w, bias) = (&self.vars[1 + 2 * l], &self.vars[2 + 2 * l]);
-            let c = s.conv_inputs(l);
-            let padded = x.pad_with_zeros(1, p, p)?;
-            // The unfolded rows end with the mask, and the weights with the
-            // bias as their last row: the bias is added on real positions
-            // only, so padded positions stay exactly 0 through the ReLU with
-            // no masking pass per layer.
-            let mut views = (0..s.kernel)
-                .map(|j| padded.narrow(1, j, t))
-                .collect::<candle_core::Result<Vec<_>>>()?;
-            views.push(mask.clone());
-            let unfolded = Tensor::cat(&views, 2)?.reshape((b * t, s.kernel * c + 1))?;
             let weights = Tensor::cat(&[w.as_tensor(), &bias.as_tensor().unsqueeze(0)?], 0)?;
-            x = unfolded.matmul(&weights)?.relu()?.reshape((b, t, s.filters))?;
+            let op = ConvRelu {
+                batch: b,
+                time: t,
+                channels: s.conv_inputs(l),
+                kernel: s.kernel,
+                filters: s.filters,
+                mask: on.clone(),
+            };
+            x = x.contiguous()?.apply_op2(&weights, op)?;
         }
         let o = 1 + 2 * s.layers;
         x.reshape((b * t, s.top_width()))?
