@@ -1,10 +1,12 @@
 //! The convolution layer as one candle custom op with its own backward.
 //!
-//! `y = relu(U · W)`, where row `(b, t)` of `U` is the concatenation of the
-//! input rows `t - p, …, t + p` of sequence `b` (zero rows outside `0..time`)
-//! followed by the position's mask bit, and `W` is `[kernel · channels + 1,
-//! filters]`: the weights with the bias as their last row. So the bias is
-//! added on real positions only and padded positions come out exactly 0.
+//! `y = mask ⊙ relu(U · W)`, where row `(b, t)` of `U` is the concatenation
+//! of the input rows `t - p, …, t + p` of sequence `b` (zero rows outside
+//! `0..time`) followed by a 1 (0 at padded positions), and `W` is `[kernel ·
+//! channels + 1, filters]`: the weights with the bias as their last row.
+//! Padded positions come out exactly 0 (they would otherwise see their real
+//! neighbours and pass them on to the next layer), so each sentence of a
+//! padded batch gets what it would get alone.
 //!
 //! Written with tensor operations (`pad`, `narrow`, `cat`, `matmul`, `relu`)
 //! the same layer spent most of its time outside the matrix products: each
@@ -87,9 +89,11 @@ impl ConvRelu {
         let u = Tensor::from_vec(self.unfold(x), (self.rows(), self.width()), dev)?;
         let w = Tensor::from_slice(w, (self.width(), self.filters), dev)?;
         let mut y = u.matmul(&w)?.flatten_all()?.to_vec1::<T>()?;
-        for v in &mut y {
-            if *v < T::zero() {
-                *v = T::zero();
+        for (row, &on) in y.chunks_mut(self.filters).zip(self.mask.iter()) {
+            for v in row {
+                if !on || *v < T::zero() {
+                    *v = T::zero();
+                }
             }
         }
         Ok(y)

@@ -17,10 +17,9 @@
 //! channels + 1]` (zero rows beyond the ends, the mask bit last) and
 //! multiplied by the weights with the bias as their last row — one matrix
 //! product per layer, the layout `crate::network` computes in plain Rust.
-//! Positions past a sequence's end are zeroed after the embedding and stay
-//! zero through every layer (the bias enters through the mask column), so a
-//! padded batch computes for each sentence what the segmenter computes for it
-//! alone.
+//! Positions past a sequence's end are zeroed after the embedding and by
+//! every layer, so a padded batch computes for each sentence what the
+//! segmenter computes for it alone.
 //!
 //! ## Batches
 //! Sentences are sorted by length and cut into batches of at most
