@@ -52,11 +52,11 @@ pub fn to_model(scheme: TagScheme, network: &CnnWeights, crf: &CrfWeights) -> Re
     if network.num_tags != k || crf.transitions.len() != k * k || crf.start.len() != k || crf.end.len() != k {
         return Err(Error::Config("the network and CRF do not fit the tag scheme".into()));
     }
-    let payload = chaincrf_model::io::encode_payload(&CnnPayload {
+    let payload = chaincrf_model::encode_payload(&CnnPayload {
         scheme,
         network: network.clone(),
     })
-    .map_err(Error::Config)?;
+    .map_err(|e| Error::Config(e.to_string()))?;
     let config = CwsModelConfig {
         scheme,
         ngram: Default::default(),
@@ -87,7 +87,7 @@ pub fn to_model(scheme: TagScheme, network: &CnnWeights, crf: &CrfWeights) -> Re
 /// # Errors
 /// [`Error::Model`] for a CNN model whose payload is unusable.
 pub fn cnn_payload(model: &Model) -> Result<Option<CnnPayload>> {
-    let ExtractorSpec::Custom { kind, payload } = &model.extractor else {
+    let ExtractorSpec::Custom { kind, payload } = model.extractor() else {
         return Ok(None);
     };
     if kind != CNN_KIND {
@@ -99,12 +99,12 @@ pub fn cnn_payload(model: &Model) -> Result<Option<CnnPayload>> {
         return Ok(None);
     }
     let bad = |e: String| Error::Model(format!("bad CNN network: {e}"));
-    let mut p: CnnPayload = chaincrf_model::io::decode_payload(payload).map_err(bad)?;
+    let mut p: CnnPayload = chaincrf_model::decode_payload(payload).map_err(|e| bad(e.to_string()))?;
     p.network.finish().map_err(bad)?;
     if p.network.num_tags != p.scheme.num_tags() || model.num_labels() != p.scheme.num_tags() {
         return Err(bad("the network's tags do not match its tag scheme".into()));
     }
-    if !model.attributes.is_empty() {
+    if !model.attributes().is_empty() {
         return Err(bad("a CNN model has no attributes".into()));
     }
     Ok(Some(p))

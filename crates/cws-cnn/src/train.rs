@@ -34,7 +34,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 use chaincrf_candle::{Crf, Reduction, SequenceMask};
 use chaincrf_cws::{normalize, Error, Result, Scorer, Sentence, TagScheme};
-use chaincrf_model::io::Checkpoint;
+use chaincrf_model::Checkpoint;
 use chaincrf_model::Model;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -652,8 +652,8 @@ fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
 }
 
 fn load_state(path: &Path, fingerprint: u64) -> Result<TrainState> {
-    let c = chaincrf_model::io::load_checkpoint(path).map_err(|e| Error::Model(e.to_string()))?;
-    let state: TrainState = chaincrf_model::io::decode_payload(&c.optimizer)
+    let c = chaincrf_model::load_checkpoint(path).map_err(|e| Error::Model(e.to_string()))?;
+    let state: TrainState = chaincrf_model::decode_payload(&c.optimizer)
         .map_err(|e| Error::Model(format!("{}: not a CNN training checkpoint: {e}", path.display())))?;
     if state.fingerprint != fingerprint || c.fingerprint != fingerprint {
         return Err(Error::Model(format!(
@@ -762,9 +762,9 @@ pub fn train_cnn(
             fingerprint,
             weights: model.to_flat(),
             model,
-            optimizer: chaincrf_model::io::encode_payload(&state).map_err(Error::Config)?,
+            optimizer: chaincrf_model::encode_payload(&state).map_err(|e| Error::Config(e.to_string()))?,
         };
-        chaincrf_model::io::save_checkpoint(&checkpoint, path).map_err(|e| Error::Model(e.to_string()))?;
+        chaincrf_model::save_checkpoint(&checkpoint, path).map_err(|e| Error::Model(e.to_string()))?;
         Ok(())
     };
     let mut outcome = CnnStop::Epochs;

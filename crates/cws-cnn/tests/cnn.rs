@@ -238,10 +238,10 @@ fn corrupt_and_truncated_model_files_are_clear_errors() {
     let mut bad = model.clone();
     let mut payload = chaincrf_cws_cnn::cnn_payload(&model).unwrap().unwrap();
     payload.network.convs[0].bias.pop();
-    bad.extractor = chaincrf_model::ExtractorSpec::Custom {
+    bad.set_extractor(chaincrf_model::ExtractorSpec::Custom {
         kind: chaincrf_cws_cnn::CNN_KIND.into(),
-        payload: chaincrf_model::io::encode_payload(&payload).unwrap(),
-    };
+        payload: chaincrf_model::encode_payload(&payload).unwrap(),
+    });
     chaincrf_model::save(&bad, &path).unwrap();
     let err = load_segmenter(&path).unwrap_err().to_string();
     assert!(err.contains("convolution 1"), "{err}");
@@ -282,7 +282,7 @@ fn an_interrupted_run_resumes_to_the_same_model() {
         &mut |_| {},
     )
     .unwrap();
-    let bytes = |m| chaincrf_model::io::to_bytes(m).unwrap();
+    let bytes = |m| chaincrf_model::to_bytes(m).unwrap();
     assert!(bytes(&whole) == bytes(resumed.model.as_ref().unwrap()));
     // Another run's options are refused.
     let other = CnnTrainOptions { seed: 12, ..options };

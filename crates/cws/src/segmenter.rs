@@ -239,7 +239,7 @@ impl Segmenter {
         if model.num_labels() != scheme.num_tags() {
             return Err(Error::Model("the model's labels do not match its tag scheme".into()));
         }
-        if !model.attributes.is_empty() {
+        if !model.attributes().is_empty() {
             return Err(Error::Model(
                 "a model with an emission scorer has no attributes of its own".into(),
             ));

@@ -414,7 +414,7 @@ fn train_cnn(a: TrainArgs, corpus: PathBuf, model_path: PathBuf) -> anyhow::Resu
         // before any pool starts.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
-    chaincrf_model::io::check_writable(&model_path).context("the model cannot be written (checked before training)")?;
+    chaincrf_model::check_writable(&model_path).context("the model cannot be written (checked before training)")?;
     let started = Instant::now();
     let sentences = read_training_corpus(&corpus, a.format)?;
     note!(
@@ -456,7 +456,7 @@ fn segment(a: SegmentArgs) -> anyhow::Result<()> {
         seg = seg.with_user_dict(UserDict::load(d)?);
     }
     let load_secs = load_start.elapsed().as_secs_f64();
-    if !seg.has_compiled_tables() && !seg.model().attributes.is_empty() {
+    if !seg.has_compiled_tables() && !seg.model().attributes().is_empty() {
         note!(
             "{}: no usable n-gram inventory in this model (written by an older chaincrf, templates longer \
              than three characters, or an inventory that does not cover the model): segmenting on the \

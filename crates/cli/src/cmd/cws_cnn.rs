@@ -83,7 +83,7 @@ pub fn train(a: &CnnArgs, run: CnnRun) -> anyhow::Result<()> {
         patience: run.patience,
     };
     options.check()?;
-    let checkpoint_path = chaincrf_model::io::checkpoint_path(&run.model);
+    let checkpoint_path = chaincrf_model::checkpoint_path(&run.model);
     let checkpoints = Checkpoints {
         path: (run.checkpoint_every.is_some() || run.resume).then(|| checkpoint_path.clone()),
         every: run.checkpoint_every.map(|n| n as usize),
