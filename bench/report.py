@@ -58,9 +58,18 @@ def train_seconds(record: Record) -> float | None:
     return float(seconds) if seconds is not None else None
 
 
-def _timed_rows(record: Record) -> list[dict[str, object]]:
+def _timed_rows(record: Record, cpu: bool = False) -> list[dict[str, object]]:
+    """Progress rows with a time. With ``cpu``, the rows' CPU seconds stand in
+    for their seconds when at least two rows have them (CRFsuite's own figures
+    are CPU time; chaincrf's rows are wall-clock, and the harness samples the
+    CPU time as each row appears), so that a loaded machine's waiting does not
+    count; otherwise the rows' own seconds."""
     rows = record.get("progress") or []
     assert isinstance(rows, list)
+    if cpu:
+        timed = [r for r in rows if r.get("cpu_seconds") is not None]
+        if len(timed) >= 2:
+            return [{**r, "seconds": r["cpu_seconds"]} for r in timed]
     return [r for r in rows if r.get("seconds") is not None]
 
 
@@ -68,8 +77,9 @@ def per_iteration(record: Record) -> float | None:
     """Seconds per iteration (epoch) in steady state: from the first progress row to
     the last, so that setup and the first iteration's one-off work (building the
     feature layout, starting threads) do not count; the total over the count when
-    there are fewer than two rows (crfs reports none)."""
-    rows = _timed_rows(record)
+    there are fewer than two rows (crfs reports none). CPU seconds where the
+    record has them (see :func:`_timed_rows`)."""
+    rows = _timed_rows(record, cpu=True)
     if len(rows) >= 2:
         first, last = rows[0], rows[-1]
         steps = int(last["iteration"]) - int(first["iteration"])  # type: ignore[call-overload]
@@ -80,8 +90,9 @@ def per_iteration(record: Record) -> float | None:
 
 def per_evaluation(record: Record) -> float | None:
     """Seconds per L-BFGS function + gradient evaluation, between the first and the
-    last progress row (both tools' rows count evaluations cumulatively)."""
-    rows = [r for r in _timed_rows(record) if r.get("evaluations") is not None]
+    last progress row (both tools' rows count evaluations cumulatively); CPU
+    seconds where the record has them."""
+    rows = [r for r in _timed_rows(record, cpu=True) if r.get("evaluations") is not None]
     if len(rows) < 2:
         return None
     first, last = rows[0], rows[-1]
@@ -331,6 +342,26 @@ def machine_lines(runs: Path, records: list[Record]) -> list[str]:
     return lines
 
 
+def timing_note(records: list[Record]) -> str:
+    """Says which clock the per-iteration figures come from."""
+
+    def has_cpu(r: Record) -> bool:
+        rows = r.get("progress") or []
+        assert isinstance(rows, list)
+        return sum(row.get("cpu_seconds") is not None for row in rows) >= 2
+
+    timed = [r for r in _ok(records) if r.get("tool") != "crfs" and r.get("progress")]
+    wall = sorted({str(r["tool"]) for r in timed if not has_cpu(r)})
+    note = (
+        "Seconds per iteration, epoch or evaluation are CPU seconds (user + system, all threads): "
+        "CRFsuite's own `clock()` figures, and for chaincrf the process's CPU time sampled by the "
+        "harness as each progress row appears"
+    )
+    if wall:
+        note += f"; records without CPU figures ({', '.join(wall)}) fall back to wall-clock seconds"
+    return note + "."
+
+
 SECTIONS = {
     "chunking": "CRF++'s chunking sample (77 training sentences, CRFsuite attributes from its template)",
     "pku-short": "PKU character tagging, short L-BFGS runs",
@@ -348,7 +379,7 @@ def report(runs: Path) -> str:
     by_suite: dict[str, list[Record]] = defaultdict(list)
     for r in records:
         by_suite[str(r["suite"])].append(r)
-    out = ["# Benchmark report", "", *machine_lines(runs, records), ""]
+    out = ["# Benchmark report", "", *machine_lines(runs, records), timing_note(records), ""]
     for suite, title in SECTIONS.items():
         rs = by_suite.get(suite)
         if not rs:

@@ -144,7 +144,8 @@ def run_chaincrf(
     env: Env, record: dict[str, object], job: Job, *, threads: int, extra: list[str] | None = None
 ) -> dict[str, object]:
     """``chaincrf train --format crfsuite`` then ``chaincrf tag``; progress and
-    summary come from ``--progress-jsonl`` and ``--summary-json``."""
+    summary come from ``--progress-jsonl`` and ``--summary-json``, each progress
+    row also gets ``cpu_seconds``, sampled by the harness as the row appears."""
     name = str(record["name"])
     model = env.scratch("models", f"{name}.model")
     progress = env.scratch("progress", f"{name}.jsonl")
@@ -157,14 +158,18 @@ def run_chaincrf(
     if job.cap is not None:
         command += ["--max-iterations", str(job.cap)]
     command += [*(extra or []), "--model", str(model), str(job.train)]
-    m = measure.run(command, stderr=stderr)
+    m = measure.run(command, stderr=stderr, watch=progress)
     record["train"] = m.as_dict()
     if m.returncode != 0:
         reason = _tail(stderr, 3)
         if "not available in this build" in reason:
             return _unavailable(record, reason.splitlines()[-1].removeprefix("chaincrf: error: "))
         return _failed(record, "chaincrf train", stderr)
-    record["progress"] = read_jsonl(progress)
+    record["progress"] = rows = read_jsonl(progress)
+    # The process's CPU seconds when each row appeared (the rows' own `seconds`
+    # are wall-clock); a row written just before the process ended may have none.
+    for row, cpu in zip(rows, m.cpu_marks or [], strict=False):
+        row["cpu_seconds"] = cpu
     record["summary"] = json.loads(summary.read_text(encoding="utf-8"))
     if job.test is not None:
         tags = env.scratch("tags", f"{name}.txt")

@@ -101,6 +101,7 @@ def test_crfsuite_log_gives_chaincrf_rows() -> None:
     assert rows[1]["objective"] == pytest.approx(1442.882611)
     assert rows[0]["gradient_norm"] == pytest.approx(343.660748)
     assert [r["seconds"] for r in rows] == pytest.approx([0.010, 0.015])
+    assert [r["cpu_seconds"] for r in rows] == pytest.approx([0.010, 0.015])
     assert [r["evaluations"] for r in rows] == [3, 4]
     ap = parse_log(AP_LOG, "ap")
     assert ap["evaluations"] is None

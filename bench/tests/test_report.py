@@ -48,6 +48,20 @@ def test_steady_state_rates_leave_setup_out() -> None:
     assert report.per_evaluation(crfs) is None
 
 
+def test_cpu_seconds_stand_in_for_wall_seconds() -> None:
+    r = lbfgs_record("chaincrf-t1", 1, [0.5, 0.9, 1.3], [3, 4, 6], 0.9)
+    # A loaded machine: 0.4 s of wall time per iteration, 0.1 s of it on a CPU.
+    for row, cpu in zip(r["progress"], [2.0, 2.1, 2.2], strict=True):
+        row["cpu_seconds"] = cpu
+    assert report.per_iteration(r) == pytest.approx(0.1)
+    assert report.per_evaluation(r) == pytest.approx(0.2 / 3)
+    assert report.setup_seconds(r) == pytest.approx(0.5)
+    # With fewer than two CPU figures the wall-clock seconds are used.
+    for row in r["progress"][1:]:
+        del row["cpu_seconds"]
+    assert report.per_iteration(r) == pytest.approx(0.4)
+
+
 def test_tables_take_medians_and_ratios(tmp_path: Path) -> None:
     records = [
         lbfgs_record("crfsuite", 1, [0.1, 0.3, 0.5], [2, 3, 4], 0.80),
@@ -82,3 +96,23 @@ def test_measured_child_reports_its_own_figures(tmp_path: Path) -> None:
     assert out.read_text().strip() == "hi"
     assert m.wall_seconds > 0
     assert m.peak_rss_mib > 0
+
+
+def test_watched_child_gets_cpu_marks_per_line(tmp_path: Path) -> None:
+    log = tmp_path / "progress.jsonl"
+    child = (
+        "import sys, time\n"
+        "with open(sys.argv[1], 'w') as f:\n"
+        "    for i in range(3):\n"
+        "        end = time.process_time() + 0.15\n"
+        "        while time.process_time() < end: pass\n"
+        "        f.write(f'{i}\\n'); f.flush(); time.sleep(0.1)\n"
+    )
+    m = measure.run([sys.executable, "-c", child, str(log)], watch=log)
+    assert m.returncode == 0
+    marks = m.cpu_marks or []
+    assert len(marks) == 3
+    assert marks == sorted(marks)
+    # About 0.15 CPU seconds between lines (10 ms clock ticks, 20 ms polling).
+    assert 0.08 < marks[2] - marks[0] < 0.6
+    assert measure.run([sys.executable, "-c", "pass"]).cpu_marks is None
