@@ -63,14 +63,27 @@ def _timed_rows(record: Record, cpu: bool = False) -> list[dict[str, object]]:
     for their seconds when at least two rows have them (CRFsuite's own figures
     are CPU time; chaincrf's rows are wall-clock, and the harness samples the
     CPU time as each row appears), so that a loaded machine's waiting does not
-    count; otherwise the rows' own seconds."""
+    count; otherwise (or when the CPU span is under ``CPU_MIN_SPAN``, too short
+    for the sampling's resolution) the rows' own seconds."""
     rows = record.get("progress") or []
     assert isinstance(rows, list)
     if cpu:
-        timed = [r for r in rows if r.get("cpu_seconds") is not None]
-        if len(timed) >= 2:
-            return [{**r, "seconds": r["cpu_seconds"]} for r in timed]
+        timed = _cpu_rows(rows)
+        if timed:
+            return timed
     return [r for r in rows if r.get("seconds") is not None]
+
+
+# The harness samples CPU time in 10 ms clock ticks every 20 ms: below this
+# span between the first and the last row, the figure would be mostly error.
+CPU_MIN_SPAN = 1.0
+
+
+def _cpu_rows(rows: list[dict[str, object]]) -> list[dict[str, object]] | None:
+    timed = [r for r in rows if r.get("cpu_seconds") is not None]
+    if len(timed) < 2 or float(timed[-1]["cpu_seconds"]) - float(timed[0]["cpu_seconds"]) < CPU_MIN_SPAN:  # type: ignore[arg-type]
+        return None
+    return [{**r, "seconds": r["cpu_seconds"]} for r in timed]
 
 
 def per_iteration(record: Record) -> float | None:
@@ -348,9 +361,10 @@ def timing_note(records: list[Record]) -> str:
     def has_cpu(r: Record) -> bool:
         rows = r.get("progress") or []
         assert isinstance(rows, list)
-        return sum(row.get("cpu_seconds") is not None for row in rows) >= 2
+        return _cpu_rows(rows) is not None
 
-    timed = [r for r in _ok(records) if r.get("tool") != "crfs" and r.get("progress")]
+    # CRFsuite's own seconds are CPU time at any length; crfs reports no progress.
+    timed = [r for r in _ok(records) if r.get("tool") not in ("crfs", "crfsuite") and r.get("progress")]
     wall = sorted({str(r["tool"]) for r in timed if not has_cpu(r)})
     note = (
         "Seconds per iteration, epoch or evaluation are CPU seconds (user + system, all threads): "
@@ -358,7 +372,7 @@ def timing_note(records: list[Record]) -> str:
         "harness as each progress row appears"
     )
     if wall:
-        note += f"; records without CPU figures ({', '.join(wall)}) fall back to wall-clock seconds"
+        note += f"; runs without CPU figures, or too short for them ({', '.join(wall)}), use wall-clock seconds"
     return note + "."
 
 

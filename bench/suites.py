@@ -91,7 +91,7 @@ def compare(
         test = env.scratch("data", f"{suite}-test-first{caps.test_sequences}.crfsuite")
         crfdata.write_crfsuite(test, head)
     gold = [ys for _, ys in crfdata.read_crfsuite(test)] if test is not None else None
-    sequences = list(crfdata.read_crfsuite(train))
+    sequences: list[crfdata.Sequence] | None = None  # read only when a shuffled copy must be written
     unavailable: dict[str, str | None] = {}
     for algorithm in algorithms:
         if algorithm == "lbfgs":
@@ -103,6 +103,8 @@ def compare(
             for order in range(1, caps.orders + 1):
                 path = env.scratch("data", f"{suite}-train-order{order}.crfsuite")
                 if not path.exists() or path.stat().st_mtime < train.stat().st_mtime:
+                    if sequences is None:
+                        sequences = list(crfdata.read_crfsuite(train))
                     crfdata.write_crfsuite(path, crfdata.shuffled(sequences, seed=order))
                 plan.append((1, order, path))
             cap = caps.epochs

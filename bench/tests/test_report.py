@@ -49,17 +49,23 @@ def test_steady_state_rates_leave_setup_out() -> None:
 
 
 def test_cpu_seconds_stand_in_for_wall_seconds() -> None:
-    r = lbfgs_record("chaincrf-t1", 1, [0.5, 0.9, 1.3], [3, 4, 6], 0.9)
-    # A loaded machine: 0.4 s of wall time per iteration, 0.1 s of it on a CPU.
-    for row, cpu in zip(r["progress"], [2.0, 2.1, 2.2], strict=True):
+    r = lbfgs_record("chaincrf-t1", 1, [5.0, 9.0, 13.0], [3, 4, 6], 0.9)
+    # A loaded machine: 4 s of wall time per iteration, 1 s of it on a CPU.
+    for row, cpu in zip(r["progress"], [20.0, 21.0, 22.0], strict=True):
         row["cpu_seconds"] = cpu
-    assert report.per_iteration(r) == pytest.approx(0.1)
-    assert report.per_evaluation(r) == pytest.approx(0.2 / 3)
-    assert report.setup_seconds(r) == pytest.approx(0.5)
-    # With fewer than two CPU figures the wall-clock seconds are used.
+    assert report.per_iteration(r) == pytest.approx(1.0)
+    assert report.per_evaluation(r) == pytest.approx(2.0 / 3)
+    assert report.setup_seconds(r) == pytest.approx(5.0)
+    assert "wall-clock" not in report.timing_note([r])
+    # A CPU span too short for the sampling's resolution: wall-clock seconds.
+    for row, cpu in zip(r["progress"], [20.0, 20.1, 20.2], strict=True):
+        row["cpu_seconds"] = cpu
+    assert report.per_iteration(r) == pytest.approx(4.0)
+    assert "use wall-clock seconds" in report.timing_note([r])
+    # With fewer than two CPU figures, too.
     for row in r["progress"][1:]:
         del row["cpu_seconds"]
-    assert report.per_iteration(r) == pytest.approx(0.4)
+    assert report.per_iteration(r) == pytest.approx(4.0)
 
 
 def test_tables_take_medians_and_ratios(tmp_path: Path) -> None:
