@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             runs[which].append(float(r["cpu_per_evaluation"]))  # type: ignore[arg-type]
             print(json.dumps({"which": which, "repetition": rep, **r}), flush=True)
     old, new = statistics.median(runs["old"]), statistics.median(runs["new"])
-    print(json.dumps({"median_old": old, "median_new": new, "new_over_old": new / old}), flush=True)
+    ratio = new / old if old > 0 else None  # a run too short to measure has no CPU span
+    print(json.dumps({"median_old": old, "median_new": new, "new_over_old": ratio}), flush=True)
     return 0
 
 

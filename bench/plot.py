@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from bench.report import LABELS, Record, load_records, train_seconds
+from bench.report import LABELS, Record, load_records, timed_rows, train_seconds
 from bench.tools import ALGORITHMS
 
 
@@ -49,8 +49,10 @@ def plot(runs: Path) -> list[Path]:
             for tool, r in firsts[algorithm].items():
                 rows = [row for row in r["progress"] if row.get("objective") is not None]  # type: ignore[union-attr]
                 if algorithm == "lbfgs":
-                    xs = [row["seconds"] for row in rows]
-                    ax.set_xlabel("seconds")
+                    # CPU seconds where recorded (the report's clock), counted from iteration 1.
+                    rows = [row for row in timed_rows(r, cpu=True) if row.get("objective") is not None]
+                    xs = [float(row["seconds"]) - float(rows[0]["seconds"]) for row in rows]  # type: ignore[arg-type]
+                    ax.set_xlabel("seconds after iteration 1")
                 else:
                     xs = [row["iteration"] for row in rows]
                     ax.set_xlabel("epoch")

@@ -58,7 +58,7 @@ def train_seconds(record: Record) -> float | None:
     return float(seconds) if seconds is not None else None
 
 
-def _timed_rows(record: Record, cpu: bool = False) -> list[dict[str, object]]:
+def timed_rows(record: Record, cpu: bool = False) -> list[dict[str, object]]:
     """Progress rows with a time. With ``cpu``, the rows' CPU seconds stand in
     for their seconds when at least two rows have them (CRFsuite's own figures
     are CPU time; chaincrf's rows are wall-clock, and the harness samples the
@@ -91,8 +91,8 @@ def per_iteration(record: Record) -> float | None:
     the last, so that setup and the first iteration's one-off work (building the
     feature layout, starting threads) do not count; the total over the count when
     there are fewer than two rows (crfs reports none). CPU seconds where the
-    record has them (see :func:`_timed_rows`)."""
-    rows = _timed_rows(record, cpu=True)
+    record has them (see :func:`timed_rows`)."""
+    rows = timed_rows(record, cpu=True)
     if len(rows) >= 2:
         first, last = rows[0], rows[-1]
         steps = int(last["iteration"]) - int(first["iteration"])  # type: ignore[call-overload]
@@ -105,7 +105,7 @@ def per_evaluation(record: Record) -> float | None:
     """Seconds per L-BFGS function + gradient evaluation, between the first and the
     last progress row (both tools' rows count evaluations cumulatively); CPU
     seconds where the record has them."""
-    rows = [r for r in _timed_rows(record, cpu=True) if r.get("evaluations") is not None]
+    rows = [r for r in timed_rows(record, cpu=True) if r.get("evaluations") is not None]
     if len(rows) < 2:
         return None
     first, last = rows[0], rows[-1]
@@ -117,7 +117,7 @@ def per_evaluation(record: Record) -> float | None:
 def setup_seconds(record: Record) -> float | None:
     """Training seconds the tool reports up to its first progress row (setup and
     the first iteration)."""
-    rows = _timed_rows(record)
+    rows = timed_rows(record)
     return float(rows[0]["seconds"]) if rows else None  # type: ignore[arg-type]
 
 
