@@ -246,6 +246,39 @@ fn resolve(attributes: &AttributeDictionary, keys: &[u64]) -> Vec<Option<u32>> {
     ids
 }
 
+/// `len` zeros in memory the kernel is asked to back with huge pages (Linux,
+/// `madvise(MADV_HUGEPAGE)` before the pages are touched); elsewhere, or when
+/// the kernel declines, a plain vector.
+///
+/// The rows of the two large groups (megabytes each) are read at random, a
+/// few per character: with 4 KiB pages nearly every such read also misses
+/// the TLB, and the page walk stalls even the prefetches that are meant to
+/// hide the miss. Results never depend on it.
+fn huge_page_zeros(len: usize) -> Vec<f32> {
+    // Zeroed by the allocator: fresh pages, not written here, so the advice
+    // below still comes before they are first touched.
+    let mut v = vec![0f32; len];
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let bytes = len * std::mem::size_of::<f32>();
+        if bytes >= 2 * HUGE {
+            let start = v.as_mut_ptr() as usize;
+            let first = start.div_ceil(4096) * 4096;
+            let end = (start + bytes) / 4096 * 4096;
+            if end > first {
+                // SAFETY: the range lies inside this vector's allocation,
+                // which nothing else references; MADV_HUGEPAGE only changes
+                // how the kernel backs the pages, not their contents.
+                unsafe {
+                    libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE);
+                }
+            }
+        }
+    }
+    v
+}
+
 /// Builds one group's table from its inventoried n-grams; also returns the
 /// ids of the attributes it holds. `None` when the inventory is not what
 /// [`NgramInventory::collect`] writes (n-grams strictly increasing, no bits
@@ -276,8 +309,12 @@ fn compile_group(
     let state = model.view().state;
     let ids_ahead = |i: usize| ids.get(i * members..(i + 1) * members);
     let width = members * k;
-    let mut rows = vec![0f32; ngrams.len() * width];
-    let mut kept = Vec::with_capacity(ngrams.len());
+    let kept_count = ids
+        .chunks_exact(members)
+        .filter(|ids| ids.iter().any(Option::is_some))
+        .count();
+    let mut rows = huge_page_zeros(kept_count * width);
+    let mut kept = Vec::with_capacity(kept_count);
     for (i, (&packed, ids)) in ngrams.iter().zip(ids.chunks_exact(members)).enumerate() {
         if let Some(ahead) = ids_ahead(i + AHEAD) {
             for &id in ahead.iter().flatten() {
@@ -301,8 +338,6 @@ fn compile_group(
             }
         }
     }
-    rows.truncate(kept.len() * width);
-    rows.shrink_to_fit();
     // Row `i` belongs to the `i`-th kept n-gram.
     let index = KeyIndex::from_keys(&kept);
     Some((CompiledGroup { group, index, rows }, covered))
@@ -491,7 +526,7 @@ impl CompiledEmissions {
             codes.extend((-1..=chars.len() as isize).map(|p| class_code(chars, p) as usize));
             for (c, row) in codes.windows(3).zip(out.chunks_exact_mut(k)) {
                 let code = (c[0] * CLASS_CODES + c[1]) * CLASS_CODES + c[2];
-                add_row(row, &d.class[code * k..][..k]);
+                add_weights::<K, _>(row, &d.class[code * k..][..k]);
             }
         }
         if let (Some(cap), Some(lex)) = (self.lexicon_cap, lexicon) {
@@ -499,8 +534,8 @@ impl CompiledEmissions {
             for (m, row) in scratch.matches.iter().zip(out.chunks_exact_mut(k)) {
                 let ends = m.end_len.min(cap) * (cap + 1) + m.start_len.min(cap);
                 let inside = m.in_len.min(cap) * 5 + usize::from(m.in_position());
-                add_row(row, &d.lex_ends[ends * k..][..k]);
-                add_row(row, &d.lex_inside[inside * k..][..k]);
+                add_weights::<K, _>(row, &d.lex_ends[ends * k..][..k]);
+                add_weights::<K, _>(row, &d.lex_inside[inside * k..][..k]);
             }
         }
     }
@@ -528,15 +563,35 @@ impl CompiledEmissions {
         let width = g.group.members.len() * k;
         for (i, &(p, row)) in found.iter().enumerate() {
             if let Some(&(_, ahead)) = found.get(i + AHEAD) {
-                prefetch(&g.rows[ahead as usize * width]);
+                // A row need not start a cache line: its first and last
+                // weights can lie on two.
+                let ahead = &g.rows[ahead as usize * width..][..width];
+                prefetch(&ahead[0]);
+                prefetch(&ahead[width - 1]);
             }
             let row = &g.rows[row as usize * width..][..width];
             for (&(_, anchor), weights) in g.group.members.iter().zip(row.chunks_exact(k)) {
                 let t = p - anchor;
                 if (0..n as isize).contains(&t) {
-                    add_row(&mut out[t as usize * k..][..k], weights);
+                    add_weights::<K, _>(&mut out[t as usize * k..][..k], weights);
                 }
             }
+        }
+    }
+}
+
+/// `acc += weights` for `K` labels (`K = 0`: the length of `acc`), widening
+/// to `f64`: with `K` fixed, arrays of known length, which compile to a few
+/// vector conversions and additions.
+#[inline(always)]
+fn add_weights<const K: usize, W: Copy + Into<f64>>(acc: &mut [f64], weights: &[W]) {
+    if K == 0 {
+        add_row(acc, weights);
+    } else {
+        let acc: &mut [f64; K] = (&mut acc[..K]).try_into().expect("K scores");
+        let weights: &[W; K] = weights[..K].try_into().expect("K weights");
+        for (a, &w) in acc.iter_mut().zip(weights) {
+            *a += w.into();
         }
     }
 }

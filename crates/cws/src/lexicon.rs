@@ -199,7 +199,7 @@ impl From<LexiconData> for Lexicon {
         let chars: usize = data.words.iter().map(|(w, _)| w.chars().count().min(lex.max_len)).sum();
         lex.trie.reserve(chars);
         for (w, c) in data.words {
-            lex.add(&w, c);
+            lex.add_owned(w, c);
         }
         lex
     }
@@ -266,6 +266,28 @@ impl Lexicon {
                 if word.chars().count() <= self.max_len {
                     self.trie.insert(word.chars().map(normalize_char));
                 }
+            }
+        }
+    }
+
+    /// [`Lexicon::add`] of an owned word: one hash lookup, and the word is
+    /// kept rather than copied (how a model's lexicon is read back).
+    fn add_owned(&mut self, word: String, count: u32) {
+        if word.is_empty() || count == 0 {
+            return;
+        }
+        let max_len = self.max_len;
+        match self.counts.entry(word) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                let c = e.get_mut();
+                *c = c.saturating_add(count);
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let word = e.key();
+                if word.chars().count() <= max_len {
+                    self.trie.insert(word.chars().map(normalize_char));
+                }
+                e.insert(count);
             }
         }
     }
