@@ -4,8 +4,8 @@
 //! scorer, on arbitrary bytes.
 #![no_main]
 
-use chaincrf_cws::corpus::{read_pku_from, read_raw_from, read_sighan_from};
-use chaincrf_cws::eval::read_word_list_from;
+use chaincrf_cws::{read_pku_from, read_raw_from, read_sighan_from};
+use chaincrf_cws::read_word_list_from;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -5,7 +5,7 @@
 //! characters of the input.
 #![no_main]
 
-use chaincrf_cws::train::{default_params, train_segmenter, CwsTrainOptions};
+use chaincrf_cws::{default_params, train_segmenter, CwsTrainOptions};
 use chaincrf_train::Algorithm;
 use chaincrf_cws::{Segmenter, UserDict};
 use libfuzzer_sys::fuzz_target;

@@ -70,7 +70,7 @@ fn crfpp_template_model_round_trips_through_disk() {
 
 #[test]
 fn segmenter_trained_on_inline_sentences() {
-    use chaincrf::cws::train::{train_segmenter, CwsTrainOptions};
+    use chaincrf::cws::{train_segmenter, CwsTrainOptions};
     let corpus = "我们 是 学生\n学生 们 在 学习\n我们 在 北京 学习\n北京 是 首都\n";
     let sentences = chaincrf::cws::parse_sighan(corpus).unwrap();
     let opts = CwsTrainOptions {

@@ -71,14 +71,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     // SEMI=1: the semi-Markov segmenter on top (SEMI_L, SEMI_MAXIT).
     let trained = if env("SEMI", 0) == 1 {
-        let semi = semi_train::SemiOptions {
+        let semi = SemiOptions {
             max_len: env("SEMI_L", 10),
             max_iterations: env("SEMI_MAXIT", 30),
             patience: None,
             freeze_characters: env("SEMI_FREEZE", 0) == 1,
             folds: 10,
         };
-        let (trained, report) = semi_train::train_semi_segmenter(&sentences, &opts, &semi, None, &mut progress)?;
+        let (trained, report) = train_semi_segmenter(&sentences, &opts, &semi, None, &mut progress)?;
         eprintln!("semi-Markov stage: {report}");
         trained
     } else {

@@ -121,7 +121,7 @@ impl ShapeGroup {
 
 /// The n-grams of a training text whose attributes a model kept, per shape
 /// group of the extractor's templates. Stored with a CWS model so the
-/// segmenter can build [`CompiledEmissions`]; see the module docs.
+/// segmenter can compile its weight tables (see [`Segmenter`](crate::Segmenter)).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct NgramInventory {
     /// Per shape group: the packed n-grams, sorted, each stored as the

@@ -239,7 +239,7 @@ fn looks_like_pku_token(token: &str) -> bool {
 /// How many leading non-empty lines [`detect_format`] looks at.
 pub const DETECT_LINES: usize = 50;
 
-/// Guesses the format of a segmented corpus from its first [`DETECT_LINES`]
+/// Guesses the format of a segmented corpus from its first 50
 /// non-empty lines: PKU when more than half of their tokens look like
 /// `word/POS` (`.+/[A-Za-z]+`), SIGHAN otherwise (also for empty text).
 pub fn detect_format(text: &str) -> CorpusFormat {

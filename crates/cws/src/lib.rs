@@ -6,27 +6,36 @@
 //!
 //! The pieces, in the order text flows through them:
 //!
-//! * [`corpus`]: readers for the PKU People's Daily corpus (`word/POS`), SIGHAN
-//!   Bakeoff files (space-separated words) and raw text.
-//! * [`scheme`]: tag schemes (BMES, the 6-tag scheme of Zhao et al.), words ⇄
-//!   tags, and which tag transitions are legal.
-//! * [`normalize`](mod@normalize): full-width → ASCII mapping and character classes, so that
-//!   `１９９８` in the training text and `2001` in the test text look alike.
-//! * [`lexicon`]: the training word list and its dictionary-match features.
-//! * [`ngram`]: the [`NgramExtractor`], a fast hashed character n-gram feature
-//!   extractor implementing [`chaincrf_features::FeatureExtractor`].
-//! * [`compiled`]: the segmenter's fast path, n-gram weight tables compiled
-//!   from a model and the [`NgramInventory`] stored with it.
-//! * [`constraints`]: hard constraints from a user dictionary and from Latin /
-//!   number runs, as allowed tags per character.
-//! * [`eval`]: SIGHAN Bakeoff scoring (P, R, F1, OOV rate, OOV and IV recall).
+//! * Corpora: readers for the PKU People's Daily corpus (`word/POS`,
+//!   [`read_pku`]), SIGHAN Bakeoff files (space-separated words,
+//!   [`read_sighan`]) and raw text ([`read_raw`]); [`read_corpus`] detects
+//!   which.
+//! * [`TagScheme`]: tag schemes (BMES, the 6-tag scheme of Zhao et al.),
+//!   words ⇄ tags, and which tag transitions are legal.
+//! * [`normalize`]: full-width → ASCII mapping and character classes
+//!   ([`char_class`]), so that `１９９８` in the training text and `2001` in
+//!   the test text look alike.
+//! * [`Lexicon`]: the training word list and its dictionary-match features.
+//! * [`NgramExtractor`]: a fast hashed character n-gram feature extractor
+//!   implementing [`chaincrf_features::FeatureExtractor`], configured by
+//!   [`NgramConfig`].
+//! * [`Segmenter`]: a loaded model; its fast path compiles n-gram weight
+//!   tables from the model and the [`NgramInventory`] stored with it.
+//! * [`UserDict`] and [`Constraints`]: hard constraints from a user dictionary
+//!   and from Latin / number runs, as allowed tags per character.
+//! * [`score_files`], [`Scorer`]: SIGHAN Bakeoff scoring (P, R, F1, OOV rate,
+//!   OOV and IV recall).
+//! * Training (feature `train`): [`train_segmenter`] and
+//!   [`train_semi_segmenter`] (a semi-Markov model of words on top of the
+//!   character model). The modules [`semi`] and [`words`] are the pieces of
+//!   that model, public as a namespace for one's own segment features.
 //!
 //! Everything that reads user data returns [`Error`] values that name the file
 //! and line; nothing here panics on malformed input.
 //!
 //! ```
 //! # #[cfg(feature = "train")] {
-//! use chaincrf_cws::train::{train_segmenter, CwsTrainOptions};
+//! use chaincrf_cws::{train_segmenter, CwsTrainOptions};
 //! use chaincrf_cws::{parse_sighan, Segmenter};
 //! let corpus = "我们 是 学生\n学生 们 在 学习\n我们 在 北京 学习\n北京 是 首都\n";
 //! let options = CwsTrainOptions { min_freq: 1, lexicon_folds: 0, ..CwsTrainOptions::default() };
@@ -43,38 +52,47 @@
 #![deny(missing_docs)]
 
 mod bmes;
-pub mod compiled;
-pub mod constraints;
-pub mod corpus;
-pub mod error;
-pub mod eval;
-pub mod lexicon;
-pub mod ngram;
-pub mod normalize;
-pub mod scheme;
-pub mod segmenter;
+mod compiled;
+mod constraints;
+mod corpus;
+mod error;
+mod eval;
+mod lexicon;
+mod ngram;
+mod normalize;
+mod scheme;
+mod segmenter;
 pub mod semi;
 #[cfg(feature = "train")]
-pub mod semi_train;
+mod semi_train;
 #[cfg(feature = "train")]
-pub mod train;
+mod train;
 pub mod words;
 
 pub use compiled::NgramInventory;
 pub use constraints::{latin_runs, Constraints, UserDict};
 pub use corpus::{
-    detect_format, parse_pku, parse_raw, parse_sighan, read_corpus, read_pku, read_raw, read_sighan, CorpusFormat,
-    Sentence,
+    detect_format, detect_format_file, parse_pku, parse_raw, parse_sighan, read_corpus, read_corpus_as, read_pku,
+    read_pku_from, read_raw, read_raw_from, read_sighan, read_sighan_from, CorpusFormat, Sentence,
 };
 pub use error::{Error, Result};
-pub use eval::{read_word_list, score_files, score_lines, score_str, Score, Scorer, WordSet};
+pub use eval::{
+    parse_word_list, read_word_list, read_word_list_from, score_files, score_lines, score_str, Score, Scorer, WordSet,
+};
 pub use lexicon::{LexMatch, Lexicon};
 pub use ngram::{NgramConfig, NgramExtractor};
-pub use normalize::{char_class, feature_class, normalize, normalize_char, CharClass};
+pub use normalize::{
+    char_class, feature_class, normalize, normalize_char, normalize_in_place, normalize_into, CharClass,
+};
 pub use scheme::{Boundary, TagScheme, TagSet};
 pub use segmenter::{CwsModelConfig, EmissionScorer, Segmenter, Session, Word};
 #[cfg(feature = "train")]
-pub use train::{default_params, train_segmenter, train_segmenter_with, CwsTrainOptions, CwsTrained};
+pub use semi_train::{train_semi_segmenter, SemiOptions};
+#[cfg(feature = "train")]
+pub use train::{
+    default_params, is_held_out, train_segmenter, train_segmenter_with, CwsTrainOptions, CwsTrained,
+    DEFAULT_MAX_ITERATIONS, DEFAULT_PRUNE_THRESHOLD, DEFAULT_SGD_EPOCHS,
+};
 
 #[cfg(test)]
 mod real_data {

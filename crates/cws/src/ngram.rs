@@ -36,7 +36,7 @@ pub const MAX_WINDOW: usize = 8;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NgramConfig {
-    /// The furthest offset any template may use (at most [`MAX_WINDOW`]).
+    /// The furthest offset any template may use (at most 8).
     pub window: usize,
     /// Character n-gram templates, each a list of offsets relative to the current
     /// character: `[-1, 0]` is the bigram `C-1C0`.

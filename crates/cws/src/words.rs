@@ -10,7 +10,7 @@
 //! ratio of the two counts says so directly.
 //!
 //! [`WordStats`] keeps, for every training word of at most `max_len`
-//! characters (normalized, see [`crate::normalize`](mod@crate::normalize)), how often it
+//! characters (normalized, see [`crate::normalize()`]), how often it
 //! occurs as a word and how often as a substring of the training text. As
 //! for the lexicon features ([`crate::train::CwsTrainOptions::lexicon_folds`]),
 //! counts seen by a training sentence must not include the sentence itself,

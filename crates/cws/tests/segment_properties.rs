@@ -11,8 +11,8 @@
 //! `crates/cli/tests/reliability.rs`.
 
 use chaincrf_core::AllowedLabels;
-use chaincrf_cws::train::{train_segmenter, train_segmenter_with, CwsTrainOptions};
 use chaincrf_cws::{normalize, parse_raw, parse_sighan, Segmenter, UserDict};
+use chaincrf_cws::{train_segmenter, train_segmenter_with, CwsTrainOptions};
 use proptest::prelude::*;
 use std::sync::OnceLock;
 

@@ -3,8 +3,8 @@
 //! dictionary constraints, Latin runs, whitespace, confidences, model files;
 //! and, when `CHAINCRF_DATA` is set, a real-data check on People's Daily.
 
-use chaincrf_cws::train::{train_segmenter, CwsTrainOptions};
 use chaincrf_cws::*;
+use chaincrf_cws::{train_segmenter, CwsTrainOptions};
 use proptest::prelude::*;
 use std::sync::OnceLock;
 

@@ -15,7 +15,7 @@
 
 use crate::layer::pool;
 use crate::model::model_io_error;
-use chaincrf_cws::train::{train_segmenter_with, CwsTrainOptions};
+use chaincrf_cws::{train_segmenter_with, CwsTrainOptions};
 use chaincrf_cws::{CorpusFormat, Segmenter, TagScheme, UserDict, Word};
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -395,7 +395,7 @@ struct TrainJob {
 #[pyfunction]
 #[pyo3(signature = (
     corpus, model, *, format = None, scheme = "bmes", algorithm = "lbfgs", params = None,
-    dev_every = None, prune = chaincrf_cws::train::DEFAULT_PRUNE_THRESHOLD, min_freq = 2,
+    dev_every = None, prune = chaincrf_cws::DEFAULT_PRUNE_THRESHOLD, min_freq = 2,
     lexicon = true, lexicon_min_count = 1, lexicon_folds = 10, threads = None, patience = None,
     on_progress = None
 ))]
@@ -561,7 +561,7 @@ fn run_training(
 ) -> PyResult<TrainSummary> {
     let started = std::time::Instant::now();
     let sentences = match job.format {
-        Some(f) => chaincrf_cws::corpus::read_corpus_as(&job.corpus, f),
+        Some(f) => chaincrf_cws::read_corpus_as(&job.corpus, f),
         None => chaincrf_cws::read_corpus(&job.corpus).map(|(_, s)| s),
     }
     .map_err(cws_error)?;

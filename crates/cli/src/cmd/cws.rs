@@ -5,10 +5,10 @@
 use super::checkpoint::{install_stop_flag, load_for_resume, Checkpointer, Interrupted};
 use super::training::{write_summary, OptimizerArgs, ProgressPrinter};
 use anyhow::{bail, Context as _};
-use chaincrf_cws::corpus::read_corpus_as;
-use chaincrf_cws::semi_train::{train_semi_segmenter, SemiOptions};
-use chaincrf_cws::train::{train_segmenter_with, CwsTrainOptions, CwsTrained};
-use chaincrf_cws::{read_corpus, CorpusFormat, Sentence, TagScheme, UserDict};
+use chaincrf_cws::{
+    read_corpus, read_corpus_as, train_segmenter_with, train_semi_segmenter, CorpusFormat, CwsTrainOptions, CwsTrained,
+    SemiOptions, Sentence, TagScheme, UserDict,
+};
 use chaincrf_train::Termination;
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use rayon::prelude::*;
@@ -121,7 +121,7 @@ struct TrainArgs {
     dev_every: Option<usize>,
     /// The model drops attributes whose weights are all at most this in absolute value
     /// (0 keeps every attribute with a non-zero weight).
-    #[arg(long, value_name = "T", default_value_t = chaincrf_cws::train::DEFAULT_PRUNE_THRESHOLD)]
+    #[arg(long, value_name = "T", default_value_t = chaincrf_cws::DEFAULT_PRUNE_THRESHOLD)]
     prune: f32,
     /// Keep attributes seen at least this many times.
     #[arg(long, default_value_t = 2)]
@@ -614,7 +614,7 @@ fn export(a: ExportArgs) -> anyhow::Result<()> {
         SchemeArg::Bmes => TagScheme::Bmes,
         SchemeArg::SixTag => TagScheme::SixTag,
     };
-    let held = |i: usize, n: Option<usize>| chaincrf_cws::train::is_held_out(i, n);
+    let held = |i: usize, n: Option<usize>| chaincrf_cws::is_held_out(i, n);
     // The lexicon is built from the training part only, as `cws train` does.
     let train_part: Vec<_> = sentences
         .iter()
