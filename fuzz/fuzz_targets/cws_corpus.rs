@@ -1,4 +1,4 @@
-//! Fuzz target: every segmentation-corpus reader of `chaincrf_cws::corpus`
+//! Fuzz target: every segmentation-corpus reader of `chaincrf_cws`
 //! (`parse_pku`, `parse_sighan`, `parse_raw`, their byte-stream forms, format
 //! detection), word lists (`read_word_list_from`), user dictionaries and the
 //! scorer, on arbitrary bytes.
