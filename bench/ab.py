@@ -57,6 +57,7 @@ def one_run(binary: Path, data: Path, work: Path, tag: str, args: argparse.Names
     return {
         "binary": str(binary),
         "cpu_per_evaluation": (cpu[-1] - cpu[0]) / timed,
+        "cpu_at_iterations": cpu,
         "evaluations": evaluations,
         "timed_evaluations": timed,
         "wall_seconds": m.wall_seconds,
