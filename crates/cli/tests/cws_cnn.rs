@@ -77,6 +77,28 @@ fn trains_a_cnn_model_that_segment_loads_with_constraints() {
     let out = run(&["cws", "segment", "--model", m, "--user-dict", dict.to_str().unwrap(), i]);
     assert!(String::from_utf8(out.stdout).unwrap().starts_with("我们 在北京 学习\n"));
 
+    // Late fusion with a feature model trained on the same corpus.
+    let feature = d.join("feature.model");
+    let f = feature.to_str().unwrap();
+    let out = run(&["cws", "train", "--corpus", c, "--model", f, "--min-freq", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["cws", "segment", "--model", f, "--add-cnn", m, "--user-dict", dict.to_str().unwrap(), i]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8(out.stdout).unwrap().starts_with("我们 在北京 学习\n"));
+    let out = run(&["cws", "segment", "--model", f, "--add-cnn", m, "--cnn-weight", "0", i]);
+    let alone = run(&["cws", "segment", "--model", f, i]);
+    assert_eq!(out.stdout, alone.stdout, "weight 0 is the feature model");
+    // Two feature models, or a negative weight: clear errors.
+    for bad in [vec!["--add-cnn", f], vec!["--add-cnn", m, "--cnn-weight", "-1"]] {
+        let mut args = vec!["cws", "segment", "--model", f];
+        args.extend(bad);
+        args.push(i);
+        let out = run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("--add-cnn") && !err.contains("panicked"), "{err}");
+    }
+
     // A truncated model: one clear error naming the file, status 1.
     let bytes = std::fs::read(&model).unwrap();
     let cut = d.join("cut.model");

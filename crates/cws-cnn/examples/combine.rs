@@ -16,31 +16,8 @@
 //! held-out part it is scored on, so the best held-out figure is slightly
 //! optimistic.
 
-use chaincrf_cws::{read_corpus, EmissionScorer, Scorer, Segmenter};
-use chaincrf_cws_cnn::{cnn_payload, to_model, CnnWeights, CrfWeights};
-use chaincrf_model::Model;
-use std::sync::Arc;
-
-/// The weighted sum of the network's scores and the feature model's emissions.
-#[derive(Debug)]
-struct Fused {
-    network: CnnWeights,
-    weight: f64,
-    feature: Model,
-    extractor: chaincrf_cws::NgramExtractor,
-}
-
-impl EmissionScorer for Fused {
-    fn add_emissions(&self, chars: &[char], out: &mut [f64]) {
-        let mut cnn = vec![0.0; out.len()];
-        self.network.add_scores(chars, &mut cnn, &mut Default::default());
-        let mut tagger = self.feature.tagger();
-        let feature = tagger.observe(&self.extractor, chars).emissions();
-        for ((o, c), f) in out.iter_mut().zip(&cnn).zip(feature) {
-            *o += self.weight * c + f;
-        }
-    }
-}
+use chaincrf_cws::{read_corpus, Scorer, Segmenter};
+use chaincrf_cws_cnn::fused_segmenter;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -51,9 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let every: usize = every.parse()?;
     let cnn = chaincrf_model::load(std::path::Path::new(cnn_path))?;
-    let payload = cnn_payload(&cnn)?.ok_or("the first model is not a CNN model")?;
     let feature_seg = Segmenter::load(feature_path)?;
-    let feature = feature_seg.model().clone();
     let (_, sentences) = read_corpus(corpus)?;
     let dev: Vec<_> = sentences
         .iter()
@@ -61,27 +36,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|(i, s)| i % every == every - 1 && !s.is_empty())
         .map(|(_, s)| s)
         .collect();
-    let (cv, fv) = (cnn.view(), feature.view());
     for weight in [0.0, 0.25, 0.5, 0.75, 1.0, 1.5] {
-        let sum = |a: &[f32], b: &[f32]| -> Vec<f32> {
-            a.iter()
-                .zip(b)
-                .map(|(&x, &y)| (weight * f64::from(x) + f64::from(y)) as f32)
-                .collect()
-        };
-        let crf = CrfWeights {
-            transitions: sum(cv.transitions, fv.transitions),
-            start: sum(cv.start, fv.start),
-            end: sum(cv.end, fv.end),
-        };
-        let model = to_model(payload.scheme, &payload.network, &crf)?;
-        let scorer = Fused {
-            network: payload.network.clone(),
-            weight,
-            feature: feature.clone(),
-            extractor: feature_seg.config().extractor()?,
-        };
-        let seg = Segmenter::with_emission_scorer(model, payload.scheme, Arc::new(scorer))?;
+        let seg = fused_segmenter(&feature_seg, &cnn, weight)?;
         let mut score = Scorer::new(None);
         for s in &dev {
             let text = s.concat();

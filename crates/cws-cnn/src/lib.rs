@@ -29,7 +29,9 @@ pub mod network;
 #[cfg(feature = "train")]
 pub mod train;
 
-pub use model::{cnn_payload, load_segmenter, segmenter_from_model, to_model, CnnPayload, CrfWeights, CNN_KIND};
+pub use model::{
+    cnn_payload, fused_segmenter, load_segmenter, segmenter_from_model, to_model, CnnPayload, CrfWeights, CNN_KIND,
+};
 pub use network::{Affine, CnnShape, CnnWeights};
 #[cfg(feature = "train")]
 pub use train::{train_cnn, Checkpoints, CnnNet, CnnStop, CnnTrainOptions, CnnTrained, EpochProgress, SplitMix64};

@@ -183,6 +183,14 @@ struct SegmentArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Add a CNN model's scores to the feature model's (late fusion: WEIGHT · CNN + feature
+    /// CRF, both trained with `cws train`, one with `--encoder cnn`). Best held-out F1 so far
+    /// (docs/neural.md), at the CNN's speed (about 40x slower).
+    #[arg(long, value_name = "CNN_MODEL")]
+    add_cnn: Option<PathBuf>,
+    /// The CNN's weight with --add-cnn (0.25 was best on the held-out part).
+    #[arg(long, value_name = "WEIGHT", default_value_t = 0.25, requires = "add_cnn")]
+    cnn_weight: f64,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -451,12 +459,18 @@ fn segment(a: SegmentArgs) -> anyhow::Result<()> {
         chaincrf_model::check_writable(p).with_context(|| format!("{}: cannot write", p.display()))?;
     }
     let load_start = Instant::now();
-    let mut seg = chaincrf_cws_cnn::load_segmenter(&a.model)?.keep_latin_runs(a.keep_latin);
+    let mut seg = chaincrf_cws_cnn::load_segmenter(&a.model)?;
+    if let Some(cnn_path) = &a.add_cnn {
+        let cnn = chaincrf_model::load(cnn_path)?;
+        seg = chaincrf_cws_cnn::fused_segmenter(&seg, &cnn, a.cnn_weight)
+            .with_context(|| format!("--add-cnn {} with --model {}", cnn_path.display(), a.model.display()))?;
+    }
+    let mut seg = seg.keep_latin_runs(a.keep_latin);
     if let Some(d) = &a.user_dict {
         seg = seg.with_user_dict(UserDict::load(d)?);
     }
     let load_secs = load_start.elapsed().as_secs_f64();
-    if !seg.has_compiled_tables() && !seg.model().attributes().is_empty() {
+    if a.add_cnn.is_none() && !seg.has_compiled_tables() && !seg.model().attributes().is_empty() {
         note!(
             "{}: no usable n-gram inventory in this model (written by an older chaincrf, templates longer \
              than three characters, or an inventory that does not cover the model): segmenting on the \
