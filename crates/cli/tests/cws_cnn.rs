@@ -82,7 +82,17 @@ fn trains_a_cnn_model_that_segment_loads_with_constraints() {
     let f = feature.to_str().unwrap();
     let out = run(&["cws", "train", "--corpus", c, "--model", f, "--min-freq", "1"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = run(&["cws", "segment", "--model", f, "--add-cnn", m, "--user-dict", dict.to_str().unwrap(), i]);
+    let out = run(&[
+        "cws",
+        "segment",
+        "--model",
+        f,
+        "--add-cnn",
+        m,
+        "--user-dict",
+        dict.to_str().unwrap(),
+        i,
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8(out.stdout).unwrap().starts_with("我们 在北京 学习\n"));
     let out = run(&["cws", "segment", "--model", f, "--add-cnn", m, "--cnn-weight", "0", i]);

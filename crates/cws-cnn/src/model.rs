@@ -194,7 +194,9 @@ impl EmissionScorer for Fused {
 /// finite number ≥ 0.
 pub fn fused_segmenter(feature: &Segmenter, cnn: &Model, weight: f64) -> Result<Segmenter> {
     if !(weight.is_finite() && weight >= 0.0) {
-        return Err(Error::Model(format!("the CNN weight must be a finite number >= 0, not {weight}")));
+        return Err(Error::Model(format!(
+            "the CNN weight must be a finite number >= 0, not {weight}"
+        )));
     }
     let payload = cnn_payload(cnn)?.ok_or_else(|| Error::Model("the model to add is not a CNN model".into()))?;
     if feature.model().attributes().is_empty() || feature.is_semi_markov() {
