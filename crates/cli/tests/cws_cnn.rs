@@ -99,7 +99,7 @@ fn trains_a_cnn_model_that_segment_loads_with_constraints() {
     let alone = run(&["cws", "segment", "--model", f, i]);
     assert_eq!(out.stdout, alone.stdout, "weight 0 is the feature model");
     // Two feature models, or a negative weight: clear errors.
-    for bad in [vec!["--add-cnn", f], vec!["--add-cnn", m, "--cnn-weight", "-1"]] {
+    for bad in [vec!["--add-cnn", f], vec!["--add-cnn", m, "--cnn-weight=-1"]] {
         let mut args = vec!["cws", "segment", "--model", f];
         args.extend(bad);
         args.push(i);
