@@ -80,6 +80,35 @@ struct Compiled {
 }
 
 impl Compiled {
+    /// The semi-Markov potentials of sentence `i` under weights `w`
+    /// (`[chain layout…, segment features…]`), with `e` and `seg` as scratch.
+    #[allow(clippy::too_many_arguments)]
+    fn potentials_into(
+        &self,
+        i: usize,
+        w: &[f64],
+        layout: WeightLayout,
+        max_len: usize,
+        pot: &mut HybridPotentials,
+        e: &mut Vec<f64>,
+        seg: &mut Vec<f64>,
+    ) {
+        let (n, first) = self.sentences[i];
+        let (to, so, eo) = (layout.transition_offset(), layout.start_offset(), layout.end_offset());
+        emissions_into(&self.arena, i, n, &w[..layout.edge_offset()], e);
+        self.segment_scores_into(first, n * max_len, &w[layout.len()..], seg);
+        pot.fill(
+            ChainScores {
+                emissions: e,
+                transitions: &w[to..so],
+                start: &w[so..eo],
+                end: &w[eo..layout.len()],
+            },
+            max_len,
+            seg,
+        );
+    }
+
     /// The scores of candidates `first..first + count` under segment weights `w`.
     fn segment_scores_into(&self, first: usize, count: usize, w: &[f64], out: &mut Vec<f64>) {
         out.clear();
@@ -257,7 +286,6 @@ impl<'c> HybridObjective<'c> {
     fn evaluate(&self, w: &[f64]) -> std::result::Result<(f64, Vec<f64>), EvalError> {
         let layout = self.layout;
         let (to, so, eo) = (layout.transition_offset(), layout.start_offset(), layout.end_offset());
-        let seg_w = &w[layout.len()..];
         let data = self.data;
         let total_positions = data.arena.num_positions();
         let mut tag_grad = vec![0.0; total_positions * 4];
@@ -290,19 +318,7 @@ impl<'c> HybridObjective<'c> {
                     let mut at = 0;
                     for i in range.clone() {
                         let (n, first) = data.sentences[i];
-                        emissions_into(&data.arena, i, n, &w[..layout.edge_offset()], &mut e);
-                        seg.clear();
-                        data.segment_scores_into(first, n * l, seg_w, &mut seg);
-                        pot.fill(
-                            ChainScores {
-                                emissions: &e,
-                                transitions: &w[to..so],
-                                start: &w[so..eo],
-                                end: &w[eo..layout.len()],
-                            },
-                            l,
-                            &seg,
-                        );
+                        data.potentials_into(i, w, layout, l, &mut pot, &mut e, &mut seg);
                         let loss = nll.compute(&pot, &data.gold[i]).map_err(|err| EvalError {
                             sequence: i,
                             message: err.to_string(),
@@ -432,8 +448,6 @@ impl Differentiable for HybridObjective<'_> {
 
 /// Word-level F1 of Viterbi segmentations of `data` under weights `w`.
 fn word_f1(data: &Compiled, layout: WeightLayout, max_len: usize, w: &[f64]) -> f64 {
-    let (to, so, eo) = (layout.transition_offset(), layout.start_offset(), layout.end_offset());
-    let seg_w = &w[layout.len()..];
     let counts: Vec<(usize, usize, usize)> = (0..data.sentences.len())
         .into_par_iter()
         .map_init(
@@ -446,19 +460,7 @@ fn word_f1(data: &Compiled, layout: WeightLayout, max_len: usize, w: &[f64]) -> 
                 )
             },
             |(pot, ws, e, seg), i| {
-                let (n, first) = data.sentences[i];
-                emissions_into(&data.arena, i, n, &w[..layout.edge_offset()], e);
-                data.segment_scores_into(first, n * max_len, seg_w, seg);
-                pot.fill(
-                    ChainScores {
-                        emissions: e,
-                        transitions: &w[to..so],
-                        start: &w[so..eo],
-                        end: &w[eo..layout.len()],
-                    },
-                    max_len,
-                    seg,
-                );
+                data.potentials_into(i, w, layout, max_len, pot, e, seg);
                 let gold = &data.gold[i];
                 match ws.viterbi(&*pot) {
                     Ok(best) => {

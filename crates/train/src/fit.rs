@@ -310,22 +310,7 @@ impl Trainer<'_> {
             Some(o) => o.as_mut(),
             None => &mut ignore,
         };
-        let encode = |s: &lbfgs::LbfgsStateRef<'_>| StateRef::Lbfgs(s).encode();
-        let config = LbfgsConfig {
-            c1: params.c1,
-            memory: params.num_memories,
-            epsilon: params.epsilon_or_default(),
-            delta: params.delta_or_default(),
-            period: params.period,
-            gradient_tolerance: params.gradient_tolerance,
-            max_iterations: params.max_iterations_or_default(),
-            max_linesearch: params.max_linesearch,
-            patience: self.patience,
-            stop: self.stop.as_deref(),
-            started,
-            heldout: held_out,
-            encode: &encode,
-        };
+        let config = lbfgs_config(params, self.patience, self.stop.as_deref(), started, held_out);
         let out = lbfgs::run(objective, None, &config, lbfgs_start, observer)?;
         Ok(Minimized {
             weights: objective.expand(&out.weights),
@@ -352,6 +337,36 @@ pub struct Minimized {
     pub weights: Vec<f64>,
     /// How the run went (`best_heldout` is the best `held_out` score).
     pub report: Report,
+}
+
+/// The L-BFGS settings of `params` for one run (chain or custom objective).
+fn lbfgs_config<'a>(
+    params: &Params,
+    patience: Option<usize>,
+    stop: Option<&'a AtomicBool>,
+    started: Instant,
+    heldout: Option<HeldOutScore<'a>>,
+) -> LbfgsConfig<'a> {
+    LbfgsConfig {
+        c1: params.c1,
+        memory: params.num_memories,
+        epsilon: params.epsilon_or_default(),
+        delta: params.delta_or_default(),
+        period: params.period,
+        gradient_tolerance: params.gradient_tolerance,
+        max_iterations: params.max_iterations_or_default(),
+        max_linesearch: params.max_linesearch,
+        patience,
+        stop,
+        started,
+        heldout,
+        encode: &encode_lbfgs_state,
+    }
+}
+
+/// Encodes an L-BFGS state for [`Progress::saved_state`].
+fn encode_lbfgs_state(state: &lbfgs::LbfgsStateRef<'_>) -> Result<Vec<u8>, TrainError> {
+    StateRef::Lbfgs(state).encode()
 }
 
 /// What every optimizer's run shares with the fit loop.
@@ -451,22 +466,7 @@ fn fit_lbfgs(
             LbfgsStart::Weights(objective.compress(&start))
         }
     };
-    let encode = |s: &lbfgs::LbfgsStateRef<'_>| StateRef::Lbfgs(s).encode();
-    let config = LbfgsConfig {
-        c1: params.c1,
-        memory: params.num_memories,
-        epsilon: params.epsilon_or_default(),
-        delta: params.delta_or_default(),
-        period: params.period,
-        gradient_tolerance: params.gradient_tolerance,
-        max_iterations: params.max_iterations_or_default(),
-        max_linesearch: params.max_linesearch,
-        patience: cx.patience,
-        stop: cx.stop,
-        started: cx.started,
-        heldout: cx.heldout,
-        encode: &encode,
-    };
+    let config = lbfgs_config(params, cx.patience, cx.stop, cx.started, cx.heldout);
     let out = lbfgs::run(&objective, Some(data), &config, lbfgs_start, cx.observer)?;
     Ok(Run {
         weights: objective.expand(&out.weights),
