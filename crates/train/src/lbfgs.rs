@@ -31,17 +31,13 @@ use argmin::core::{
     CostFunction, Executor, Gradient, IterState, Problem, Solver, State, TerminationReason, TerminationStatus, KV,
 };
 use argmin::solver::linesearch::MoreThuenteLineSearch;
-use argmin::solver::quasinewton::LBFGS;
 use argmin_math::ArgminL2Norm;
+use solver::{Lbfgs, St};
 use std::cell::OnceCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
-/// The concrete solver: L-BFGS (OWL-QN with `c1 > 0`) with a More-Thuente
-/// line search whose first step is scaled.
-type Lbfgs = LBFGS<FirstStepScaled<MoreThuenteLineSearch<ParVec, ParVec, f64>>, ParVec, ParVec, f64>;
-
-type St = IterState<ParVec, ParVec, (), (), (), f64>;
+mod solver;
 
 /// The best held-out accuracy seen, its iteration and its (compact) weights.
 type BestHeldOut = Option<(f64, u64, Vec<f64>)>;
@@ -205,6 +201,17 @@ fn norm(v: &[f64]) -> f64 {
     v.iter().map(|x| x * x).sum::<f64>().sqrt()
 }
 
+/// `(norm(w), the number of non-zero weights)` in one pass; the squares are
+/// added in the same order as [`norm`]'s.
+fn norm_and_nonzeros(w: &[f64]) -> (f64, usize) {
+    let (mut sum, mut nonzero) = (0.0, 0);
+    for &x in w {
+        sum += x * x;
+        nonzero += usize::from(x != 0.0);
+    }
+    (sum.sqrt(), nonzero)
+}
+
 impl<O> Solver<O, St> for Stopping<'_>
 where
     Lbfgs: Solver<O, St>,
@@ -243,6 +250,7 @@ impl Stopping<'_> {
         };
         let config = self.config;
         let gnorm = norm(g);
+        let (wnorm, active_features) = norm_and_nonzeros(w);
         let interrupted = config.stop.is_some_and(|f| f.load(Ordering::SeqCst));
         let full: OnceCell<Vec<f64>> = OnceCell::new();
         let expand = self.expand;
@@ -267,7 +275,7 @@ impl Stopping<'_> {
             objective: cost,
             gradient_norm: Some(gnorm),
             learning_rate: None,
-            active_features: w.iter().filter(|x| **x != 0.0).count(),
+            active_features,
             evaluations: (self.evaluations)(),
             seconds: config.started.elapsed().as_secs_f64(),
             heldout,
@@ -299,7 +307,7 @@ impl Stopping<'_> {
                 }
             }
         }
-        if gnorm / norm(w).max(1.0) < config.epsilon {
+        if gnorm / wnorm.max(1.0) < config.epsilon {
             return Some(Termination::Converged {
                 epsilon: config.epsilon,
             });
@@ -334,12 +342,24 @@ struct FirstStepScaled<L> {
     calls: usize,
 }
 
+impl<L: Clone + argmin::solver::linesearch::LineSearch<ParVec, f64>> FirstStepScaled<L> {
+    /// A copy set up to search along `d` (this one counts the search but
+    /// keeps no vector: it is saved in every checkpoint).
+    fn for_direction(&mut self, d: ParVec) -> Self {
+        let mut search = self.clone();
+        argmin::solver::linesearch::LineSearch::search_direction(&mut search, d);
+        self.calls = search.calls;
+        search
+    }
+}
+
 impl<L: argmin::solver::linesearch::LineSearch<ParVec, f64>> argmin::solver::linesearch::LineSearch<ParVec, f64>
     for FirstStepScaled<L>
 {
     fn search_direction(&mut self, d: ParVec) {
-        let n = d.l2_norm();
-        let step = if self.calls == 0 && n > 1.0 { 1.0 / n } else { 1.0 };
+        // Only the first search reads the norm (a pass over the vector).
+        let n = if self.calls == 0 { d.l2_norm() } else { 0.0 };
+        let step = if n > 1.0 { 1.0 / n } else { 1.0 };
         // MoreThuente accepts any step > 0; the error case cannot occur here.
         let _ = self.inner.initial_step_length(step);
         self.calls += 1;
@@ -366,21 +386,12 @@ impl<O, L: Solver<O, St>> Solver<O, St> for FirstStepScaled<L> {
 }
 
 /// A fresh L-BFGS (OWL-QN with `c1 > 0`).
-fn new_solver(c1: f64, memory: usize) -> Result<Lbfgs, TrainError> {
+fn new_solver(c1: f64, memory: usize) -> Lbfgs {
     let linesearch = FirstStepScaled {
         inner: MoreThuenteLineSearch::new(),
         calls: 0,
     };
-    let optimizer = |e: argmin::core::Error| TrainError::Optimizer(e.into());
-    let lbfgs = LBFGS::new(linesearch, memory)
-        .with_tolerance_grad(0.0)
-        .and_then(|s| s.with_tolerance_cost(0.0))
-        .map_err(optimizer)?;
-    if c1 > 0.0 {
-        lbfgs.with_l1_regularization(c1).map_err(optimizer)
-    } else {
-        Ok(lbfgs)
-    }
+    Lbfgs::new(linesearch, memory, c1)
 }
 
 /// Runs L-BFGS on `objective` from `start`, reporting every iteration to `observer`.
@@ -398,7 +409,7 @@ pub(crate) fn run<O: Differentiable>(
             // Evaluate once up front: a data error surfaces here with its sequence named.
             objective.cost_and_gradient(&w0)?;
             let state = IterState::new().param(ParVec(w0)).max_iters(max_iters);
-            (new_solver(config.c1, config.memory)?, state, Vec::new(), None, None)
+            (new_solver(config.c1, config.memory), state, Vec::new(), None, None)
         }
         LbfgsStart::Saved(saved) => {
             let saved = *saved;
@@ -421,9 +432,13 @@ pub(crate) fn run<O: Differentiable>(
                     problem: "is damaged: its vectors do not have the trainable weights' length".into(),
                 });
             }
+            let solver = saved
+                .solver
+                .restored(dim)
+                .map_err(|problem| TrainError::SavedState { problem })?;
             let at = saved.state.get_iter();
             let state = saved.state.max_iters(max_iters);
-            (saved.solver, state, saved.history, saved.best, Some(at))
+            (solver, state, saved.history, saved.best, Some(at))
         }
     };
     let evaluations = || objective.evaluations();

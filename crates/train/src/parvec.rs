@@ -136,6 +136,69 @@ fn on_pool<R: Send>(op: impl FnOnce() -> R + Send) -> Option<R> {
 /// Weights per task (and per partial sum).
 pub const CHUNK: usize = 1 << 14;
 
+/// The `K` sums of one pass, from each chunk's partial sums: added in chunk
+/// order, as [`ParVec`]'s dot products and norms add theirs.
+fn combine<const K: usize>(partials: &[[f64; K]]) -> [f64; K] {
+    std::array::from_fn(|k| partials.iter().map(|p| p[k]).sum())
+}
+
+/// One pass over `out`, chunk by chunk ([`CHUNK`] values, on this thread's
+/// pool when it has more than one thread): `body(offset, chunk)` updates
+/// `out[offset..offset + chunk.len()]` in place and returns that chunk's `K`
+/// partial sums, which are then added in chunk order. A sum computed as
+/// `chunk.iter().zip(..).map(..).sum()` inside `body` therefore has the bits
+/// of [`ParVec`]'s sum of the same terms, on any number of threads: this is
+/// how an optimizer fuses an update with the dot product that follows it.
+pub(crate) fn update_by_chunk<const K: usize>(
+    out: &mut [f64],
+    body: impl Fn(usize, &mut [f64]) -> [f64; K] + Sync + Send,
+) -> [f64; K] {
+    let parallel = on_pool(|| {
+        out.par_chunks_mut(CHUNK)
+            .enumerate()
+            .map(|(c, chunk)| body(c * CHUNK, chunk))
+            .collect::<Vec<_>>()
+    });
+    let partials = match parallel {
+        Some(p) => p,
+        None => out
+            .chunks_mut(CHUNK)
+            .enumerate()
+            .map(|(c, chunk)| body(c * CHUNK, chunk))
+            .collect(),
+    };
+    combine(&partials)
+}
+
+/// The `K` sums of `body(range)` over the chunks of `0..len`, grouped as
+/// [`update_by_chunk`] groups them (a pass that only reads).
+pub(crate) fn sums_by_chunk<const K: usize>(
+    len: usize,
+    body: impl Fn(std::ops::Range<usize>) -> [f64; K] + Sync + Send,
+) -> [f64; K] {
+    let chunk = |c: usize| body(c * CHUNK..((c + 1) * CHUNK).min(len));
+    let chunks = len.div_ceil(CHUNK);
+    let partials = on_pool(|| (0..chunks).into_par_iter().map(chunk).collect::<Vec<_>>())
+        .unwrap_or_else(|| (0..chunks).map(chunk).collect());
+    combine(&partials)
+}
+
+/// `Σ a[i]·b[i]` of one chunk, in order: the terms and grouping of a chunk
+/// of [`ParVec`]'s dot product.
+pub(crate) fn chunk_dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(&a, &b)| a * b).sum()
+}
+
+/// A new vector with `out[i] = f(i)`, filled on the pool as [`ParVec`]'s
+/// element-wise operations are.
+pub(crate) fn from_fn(len: usize, f: impl Fn(usize) -> f64 + Sync + Send) -> ParVec {
+    ParVec(fill(
+        len,
+        |out| out.par_extend((0..len).into_par_iter().with_min_len(CHUNK).map(&f)),
+        |out| out.extend((0..len).map(&f)),
+    ))
+}
+
 /// A vector of weights whose `argmin-math` operations run in parallel; see
 /// the module docs.
 #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
