@@ -1,5 +1,10 @@
-//! L-BFGS (OWL-QN with `c1 > 0`) through `argmin`, with CRFsuite's stopping
-//! rules, held-out early stopping and exact resume.
+//! L-BFGS (OWL-QN with `c1 > 0`) run by `argmin`'s executor, with CRFsuite's
+//! stopping rules, held-out early stopping and exact resume.
+//!
+//! The iteration itself ([`solver::Lbfgs`]) is ours: it computes what
+//! argmin's `LBFGS` computes, bit for bit, in fewer passes over the weights
+//! (on 6.4 million weights the optimizer's vector work was a third of an
+//! iteration); the line search is argmin's More–Thuente search.
 //!
 //! argmin's observers see iterations but cannot stop a run, so the solver is
 //! wrapped in [`Stopping`], whose `terminate` applies CRFsuite's rules (the
@@ -9,11 +14,10 @@
 //! objective serves both from one pass cached on the exact parameter vector.
 //!
 //! CRFsuite's `max_linesearch` bounds the trials of one line search. argmin's
-//! More-Thuente search has no such bound (it is run by an executor of its
-//! own, inside L-BFGS's iteration, that the caller cannot configure), so the
-//! problem it evaluates counts them ([`TrialBudget`]): a trial beyond the
-//! bound is refused with an error, which argmin's L-BFGS turns into the end
-//! of the run, and the run ends as CRFsuite's does
+//! More-Thuente search has no such bound, so the problem it evaluates counts
+//! them ([`TrialBudget`]): a trial beyond the bound is refused with an error,
+//! which the iteration turns into the end of the run (as argmin's L-BFGS
+//! does), and the run ends as CRFsuite's does
 //! ([`Termination::LineSearchFailed`], keeping the best weights found).
 //!
 //! A run continues exactly from [`LbfgsState`]: L-BFGS's correction pairs,
