@@ -91,6 +91,28 @@ def test_cut_many_is_cut_in_input_order(seg: Segmenter) -> None:
     assert seg.cut_many([]) == []
 
 
+def test_cut_many_batches_of_every_shape(seg: Segmenter) -> None:
+    # Several chunks of lines, a document longer than a chunk's bytes, words too
+    # long for the batch's word cache (Latin runs, digits), characters outside
+    # the BMP and whitespace of every width; results in input order.
+    long_doc = "".join(s.replace(" ", "") for s in SENTENCES) * 200
+    odd = "共同😀创造 abcdefghijklmnopqrstuvwxyz 1234567890123\u3000美好的新世纪\t\u2028ok"
+    lines = [s.replace(" ", "") for s in SENTENCES] * 40 + [long_doc, odd, MIXED, "", "\u3000"] + [odd] * 70
+    expected = [seg.cut(line) for line in lines]
+    for threads in (1, 2, 5):
+        assert seg.cut_many(lines, threads=threads) == expected
+        assert seg.tokenize_many(lines, threads=threads) == [seg.tokenize(line) for line in lines]
+    assert seg.cut_many(lines, confidence=True) == [seg.cut(line, confidence=True) for line in lines]
+    for words, line in zip(seg.cut_many(lines), lines):
+        assert "".join(words) == WHITESPACE.sub("", line)
+    assert seg.segment_lines(lines, threads=2) == "".join(" ".join(w) + "\n" for w in expected)
+
+
+def test_cut_many_rejects_lone_surrogates(seg: Segmenter) -> None:
+    with pytest.raises(ValueError, match="item 1"):
+        seg.cut_many(["共同", "创造\ud800"])
+
+
 def test_threads_share_one_segmenter(seg: Segmenter) -> None:
     lines = [s.replace(" ", "") + MIXED for s in SENTENCES] * 20
     expected = [seg.cut(line) for line in lines]
