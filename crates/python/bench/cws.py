@@ -18,7 +18,9 @@ run (the machine may be shared: compare ratios, not absolute numbers):
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -49,9 +51,34 @@ def f1(gold: list[list[str]], pred: list[list[str]]) -> float:
 
 
 def timed(fn: Callable[[], object]) -> float:
+    """Seconds of one call; the result is freed after the clock stops (the
+    CLI's reported time does not include freeing its output either)."""
     start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    result = fn()
+    seconds = time.perf_counter() - start
+    del result
+    return seconds
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cli_run(args: argparse.Namespace, src: Path, out: Path) -> tuple[float, float]:
+    """The CLI's own segmenting seconds and its whole CPU seconds."""
+    cpu = children_cpu()
+    done = subprocess.run(
+        [args.cli, "cws", "segment", "--model", args.model, "--threads", str(args.threads), str(src)]
+        + ["-o", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    cpu = children_cpu() - cpu
+    m = re.search(r"in ([0-9.]+)s \(", done.stderr)
+    assert m, done.stderr
+    return float(m.group(1)), cpu
 
 
 def rss_of_loaded_model(model: str) -> tuple[float, float]:
@@ -87,25 +114,38 @@ def main() -> None:
         src = Path(tmp, "big.txt")
         src.write_text("\n".join(big) + "\n", encoding="utf-8")
         out = Path(tmp, "out.txt")
-        py_times, cli_times = [], []
+        empty = Path(tmp, "empty.txt")
+        empty.write_text("", encoding="utf-8")
+        py_times, cli_times, py_cpu, cli_cpu, startup_cpu = [], [], [], [], []
+        loads = [os.getloadavg()]
         for _ in range(args.reps):
+            cpu = time.process_time()
             py_times.append(timed(lambda: seg.cut_many(big, threads=args.threads)))
-            done = subprocess.run(
-                [args.cli, "cws", "segment", "--model", args.model, "--threads", str(args.threads), str(src)]
-                + ["-o", str(out)],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            m = re.search(r"in ([0-9.]+)s \(", done.stderr)
-            assert m, done.stderr
-            cli_times.append(float(m.group(1)))
+            py_cpu.append(time.process_time() - cpu)
+            seconds, cpu = cli_run(args, src, out)
+            cli_times.append(seconds)
+            cli_cpu.append(cpu)
+            startup_cpu.append(cli_run(args, empty, Path(tmp, "empty.out"))[1])
+        loads.append(os.getloadavg())
         assert out.read_text(encoding="utf-8") == seg.segment_lines(big), "CLI and Python outputs differ"
+        assert seg.cut_many(big, threads=args.threads) == [line.split() for line in seg.segment_lines(big).splitlines()]
     py_t, cli_t = statistics.median(py_times), statistics.median(cli_times)
     print(f"input: PKU test x{repeat} = {len(big)} lines, {big_chars} characters; {args.threads} threads")
+    print("load average before / after: " + " / ".join(", ".join(f"{x:.2f}" for x in la) for la in loads))
     print(f"cut_many          {big_chars / py_t / 1e6:6.2f} M chars/s  (median {py_t:.3f} s of {args.reps})")
     print(f"cws segment (CLI) {big_chars / cli_t / 1e6:6.2f} M chars/s  (median {cli_t:.3f} s)")
     print(f"ratio cut_many / CLI: {cli_t / py_t:.2f}")
+    rounds = ", ".join(f"{p:.3f}/{c:.3f}={c / p:.2f}" for p, c in zip(py_times, cli_times))
+    print(f"rounds (cut_many s / CLI s = ratio): {rounds}")
+    # CPU seconds, which a loaded host moves less than wall time: the CLI's
+    # whole process minus the same command on an empty input (start-up and
+    # model load), cut_many's process CPU during the call (every thread).
+    cli_seg_cpu = statistics.median(cli_cpu) - statistics.median(startup_cpu)
+    print(
+        f"CPU seconds: cut_many median {statistics.median(py_cpu):.3f}, CLI segmenting {cli_seg_cpu:.3f} "
+        f"(whole {statistics.median(cli_cpu):.3f} - empty input {statistics.median(startup_cpu):.3f}); "
+        f"CPU ratio CLI / cut_many {cli_seg_cpu / statistics.median(py_cpu):.2f}"
+    )
 
     # 2. cut in a Python loop, one line at a time, against jieba.
     def loop_ours() -> None:
