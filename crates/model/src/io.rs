@@ -115,9 +115,37 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Model, ModelIoError> {
     if crfsuite::is_crfsuite(bytes) {
         return crfsuite::from_bytes(bytes, path);
     }
-    let (version, body) = open_container(bytes, MAGIC, FORMAT_VERSION).map_err(|r| bad(path, r))?;
-    decode_model(body, version).map_err(|r| bad(path, r))
+    let (version, body, checksum) = open_header(bytes, MAGIC, FORMAT_VERSION).map_err(|r| bad(path, r))?;
+    // The checksum is one serial pass over the body (FNV, a multiply per
+    // byte: about a sixth of loading a segmentation model), so a large body
+    // is checked on a second thread while this one decodes it. Decoding
+    // bytes the checksum then rejects is safe (every length is checked
+    // against the bytes left, and allocations grow with the elements
+    // actually read), and its result is dropped: a corrupted file is
+    // reported by its checksum, as when the two ran one after the other.
+    let (verified, decoded) = if body.len() >= PARALLEL_CHECKSUM_BYTES {
+        std::thread::scope(|scope| {
+            match std::thread::Builder::new().spawn_scoped(scope, || verify_checksum(body, checksum)) {
+                Ok(check) => {
+                    let decoded = decode_model(body, version);
+                    let verified = check.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+                    (verified, Some(decoded))
+                }
+                Err(_) => (verify_checksum(body, checksum), None),
+            }
+        })
+    } else {
+        (verify_checksum(body, checksum), None)
+    };
+    verified.map_err(|r| bad(path, r))?;
+    decoded
+        .unwrap_or_else(|| decode_model(body, version))
+        .map_err(|r| bad(path, r))
 }
+
+/// Bodies from this size on are checksummed beside their decoding (below,
+/// a thread costs more than it saves).
+const PARALLEL_CHECKSUM_BYTES: usize = 1 << 20;
 
 /// Decodes and checks a model body (the bytes after the header) of a file of
 /// format `version`.
@@ -141,13 +169,31 @@ fn decode_model(body: &[u8], version: u32) -> Result<Model, String> {
     Ok(model)
 }
 
-/// Checks the header of a model or checkpoint file and returns its body.
+/// Checks the header of a model or checkpoint file and its checksum, and
+/// returns its version and body.
+fn open_container<'a>(bytes: &'a [u8], magic: &[u8; 8], newest: u32) -> Result<(u32, &'a [u8]), String> {
+    let (version, body, checksum) = open_header(bytes, magic, newest)?;
+    verify_checksum(body, checksum)?;
+    Ok((version, body))
+}
+
+/// Whether `body` has the checksum its header claims.
+fn verify_checksum(body: &[u8], checksum: u64) -> Result<(), String> {
+    if chaincrf_features::hash_bytes(body) != checksum {
+        return Err("checksum mismatch (the file is corrupted)".into());
+    }
+    Ok(())
+}
+
+/// Checks the header of a model or checkpoint file and returns its version,
+/// its body and the body's claimed checksum (not verified here: see
+/// [`verify_checksum`]).
 ///
 /// Every check runs before anything is decoded or allocated: the magic, the
-/// version, that the claimed body length is exactly what the file holds (so a
-/// forged length can neither make the reader wait for bytes that never come
-/// nor reserve memory for them) and the checksum.
-fn open_container<'a>(bytes: &'a [u8], magic: &[u8; 8], newest: u32) -> Result<(u32, &'a [u8]), String> {
+/// version, and that the claimed body length is exactly what the file holds
+/// (so a forged length can neither make the reader wait for bytes that never
+/// come nor reserve memory for them).
+fn open_header<'a>(bytes: &'a [u8], magic: &[u8; 8], newest: u32) -> Result<(u32, &'a [u8], u64), String> {
     if bytes.is_empty() {
         return Err("the file is empty".into());
     }
@@ -197,10 +243,7 @@ fn open_container<'a>(bytes: &'a [u8], magic: &[u8; 8], newest: u32) -> Result<(
             body.len() as u64 - body_len
         ));
     }
-    if chaincrf_features::hash_bytes(body) != checksum {
-        return Err("checksum mismatch (the file is corrupted)".into());
-    }
-    Ok((version as u32, body))
+    Ok((version as u32, body, checksum))
 }
 
 /// Names the kind of a file that is not a chaincrf file, when its first bytes
@@ -621,6 +664,51 @@ mod tests {
         let mut huge = good;
         huge[12..20].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(reason(&huge).contains("above the"), "{}", reason(&huge));
+    }
+
+    /// A model whose body is large enough to be checksummed on a second
+    /// thread while it decodes.
+    fn large_model() -> Model {
+        let labels = LabelAlphabet::from_labels(["A", "B"]);
+        let mut attributes = AttributeDictionary::default();
+        let n = 200_000u32;
+        for i in 0..n {
+            attributes.insert(AttrKind::State, chaincrf_features::mix64(u64::from(i)), None);
+        }
+        let structure = Structure {
+            transitions: true,
+            ..Structure::default()
+        };
+        let flat: Vec<f64> = (0..n as usize * 2 + 4 + 2 + 2)
+            .map(|i| (i % 97) as f64 * 0.125)
+            .collect();
+        Model::from_flat(labels, attributes, ExtractorSpec::CrfsuiteAttributes, structure, &flat)
+    }
+
+    #[test]
+    fn large_bodies_are_checksummed_beside_decoding() {
+        let m = large_model();
+        let good = to_bytes(&m).unwrap();
+        assert!(
+            good.len() - HEADER_LEN >= PARALLEL_CHECKSUM_BYTES,
+            "{} bytes",
+            good.len()
+        );
+        let back = from_bytes(&good, Path::new("m")).unwrap();
+        assert_eq!(back.weights, m.weights);
+        assert_eq!(back.attributes().len(AttrKind::State), 200_000);
+        // A flipped byte anywhere is the checksum's error, whether or not
+        // the body still decodes (the last byte: a weight; one near the
+        // start: a length or a key).
+        for at in [good.len() - 1, HEADER_LEN + 3, HEADER_LEN + 5_000, good.len() / 2] {
+            let mut flipped = good.clone();
+            flipped[at] ^= 0x40;
+            assert!(
+                reason(&flipped).contains("checksum mismatch"),
+                "byte {at}: {}",
+                reason(&flipped)
+            );
+        }
     }
 
     #[test]

@@ -47,9 +47,11 @@
 //! `f64` weights ([`Model::has_exact_weights`]), and saving it (after
 //! `chaincrf prune`, say) writes version 2, so nothing is rounded on the way.
 //!
-//! Why a length and a checksum before bincode: a truncated or corrupted file is
-//! then reported as such before any decoding, and a forged length inside the
-//! body cannot pass the checksum by accident. Decoding also runs with a size
+//! Why a length and a checksum around bincode: a truncated file is then
+//! reported as such before any decoding, a corrupted one as such (a body of a
+//! megabyte or more is checksummed on a second thread while it decodes; what
+//! was decoded from a body that fails the check is dropped), and a forged
+//! length inside the body cannot pass the checksum by accident. Decoding also runs with a size
 //! limit (2 GiB), so no claimed length can make the loader reserve
 //! more than that. Files are written to a temporary file in the same directory,
 //! synced, then renamed over the target: a crash leaves the old model or the new
