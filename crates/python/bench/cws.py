@@ -8,8 +8,11 @@ run (the machine may be shared: compare ratios, not absolute numbers):
 
 * ``cut_many`` over the PKU test text repeated to 3M+ characters against
   ``chaincrf cws segment --threads N`` on the same file (its own reported
-  segmenting time, model loading excluded; output checked equal);
-* ``cut`` one PKU test line at a time in a Python loop, against jieba's
+  segmenting time, model loading excluded; output checked equal), per round
+  and as medians, and both in CPU seconds (``cut_many``: the process's CPU
+  during the call; the CLI: its whole CPU minus that of the same command on an
+  empty input);
+* ``cut`` (and ``tokenize``) one PKU test line at a time in a Python loop, against jieba's
   ``lcut`` (default dictionary, HMM on) when jieba is installed, with each
   one's word F1 on the Bakeoff gold;
 * RSS of a fresh Python process after importing chaincrf and loading the model.
@@ -153,8 +156,17 @@ def main() -> None:
         for t in test:
             cut(t)
 
+    def loop_tokenize() -> None:
+        tokenize = seg.tokenize
+        for t in test:
+            tokenize(t)
+
+    def tokenize_words(t: str) -> list[str]:
+        return [w for w, _, _ in seg.tokenize(t)]
+
     contenders: list[tuple[str, Callable[[], None], Callable[[str], list[str]]]] = [
-        ("chaincrf cut", loop_ours, seg.cut)
+        ("chaincrf cut", loop_ours, seg.cut),
+        ("chaincrf tokenize", loop_tokenize, tokenize_words),
     ]
     try:
         import jieba
