@@ -38,7 +38,7 @@ use std::ops::Range;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock, TryLockError};
 use std::time::Duration;
 
 /// The message of an error with its causes (`chaincrf_cws::Error::Train`
@@ -102,6 +102,22 @@ impl CwsSegmenter {
         // Segmentation never panics while holding the lock; a poisoned lock
         // still holds a consistent state.
         self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The lock for reading, taken by a thread that holds the GIL. It must
+    /// not block with the GIL held: std's lock makes new readers wait behind
+    /// a waiting writer (`add_words`, which waits without the GIL), and that
+    /// writer waits for a running batch, whose calling thread needs the GIL
+    /// to finish. So while the lock is not free, wait for it without the GIL,
+    /// then try again with it.
+    fn read_with_gil(&self, py: Python<'_>) -> std::sync::RwLockReadGuard<'_, State> {
+        loop {
+            match self.state.try_read() {
+                Ok(guard) => return guard,
+                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(TryLockError::WouldBlock) => py.detach(|| drop(self.read())),
+            }
+        }
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
@@ -381,9 +397,7 @@ fn run_batch<T: Send>(
         return Ok(());
     }
     let pool = pool(threads)?;
-    // Writers (`add_words`, `load_user_dict`) take the lock without the GIL,
-    // so waiting for it here cannot deadlock.
-    let state = seg.read();
+    let state = seg.read_with_gil(py);
     let segmenter = &state.seg;
     let (text, lines) = (texts.text.as_str(), texts.lines.as_slice());
     let next = AtomicUsize::new(0);
@@ -462,7 +476,7 @@ impl CwsSegmenter {
 
     /// `(model bytes, user dictionary text, keep_latin)`.
     fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        let state = self.read();
+        let state = self.read_with_gil(py);
         let bytes = chaincrf_model::to_bytes(state.seg.model()).map_err(model_io_error)?;
         (PyBytes::new(py, &bytes), state.dict_text.clone(), self.keep_latin).into_pyobject(py)
     }
@@ -522,8 +536,8 @@ impl CwsSegmenter {
     }
 
     /// Whether the model has compiled n-gram tables (the fast path).
-    fn has_compiled_tables(&self) -> bool {
-        self.read().seg.has_compiled_tables()
+    fn has_compiled_tables(&self, py: Python<'_>) -> bool {
+        self.read_with_gil(py).seg.has_compiled_tables()
     }
 
     /// The words of `text`, whitespace dropped.

@@ -113,6 +113,44 @@ def test_cut_many_rejects_lone_surrogates(seg: Segmenter) -> None:
         seg.cut_many(["共同", "创造\ud800"])
 
 
+# Run in a child process with a timeout, so that a deadlock fails the test
+# instead of hanging the run.
+LOCK_SCRIPT = """
+import sys, threading, time
+from chaincrf.cws import Segmenter
+seg = Segmenter(sys.argv[1])
+lines = [sys.argv[2]] * 4000
+stop = time.monotonic() + 3.0
+def batches():
+    while time.monotonic() < stop:
+        seg.cut_many(lines, threads=1)
+def writer():
+    i = 0
+    while time.monotonic() < stop:
+        seg.add_word("词" + str(i % 50))
+        i += 1
+threads = [threading.Thread(target=f) for f in (batches, batches, writer)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print("done")
+"""
+
+
+def test_batches_and_dictionary_writers_do_not_deadlock(model_path: Path) -> None:
+    # Two batch calls and a writer: a batch's calling thread needs the GIL to
+    # finish, and the writer waits for it; the other batch must not wait for
+    # the writer's lock while holding the GIL.
+    import subprocess
+
+    line = SENTENCES[0].replace(" ", "") + MIXED
+    done = subprocess.run(
+        [sys.executable, "-c", LOCK_SCRIPT, str(model_path), line], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "done", done.stderr
+
+
 def test_threads_share_one_segmenter(seg: Segmenter) -> None:
     lines = [s.replace(" ", "") + MIXED for s in SENTENCES] * 20
     expected = [seg.cut(line) for line in lines]
