@@ -19,7 +19,7 @@
 //! definition shared by every layer built on this crate). [`viterbi_masked`],
 //! [`kbest_masked`] and [`marginals_masked`] decode such a batch.
 
-use crate::chain::{path_score, ChainWorkspace, Path};
+use crate::chain::{path_score, subtract_pair, ChainWorkspace, Path};
 use crate::error::{Error, Result};
 use crate::potentials::{AllowedLabels, ChainView, Constrained, Potentials};
 use crate::semiring::{Log, MaxPlus, Prob, ProbabilitySemiring};
@@ -125,22 +125,30 @@ impl<S: ProbabilitySemiring> NllWorkspace<S> {
     }
 
     /// Adds `scale · ∂NLL/∂T` summed over edges (for position-independent
-    /// transitions) into `out` (`k × k`).
+    /// transitions) into `out` (`k × k`). For a path target this is
+    /// [`ChainWorkspace::add_edge_marginals_minus_path`] (factored into one
+    /// multiply-add per entry and edge in the exp-space semiring, each
+    /// edge's difference kept exact); for partial labels, the difference of
+    /// the model's and the clamped chain's marginals, formed edge by edge.
     ///
     /// # Panics
     /// If `out` is not `k²` long, or no [`evaluate`](Self::evaluate) has succeeded.
     pub fn add_transition_gradient(&mut self, scale: f64, out: &mut [f64]) {
         assert_eq!(out.len(), self.k * self.k, "the transition gradient is k × k");
-        self.edge_gradients(|_, g| {
-            for (o, x) in out.iter_mut().zip(g.iter()) {
-                *o += scale * x;
-            }
-        });
+        if self.partial {
+            self.edge_gradients(|_, g| {
+                for (o, x) in out.iter_mut().zip(g.iter()) {
+                    *o += scale * x;
+                }
+            });
+        } else {
+            self.model.add_edge_marginals_minus_path(scale, &self.gold, out);
+        }
     }
 
-    /// The edge gradients `ξₜ − ξₜ(target)`, formed edge by edge so that sums
-    /// over a long chain keep the digits of the differences (see
-    /// [`ChainWorkspace::add_edge_marginals`]).
+    /// The edge gradients `ξₜ − ξₜ(target)`, formed edge by edge, the entry
+    /// most likely to cancel (a path's pair; the clamped chain's likeliest
+    /// pair) as minus the sum of the others (see [`subtract_pair`]).
     fn edge_gradients(&mut self, mut f: impl FnMut(usize, &mut [f64])) {
         let k = self.k;
         if self.partial {
@@ -148,15 +156,25 @@ impl<S: ProbabilitySemiring> NllWorkspace<S> {
             target.resize(k * k, 0.0);
             self.model.for_each_edge_marginal(|t, g| {
                 clamped.edge_marginal_into(t, target);
-                for (x, q) in g.iter_mut().zip(target.iter()) {
+                // Both sides sum to 1, so the differences sum to 0: the entry
+                // where the target is largest (where both sides are near 1
+                // when the model is sure, and their difference cancels) is
+                // taken as minus the sum of the others.
+                let mut top = 0;
+                for (i, (x, q)) in g.iter_mut().zip(target.iter()).enumerate() {
                     *x -= q;
+                    if *q > target[top] {
+                        top = i;
+                    }
                 }
+                let others: f64 = g.iter().enumerate().filter(|&(i, _)| i != top).map(|(_, x)| x).sum();
+                g[top] = -others;
                 f(t, g);
             });
         } else {
             let gold = &self.gold;
             self.model.for_each_edge_marginal(|t, g| {
-                g[gold[t - 1] * k + gold[t]] -= 1.0;
+                subtract_pair(g, gold[t - 1] * k + gold[t]);
                 f(t, g);
             });
         }

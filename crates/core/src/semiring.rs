@@ -156,6 +156,20 @@ pub trait ProbabilitySemiring: Semiring {
     /// The natural log of the weight this value stands for.
     fn to_log(&self) -> f64;
 
+    /// Whether values hold their weight linearly (`x.0` is the weight itself,
+    /// not its log), so that a sum of products of rows can be accumulated
+    /// with plain multiply-adds and no conversion per entry. The chain's summed
+    /// edge marginals take that shortcut
+    /// ([`ChainWorkspace::add_edge_marginals`](crate::chain::ChainWorkspace::add_edge_marginals)).
+    const LINEAR: bool = false;
+
+    /// The weight as a plain number; meaningful when [`LINEAR`](Self::LINEAR),
+    /// where it costs nothing.
+    #[inline]
+    fn linear(&self) -> f64 {
+        self.to_log().exp()
+    }
+
     /// Normalizes `row` into probabilities `out` (summing to 1). Returns `false`
     /// when every entry is 0̄.
     #[inline]
@@ -538,9 +552,14 @@ impl Semiring for Prob {
 }
 
 impl ProbabilitySemiring for Prob {
+    const LINEAR: bool = true;
     #[inline]
     fn to_log(&self) -> f64 {
         self.0.ln()
+    }
+    #[inline(always)]
+    fn linear(&self) -> f64 {
+        self.0
     }
     #[inline]
     fn row_probabilities(row: &[Self], out: &mut [f64]) -> bool {

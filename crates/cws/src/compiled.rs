@@ -306,7 +306,7 @@ fn compile_group(
         .map(|(m, packed)| group.member_key(extractor, m, packed))
         .collect();
     let ids = resolve(model.attributes(), &keys);
-    let state = model.view().state;
+    let state = model.state_weights();
     let ids_ahead = |i: usize| ids.get(i * members..(i + 1) * members);
     let width = members * k;
     let kept_count = ids
@@ -407,7 +407,7 @@ impl CompiledEmissions {
                 Some(id) => {
                     covered[id as usize] = true;
                     let id = id as usize;
-                    model.view().state[id * k..(id + 1) * k]
+                    model.state_weights()[id * k..(id + 1) * k]
                         .iter()
                         .map(|&w| f64::from(w))
                         .collect()

@@ -85,5 +85,7 @@ pub use io::{
     load_checkpoint, save, save_checkpoint, temp_path, to_bytes, write_atomically, Checkpoint, ModelIoError,
     PayloadError,
 };
-pub use model::{ExactWeights, ExtractorSpec, Model, ScoredChain, Structure, Tagger, WeightLayout, WeightsView};
+pub use model::{
+    ExactWeights, ExtractorSpec, Model, ScoredChain, StateRows, Structure, Tagger, WeightLayout, WeightsView,
+};
 pub use observations::{ObservationArena, Observations};

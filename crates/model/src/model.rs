@@ -102,8 +102,7 @@ impl WeightLayout {
     pub fn view<'a, W>(&self, flat: &'a [W]) -> WeightsView<'a, W> {
         WeightsView {
             k: self.k,
-            state: &flat[..self.edge_offset()],
-            state_stride: self.k,
+            state: StateRows::dense(&flat[..self.edge_offset()], self.k),
             edge: &flat[self.edge_offset()..self.transition_offset()],
             transitions: &flat[self.transition_offset()..self.start_offset()],
             start: &flat[self.start_offset()..self.end_offset()],
@@ -117,11 +116,8 @@ impl WeightLayout {
 pub struct WeightsView<'a, W> {
     /// Number of labels.
     pub k: usize,
-    /// `num_state` rows of `k` weights, `state_stride` apart.
-    pub state: &'a [W],
-    /// Distance between the starts of two attributes' rows in `state`: `k`,
-    /// unless the rows are interleaved with other data.
-    pub state_stride: usize,
+    /// The state weights, one row per attribute.
+    pub state: StateRows<'a, W>,
     /// `num_edge × k²`.
     pub edge: &'a [W],
     /// `k × k`.
@@ -132,6 +128,74 @@ pub struct WeightsView<'a, W> {
     pub end: &'a [W],
 }
 
+/// The state weights of a [`WeightsView`]: for each attribute, its weight
+/// for each label.
+///
+/// Dense rows hold all `k` labels of every attribute: one contiguous,
+/// vectorizable row per attribute, the best layout when most attributes
+/// occur with most labels (few labels, or every pair trained). Sparse rows
+/// hold only the labels an attribute has weights for (CRFsuite's observed
+/// pairs): with many labels, most attributes occur with a few of them (about
+/// 2 of 43 on PKU part-of-speech tagging), and a dense row would make every
+/// occurrence read and write 43 values to use 2.
+#[derive(Clone, Copy, Debug)]
+pub enum StateRows<'a, W> {
+    /// Attribute `a`'s `k` weights at `weights[a · stride..][..k]`; `stride` is
+    /// `k` unless the rows are interleaved with other data.
+    Dense {
+        /// The rows.
+        weights: &'a [W],
+        /// Distance between the starts of two attributes' rows.
+        stride: usize,
+    },
+    /// Attribute `a`'s weights are the entries `starts[a]..starts[a + 1]` of
+    /// `weights`, entry `e` for label `labels[e]`; labels an attribute has no
+    /// entry for score 0.
+    Sparse {
+        /// Entry range of each attribute (`num_state + 1` offsets).
+        starts: &'a [u32],
+        /// The label of each entry.
+        labels: &'a [u32],
+        /// The weight of each entry.
+        weights: &'a [W],
+    },
+}
+
+impl<'a, W> StateRows<'a, W> {
+    /// Dense rows of `k` weights, back to back.
+    pub fn dense(weights: &'a [W], k: usize) -> Self {
+        StateRows::Dense { weights, stride: k }
+    }
+
+    /// The rows as one slice when they are dense and back to back (a
+    /// model's own weights always are).
+    pub fn as_dense(&self) -> Option<&'a [W]> {
+        match self {
+            StateRows::Dense { weights, .. } => Some(*weights),
+            StateRows::Sparse { .. } => None,
+        }
+    }
+}
+
+impl<W: Copy> StateRows<'_, W> {
+    /// The weight of `attribute` for `label`; `None` when sparse rows have no
+    /// entry for the pair (it scores 0).
+    pub fn get(&self, attribute: usize, label: usize) -> Option<W> {
+        match *self {
+            StateRows::Dense { weights, stride } => Some(weights[attribute * stride + label]),
+            StateRows::Sparse {
+                starts,
+                labels,
+                weights,
+            } => {
+                let entries = starts[attribute] as usize..starts[attribute + 1] as usize;
+                let at = labels[entries.clone()].iter().position(|&y| y as usize == label)?;
+                Some(weights[entries.start + at])
+            }
+        }
+    }
+}
+
 impl<W: Copy + Into<f64>> WeightsView<'_, W> {
     /// Computes the potentials of `obs` into `out` (reusing its buffers).
     pub fn score_into(&self, structure: &Structure, obs: &Observations<'_>, out: &mut ScoredChain) {
@@ -139,7 +203,7 @@ impl<W: Copy + Into<f64>> WeightsView<'_, W> {
         out.k = k;
         out.emissions.clear();
         out.emissions.resize(n * k, 0.0);
-        accumulate_emissions(obs, self.state, k, self.state_stride, &mut out.emissions);
+        accumulate_emissions(obs, self.state, k, &mut out.emissions);
         self.score_structure_into(structure, out);
         out.varying = obs.has_edge_attributes();
         if out.varying {
@@ -191,9 +255,23 @@ impl<W: Copy + Into<f64>> WeightsView<'_, W> {
                 let (id, v) = (id as usize, attr.value);
                 match attr.kind {
                     AttrKind::State => {
-                        let w = &self.state[id * self.state_stride..][..k];
-                        for (o, &x) in out.emissions[t * k..(t + 1) * k].iter_mut().zip(w) {
-                            *o += v * x.into();
+                        let row = &mut out.emissions[t * k..(t + 1) * k];
+                        match self.state {
+                            StateRows::Dense { weights, stride } => {
+                                for (o, &x) in row.iter_mut().zip(&weights[id * stride..][..k]) {
+                                    *o += v * x.into();
+                                }
+                            }
+                            StateRows::Sparse {
+                                starts,
+                                labels,
+                                weights,
+                            } => {
+                                let entries = starts[id] as usize..starts[id + 1] as usize;
+                                for (&y, &x) in labels[entries.clone()].iter().zip(&weights[entries]) {
+                                    row[y as usize] += v * x.into();
+                                }
+                            }
                         }
                     }
                     AttrKind::Edge if t > 0 => {
@@ -375,8 +453,7 @@ impl ExactWeights {
     pub fn view(&self, k: usize) -> WeightsView<'_, f64> {
         WeightsView {
             k,
-            state: &self.state,
-            state_stride: k,
+            state: StateRows::dense(&self.state, k),
             edge: &self.edge,
             transitions: &self.transitions,
             start: &self.start,
@@ -450,6 +527,12 @@ impl Model {
         self.labels.len()
     }
 
+    /// The state weights as dense rows: attribute `a`'s `k` weights at
+    /// `[a · k..][..k]`.
+    pub fn state_weights(&self) -> &[f32] {
+        &self.weights.state
+    }
+
     /// The layout of this model's weights as a flat vector.
     pub fn layout(&self) -> WeightLayout {
         WeightLayout {
@@ -463,8 +546,7 @@ impl Model {
     pub fn view(&self) -> WeightsView<'_, f32> {
         WeightsView {
             k: self.num_labels(),
-            state: &self.weights.state,
-            state_stride: self.num_labels(),
+            state: StateRows::dense(&self.weights.state, self.num_labels()),
             edge: &self.weights.edge,
             transitions: &self.weights.transitions,
             start: &self.weights.start,
@@ -489,7 +571,7 @@ impl Model {
         let v = layout.view(flat);
         let f = |s: &[f64]| s.iter().map(|&x| x as f32).collect::<Vec<f32>>();
         let weights = Weights {
-            state: f(v.state),
+            state: f(&flat[..layout.edge_offset()]),
             edge: f(v.edge),
             transitions: f(v.transitions),
             start: f(v.start),

@@ -7,6 +7,7 @@
 //! attribute is not a plain indicator). An iteration then does no string work
 //! and no allocation. Tagging uses the same layout for a single sequence.
 
+use crate::model::StateRows;
 use chaincrf_features::prefetch;
 use chaincrf_features::{AttrKey, AttrKind, AttributeDictionary, DictionaryBuilder, FeatureExtractor};
 
@@ -431,49 +432,62 @@ impl<'a> Observations<'a> {
     }
 }
 
-/// Adds `Σ value · weights[id·k .. id·k + k]` for each attribute at each position
-/// of `obs` into the `n × k` row-major `out` (which the caller zeroes or
-/// pre-fills). Generic over the weight type so training (`f64`) and tagging
-/// (`f32`) share it.
+/// Adds `Σ value · (attribute's state weights)` for each attribute at each
+/// position of `obs` into the `n × k` row-major `out` (which the caller zeroes
+/// or pre-fills), from dense or sparse rows ([`StateRows`]). Generic over the
+/// weight type so training (`f64`) and tagging (`f32`) share it.
 ///
-/// Attribute `id`'s `k` weights start at `weights[id · stride]` (`stride` is
-/// `k` unless the rows are interleaved with other data, as the one-thread
-/// trainer interleaves weights and gradients).
-///
-/// On a large model most rows of rare attributes are cache misses; the rows
-/// of position `t + PREFETCH_AHEAD` are requested while position `t` is summed,
-/// so that several misses are in flight at once.
+/// On a large model most dense rows of rare attributes are cache misses; the
+/// rows of position `t + PREFETCH_AHEAD` are requested while position `t` is
+/// summed, so that several misses are in flight at once.
 #[inline]
 pub(crate) fn accumulate_emissions<W: Copy + Into<f64>>(
     obs: &Observations<'_>,
-    weights: &[W],
+    state: StateRows<'_, W>,
     k: usize,
-    stride: usize,
     out: &mut [f64],
 ) {
     let n = obs.len();
     for t in 0..n {
-        if t + PREFETCH_AHEAD < n {
-            for &id in obs.state(t + PREFETCH_AHEAD).0 {
-                prefetch(&weights[id as usize * stride]);
-            }
-        }
         let row = &mut out[t * k..(t + 1) * k];
         let (ids, values) = obs.state(t);
-        match values {
-            None => {
-                for &id in ids {
-                    let w = &weights[id as usize * stride..id as usize * stride + k];
-                    for (o, &x) in row.iter_mut().zip(w) {
-                        *o += x.into();
+        match state {
+            StateRows::Dense { weights, stride } => {
+                if t + PREFETCH_AHEAD < n {
+                    for &id in obs.state(t + PREFETCH_AHEAD).0 {
+                        prefetch(&weights[id as usize * stride]);
+                    }
+                }
+                let rows = ids.iter().map(|&id| &weights[id as usize * stride..][..k]);
+                match values {
+                    None => {
+                        for w in rows {
+                            for (o, &x) in row.iter_mut().zip(w) {
+                                *o += x.into();
+                            }
+                        }
+                    }
+                    Some(values) => {
+                        for (w, &v) in rows.zip(values) {
+                            for (o, &x) in row.iter_mut().zip(w) {
+                                *o += f64::from(v) * x.into();
+                            }
+                        }
                     }
                 }
             }
-            Some(values) => {
-                for (&id, &v) in ids.iter().zip(values) {
-                    let w = &weights[id as usize * stride..id as usize * stride + k];
-                    for (o, &x) in row.iter_mut().zip(w) {
-                        *o += f64::from(v) * x.into();
+            // Skipping the labels an attribute has no entry for adds nothing
+            // but zeros, so the sums are those of the dense rows, bit for bit.
+            StateRows::Sparse {
+                starts,
+                labels,
+                weights,
+            } => {
+                for (j, &id) in ids.iter().enumerate() {
+                    let v = values.map_or(1.0, |v| f64::from(v[j]));
+                    let entries = starts[id as usize] as usize..starts[id as usize + 1] as usize;
+                    for (&y, &x) in labels[entries.clone()].iter().zip(&weights[entries]) {
+                        row[y as usize] += v * x.into();
                     }
                 }
             }

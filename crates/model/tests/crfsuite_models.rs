@@ -56,22 +56,28 @@ fn weights_are_those_crfsuite_reports() {
         let attr_count = want["num_attributes"].as_u64().unwrap() as usize;
         assert_eq!(m.attributes().len(AttrKind::State), attr_count, "{name}");
 
-        let mut state_seen = vec![false; exact.state.len()];
+        let mut state_seen = vec![false; exact.state.as_dense().unwrap().len()];
         for (attr, label, w) in triples(&want["state_features"]) {
             let id = (0..attr_count as u32)
                 .find(|&id| m.attributes().name(AttrKind::State, id) == Some(attr))
                 .unwrap_or_else(|| panic!("{name}: attribute {attr:?} missing"));
             let slot = id as usize * k + m.labels().id(label).unwrap() as usize;
             assert!(
-                (exact.state[slot] - w).abs() <= INFO_ROUNDING,
+                (exact.state.as_dense().unwrap()[slot] - w).abs() <= INFO_ROUNDING,
                 "{name}: ({attr}, {label})"
             );
-            assert_eq!(m.view().state[slot], exact.state[slot] as f32);
+            assert_eq!(
+                m.view().state.as_dense().unwrap()[slot],
+                exact.state.as_dense().unwrap()[slot] as f32
+            );
             state_seen[slot] = true;
         }
         // Pairs without a feature in the file weigh exactly 0.
         for (slot, seen) in state_seen.iter().enumerate() {
-            assert!(*seen || exact.state[slot] == 0.0, "{name}: slot {slot}");
+            assert!(
+                *seen || exact.state.as_dense().unwrap()[slot] == 0.0,
+                "{name}: slot {slot}"
+            );
         }
         let mut trans_seen = vec![false; k * k];
         for (from, to, w) in triples(&want["transitions"]) {
@@ -96,20 +102,28 @@ fn the_l1_model_has_dropped_features_and_the_dense_one_has_all() {
     // What the fixtures are for: L1 leaves most pairs without a feature;
     // possible_states/possible_transitions give (nearly) every pair one.
     let l1 = load("l1");
-    let zeros = l1.exact_view().unwrap().state.iter().filter(|&&w| w == 0.0).count();
+    let zeros = l1
+        .exact_view()
+        .unwrap()
+        .state
+        .as_dense()
+        .unwrap()
+        .iter()
+        .filter(|&&w| w == 0.0)
+        .count();
     assert!(
-        zeros * 3 > l1.view().state.len(),
+        zeros * 3 > l1.view().state.as_dense().unwrap().len(),
         "{zeros} of {}",
-        l1.view().state.len()
+        l1.view().state.as_dense().unwrap().len()
     );
     let want = expected("dense");
     let dense = load("dense");
     // (CRFsuite leaves out features whose weight is exactly 0.)
     let features = triples(&want["state_features"]).len();
     assert!(
-        features * 10 >= dense.view().state.len() * 9,
+        features * 10 >= dense.view().state.as_dense().unwrap().len() * 9,
         "{features} of {} pairs have a feature",
-        dense.view().state.len()
+        dense.view().state.as_dense().unwrap().len()
     );
 }
 
@@ -164,7 +178,10 @@ fn saved_again_they_keep_every_digit() {
     let back = chaincrf_model::from_bytes(&bytes, Path::new("m")).unwrap();
     assert!(back.has_exact_weights());
     assert_eq!(back.to_flat(), m.to_flat());
-    assert_eq!(back.view().state, m.view().state);
+    assert_eq!(
+        back.view().state.as_dense().unwrap(),
+        m.view().state.as_dense().unwrap()
+    );
     let mut pruned = m.clone();
     let dropped = pruned.prune_zero_attributes();
     assert_eq!(dropped, 0, "CRFsuite keeps only attributes with features");
@@ -434,7 +451,7 @@ fn random_models_read_back_exactly() {
         let attr_refs: Vec<&[u8]> = attrs.iter().map(Vec::as_slice).collect();
         let m = read(&write_model(&label_refs, &attr_refs, &features)).unwrap();
         let exact = m.exact_view().unwrap();
-        assert_eq!(exact.state, want_state);
+        assert_eq!(exact.state.as_dense().unwrap(), want_state);
         assert_eq!(exact.transitions, want_trans);
         assert_eq!(m.labels().labels().len(), k);
         for (i, name) in attrs.iter().enumerate() {
@@ -451,7 +468,7 @@ fn names_crfsuite_never_writes() {
     let m = read(&write_model(&labels, &[b"x", b"\xff\xfe", b"z"], &f)).unwrap();
     assert_eq!(m.attributes().len(AttrKind::State), 2);
     assert_eq!(m.attributes().name(AttrKind::State, 1), Some("z"));
-    assert_eq!(m.exact_view().unwrap().state, [0.0, 0.5, 0.0, -1.0]);
+    assert_eq!(m.exact_view().unwrap().state.as_dense().unwrap(), [0.0, 0.5, 0.0, -1.0]);
     let e = read(&write_model(&[b"A", b"\xc3"], &[b"x"], &f[..1])).unwrap_err();
     assert!(e.contains("label 1 is not valid UTF-8"), "{e}");
     let e = read(&write_model(&[b"A", b"A"], &[b"x"], &f[..1])).unwrap_err();

@@ -159,7 +159,7 @@ impl Model {
         let m = &*self.inner;
         let k = m.num_labels();
         let mut out = Vec::new();
-        for (id, row) in m.view().state.chunks(k.max(1)).enumerate() {
+        for (id, row) in m.state_weights().chunks(k.max(1)).enumerate() {
             for (y, &w) in row.iter().enumerate() {
                 if w != 0.0 {
                     let name = m.attributes().name(AttrKind::State, id as u32).unwrap_or_default();

@@ -474,7 +474,7 @@ pub fn map_weights(old: &Model, labels: &LabelAlphabet, attributes: &AttributeDi
         };
         for (y, ny) in label_map.iter().enumerate() {
             if let Some(ny) = ny {
-                flat[nid as usize * k + ny] = f64::from(w.state[id as usize * k_old + y]);
+                flat[nid as usize * k + ny] = w.state.get(id as usize, y).map_or(0.0, f64::from);
             }
         }
     }
@@ -601,7 +601,7 @@ mod tests {
         for y in 0..2 {
             assert_eq!(
                 init[he2 as usize * 3 + y],
-                f64::from(old.view().state[he as usize * 2 + y])
+                old.view().state.get(he as usize, y).map_or(0.0, f64::from)
             );
         }
         assert_eq!(init[he2 as usize * 3 + 2], 0.0);

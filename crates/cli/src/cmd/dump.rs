@@ -154,7 +154,7 @@ fn text_report<W: Copy + Into<f64>>(model: &Model, w: WeightsView<'_, W>, args: 
     if args.top > 0 && layout.num_state > 0 {
         let _ = writeln!(s, "\ntop {} state features per label:", args.top);
         for (y, label) in labels.iter().enumerate() {
-            let weight = |id: u32| value(&w.state[id as usize * k + y]);
+            let weight = |id: u32| value(&w.state.get(id as usize, y).expect("a model's state rows are dense"));
             let mut ids: Vec<u32> = (0..layout.num_state as u32).filter(|&id| weight(id) != 0.0).collect();
             // Largest weight first; ties in id order, so the listing is stable.
             ids.sort_by(|&a, &b| weight(b).total_cmp(&weight(a)).then(a.cmp(&b)));
@@ -259,7 +259,7 @@ impl<'a, W> JsonModel<'a, W> {
             transitions: w.transitions.chunks(k.max(1)).collect(),
             start: w.start,
             end: w.end,
-            state_attributes: attributes(AttrKind::State, w.state, k),
+            state_attributes: attributes(AttrKind::State, w.state.as_dense().unwrap_or_default(), k),
             edge_attributes: attributes(AttrKind::Edge, w.edge, k * k),
         }
     }

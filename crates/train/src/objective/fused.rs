@@ -22,9 +22,19 @@
 //!
 //! The pass applies when the data has no edge attributes and the fixed-point
 //! range fits ([`Fused::new`]); the two-phase pass handles the rest.
+//!
+//! **Sparse rows.** With many labels and only observed attribute-label pairs
+//! trained (CRFsuite's default), most attributes have weights for a few of
+//! the `k` labels (about 2 of 43 on PKU part-of-speech tagging), and a dense
+//! row would make every occurrence read `k` weights and add `k` sums to use 2.
+//! Then ([`SPARSE_MIN_LABELS`], at most half the pairs trained) the rows hold
+//! only the trained pairs: the emission sum reads the parameter vector itself
+//! through [`StateRows::Sparse`], and each thread keeps one integer sum per
+//! trained pair. The labels skipped would add zeros, so the cost and gradient
+//! are the dense rows' to the bit (a test compares them).
 
 use super::{EvalError, Objective, Scratch, BLOCK};
-use chaincrf_model::{WeightLayout, WeightsView};
+use chaincrf_model::{StateRows, WeightLayout, WeightsView};
 use rayon::prelude::*;
 use std::sync::Mutex;
 
@@ -36,8 +46,17 @@ const MIN_FRACTION_BITS: i32 = 24;
 /// of 2 million state weights needs 32 MB per copy).
 const ROWS_BUDGET: usize = 4 << 30;
 
-/// One thread's rows: attribute `id`'s `k` weights at `rows[at + id·2k]`,
-/// then its `k` gradient sums (integers, stored as the bits of `f64` words).
+/// Fewest labels for which sparse rows are used (when at most half the
+/// attribute-label pairs are trained). Below it a dense row is a cache line
+/// or two that vectorized loops sweep faster than a list of entries.
+const SPARSE_MIN_LABELS: usize = 16;
+
+/// Gradient entries per task when the threads' sums are gathered.
+const GATHER_CHUNK: usize = 1 << 14;
+
+/// One thread's rows. Dense: attribute `id`'s `k` weights at
+/// `rows[at + id·2k]`, then its `k` gradient sums; sparse: one gradient sum per
+/// trained state weight. Sums are integers stored as the bits of `f64` words.
 #[derive(Default)]
 struct Rows {
     words: Vec<f64>,
@@ -63,12 +82,22 @@ struct BlockSums {
     other: Vec<f64>,
 }
 
+/// How the threads' rows are laid out.
+enum RowsLayout {
+    /// Every attribute's `k` weights and `k` sums, interleaved.
+    Dense,
+    /// Attribute `a`'s trained pairs are the active state weights
+    /// `starts[a]..starts[a + 1]`, for labels `labels[..]`.
+    Sparse { starts: Vec<u32>, labels: Vec<u32> },
+}
+
 /// The fused pass's settings and per-thread rows.
 pub(super) struct Fused {
     /// `2ˢ`: a contribution `c` is added as `round(c · scale)`.
     scale: f64,
     /// How many of the active weights are state weights (they come first).
     active_state: usize,
+    layout: RowsLayout,
     rows: Vec<Mutex<Rows>>,
 }
 
@@ -82,16 +111,19 @@ impl Fused {
         active: &[u32],
         threads: usize,
     ) -> Option<Self> {
-        Self::with_budget(obj_data, layout, active, threads, ROWS_BUDGET)
+        let active_state = active.partition_point(|&i| i < layout.edge_offset() as u32);
+        let sparse = layout.k >= SPARSE_MIN_LABELS && 2 * active_state <= layout.edge_offset();
+        Self::with_budget(obj_data, layout, active, threads, ROWS_BUDGET, sparse)
     }
 
-    /// [`Fused::new`] with the rows' memory budget given.
+    /// [`Fused::new`] with the rows' memory budget and layout given.
     fn with_budget(
         obj_data: &crate::data::Dataset,
         layout: WeightLayout,
         active: &[u32],
         threads: usize,
         budget: usize,
+        sparse: bool,
     ) -> Option<Self> {
         // Edge weights in the layout (even ones that never occur) would sit
         // between the state and transition blocks this pass assumes adjacent.
@@ -120,14 +152,35 @@ impl Fused {
         if bits < MIN_FRACTION_BITS {
             return None;
         }
-        let state_len = layout.edge_offset() as u32;
+        let k = layout.k;
+        let active_state = active.partition_point(|&i| i < layout.edge_offset() as u32);
+        let rows_layout = if sparse {
+            // Active ids are increasing, so each attribute's pairs are one run.
+            let mut starts = Vec::with_capacity(layout.num_state + 1);
+            let mut next = 0usize;
+            for a in 0..=layout.num_state {
+                while next < active_state && (active[next] as usize) < a * k {
+                    next += 1;
+                }
+                starts.push(next as u32);
+            }
+            let labels = active[..active_state].iter().map(|&i| i % k as u32).collect();
+            RowsLayout::Sparse { starts, labels }
+        } else {
+            RowsLayout::Dense
+        };
         // One copy of the rows per thread, within a memory budget; threads
         // beyond it share copies (a block holds a copy's lock while it runs).
-        let copy_bytes = (layout.num_state * 2 * layout.k * std::mem::size_of::<f64>()).max(1);
+        let words = match rows_layout {
+            RowsLayout::Dense => layout.num_state * 2 * k,
+            RowsLayout::Sparse { .. } => active_state,
+        };
+        let copy_bytes = (words * std::mem::size_of::<f64>()).max(1);
         let copies = threads.max(1).min((budget / copy_bytes).max(1));
         Some(Fused {
             scale: 2f64.powi(bits.min(52)),
-            active_state: active.partition_point(|&i| i < state_len),
+            active_state,
+            layout: rows_layout,
             rows: (0..copies).map(|_| Mutex::new(Rows::default())).collect(),
         })
     }
@@ -172,6 +225,12 @@ fn to_fixed(y: f64) -> i64 {
     (y + 0.5f64.copysign(y)) as i64
 }
 
+/// Adds the integer `f` to the sum stored in the bits of `o`.
+#[inline(always)]
+fn add_fixed(o: &mut f64, f: i64) {
+    *o = f64::from_bits((o.to_bits() as i64).wrapping_add(f) as u64);
+}
+
 /// Locks one thread's rows (a poisoned lock only means another evaluation
 /// failed; the rows are rewritten before use).
 fn lock(r: &Mutex<Rows>) -> std::sync::MutexGuard<'_, Rows> {
@@ -184,7 +243,6 @@ impl Objective<'_> {
         let data = self.data;
         let layout = self.layout;
         let (k, kk) = (layout.k, layout.k * layout.k);
-        let row_len = layout.num_state * 2 * k;
         let state_len = layout.edge_offset();
         let (state_w, other_w) = w.split_at(fused.active_state);
         let (state_ids, other_ids) = self.active.split_at(fused.active_state);
@@ -195,11 +253,19 @@ impl Objective<'_> {
         }
         let (trans, rest) = other.split_at(kk);
         let (start, end) = rest.split_at(k);
-        // Every thread's rows: these weights, gradients zero.
+        let row_len = match fused.layout {
+            RowsLayout::Dense => layout.num_state * 2 * k,
+            RowsLayout::Sparse { .. } => fused.active_state,
+        };
+        // Every thread's rows: gradients zero, and (dense) these weights.
         self.pool.install(|| {
             fused.rows.par_iter().for_each(|r| {
                 let mut guard = lock(r);
                 let rows = guard.get(row_len);
+                if let RowsLayout::Sparse { .. } = fused.layout {
+                    rows.fill(0.0);
+                    return;
+                }
                 for row in rows.chunks_exact_mut(2 * k) {
                     row[k..].fill(0.0);
                 }
@@ -231,10 +297,20 @@ impl Objective<'_> {
                         for i in b * BLOCK..((b + 1) * BLOCK).min(data.len()) {
                             let n = data.arena.sequence(i).len();
                             node.resize(n * k, 0.0);
+                            let state = match &fused.layout {
+                                RowsLayout::Dense => StateRows::Dense {
+                                    weights: &rows[..],
+                                    stride: 2 * k,
+                                },
+                                RowsLayout::Sparse { starts, labels } => StateRows::Sparse {
+                                    starts,
+                                    labels,
+                                    weights: state_w,
+                                },
+                            };
                             let view = WeightsView {
                                 k,
-                                state: &rows[..],
-                                state_stride: 2 * k,
+                                state,
                                 edge: &[],
                                 transitions: trans,
                                 start,
@@ -258,18 +334,36 @@ impl Objective<'_> {
                                 }
                                 let (s, e) = (offsets[p0 + t] as usize, offsets[p0 + t + 1] as usize);
                                 for (j, &id) in ids[s..e].iter().enumerate() {
-                                    let slots = &mut rows[id as usize * 2 * k + k..id as usize * 2 * k + 2 * k];
-                                    match values {
-                                        None => {
-                                            for (o, &f) in slots.iter_mut().zip(fixed.iter()) {
-                                                *o = f64::from_bits((o.to_bits() as i64).wrapping_add(f) as u64);
+                                    let id = id as usize;
+                                    // A value of 1 (`1·x` is `x` exactly) adds the
+                                    // position's contributions rounded once above;
+                                    // only other values round each product.
+                                    let v = values.map_or(1.0, |v| f64::from(v[s + j]));
+                                    let contribution = |y: usize| {
+                                        if v == 1.0 {
+                                            fixed[y]
+                                        } else {
+                                            to_fixed(v * g[y] * scale)
+                                        }
+                                    };
+                                    match &fused.layout {
+                                        RowsLayout::Dense => {
+                                            let slots = &mut rows[id * 2 * k + k..id * 2 * k + 2 * k];
+                                            if v == 1.0 {
+                                                // Integer adds the compiler vectorizes.
+                                                for (o, &f) in slots.iter_mut().zip(fixed.iter()) {
+                                                    add_fixed(o, f);
+                                                }
+                                            } else {
+                                                for (y, o) in slots.iter_mut().enumerate() {
+                                                    add_fixed(o, contribution(y));
+                                                }
                                             }
                                         }
-                                        Some(v) => {
-                                            let v = f64::from(v[s + j]);
-                                            for (o, &x) in slots.iter_mut().zip(g) {
-                                                let f = to_fixed(v * x * scale);
-                                                *o = f64::from_bits((o.to_bits() as i64).wrapping_add(f) as u64);
+                                        RowsLayout::Sparse { starts, labels } => {
+                                            let entries = starts[id] as usize..starts[id + 1] as usize;
+                                            for (o, &y) in rows[entries.clone()].iter_mut().zip(&labels[entries]) {
+                                                add_fixed(o, contribution(y as usize));
                                             }
                                         }
                                     }
@@ -303,13 +397,17 @@ impl Objective<'_> {
         let (g_state, g_other) = g.split_at_mut(fused.active_state);
         self.pool.install(|| {
             g_state
-                .par_chunks_mut(1 << 14)
-                .zip(state_ids.par_chunks(1 << 14))
-                .zip(state_w.par_chunks(1 << 14))
-                .for_each(|((out, ids), xs)| {
+                .par_chunks_mut(GATHER_CHUNK)
+                .zip(state_ids.par_chunks(GATHER_CHUNK))
+                .zip(state_w.par_chunks(GATHER_CHUNK))
+                .enumerate()
+                .for_each(|(chunk, ((out, ids), xs))| {
                     let mut row = RowIndex::new(k);
-                    for ((o, &i), &x) in out.iter_mut().zip(ids).zip(xs) {
-                        let at = row.word(i as usize) + k;
+                    for (n, ((o, &i), &x)) in out.iter_mut().zip(ids).zip(xs).enumerate() {
+                        let at = match fused.layout {
+                            RowsLayout::Dense => row.word(i as usize) + k,
+                            RowsLayout::Sparse { .. } => chunk * GATHER_CHUNK + n,
+                        };
                         let sum = all_rows
                             .iter()
                             .fold(0i64, |a, r| a.wrapping_add(r[at].to_bits() as i64));
@@ -346,6 +444,51 @@ mod tests {
         }
     }
 
+    /// With many labels and observed pairs only, the rows are sparse, and
+    /// cost and gradient are the dense rows' bit for bit, on any number of
+    /// threads (attribute values other than 1 included: `Tokens` gives its
+    /// previous-token attributes 0.5).
+    #[test]
+    fn sparse_rows_give_the_dense_rows_bits() {
+        let k = SPARSE_MIN_LABELS + 4;
+        let mut b = DatasetBuilder::new().without_attribute_names().structure(Structure {
+            transitions: true,
+            start_end: true,
+            ..Structure::default()
+        });
+        for y in 0..k {
+            b.labels_mut().intern(&format!("y{y}"));
+        }
+        for i in 0..300usize {
+            let n = 1 + i % 11;
+            let x: Vec<u8> = (0..n).map(|t| ((i * 13 + t * 7) % 97) as u8).collect();
+            let y: Vec<u32> = x.iter().map(|&v| u32::from(v) * 3 % k as u32).collect();
+            b.add_target(&Tokens, &x[..], LabelTarget::Gold(y)).unwrap();
+        }
+        let data = b.build();
+        let layout = data.layout();
+        let mask = trainable_mask(&data, &Params::new(Algorithm::Lbfgs));
+        let mut results = Vec::new();
+        for (threads, sparse) in [(1, true), (3, true), (1, false), (3, false)] {
+            let mut obj = Objective::new(&data, layout, data.structure.clone(), 0.1, mask.clone(), threads).unwrap();
+            let chosen = obj
+                .fused
+                .as_ref()
+                .map(|f| matches!(f.layout, RowsLayout::Sparse { .. }));
+            assert_eq!(chosen, Some(true), "observed pairs of {k} labels take sparse rows");
+            obj.fused = Fused::with_budget(&data, layout, &obj.active, threads, ROWS_BUDGET, sparse);
+            let w: Vec<f64> = (0..obj.dim()).map(|i| ((i * 37) % 17) as f64 / 17.0 - 0.5).collect();
+            results.push(obj.evaluate(&w).unwrap());
+        }
+        let (f0, g0) = &results[0];
+        assert!(g0.iter().any(|&x| x != 0.0));
+        for (f, g) in &results[1..] {
+            assert_eq!(f.to_bits(), f0.to_bits());
+            assert_eq!(g.len(), g0.len());
+            assert!(g.iter().zip(g0).all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+    }
+
     /// Threads sharing one copy of the rows (a memory budget below two copies)
     /// get the same cost and gradient, bit for bit, as one copy per thread.
     #[test]
@@ -374,7 +517,7 @@ mod tests {
         assert_eq!(obj.fused.as_ref().map(|f| f.rows.len()), Some(3));
         let (f3, g3) = obj.evaluate(&w).unwrap();
         let one_copy = layout.num_state * 2 * layout.k * 8;
-        obj.fused = Fused::with_budget(&data, layout, &obj.active, 3, one_copy);
+        obj.fused = Fused::with_budget(&data, layout, &obj.active, 3, one_copy, false);
         assert_eq!(obj.fused.as_ref().map(|f| f.rows.len()), Some(1));
         let (f1, g1) = obj.evaluate(&w).unwrap();
         assert_eq!(f1.to_bits(), f3.to_bits());
