@@ -236,8 +236,8 @@ fn push_utf8(buf: &mut String, s: &Bound<'_, PyString>) -> PyResult<()> {
 /// and returns its shared objects for one Latin-1 character or for the whole
 /// of `s`.
 fn substring<'py>(s: &Bound<'py, PyString>, start: usize, end: usize) -> PyResult<Bound<'py, PyAny>> {
-    // Offsets come from `str::chars`, so they fit `Py_ssize_t` (a Python
-    // string is shorter than `isize::MAX` bytes).
+    // Offsets count code points of `s` (from its UTF-8 form), so they fit
+    // `Py_ssize_t` (a Python string is shorter than `isize::MAX` bytes).
     let (start, end) = (start as ffi::Py_ssize_t, end as ffi::Py_ssize_t);
     // SAFETY: `s` is a live `str` and the GIL is held (`Bound`);
     // `PyUnicode_Substring` returns a new reference, or NULL with an
