@@ -64,7 +64,7 @@ B
 ";
 
 /// A fresh scratch directory per call (tests run in parallel).
-fn scratch(name: &str) -> PathBuf {
+fn scratch(name: &str) -> Scratch {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "chaincrf-cli-{}-{}-{}",
@@ -74,7 +74,24 @@ fn scratch(name: &str) -> PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create scratch directory");
-    dir
+    Scratch(dir)
+}
+
+/// A scratch directory, removed with everything in it when the test is done
+/// (passed or failed), so test runs leave nothing in the temporary folder.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -137,7 +154,7 @@ fn path(p: &Path) -> &str {
 }
 
 /// Trains the inline CRF++ data; returns (dir, data, template, model).
-fn trained(name: &str, extra: &[&str]) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+fn trained(name: &str, extra: &[&str]) -> (Scratch, PathBuf, PathBuf, PathBuf) {
     let dir = scratch(name);
     let data = write(&dir, "train.data", TRAIN);
     let tpl = write(&dir, "template", TEMPLATE);

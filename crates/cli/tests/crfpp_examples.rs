@@ -28,11 +28,28 @@ fn data_dir() -> Option<PathBuf> {
     }
 }
 
-fn scratch(name: &str) -> PathBuf {
+fn scratch(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("chaincrf-data-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create scratch directory");
-    dir
+    Scratch(dir)
+}
+
+/// A scratch directory, removed with everything in it when the test is done
+/// (passed or failed), so test runs leave nothing in the temporary folder.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn run(args: &[&str]) -> Output {
