@@ -189,13 +189,33 @@ pub(crate) fn chunk_dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(&a, &b)| a * b).sum()
 }
 
-/// A new vector with `out[i] = f(i)`, filled on the pool as [`ParVec`]'s
-/// element-wise operations are.
-pub(crate) fn from_fn(len: usize, f: impl Fn(usize) -> f64 + Sync + Send) -> ParVec {
+/// A new vector with `out[i] = f(a[i], b[i])`: in parallel, written straight
+/// into the new vector (no zero-fill pass first); a plain loop on a pool of
+/// one thread, where handing the work to the pool only costs.
+pub(crate) fn map2(a: &[f64], b: &[f64], f: impl Fn(f64, f64) -> f64 + Sync + Send) -> ParVec {
+    assert_eq!(a.len(), b.len(), "vectors of different lengths");
     ParVec(fill(
-        len,
-        |out| out.par_extend((0..len).into_par_iter().with_min_len(CHUNK).map(&f)),
-        |out| out.extend((0..len).map(&f)),
+        a.len(),
+        |out| out.par_extend(a.par_iter().with_min_len(CHUNK).zip(b).map(|(&a, &b)| f(a, b))),
+        |out| out.extend(a.iter().zip(b).map(|(&a, &b)| f(a, b))),
+    ))
+}
+
+/// A new vector with `out[i] = f(a[i], b[i], c[i])`, as [`map2`].
+pub(crate) fn map3(a: &[f64], b: &[f64], c: &[f64], f: impl Fn(f64, f64, f64) -> f64 + Sync + Send) -> ParVec {
+    assert!(a.len() == b.len() && a.len() == c.len(), "vectors of different lengths");
+    ParVec(fill(
+        a.len(),
+        |out| {
+            out.par_extend(
+                a.par_iter()
+                    .with_min_len(CHUNK)
+                    .zip(b)
+                    .zip(c)
+                    .map(|((&a, &b), &c)| f(a, b, c)),
+            )
+        },
+        |out| out.extend(a.iter().zip(b).zip(c).map(|((&a, &b), &c)| f(a, b, c))),
     ))
 }
 
@@ -264,24 +284,9 @@ impl ParVec {
         std::mem::take(&mut self.0)
     }
 
-    /// `out[i] = f(self[i], other[i])`: in parallel, written straight into
-    /// the new vector (no zero-fill pass first); a plain loop on a pool of
-    /// one thread, where handing the work to the pool only costs.
+    /// `out[i] = f(self[i], other[i])` ([`map2`]).
     fn zip_map(&self, other: &[f64], f: impl Fn(f64, f64) -> f64 + Sync + Send) -> ParVec {
-        assert_eq!(self.len(), other.len(), "vectors of different lengths");
-        let a: &[f64] = self;
-        ParVec(fill(
-            a.len(),
-            |out| {
-                out.par_extend(
-                    a.par_iter()
-                        .with_min_len(CHUNK)
-                        .zip(other.par_iter())
-                        .map(|(&a, &b)| f(a, b)),
-                )
-            },
-            |out| out.extend(a.iter().zip(other).map(|(&a, &b)| f(a, b))),
-        ))
+        map2(self, other, f)
     }
 
     /// `out[i] = f(self[i])`, as [`ParVec::zip_map`].

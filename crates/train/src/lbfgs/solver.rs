@@ -26,7 +26,7 @@
 //! argmin's solver resumes here (a test decodes one); the cached dot products
 //! are not saved but recomputed from the pairs, to the same bits.
 
-use crate::parvec::{chunk_dot, from_fn, sums_by_chunk, update_by_chunk, ParVec};
+use crate::parvec::{chunk_dot, map2, map3, sums_by_chunk, update_by_chunk, ParVec};
 use argmin::core::{
     ArgminError, CostFunction, Error, Gradient, IterState, Problem, Solver, State, TerminationReason,
     TerminationStatus, KV,
@@ -109,9 +109,9 @@ impl Lbfgs {
     }
 
     /// The search direction from (pseudo-)gradient `g` by the two-loop
-    /// recursion, finished by `finish(rᵢ, i)` (the negation, and OWL-QN's
+    /// recursion, finished by `finish(rᵢ, gᵢ)` (the negation, and OWL-QN's
     /// orthant constraint): `2m + 1` passes for `m` pairs.
-    fn direction(&mut self, g: &[f64], finish: impl Fn(f64, usize) -> f64 + Sync + Send) -> ParVec {
+    fn direction(&mut self, g: &[f64], finish: impl Fn(f64, f64) -> f64 + Sync + Send) -> ParVec {
         let n = g.len();
         let m = self.s.len();
         let curvature = self.curvature().clone();
@@ -120,7 +120,8 @@ impl Lbfgs {
             None => 1.0,
         };
         if m == 0 {
-            return from_fn(n, |i| finish(g[i] * gamma, i));
+            // (`g` is read once: both arguments are the same element.)
+            return map2(g, g, |x, gi| finish(x * gamma, gi));
         }
         let rho: Vec<f64> = curvature.iter().map(|&(ys, _)| 1.0 / ys).collect();
         let (s, y) = (&self.s, &self.y);
@@ -164,7 +165,7 @@ impl Lbfgs {
         }
         let c = alpha[m - 1] - yr * rho[m - 1];
         let (r, last) = (&*work, &s[m - 1]);
-        from_fn(n, |i| finish(r[i] + last[i] * c, i))
+        map3(r, last, g, |r, s, gi| finish(r + s * c, gi))
     }
 
     /// Stores the pair `(s, y)`, computing its dot products.
@@ -205,12 +206,12 @@ fn pseudo_gradient(c1: f64, p: f64, g: f64) -> f64 {
 }
 
 fn pseudo_gradient_of(c1: f64, p: &[f64], g: &[f64]) -> ParVec {
-    from_fn(p.len(), |i| pseudo_gradient(c1, p[i], g[i]))
+    map2(p, g, |p, g| pseudo_gradient(c1, p, g))
 }
 
 /// OWL-QN's orthant of weight `p` with pseudo-gradient `pg` (argmin's `xi`):
 /// the sign of `p`, or of `−pg` where `p` is 0.
-fn orthant(p: f64, pg: f64) -> f64 {
+fn orthant_sign(p: f64, pg: f64) -> f64 {
     let up = (p - f64::MIN_POSITIVE).signum();
     let down = (p + f64::MIN_POSITIVE).signum();
     let sign = (if up > 0.0 { up } else { 0.0 }) + (if down < 0.0 { down } else { 0.0 });
@@ -224,7 +225,7 @@ fn project(p: f64, xi: f64) -> f64 {
 }
 
 fn projected(p: &[f64], xi: &[f64]) -> ParVec {
-    from_fn(p.len(), |i| project(p[i], xi[i]))
+    map2(p, xi, project)
 }
 
 /// The problem the line search sees: the objective, or under OWL-QN the
@@ -337,18 +338,15 @@ where
             }
         }
         let orthant = self.l1_coeff.map(|c1| {
-            let xi = from_fn(param.len(), |i| orthant(param[i], prev_grad[i]));
+            let xi = map2(&param, &prev_grad, orthant_sign);
             (c1, xi)
         });
         let d = match self.l1_coeff {
             // The direction is kept where it agrees in sign with −pseudo-gradient.
-            Some(_) => {
-                let pg = &prev_grad;
-                self.direction(pg, |r, i| {
-                    let agree = (r * pg[i] - f64::MIN_POSITIVE).signum();
-                    ((if agree > 0.0 { agree } else { 0.0 }) * r) * -1.0
-                })
-            }
+            Some(_) => self.direction(&prev_grad, |r, g| {
+                let agree = (r * g - f64::MIN_POSITIVE).signum();
+                ((if agree > 0.0 { agree } else { 0.0 }) * r) * -1.0
+            }),
             None => self.direction(&prev_grad, |r, _| r * -1.0),
         };
         let mut ls = self.linesearch.for_direction(d);
