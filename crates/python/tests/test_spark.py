@@ -91,15 +91,19 @@ def test_text_files_in_input_order(session: SparkSession, model: Path, tmp_path:
     (folder / "b.txt").write_text("\n".join(many) + "\n", encoding="utf-8")
     (folder / "a.txt").write_text("\n".join(reversed(LINES)), encoding="utf-8")  # no final newline
     (folder / ".hidden").write_text("ignored\n", encoding="utf-8")
-    out = tmp_path / "out"
-    cspark.segment_text_files(session.sparkContext, str(folder), str(out), model, min_partitions=3)
-    parts = sorted(out.glob("part-*"))
-    assert len(parts) >= 4
-    got = "".join(p.read_text(encoding="utf-8") for p in parts)
     seg = Segmenter(model)
     # A byte-order mark is dropped at the start of a file only, as `chaincrf cws segment` does.
     lines = [*reversed(LINES), many[0].removeprefix("\ufeff"), *many[1:]]
-    assert got == seg.segment_lines(lines)
+    # Whole partitions in one batch, and batches of 7 lines (a part file holds several records of lines).
+    for batch_lines, out in ((4096, tmp_path / "out"), (7, tmp_path / "out7")):
+        cspark.segment_text_files(
+            session.sparkContext, str(folder), str(out), model, min_partitions=3, batch_lines=batch_lines
+        )
+        parts = sorted(out.glob("part-*"))
+        assert len(parts) >= 4
+        assert "".join(p.read_text(encoding="utf-8") for p in parts) == seg.segment_lines(lines)
+    with pytest.raises(ValueError, match="batch_lines"):
+        cspark.segment_text_files(session.sparkContext, str(folder), str(tmp_path / "o0"), model, batch_lines=0)
     with pytest.raises(FileNotFoundError):
         cspark.segment_text_files(session.sparkContext, str(tmp_path / "none"), str(tmp_path / "o2"), model)
 

@@ -133,11 +133,15 @@ def segment_text_files(
     user_dict: Optional[PathLike] = None,
     keep_latin: bool = False,
     min_partitions: Optional[int] = None,
+    batch_lines: int = 4096,
 ) -> None:
     """Segments the lines of ``input_path`` (a file or a folder of files)
     into part files under ``output_path`` (which must not exist), in input
     order. A UTF-8 byte-order mark at the start of a file is dropped, as the
-    command line does."""
+    command line does. Lines are segmented ``batch_lines`` at a time (4096
+    lines of Chinese text are about 1 MB)."""
+    if batch_lines < 1:
+        raise ValueError("batch_lines must be at least 1")
     files = _input_files(sc, input_path)
     rdds = [sc.textFile(f, minPartitions=min_partitions) for f in files]
     # A file's first line is the first line of its first partition.
@@ -147,6 +151,10 @@ def segment_text_files(
         start += rdd.getNumPartitions()
     settings = (os.fspath(model_path), os.fspath(user_dict) if user_dict is not None else None, keep_latin)
 
+    # Each record written is a batch's lines joined by newlines (the writer
+    # ends every record with one), not one record per line: the part files
+    # are the same, and the Python worker and the JVM's writer handle a few
+    # hundred records per partition instead of one per line.
     def run(index: int, lines: Iterator[str]) -> Iterator[str]:
         seg = executor_segmenter(*settings)
         batch: list[str] = []
@@ -156,10 +164,10 @@ def segment_text_files(
                 line = line.removeprefix("\ufeff")
                 first = False
             batch.append(line)
-            if len(batch) == 4096:
-                yield from seg.segment_lines(batch, 1).split("\n")[:-1]
+            if len(batch) == batch_lines:
+                yield seg.segment_lines(batch, 1)[:-1]
                 batch = []
         if batch:
-            yield from seg.segment_lines(batch, 1).split("\n")[:-1]
+            yield seg.segment_lines(batch, 1)[:-1]
 
     sc.union(rdds).mapPartitionsWithIndex(run, preservesPartitioning=True).saveAsTextFile(output_path)
