@@ -120,6 +120,9 @@ macro_rules! with_width {
 
 pub(crate) use with_width;
 
+/// The most labels [`with_width`] compiles a loop for.
+const MAX_FIXED_WIDTH: usize = 8;
+
 /// The label count a step runs with: the compile-time `fixed` one, or the
 /// run-time `k` when `fixed` is 0 (see [`with_width`]).
 #[inline(always)]
@@ -174,6 +177,10 @@ pub struct ChainWorkspace<S: Semiring> {
     emit: Vec<S>,
     emit_scale: Vec<f64>,
     trans: Vec<S>,
+    /// The transposed transition matrix, for the backward step of chains
+    /// with more labels than [`with_width`] compiles for and one matrix (see
+    /// [`ChainWorkspace::backward_step`]); empty otherwise.
+    trans_t: Vec<S>,
     trans_scale: Vec<f64>,
     start: Vec<S>,
     start_scale: f64,
@@ -239,6 +246,7 @@ impl<S: Semiring> ChainWorkspace<S> {
             emit: Vec::new(),
             emit_scale: Vec::new(),
             trans: Vec::new(),
+            trans_t: Vec::new(),
             trans_scale: Vec::new(),
             start: Vec::new(),
             start_scale: 0.0,
@@ -370,6 +378,12 @@ impl<S: Semiring> ChainWorkspace<S> {
             p.transitions_into(&mut self.row_scores[..kk]);
             check_row("transition", None, &self.row_scores[..kk])?;
             self.trans_scale[0] = S::lift_row(&self.row_scores[..kk], &mut self.trans[..kk]);
+            self.trans_t.clear();
+            if k > MAX_FIXED_WIDTH {
+                for j in 0..k {
+                    self.trans_t.extend((0..k).map(|i| self.trans[i * k + j].clone()));
+                }
+            }
         }
         Ok(())
     }
@@ -592,6 +606,12 @@ impl<S: Semiring> ChainWorkspace<S> {
     }
 
     /// Backward row `t < n − 1`: `βₜ = T · (eₜ₊₁ ⊗ βₜ₊₁)`, normalized.
+    ///
+    /// Beyond [`MAX_FIXED_WIDTH`] labels (one transition matrix), the product
+    /// is `(eₜ₊₁ ⊗ βₜ₊₁) · Tᵀ`, the forward step's row sweep over the
+    /// transposed matrix: it adds whole rows, which vectorizes, where a dot
+    /// product per row of `T` keeps moving partial sums between vector
+    /// lanes. Each entry still sums its `k` terms in one fixed order.
     #[inline(always)]
     fn backward_step<const K: usize>(&mut self, t: usize, cum: &mut CompensatedSum) {
         let k = fixed_or(K, self.k);
@@ -604,7 +624,11 @@ impl<S: Semiring> ChainWorkspace<S> {
             *x = e.times(bn);
         }
         let cur = &mut head[t * k..][..k];
-        S::mat_vec(&self.trans[b * kk..][..kk], tmp, cur);
+        if K == 0 && !self.trans_t.is_empty() {
+            S::vec_mat(tmp, &self.trans_t[..kk], cur);
+        } else {
+            S::mat_vec(&self.trans[b * kk..][..kk], tmp, cur);
+        }
         let s = S::normalize(cur);
         cum.add(self.trans_scale[b] + self.emit_scale[t + 1] + if s == f64::NEG_INFINITY { 0.0 } else { s });
         self.beta_scale[t] = cum.value();

@@ -219,6 +219,45 @@ proptest! {
         }}
     }
 
+    /// More labels than the loops compiled per width (the backward step then
+    /// sweeps the transposed matrix): marginals, log Z from both ends and the
+    /// path gradient against enumeration.
+    #[test]
+    fn wide_chains_match_enumeration(c in testing::chain(3, 11, 3.0).prop_filter("more than 8 labels", |c| c.num_labels() > 8), seed in 0u64..1000) {
+        let paths = finite_scores(&c);
+        prop_assume!(!paths.is_empty());
+        let (n, k) = (c.len(), c.num_labels());
+        let lz = log_sum_exp(&paths.iter().map(|p| p.1).collect::<Vec<_>>());
+        let expect = brute_marginals(&c);
+        let mut prob = ChainWorkspace::<Prob>::new();
+        let mut log = ChainWorkspace::<Log>::new();
+        let (mut pm, mut lm) = (vec![0.0; n * k], vec![0.0; n * k]);
+        prop_assert!((prob.marginals_into(&c, &mut pm).unwrap() - lz).abs() < 1e-9 * (1.0 + lz.abs()));
+        prop_assert!((log.marginals_into(&c, &mut lm).unwrap() - lz).abs() < 1e-9 * (1.0 + lz.abs()));
+        prop_assert!((prob.backward().log_value() - lz).abs() < 1e-9 * (1.0 + lz.abs()));
+        for i in 0..n * k {
+            prop_assert!((pm[i] - expect[i]).abs() < 1e-9, "prob marginal {i}");
+            prop_assert!((lm[i] - expect[i]).abs() < 1e-9, "log marginal {i}");
+        }
+        let gold = paths[(seed as usize) % paths.len()].0.clone();
+        let mut ws = NllWorkspace::<Prob>::new();
+        ws.evaluate(&c, Target::Path(&gold)).unwrap();
+        let mut tg = vec![0.0; k * k];
+        ws.add_transition_gradient(1.0, &mut tg);
+        let mut want = vec![0.0; k * k];
+        for (path, sc) in &paths {
+            for pair in path.windows(2) {
+                want[pair[0] * k + pair[1]] += (sc - lz).exp();
+            }
+        }
+        for pair in gold.windows(2) {
+            want[pair[0] * k + pair[1]] -= 1.0;
+        }
+        for (g, w) in tg.iter().zip(&want) {
+            prop_assert!((g - w).abs() < 1e-9, "transition gradient {g} vs {w}");
+        }
+    }
+
     /// The summed transition gradient of a path target, in the exp-space
     /// semiring (factored: one multiply-add per entry and edge) and the log
     /// one (edge by edge), against enumeration of every path: expected pair
