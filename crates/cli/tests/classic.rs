@@ -7,9 +7,10 @@
 //! path is checked before training; the model file does not depend on the
 //! number of threads).
 
+mod common;
+use common::{scratch, Scratch};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 const BIN: &str = env!("CARGO_BIN_EXE_chaincrf");
 
@@ -62,37 +63,6 @@ U12:%x[-1,1]/%x[0,1]
 # Bigram
 B
 ";
-
-/// A fresh scratch directory per call (tests run in parallel).
-fn scratch(name: &str) -> Scratch {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "chaincrf-cli-{}-{}-{}",
-        std::process::id(),
-        name,
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch directory");
-    Scratch(dir)
-}
-
-/// A scratch directory, removed with everything in it when the test is done
-/// (passed or failed), so test runs leave nothing in the temporary folder.
-struct Scratch(PathBuf);
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);

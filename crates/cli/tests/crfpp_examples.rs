@@ -7,7 +7,9 @@
 //! why, when it is not set. These are the tests that show a CRF++ or CRFsuite
 //! user can switch: same files in, same objective, same accuracy out.
 
+mod common;
 use chaincrf_features::write_crfsuite_item;
+use common::scratch;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -25,30 +27,6 @@ fn data_dir() -> Option<PathBuf> {
             eprintln!("skipping: CHAINCRF_DATA is not set (.ci/run sets it to ../shared/data)");
             None
         }
-    }
-}
-
-fn scratch(name: &str) -> Scratch {
-    let dir = std::env::temp_dir().join(format!("chaincrf-data-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch directory");
-    Scratch(dir)
-}
-
-/// A scratch directory, removed with everything in it when the test is done
-/// (passed or failed), so test runs leave nothing in the temporary folder.
-struct Scratch(PathBuf);
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
