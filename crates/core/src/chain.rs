@@ -797,7 +797,7 @@ impl<S: ProbabilitySemiring> ChainWorkspace<S> {
         }
         self.for_each_edge_marginal(|t, xi| {
             if let Some(path) = path {
-                subtract_pair(xi, path[t - 1] * k + path[t]);
+                balance_at(xi, path[t - 1] * k + path[t]);
             }
             for (o, p) in out.iter_mut().zip(xi.iter()) {
                 *o += scale * p;
@@ -986,14 +986,16 @@ fn has_avx2() -> bool {
     std::arch::is_x86_feature_detected!("avx2")
 }
 
-/// Subtracts 1 from the edge marginals `xi` (which sum to 1) at `pair`,
-/// without cancellation: `ξ(pair) − 1` becomes minus the sum of the other
-/// entries. When the model is sure of the pair, `ξ(pair)` is within 10⁻¹³ of
-/// 1 and subtracting 1 from it would keep only a few digits of the difference;
-/// the other entries are small numbers each known to full precision.
-pub(crate) fn subtract_pair(xi: &mut [f64], pair: usize) {
-    let others: f64 = xi.iter().enumerate().filter(|&(i, _)| i != pair).map(|(_, x)| x).sum();
-    xi[pair] = -others;
+/// Sets `d[at]` to minus the sum of the other entries: for `d` the
+/// difference of two distributions (which sums to 0), the entry where both
+/// are near 1 is thus formed without cancellation. Subtracting a target the
+/// model is sure of keeps only a few digits of `ξ(at) − 1` (within 10⁻¹³ of
+/// 0), where the other entries are small numbers each known to full
+/// precision. With `d` the edge marginals themselves, this subtracts a path's
+/// one-hot pair at `at`.
+pub(crate) fn balance_at(d: &mut [f64], at: usize) {
+    let others: f64 = d.iter().enumerate().filter(|&(i, _)| i != at).map(|(_, x)| x).sum();
+    d[at] = -others;
 }
 
 /// Turns a "no allowed path" from a pass in a semiring that adds scores into

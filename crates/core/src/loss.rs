@@ -19,7 +19,7 @@
 //! definition shared by every layer built on this crate). [`viterbi_masked`],
 //! [`kbest_masked`] and [`marginals_masked`] decode such a batch.
 
-use crate::chain::{path_score, subtract_pair, ChainWorkspace, Path};
+use crate::chain::{balance_at, path_score, ChainWorkspace, Path};
 use crate::error::{Error, Result};
 use crate::potentials::{AllowedLabels, ChainView, Constrained, Potentials};
 use crate::semiring::{Log, MaxPlus, Prob, ProbabilitySemiring};
@@ -148,7 +148,7 @@ impl<S: ProbabilitySemiring> NllWorkspace<S> {
 
     /// The edge gradients `ξₜ − ξₜ(target)`, formed edge by edge, the entry
     /// most likely to cancel (a path's pair; the clamped chain's likeliest
-    /// pair) as minus the sum of the others (see [`subtract_pair`]).
+    /// pair) as minus the sum of the others (see [`balance_at`]).
     fn edge_gradients(&mut self, mut f: impl FnMut(usize, &mut [f64])) {
         let k = self.k;
         if self.partial {
@@ -156,10 +156,8 @@ impl<S: ProbabilitySemiring> NllWorkspace<S> {
             target.resize(k * k, 0.0);
             self.model.for_each_edge_marginal(|t, g| {
                 clamped.edge_marginal_into(t, target);
-                // Both sides sum to 1, so the differences sum to 0: the entry
-                // where the target is largest (where both sides are near 1
-                // when the model is sure, and their difference cancels) is
-                // taken as minus the sum of the others.
+                // The entry where the target is largest is where both sides
+                // are near 1 when the model is sure.
                 let mut top = 0;
                 for (i, (x, q)) in g.iter_mut().zip(target.iter()).enumerate() {
                     *x -= q;
@@ -167,14 +165,13 @@ impl<S: ProbabilitySemiring> NllWorkspace<S> {
                         top = i;
                     }
                 }
-                let others: f64 = g.iter().enumerate().filter(|&(i, _)| i != top).map(|(_, x)| x).sum();
-                g[top] = -others;
+                balance_at(g, top);
                 f(t, g);
             });
         } else {
             let gold = &self.gold;
             self.model.for_each_edge_marginal(|t, g| {
-                subtract_pair(g, gold[t - 1] * k + gold[t]);
+                balance_at(g, gold[t - 1] * k + gold[t]);
                 f(t, g);
             });
         }
