@@ -8,6 +8,11 @@ the runs alternate between the packages.
 
     python bench/pos.py run --corpus 199801.txt --rounds 3 --out results.jsonl
     python bench/pos.py one --impl chaincrf --threads 2 --corpus 199801.txt   # one fit, JSON on stdout
+    python bench/pos.py export --corpus 199801.txt pos.crfsuite   # the training part as CRFsuite data
+    python bench/pos.py crfsuite pos.crfsuite --max-iterations 20  # python-crfsuite on that file, per-iteration log
+
+The exported file is what `chaincrf train --format crfsuite` and python-crfsuite
+both train on, so their objectives and seconds per iteration compare directly.
 
 Both packages must be installed in the running interpreter.
 """
@@ -21,6 +26,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -126,6 +132,81 @@ def one(args: argparse.Namespace) -> None:
     )
 
 
+def escape(text: str) -> str:
+    """An attribute name or value as CRFsuite data writes it (`\\` and `:` escaped)."""
+    return text.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def item_attributes(features: dict[str, Any]) -> list[str]:
+    """One item's attributes: `name=value` for strings, `name:weight` for numbers,
+    `name` for True (False, weight 0, is left out)."""
+    out = []
+    for key, value in features.items():
+        if isinstance(value, str):
+            out.append(f"{escape(key)}={escape(value)}")
+        elif isinstance(value, bool):
+            if value:
+                out.append(escape(key))
+        else:
+            out.append(f"{escape(key)}:{float(value)}")
+    return out
+
+
+def export(args: argparse.Namespace) -> None:
+    train = read_corpus(Path(args.corpus), 0, args.train_lines)
+    with open(args.output, "w", encoding="utf-8") as f:
+        for s in train:
+            for i, (_, tag) in enumerate(s):
+                f.write("\t".join([tag, *item_attributes(word2features(s, i))]) + "\n")
+            f.write("\n")
+
+
+def parse_attribute(token: str) -> tuple[str, float]:
+    """`name[:weight]` with `\\:` and `\\\\` escapes, as CRFsuite reads it."""
+    name, weight, escaped = [], None, False
+    for n, ch in enumerate(token):
+        if escaped:
+            name.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == ":":
+            weight = float(token[n + 1 :])
+            break
+        else:
+            name.append(ch)
+    return "".join(name), 1.0 if weight is None else weight
+
+
+def crfsuite(args: argparse.Namespace) -> None:
+    import pycrfsuite  # type: ignore[import-not-found]
+
+    class Trainer(pycrfsuite.Trainer):  # type: ignore[misc]
+        def on_iteration(self, log: str, info: dict[str, Any]) -> None:
+            print(f"iter {info['num']:3d} loss {info['loss']:.6f} seconds {info['time']:.3f}", flush=True)
+
+    # pycrfsuite reports iterations only with its own log on (printed too).
+    trainer = Trainer(verbose=True)
+    xs: list[dict[str, float]] = []
+    ys: list[str] = []
+    with open(args.data, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line:
+                if xs:
+                    trainer.append(pycrfsuite.ItemSequence(xs), ys)
+                xs, ys = [], []
+                continue
+            label, *attributes = line.split("\t")
+            ys.append(label)
+            xs.append(dict(parse_attribute(a) for a in attributes))
+    if xs:
+        trainer.append(pycrfsuite.ItemSequence(xs), ys)
+    trainer.set_params({"c1": args.c1, "c2": args.c2, "max_iterations": args.max_iterations})
+    with tempfile.TemporaryDirectory() as folder:
+        trainer.train(args.model or str(Path(folder) / "pos.crfsuite.model"))
+
+
 def run(args: argparse.Namespace) -> None:
     configs = [("chaincrf", 1), ("sklearn-crfsuite", 1), ("chaincrf", 2)]
     results: list[dict[str, Any]] = []
@@ -175,8 +256,18 @@ def main() -> None:
     run_p = sub.choices["run"]
     run_p.add_argument("--rounds", type=int, default=3)
     run_p.add_argument("--out")
+    export_p = sub.add_parser("export")
+    export_p.add_argument("--corpus", required=True)
+    export_p.add_argument("--train-lines", type=int, default=10000)
+    export_p.add_argument("output")
+    crfsuite_p = sub.add_parser("crfsuite")
+    crfsuite_p.add_argument("data")
+    crfsuite_p.add_argument("--max-iterations", type=int, default=20)
+    crfsuite_p.add_argument("--c1", type=float, default=0.1)
+    crfsuite_p.add_argument("--c2", type=float, default=0.1)
+    crfsuite_p.add_argument("--model", help="where to keep the model (default: discarded)")
     args = parser.parse_args()
-    one(args) if args.command == "one" else run(args)
+    {"one": one, "run": run, "export": export, "crfsuite": crfsuite}[args.command](args)
 
 
 if __name__ == "__main__":
