@@ -24,11 +24,13 @@
 
 #[cfg(feature = "train")]
 mod conv;
+mod error;
 pub mod model;
 pub mod network;
 #[cfg(feature = "train")]
 pub mod train;
 
+pub use error::{CheckpointProblem, Error, Layer, NetworkError, OptionError, Result};
 pub use model::{
     cnn_payload, fused_segmenter, load_segmenter, segmenter_from_model, to_model, CnnPayload, CrfWeights, CNN_KIND,
 };

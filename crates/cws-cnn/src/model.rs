@@ -10,8 +10,9 @@
 //! truncation and corruption before the payload is decoded, and the decoded
 //! network is checked for consistent shapes and finite weights.
 
+use crate::error::{model_error, Error, Result};
 use crate::network::{CnnWeights, Scratch};
-use chaincrf_cws::{CwsModelConfig, EmissionScorer, Error, Result, Segmenter, TagScheme};
+use chaincrf_cws::{CwsModelConfig, EmissionScorer, Segmenter, TagScheme};
 use chaincrf_features::{AttributeDictionary, LabelAlphabet};
 use chaincrf_model::{ExtractorSpec, Model};
 use serde::{Deserialize, Serialize};
@@ -46,17 +47,18 @@ pub struct CrfWeights {
 /// Builds the model file's [`Model`] from a network and the CRF's scores.
 ///
 /// # Errors
-/// [`Error::Config`] when the pieces do not fit the scheme or cannot be encoded.
+/// [`Error::SchemeMismatch`] when the pieces do not fit the scheme,
+/// [`Error::Payload`] when the network cannot be encoded.
 pub fn to_model(scheme: TagScheme, network: &CnnWeights, crf: &CrfWeights) -> Result<Model> {
     let k = scheme.num_tags();
     if network.num_tags != k || crf.transitions.len() != k * k || crf.start.len() != k || crf.end.len() != k {
-        return Err(Error::Config("the network and CRF do not fit the tag scheme".into()));
+        return Err(Error::SchemeMismatch);
     }
     let payload = chaincrf_model::encode_payload(&CnnPayload {
         scheme,
         network: network.clone(),
     })
-    .map_err(|e| Error::Config(e.to_string()))?;
+    .map_err(Error::Payload)?;
     let config = CwsModelConfig {
         scheme,
         ngram: Default::default(),
@@ -85,22 +87,22 @@ pub fn to_model(scheme: TagScheme, network: &CnnWeights, crf: &CrfWeights) -> Re
 /// another kind.
 ///
 /// # Errors
-/// [`Error::Model`] for a CNN model whose payload is unusable.
+/// [`chaincrf_cws::Error::Model`] for a CNN model whose payload is unusable.
 pub fn cnn_payload(model: &Model) -> Result<Option<CnnPayload>> {
     let ExtractorSpec::Custom { kind, payload } = model.extractor() else {
         return Ok(None);
     };
     if kind != CNN_KIND {
         if kind.starts_with("chaincrf-cws/cnn-") {
-            return Err(Error::Model(format!(
+            return Err(model_error(format!(
                 "a CNN model of kind {kind:?}, which this build does not read (it reads {CNN_KIND:?})"
             )));
         }
         return Ok(None);
     }
-    let bad = |e: String| Error::Model(format!("bad CNN network: {e}"));
+    let bad = |e: String| model_error(format!("bad CNN network: {e}"));
     let mut p: CnnPayload = chaincrf_model::decode_payload(payload).map_err(|e| bad(e.to_string()))?;
-    p.network.finish().map_err(bad)?;
+    p.network.finish().map_err(|e| bad(e.to_string()))?;
     if p.network.num_tags != p.scheme.num_tags() || model.num_labels() != p.scheme.num_tags() {
         return Err(bad("the network's tags do not match its tag scheme".into()));
     }
@@ -130,10 +132,10 @@ impl EmissionScorer for Scorer {
 /// # Errors
 /// As [`Segmenter::from_model`], and [`cnn_payload`]'s.
 pub fn segmenter_from_model(model: Model) -> Result<Segmenter> {
-    match cnn_payload(&model)? {
-        Some(p) => Segmenter::with_emission_scorer(model, p.scheme, Arc::new(Scorer(p.network))),
-        None => Segmenter::from_model(model),
-    }
+    Ok(match cnn_payload(&model)? {
+        Some(p) => Segmenter::with_emission_scorer(model, p.scheme, Arc::new(Scorer(p.network)))?,
+        None => Segmenter::from_model(model)?,
+    })
 }
 
 /// Loads any segmentation model file, CNN or feature-based (what `chaincrf
@@ -143,10 +145,10 @@ pub fn segmenter_from_model(model: Model) -> Result<Segmenter> {
 /// I/O and format errors naming the file.
 pub fn load_segmenter(path: impl AsRef<Path>) -> Result<Segmenter> {
     let path = path.as_ref();
-    let model = chaincrf_model::load(path).map_err(|e| Error::Model(e.to_string()))?;
+    let model = chaincrf_model::load(path).map_err(|e| model_error(e.to_string()))?;
     segmenter_from_model(model).map_err(|e| match e {
-        Error::Model(m) => Error::Model(format!("{}: {m}", path.display())),
-        other => Error::Model(format!("{}: {other}", path.display())),
+        Error::Cws(chaincrf_cws::Error::Model(m)) => model_error(format!("{}: {m}", path.display())),
+        other => model_error(format!("{}: {other}", path.display())),
     })
 }
 
@@ -189,23 +191,23 @@ impl EmissionScorer for Fused {
 /// apply to the sum as to any segmenter.
 ///
 /// # Errors
-/// [`Error::Model`] when `cnn` is not a CNN model, `feature` is not a
+/// [`chaincrf_cws::Error::Model`] when `cnn` is not a CNN model, `feature` is not a
 /// feature (n-gram) model, their tag schemes differ, or `weight` is not a
 /// finite number ≥ 0.
 pub fn fused_segmenter(feature: &Segmenter, cnn: &Model, weight: f64) -> Result<Segmenter> {
     if !(weight.is_finite() && weight >= 0.0) {
-        return Err(Error::Model(format!(
+        return Err(model_error(format!(
             "the CNN weight must be a finite number >= 0, not {weight}"
         )));
     }
-    let payload = cnn_payload(cnn)?.ok_or_else(|| Error::Model("the model to add is not a CNN model".into()))?;
+    let payload = cnn_payload(cnn)?.ok_or_else(|| model_error("the model to add is not a CNN model".into()))?;
     if feature.model().attributes().is_empty() || feature.is_semi_markov() {
-        return Err(Error::Model(
+        return Err(model_error(
             "the CNN is added to a feature model (n-gram features, not semi-Markov, not CNN)".into(),
         ));
     }
     if feature.config().scheme != payload.scheme {
-        return Err(Error::Model(format!(
+        return Err(model_error(format!(
             "the models' tag schemes differ ({} and {})",
             feature.config().scheme.name(),
             payload.scheme.name()
@@ -230,5 +232,9 @@ pub fn fused_segmenter(feature: &Segmenter, cnn: &Model, weight: f64) -> Result<
         feature: feature.model().clone(),
         extractor: feature.config().extractor()?,
     };
-    Segmenter::with_emission_scorer(model, payload.scheme, Arc::new(scorer))
+    Ok(Segmenter::with_emission_scorer(
+        model,
+        payload.scheme,
+        Arc::new(scorer),
+    )?)
 }

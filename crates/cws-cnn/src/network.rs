@@ -11,6 +11,7 @@
 //! ends: "same" padding), and its weight matrix is `[kernel · inputs,
 //! outputs]`, row `j · inputs + c` for offset `j` and channel `c`.
 
+use crate::error::{Layer, NetworkError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -44,19 +45,16 @@ impl CnnShape {
     /// Checks the sizes.
     ///
     /// # Errors
-    /// A message naming the bad size.
-    pub fn check(&self) -> Result<(), String> {
+    /// The [`NetworkError`] naming the bad size.
+    pub fn check(&self) -> Result<(), NetworkError> {
         if self.embedding == 0 || self.filters == 0 {
-            return Err("the embedding width and the number of filters must be at least 1".into());
+            return Err(NetworkError::ZeroWidth);
         }
         if self.kernel & 1 == 0 {
-            return Err(format!(
-                "the kernel width must be odd (same padding), got {}",
-                self.kernel
-            ));
+            return Err(NetworkError::EvenKernel(self.kernel));
         }
         if self.embedding > 4096 || self.filters > 4096 || self.layers > 64 || self.kernel > 63 {
-            return Err("network sizes out of range (embedding, filters ≤ 4096, layers ≤ 64, kernel ≤ 63)".into());
+            return Err(NetworkError::SizeOutOfRange);
         }
         Ok(())
     }
@@ -94,16 +92,16 @@ pub struct Affine {
 }
 
 impl Affine {
-    fn check(&self, what: &str, inputs: usize, outputs: usize) -> Result<(), String> {
+    fn check(&self, layer: Layer, inputs: usize, outputs: usize) -> Result<(), NetworkError> {
         if self.inputs != inputs
             || self.outputs != outputs
             || self.weight.len() != inputs * outputs
             || self.bias.len() != outputs
         {
-            return Err(format!("{what}: weights do not have the shape [{inputs}, {outputs}]"));
+            return Err(NetworkError::LayerShape { layer, inputs, outputs });
         }
         if self.weight.iter().chain(&self.bias).any(|w| !w.is_finite()) {
-            return Err(format!("{what}: a weight is not finite"));
+            return Err(NetworkError::NonFiniteWeight(layer));
         }
         Ok(())
     }
@@ -133,7 +131,7 @@ impl CnnWeights {
     /// Assembles a network and checks that the pieces fit together.
     ///
     /// # Errors
-    /// A message naming the first piece that does not fit.
+    /// The [`NetworkError`] naming the first piece that does not fit.
     pub fn new(
         shape: CnnShape,
         num_tags: usize,
@@ -141,7 +139,7 @@ impl CnnWeights {
         embedding: Vec<f32>,
         convs: Vec<Affine>,
         output: Affine,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, NetworkError> {
         let mut w = CnnWeights {
             shape,
             num_tags,
@@ -159,37 +157,35 @@ impl CnnWeights {
     ///
     /// # Errors
     /// As [`CnnWeights::new`].
-    pub fn finish(&mut self) -> Result<(), String> {
+    pub fn finish(&mut self) -> Result<(), NetworkError> {
         let s = self.shape;
         s.check()?;
         if self.num_tags == 0 {
-            return Err("the network has no tags".into());
+            return Err(NetworkError::NoTags);
         }
         if self.embedding.len() != (self.vocab.len() + 1) * s.embedding {
-            return Err(format!(
-                "the embedding table does not have the shape [{}, {}]",
-                self.vocab.len() + 1,
-                s.embedding
-            ));
+            return Err(NetworkError::EmbeddingShape {
+                rows: self.vocab.len() + 1,
+                width: s.embedding,
+            });
         }
         if self.embedding.iter().any(|w| !w.is_finite()) {
-            return Err("an embedding is not finite".into());
+            return Err(NetworkError::NonFiniteEmbedding);
         }
         if self.convs.len() != s.layers {
-            return Err(format!("{} convolutions for {} layers", self.convs.len(), s.layers));
+            return Err(NetworkError::LayerCount {
+                convs: self.convs.len(),
+                layers: s.layers,
+            });
         }
         for (l, c) in self.convs.iter().enumerate() {
-            c.check(
-                &format!("convolution {}", l + 1),
-                s.kernel * s.conv_inputs(l),
-                s.filters,
-            )?;
+            c.check(Layer::Convolution(l + 1), s.kernel * s.conv_inputs(l), s.filters)?;
         }
-        self.output.check("dense layer", s.top_width(), self.num_tags)?;
+        self.output.check(Layer::Dense, s.top_width(), self.num_tags)?;
         self.index = HashMap::with_capacity(self.vocab.len());
         for (i, &c) in self.vocab.iter().enumerate() {
             if self.index.insert(c, i as u32 + 1).is_some() {
-                return Err(format!("character {c:?} appears twice in the vocabulary"));
+                return Err(NetworkError::DuplicateCharacter(c));
             }
         }
         Ok(())

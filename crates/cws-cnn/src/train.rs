@@ -28,12 +28,13 @@
 //! batches in an order drawn from the seed and the epoch number.
 
 use crate::conv::ConvRelu;
+use crate::error::{model_error, CheckpointProblem, Error, OptionError, Result};
 use crate::model::{to_model, CrfWeights};
 use crate::network::{Affine, CnnShape, CnnWeights};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 use chaincrf_candle::{Crf, Reduction, SequenceMask};
-use chaincrf_cws::{normalize, Error, Result, Scorer, Sentence, TagScheme};
+use chaincrf_cws::{normalize, Scorer, Sentence, TagScheme};
 use chaincrf_model::Checkpoint;
 use chaincrf_model::Model;
 use rayon::prelude::*;
@@ -93,27 +94,29 @@ impl CnnTrainOptions {
     /// Checks the options.
     ///
     /// # Errors
-    /// [`Error::Config`] naming the bad option.
+    /// [`Error::Options`] naming the bad option.
     pub fn check(&self) -> Result<()> {
-        self.shape.check().map_err(Error::Config)?;
-        let bad = |m: &str| Err(Error::Config(m.into()));
+        let bad = |e: OptionError| Err(Error::Options(e));
+        if let Err(e) = self.shape.check() {
+            return bad(OptionError::Shape(e));
+        }
         if self.epochs == 0 {
-            return bad("at least one epoch is needed");
+            return bad(OptionError::NoEpochs);
         }
         if self.batch_size == 0 || self.max_batch_chars == 0 {
-            return bad("the batch size and the characters per batch must be at least 1");
+            return bad(OptionError::EmptyBatch);
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return bad("the learning rate must be positive");
+            return bad(OptionError::LearningRate);
         }
         if self.dev_every.is_some_and(|n| n < 2) {
-            return bad("--dev-every must be at least 2");
+            return bad(OptionError::DevEvery);
         }
         if self.patience == Some(0) {
-            return bad("the patience must be at least 1");
+            return bad(OptionError::ZeroPatience);
         }
         if self.patience.is_some() && self.dev_every.is_none() {
-            return bad("early stopping (patience) needs a held-out part (dev_every)");
+            return bad(OptionError::PatienceWithoutHeldOut);
         }
         Ok(())
     }
@@ -271,7 +274,7 @@ impl Fnv {
 }
 
 fn cerr(e: candle_core::Error) -> Error {
-    Error::Config(format!("CNN training: {e}"))
+    Error::Candle(e)
 }
 
 /// The network and CRF as candle variables, in a fixed order: embedding,
@@ -321,10 +324,7 @@ impl CnnNet {
         let crf_vars = [var(&[k, k], 0.0)?, var(&[k], 0.0)?, var(&[k], 0.0)?];
         let map = candle_nn::VarMap::new();
         {
-            let mut data = map
-                .data()
-                .lock()
-                .map_err(|_| Error::Config("CNN training: variable map poisoned".into()))?;
+            let mut data = map.data().lock().map_err(|_| Error::Poisoned)?;
             for (name, v) in ["transitions", "start", "end"].iter().zip(&crf_vars) {
                 data.insert((*name).to_owned(), v.clone());
             }
@@ -421,11 +421,11 @@ impl CnnNet {
 
     fn set_values(&self, values: &[Vec<f32>]) -> Result<()> {
         if values.len() != self.vars.len() {
-            return Err(Error::Config("checkpoint: wrong number of variables".into()));
+            return Err(Error::Checkpoint(CheckpointProblem::VariableCount));
         }
         for (v, x) in self.vars.iter().zip(values) {
             if x.len() != v.elem_count() {
-                return Err(Error::Config("checkpoint: a variable has the wrong size".into()));
+                return Err(Error::Checkpoint(CheckpointProblem::VariableSize));
             }
             let t = Tensor::from_slice(x, v.shape(), &Device::Cpu)
                 .and_then(|t| t.to_dtype(v.dtype()))
@@ -456,7 +456,7 @@ impl CnnNet {
             convs,
             affine(&values[o], &values[o + 1]),
         )
-        .map_err(|e| Error::Config(format!("CNN training: {e}")))?;
+        .map_err(Error::Network)?;
         let crf = CrfWeights {
             transitions: values[o + 2].clone(),
             start: values[o + 3].clone(),
@@ -528,13 +528,11 @@ impl Adam {
 
     fn restore(&mut self, vars: &[Var], m: &[Vec<f32>], v: &[Vec<f32>], step: u64) -> Result<()> {
         if m.len() != vars.len() || v.len() != vars.len() {
-            return Err(Error::Config("checkpoint: wrong number of optimizer moments".into()));
+            return Err(Error::Checkpoint(CheckpointProblem::MomentCount));
         }
         for (i, var) in vars.iter().enumerate() {
             if m[i].len() != var.elem_count() || v[i].len() != var.elem_count() {
-                return Err(Error::Config(
-                    "checkpoint: an optimizer moment has the wrong size".into(),
-                ));
+                return Err(Error::Checkpoint(CheckpointProblem::MomentSize));
             }
             let t = |x: &Vec<f32>| {
                 Tensor::from_slice(x, var.shape(), &Device::Cpu)
@@ -652,11 +650,11 @@ fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
 }
 
 fn load_state(path: &Path, fingerprint: u64) -> Result<TrainState> {
-    let c = chaincrf_model::load_checkpoint(path).map_err(|e| Error::Model(e.to_string()))?;
+    let c = chaincrf_model::load_checkpoint(path).map_err(|e| model_error(e.to_string()))?;
     let state: TrainState = chaincrf_model::decode_payload(&c.optimizer)
-        .map_err(|e| Error::Model(format!("{}: not a CNN training checkpoint: {e}", path.display())))?;
+        .map_err(|e| model_error(format!("{}: not a CNN training checkpoint: {e}", path.display())))?;
     if state.fingerprint != fingerprint || c.fingerprint != fingerprint {
-        return Err(Error::Model(format!(
+        return Err(model_error(format!(
             "{}: the checkpoint was written for another corpus or other options",
             path.display()
         )));
@@ -669,8 +667,9 @@ fn load_state(path: &Path, fingerprint: u64) -> Result<TrainState> {
 /// the current batch (writing a checkpoint when `checkpoints.path` is set).
 ///
 /// # Errors
-/// [`Error::Config`] for bad options or data without characters, a
-/// checkpoint that does not belong to this run, and I/O errors writing one.
+/// [`Error::Options`] for bad options, [`Error::NoTrainingSentences`],
+/// [`Error::ResumeWithoutCheckpoint`], a checkpoint that does not belong to
+/// this run, and I/O errors writing one.
 pub fn train_cnn(
     sentences: &[Sentence],
     options: &CnnTrainOptions,
@@ -693,12 +692,12 @@ pub fn train_cnn(
         }
     }
     if train.is_empty() {
-        return Err(Error::Config("no training sentences".into()));
+        return Err(Error::NoTrainingSentences);
     }
     let fingerprint = options.fingerprint(sentences);
     let state = match (&checkpoints.path, checkpoints.resume) {
         (Some(p), true) => Some(load_state(p, fingerprint)?),
-        (None, true) => return Err(Error::Config("resuming needs a checkpoint file".into())),
+        (None, true) => return Err(Error::ResumeWithoutCheckpoint),
         _ => None,
     };
     let vocab = match &state {
@@ -762,9 +761,9 @@ pub fn train_cnn(
             fingerprint,
             weights: model.to_flat(),
             model,
-            optimizer: chaincrf_model::encode_payload(&state).map_err(|e| Error::Config(e.to_string()))?,
+            optimizer: chaincrf_model::encode_payload(&state).map_err(Error::Payload)?,
         };
-        chaincrf_model::save_checkpoint(&checkpoint, path).map_err(|e| Error::Model(e.to_string()))?;
+        chaincrf_model::save_checkpoint(&checkpoint, path).map_err(|e| model_error(e.to_string()))?;
         Ok(())
     };
     let mut outcome = CnnStop::Epochs;

@@ -61,9 +61,30 @@ pub enum Error {
         /// What differs.
         message: String,
     },
-    /// A feature configuration that cannot be used.
+    /// A feature configuration or training option that cannot be used.
     #[error("invalid configuration: {0}")]
-    Config(String),
+    Config(ConfigError),
+    /// The constraints (user dictionary, forced Latin and number runs) leave
+    /// no segmentation of the input the model can decode.
+    #[error("no valid segmentation")]
+    NoSegmentation(#[source] chaincrf_core::Error),
+    /// The constraints (user dictionary, forced Latin and number runs) give
+    /// a position no label at all.
+    #[error("the segmentation constraints leave a position without an allowed label")]
+    InvalidConstraints(#[source] chaincrf_core::Error),
+    /// The segmenter's configuration cannot be stored in a model.
+    #[error("the segmenter configuration cannot be stored in the model")]
+    Payload(#[source] chaincrf_model::PayloadError),
+    /// The worker threads could not be started.
+    #[cfg(feature = "train")]
+    #[error("cannot start {threads} worker threads")]
+    Threads {
+        /// The count asked for.
+        threads: usize,
+        /// rayon's error.
+        #[source]
+        source: rayon::ThreadPoolBuildError,
+    },
     /// Training failed (bad parameters, a sequence that cannot be trained on,
     /// a saved state of another run, the optimizer).
     #[error("training failed")]
@@ -79,6 +100,85 @@ pub enum Error {
     /// message names the file.
     #[error("{0}")]
     Model(String),
+}
+
+/// What is wrong with a feature configuration or training options
+/// ([`Error::Config`]).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The n-gram window is larger than the extractor supports.
+    #[error("window {window} is larger than the maximum {max}")]
+    WindowTooLarge {
+        /// The window asked for.
+        window: usize,
+        /// The largest window.
+        max: usize,
+    },
+    /// An n-gram template that cannot be used.
+    #[error("n-gram template {template}: {problem}")]
+    InvalidTemplate {
+        /// The template as written, e.g. `C-1C0` (empty for an empty template).
+        template: String,
+        /// What is wrong with it.
+        problem: TemplateProblem,
+    },
+    /// Lexicon features with a length cap of 0.
+    #[error("lexicon_cap must be at least 1")]
+    ZeroLexiconCap,
+    /// Lexicon features without a lexicon.
+    #[error("lexicon_features is set but no lexicon was given")]
+    MissingLexicon,
+    /// A prune threshold that is negative or not a number.
+    #[error("the prune threshold must be a finite number ≥ 0, not {0}")]
+    PruneThreshold(f32),
+    /// Nothing left to train on (empty corpus, or everything held out).
+    #[error("no training sentences")]
+    NoTrainingSentences,
+    /// The semi-Markov segmenter with another scheme than B/M/E/S.
+    #[error("the semi-Markov segmenter uses the B/M/E/S scheme")]
+    SemiMarkovScheme,
+    /// A maximum word length out of range.
+    #[error("the maximum word length must be between 1 and {max}, not {got}")]
+    MaxWordLength {
+        /// The length asked for.
+        got: usize,
+        /// The largest length.
+        max: usize,
+    },
+    /// A semi-Markov stage of 0 iterations.
+    #[error("the semi-Markov stage needs at least 1 iteration")]
+    NoSemiMarkovIterations,
+    /// The character model under a semi-Markov model is not a B/M/E/S
+    /// state-feature model.
+    #[error("the character model is not a B/M/E/S state-feature model")]
+    CharacterModel,
+    /// More word-feature occurrences than the training data's index holds.
+    #[error("the corpus has more than 2^32 word-feature occurrences: use a shorter --max-word-len")]
+    TooManyWordFeatures,
+}
+
+/// What is wrong with an n-gram template ([`ConfigError::InvalidTemplate`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TemplateProblem {
+    /// The template has no offsets.
+    #[error("the template is empty")]
+    Empty,
+    /// An offset reaches outside the window.
+    #[error("offset {offset} is outside the window {window}")]
+    OffsetOutsideWindow {
+        /// The offset outside.
+        offset: i32,
+        /// The window.
+        window: usize,
+    },
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::Config(e)
+    }
 }
 
 impl Error {

@@ -75,7 +75,7 @@ pub use corpus::{
     detect_format, detect_format_file, parse_pku, parse_raw, parse_sighan, read_corpus, read_corpus_as, read_pku,
     read_pku_from, read_raw, read_raw_from, read_sighan, read_sighan_from, CorpusFormat, Sentence,
 };
-pub use error::{Error, Result};
+pub use error::{ConfigError, Error, Result, TemplateProblem};
 pub use eval::{
     parse_word_list, read_word_list, read_word_list_from, score_files, score_lines, score_str, Score, Scorer, WordSet,
 };

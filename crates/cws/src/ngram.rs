@@ -20,7 +20,7 @@
 //! templates in the configuration. [`NgramExtractor::describe`] renders the same
 //! attributes as text for debugging.
 
-use crate::error::{Error, Result};
+use crate::error::{ConfigError, Result, TemplateProblem};
 use crate::lexicon::{LexMatch, Lexicon};
 use crate::normalize::{char_class, char_class_code};
 use chaincrf_features::{hash_combine, hash_name};
@@ -76,25 +76,33 @@ impl NgramConfig {
     /// Checks that the configuration can be used.
     pub fn validate(&self) -> Result<()> {
         if self.window > MAX_WINDOW {
-            return Err(Error::Config(format!(
-                "window {} is larger than the maximum {MAX_WINDOW}",
-                self.window
-            )));
+            return Err(ConfigError::WindowTooLarge {
+                window: self.window,
+                max: MAX_WINDOW,
+            }
+            .into());
         }
         for t in &self.templates {
             if t.is_empty() {
-                return Err(Error::Config("empty n-gram template".into()));
+                return Err(ConfigError::InvalidTemplate {
+                    template: String::new(),
+                    problem: TemplateProblem::Empty,
+                }
+                .into());
             }
             if let Some(o) = t.iter().find(|o| o.unsigned_abs() as usize > self.window) {
-                return Err(Error::Config(format!(
-                    "template {} uses offset {o} outside the window {}",
-                    template_name(t),
-                    self.window
-                )));
+                return Err(ConfigError::InvalidTemplate {
+                    template: template_name(t),
+                    problem: TemplateProblem::OffsetOutsideWindow {
+                        offset: *o,
+                        window: self.window,
+                    },
+                }
+                .into());
             }
         }
         if self.lexicon_features && self.lexicon_cap == 0 {
-            return Err(Error::Config("lexicon_cap must be at least 1".into()));
+            return Err(ConfigError::ZeroLexiconCap.into());
         }
         Ok(())
     }
@@ -224,7 +232,7 @@ impl NgramExtractor {
     pub fn new(config: NgramConfig, lexicon: Option<Arc<Lexicon>>) -> Result<Self> {
         config.validate()?;
         if config.lexicon_features && lexicon.is_none() {
-            return Err(Error::Config("lexicon_features is set but no lexicon was given".into()));
+            return Err(ConfigError::MissingLexicon.into());
         }
         let mut templates = Vec::with_capacity(config.templates.len());
         let mut offsets = Vec::new();
@@ -523,22 +531,56 @@ mod tests {
             templates: vec![vec![3]],
             ..NgramConfig::default()
         };
-        assert!(matches!(NgramExtractor::new(bad, None), Err(Error::Config(_))));
+        assert!(matches!(
+            NgramExtractor::new(bad, None),
+            Err(crate::Error::Config(ConfigError::InvalidTemplate {
+                problem: TemplateProblem::OffsetOutsideWindow { offset: 3, window: 2 },
+                ..
+            }))
+        ));
         let bad = NgramConfig {
             templates: vec![vec![]],
             ..NgramConfig::default()
         };
-        assert!(NgramExtractor::new(bad, None).is_err());
+        assert!(matches!(
+            NgramExtractor::new(bad, None),
+            Err(crate::Error::Config(ConfigError::InvalidTemplate {
+                problem: TemplateProblem::Empty,
+                ..
+            }))
+        ));
         let no_lex = NgramConfig {
             lexicon_features: true,
             ..NgramConfig::default()
         };
-        assert!(NgramExtractor::new(no_lex, None).is_err());
+        assert!(matches!(
+            NgramExtractor::new(no_lex.clone(), None),
+            Err(crate::Error::Config(ConfigError::MissingLexicon))
+        ));
+        let zero_cap = NgramConfig {
+            lexicon_cap: 0,
+            ..no_lex
+        };
+        assert!(matches!(
+            zero_cap.validate(),
+            Err(crate::Error::Config(ConfigError::ZeroLexiconCap))
+        ));
         let wide = NgramConfig {
             window: 9,
             ..NgramConfig::default()
         };
-        assert!(wide.validate().is_err());
+        let err = wide.validate().unwrap_err();
+        assert!(matches!(
+            err,
+            crate::Error::Config(ConfigError::WindowTooLarge {
+                window: 9,
+                max: MAX_WINDOW
+            })
+        ));
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration: window 9 is larger than the maximum 8"
+        );
     }
 
     #[test]

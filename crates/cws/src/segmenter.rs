@@ -112,9 +112,9 @@ impl CwsModelConfig {
     /// The [`ExtractorSpec`] to store in a model.
     ///
     /// # Errors
-    /// [`Error::Config`] if encoding fails.
+    /// [`Error::Payload`] if encoding fails.
     pub fn spec(&self) -> Result<ExtractorSpec> {
-        let payload = chaincrf_model::encode_payload(self).map_err(|e| Error::Config(e.to_string()))?;
+        let payload = chaincrf_model::encode_payload(self).map_err(Error::Payload)?;
         Ok(ExtractorSpec::Custom {
             kind: EXTRACTOR_KIND.into(),
             payload,
@@ -125,9 +125,9 @@ impl CwsModelConfig {
     /// training n-grams (see [`NgramInventory`]).
     ///
     /// # Errors
-    /// [`Error::Config`] if encoding fails.
+    /// [`Error::Payload`] if encoding fails.
     pub fn spec_with_inventory(&self, inventory: &NgramInventory) -> Result<ExtractorSpec> {
-        let payload = chaincrf_model::encode_payload(&(self, inventory)).map_err(|e| Error::Config(e.to_string()))?;
+        let payload = chaincrf_model::encode_payload(&(self, inventory)).map_err(Error::Payload)?;
         Ok(ExtractorSpec::Custom {
             kind: EXTRACTOR_KIND_WITH_INVENTORY.into(),
             payload,
@@ -163,8 +163,8 @@ impl Segmenter {
     /// Loads a model file.
     ///
     /// # Errors
-    /// I/O and format errors naming the file; [`Error::Config`] if the model is
-    /// not a CWS model.
+    /// [`Error::Model`] naming the file when it cannot be read or is not a
+    /// CWS model.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let model = chaincrf_model::load(path).map_err(|e| Error::Model(e.to_string()))?;
@@ -177,7 +177,7 @@ impl Segmenter {
     /// Wraps a model trained for segmentation.
     ///
     /// # Errors
-    /// [`Error::Config`] when the model was not trained by the CWS trainer.
+    /// [`Error::Model`] when the model was not trained by the CWS trainer.
     pub fn from_model(model: Model) -> Result<Self> {
         let bad = |e: String| Error::Model(format!("bad CWS configuration: {e}"));
         let (config, inventory, semi): (CwsModelConfig, Option<NgramInventory>, Option<SemiModel>) = match model
@@ -515,7 +515,7 @@ impl Session<'_> {
                         }
                     })
                     .collect();
-                Some(AllowedLabels::from_sets(&sets, k).map_err(|e| Error::Config(e.to_string()))?)
+                Some(AllowedLabels::from_sets(&sets, k).map_err(Error::InvalidConstraints)?)
             }
             _ => None,
         };
@@ -534,9 +534,7 @@ impl Session<'_> {
         let mut spans = std::mem::take(&mut self.spans);
         scheme.word_spans_into(&self.tags, self.raw.len(), &mut spans);
         let log_z = if confidence {
-            let log_z = self
-                .forward_backward(allowed.as_ref())
-                .map_err(|e| Error::Config(format!("no valid segmentation: {e}")))?;
+            let log_z = self.forward_backward(allowed.as_ref()).map_err(Error::NoSegmentation)?;
             Some(log_z)
         } else {
             None
@@ -572,10 +570,7 @@ impl Session<'_> {
         {
             return Ok(());
         }
-        let path = self
-            .tagger
-            .viterbi(allowed)
-            .map_err(|e| Error::Config(format!("no valid segmentation: {e}")))?;
+        let path = self.tagger.viterbi(allowed).map_err(Error::NoSegmentation)?;
         self.tags.clear();
         self.tags.extend(path.labels.iter().map(|&y| y as u32));
         Ok(())
@@ -605,23 +600,20 @@ impl Session<'_> {
         let scored = self.tagger.potentials();
         match allowed {
             Some(a) => {
-                let c = Constrained::new(scored, a).map_err(|e| Error::Config(e.to_string()))?;
+                let c = Constrained::new(scored, a).map_err(Error::NoSegmentation)?;
                 sc.potentials.fill_from(&c, l, &sc.segment_scores, &mut sc.emissions);
             }
             None => sc
                 .potentials
                 .fill_from(scored, l, &sc.segment_scores, &mut sc.emissions),
         }
-        let best = sc
-            .best
-            .viterbi(&sc.potentials)
-            .map_err(|e| Error::Config(format!("no valid segmentation: {e}")))?;
+        let best = sc.best.viterbi(&sc.potentials).map_err(Error::NoSegmentation)?;
         if confidence {
             sc.marginals.clear();
             sc.marginals.resize(n * l * 2, 0.0);
             sc.sums
                 .segment_marginals_into(&sc.potentials, &mut sc.marginals)
-                .map_err(|e| Error::Config(format!("no valid segmentation: {e}")))?;
+                .map_err(Error::NoSegmentation)?;
         }
         for seg in &best.segments {
             let conf = confidence.then(|| {

@@ -16,7 +16,7 @@
 //! gradients into the attribute weights.
 
 use crate::corpus::Sentence;
-use crate::error::{Error, Result};
+use crate::error::{ConfigError, Error, Result};
 use crate::normalize::normalize;
 use crate::segmenter::EXTRACTOR_KIND_SEMI;
 use crate::semi::SemiModel;
@@ -185,11 +185,7 @@ fn compile(
         let first = out.offsets.len() - 1;
         for set in sets.iter().take(n * max_len) {
             out.features.extend_from_slice(set);
-            let end = u32::try_from(out.features.len()).map_err(|_| {
-                Error::Config(
-                    "the corpus has more than 2^32 word-feature occurrences: use a shorter --max-word-len".into(),
-                )
-            })?;
+            let end = u32::try_from(out.features.len()).map_err(|_| Error::from(ConfigError::TooManyWordFeatures))?;
             out.offsets.push(end);
         }
         out.sentences.push((n, first));
@@ -263,7 +259,7 @@ impl<'c> HybridObjective<'c> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
-            .map_err(|e| Error::Config(format!("cannot start {threads} threads: {e}")))?;
+            .map_err(|source| Error::Threads { threads, source })?;
         // Fixed chunks of 200 sentences: the sums do not depend on the threads.
         let chunks: Vec<Range<usize>> = (0..data.sentences.len())
             .step_by(200)
@@ -500,19 +496,17 @@ pub fn train_semi_segmenter(
     on_progress: &mut dyn FnMut(&Progress<'_>),
 ) -> Result<(CwsTrained, Report)> {
     if options.scheme != crate::TagScheme::Bmes {
-        return Err(Error::Config(
-            "the semi-Markov segmenter uses the B/M/E/S scheme".into(),
-        ));
+        return Err(ConfigError::SemiMarkovScheme.into());
     }
     if semi.max_len == 0 || semi.max_len > WordStats::MAX_MAX_LEN {
-        return Err(Error::Config(format!(
-            "the maximum word length must be between 1 and {}, not {}",
-            WordStats::MAX_MAX_LEN,
-            semi.max_len
-        )));
+        return Err(ConfigError::MaxWordLength {
+            got: semi.max_len,
+            max: WordStats::MAX_MAX_LEN,
+        }
+        .into());
     }
     if semi.max_iterations == 0 {
-        return Err(Error::Config("the semi-Markov stage needs at least 1 iteration".into()));
+        return Err(ConfigError::NoSemiMarkovIterations.into());
     }
     let chain = train_segmenter_with(sentences, options, None, stop.clone(), on_progress)?;
     if matches!(chain.report.termination, Termination::Interrupted { .. }) {
@@ -529,9 +523,7 @@ pub fn train_semi_segmenter(
     } = prepare(sentences, options)?;
     let model = chain.model;
     if model.attributes().len(AttrKind::Edge) != 0 || model.num_labels() != 4 {
-        return Err(Error::Config(
-            "the character model is not a B/M/E/S state-feature model".into(),
-        ));
+        return Err(ConfigError::CharacterModel.into());
     }
     let l = semi.max_len;
     let folds = match fold_extractors.len() {
@@ -613,13 +605,12 @@ pub fn train_semi_segmenter(
     let inventory = match model.extractor() {
         ExtractorSpec::Custom { kind, payload } if kind == crate::segmenter::EXTRACTOR_KIND_WITH_INVENTORY => Some(
             chaincrf_model::decode_payload::<(crate::CwsModelConfig, crate::NgramInventory)>(payload)
-                .map_err(|e| Error::Config(e.to_string()))?
+                .map_err(|e| Error::Model(format!("bad CWS configuration: {e}")))?
                 .1,
         ),
         _ => None,
     };
-    let payload = chaincrf_model::encode_payload(&(&config, &inventory, &semi_model))
-        .map_err(|e| Error::Config(e.to_string()))?;
+    let payload = chaincrf_model::encode_payload(&(&config, &inventory, &semi_model)).map_err(Error::Payload)?;
     let mut chain_w = w[..layout.len()].to_vec();
     // Forbidden transitions, starts and ends stay as the structure says.
     let original = model.to_flat();

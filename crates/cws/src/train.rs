@@ -8,7 +8,7 @@
 
 use crate::compiled::NgramInventory;
 use crate::corpus::Sentence;
-use crate::error::{Error, Result};
+use crate::error::{ConfigError, Error, Result};
 use crate::lexicon::Lexicon;
 use crate::ngram::{NgramConfig, NgramExtractor};
 use crate::normalize::normalize;
@@ -134,7 +134,7 @@ pub fn is_held_out(i: usize, dev_every: Option<usize>) -> bool {
 /// Trains a segmenter on `sentences` (each a list of words).
 ///
 /// # Errors
-/// [`Error::Config`] for bad options or when training fails.
+/// [`Error::Config`] for bad options, [`Error::Train`] when training fails.
 pub fn train_segmenter(
     sentences: &[Sentence],
     options: &CwsTrainOptions,
@@ -175,10 +175,7 @@ pub(crate) struct Prepared<'s> {
 pub(crate) fn prepare<'s>(sentences: &'s [Sentence], options: &CwsTrainOptions) -> Result<Prepared<'s>> {
     options.ngram.validate()?;
     if !(options.prune_threshold.is_finite() && options.prune_threshold >= 0.0) {
-        return Err(Error::Config(format!(
-            "the prune threshold must be a finite number ≥ 0, not {}",
-            options.prune_threshold
-        )));
+        return Err(ConfigError::PruneThreshold(options.prune_threshold).into());
     }
     let scheme = options.scheme;
     let mut train_set = Vec::new();
@@ -194,7 +191,7 @@ pub(crate) fn prepare<'s>(sentences: &'s [Sentence], options: &CwsTrainOptions) 
         }
     }
     if train_set.is_empty() {
-        return Err(Error::Config("no training sentences".into()));
+        return Err(ConfigError::NoTrainingSentences.into());
     }
     // The lexicon of the sentences `keep` selects (by index in the training set).
     let lexicon_of = |keep: &dyn Fn(usize) -> bool| {
@@ -257,8 +254,8 @@ pub(crate) fn prepare<'s>(sentences: &'s [Sentence], options: &CwsTrainOptions) 
 /// with this run's, and a difference is an error.
 ///
 /// # Errors
-/// [`Error::Config`] for bad options, a checkpoint of another run, or when
-/// training fails.
+/// [`Error::Config`] for bad options, [`Error::CheckpointMismatch`] for a
+/// checkpoint of another run, [`Error::Train`] when training fails.
 pub fn train_segmenter_with(
     sentences: &[Sentence],
     options: &CwsTrainOptions,
