@@ -14,12 +14,12 @@ use crate::ngram::{NgramConfig, NgramExtractor};
 use crate::normalize::normalize;
 use crate::scheme::TagScheme;
 use crate::segmenter::CwsModelConfig;
-use chaincrf_features::{AttrKind, LabelAlphabet};
+use chaincrf_features::LabelAlphabet;
 use chaincrf_model::Checkpoint;
 use chaincrf_model::Model;
 use chaincrf_train::{
-    Algorithm, CheckedParams, Dataset, DatasetBuilder, HeldOutBuilder, LabelTarget, Params, Progress, Report,
-    SavedState, Trainer,
+    Algorithm, CheckedParams, DatasetBuilder, HeldOutBuilder, LabelTarget, Params, Progress, Report, SavedState,
+    Trainer,
 };
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -141,20 +141,6 @@ pub fn train_segmenter(
     progress: &mut dyn FnMut(&Progress<'_>),
 ) -> Result<CwsTrained> {
     train_segmenter_with(sentences, options, None, None, progress)
-}
-
-/// Whether a checkpoint was made by a run over the same features: same labels,
-/// same attributes with the same ids, same extractor configuration (lexicon
-/// included) and structure.
-fn checkpoint_matches(c: &Checkpoint, data: &Dataset) -> bool {
-    let (m, d) = (&c.model, &data.attributes);
-    m.labels().labels() == data.labels.labels()
-        && *m.extractor() == data.extractor
-        && *m.structure() == data.structure
-        && [AttrKind::State, AttrKind::Edge].into_iter().all(|kind| {
-            m.attributes().len(kind) == d.len(kind)
-                && (0..d.len(kind) as u32).all(|id| m.attributes().key(kind, id) == d.key(kind, id))
-        })
 }
 
 /// The parts of a training run that the chain and the semi-Markov trainer
@@ -296,7 +282,7 @@ pub fn train_segmenter_with(
     let dev = if dev_set.is_empty() {
         None
     } else {
-        let mut hb = HeldOutBuilder::new(&data.attributes, &data.labels);
+        let mut hb = HeldOutBuilder::new(data.attributes(), data.labels());
         for s in &dev_set {
             let chars = normalize(&s.concat());
             hb.add(&extractor, &chars[..], &scheme.tags_from_words(s))?;
@@ -306,7 +292,7 @@ pub fn train_segmenter_with(
     let saved = match resume {
         None => None,
         Some(c) => {
-            if !checkpoint_matches(c, &data) {
+            if !data.has_features_of(&c.model) {
                 return Err(Error::CheckpointMismatch);
             }
             Some(SavedState::from_bytes(&c.optimizer)?)

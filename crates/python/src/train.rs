@@ -145,7 +145,7 @@ fn score_holdout(dev: &Dataset, layout: WeightLayout, structure: &Structure, wei
         if gold.is_empty() {
             continue;
         }
-        view.score_into(structure, &dev.arena.sequence(i), &mut scored);
+        view.score_into(structure, &dev.arena().sequence(i), &mut scored);
         let predicted = ws.viterbi(&scored).map(|p| p.labels).unwrap_or_default();
         let mut all = predicted.len() == gold.len();
         for (t, &g) in gold.iter().enumerate() {
@@ -390,7 +390,7 @@ fn run(
     }
     let data = builder.build();
     let dev = if holdout >= 0 {
-        let mut b = HeldOutBuilder::new(&data.attributes, &data.labels);
+        let mut b = HeldOutBuilder::new(data.attributes(), data.labels());
         for s in store.sequences.iter().filter(|s| s.group == holdout) {
             b.add(&extractor, s, &s.labels)
                 .map_err(|e| PyValueError::new_err(e.to_string()))?;
@@ -401,7 +401,7 @@ fn run(
     };
     drop(taken);
     drop(guard);
-    let structure: Structure = data.structure.clone();
+    let structure: Structure = data.structure().clone();
     let layout: WeightLayout = data.layout();
     let num_features = data.num_features(&settings.params);
     Python::attach(|py| {
@@ -424,7 +424,7 @@ fn run(
                     p,
                     weights,
                     &mut previous,
-                    scores.as_ref().map(|s| (s, &data.labels)),
+                    scores.as_ref().map(|s| (s, data.labels())),
                 )?;
                 on_iteration.call1(py, (d,)).map(|_| ())
             });

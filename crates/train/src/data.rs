@@ -20,19 +20,19 @@ pub enum LabelTarget {
 #[derive(Clone, Debug)]
 pub struct Dataset {
     /// Attribute ids per position of every sequence.
-    pub arena: ObservationArena,
+    pub(crate) arena: ObservationArena,
     /// Labels (shared with the model).
-    pub labels: LabelAlphabet,
+    pub(crate) labels: LabelAlphabet,
     /// The attribute dictionary the ids refer to.
-    pub attributes: AttributeDictionary,
+    pub(crate) attributes: AttributeDictionary,
     /// Gold label per position (`usize::MAX` at positions of partially labeled sequences).
-    pub gold: Vec<usize>,
+    pub(crate) gold: Vec<usize>,
     /// Allowed labels for partially labeled sequences (`None` = fully labeled).
-    pub partial: Vec<Option<AllowedLabels>>,
+    pub(crate) partial: Vec<Option<AllowedLabels>>,
     /// How the attributes were extracted, recorded in the trained model.
-    pub extractor: ExtractorSpec,
+    pub(crate) extractor: ExtractorSpec,
     /// Which weight blocks the model has, and its hard constraints.
-    pub structure: Structure,
+    pub(crate) structure: Structure,
 }
 
 /// The extractor spec of a dataset built from a user's own extractor: the
@@ -54,6 +54,52 @@ pub fn default_structure() -> Structure {
 }
 
 impl Dataset {
+    /// Attribute ids per position of every sequence.
+    pub fn arena(&self) -> &ObservationArena {
+        &self.arena
+    }
+    /// The label alphabet (shared with the model).
+    pub fn labels(&self) -> &LabelAlphabet {
+        &self.labels
+    }
+    /// The attribute dictionary the ids refer to.
+    pub fn attributes(&self) -> &AttributeDictionary {
+        &self.attributes
+    }
+    /// Gold label per position of all sequences, concatenated (`usize::MAX`
+    /// at positions of partially labeled sequences); [`Dataset::gold_of`]
+    /// gives one sequence's.
+    pub fn gold(&self) -> &[usize] {
+        &self.gold
+    }
+    /// Per sequence, its allowed labels when partially labeled (`None` =
+    /// fully labeled).
+    pub fn partial(&self) -> &[Option<AllowedLabels>] {
+        &self.partial
+    }
+    /// How the attributes were extracted (recorded in the trained model).
+    pub fn extractor(&self) -> &ExtractorSpec {
+        &self.extractor
+    }
+    /// Which weight blocks the model has, and its hard constraints.
+    pub fn structure(&self) -> &Structure {
+        &self.structure
+    }
+
+    /// Whether `model` has exactly this data's features: the same labels,
+    /// the same attributes with the same ids, the same extractor and
+    /// structure (what resuming from a checkpoint's model needs).
+    pub fn has_features_of(&self, model: &Model) -> bool {
+        let (m, d) = (model, &self.attributes);
+        m.labels().labels() == self.labels.labels()
+            && *m.extractor() == self.extractor
+            && *m.structure() == self.structure
+            && [AttrKind::State, AttrKind::Edge].into_iter().all(|kind| {
+                m.attributes().len(kind) == d.len(kind)
+                    && (0..d.len(kind) as u32).all(|id| m.attributes().key(kind, id) == d.key(kind, id))
+            })
+    }
+
     /// The layout of the weights a model of this data has (the one place it
     /// is computed).
     pub fn layout(&self) -> WeightLayout {
@@ -114,7 +160,7 @@ impl Dataset {
 /// let mut builder = DatasetBuilder::new().min_count(1);
 /// builder.add(&Words, &["a", "b"][..], &["X", "Y"]).unwrap();
 /// let data = builder.build();
-/// assert_eq!((data.len(), data.labels.len()), (1, 2));
+/// assert_eq!((data.len(), data.labels().len()), (1, 2));
 /// ```
 #[derive(Debug)]
 pub struct DatasetBuilder {

@@ -18,10 +18,9 @@ use super::{load_model, open_file};
 use anyhow::{bail, Context as _};
 use chaincrf_features::Templates;
 use chaincrf_model::check_writable;
-use chaincrf_model::Model;
 use chaincrf_train::{
-    CheckedParams, ClassicCorpus, ClassicFormat, ClassicOptions, ClassicSetup, Dataset, Progress, SavedState,
-    Termination, Trainer,
+    CheckedParams, ClassicCorpus, ClassicFormat, ClassicOptions, ClassicSetup, Progress, SavedState, Termination,
+    Trainer,
 };
 use std::path::PathBuf;
 use std::time::Instant;
@@ -125,19 +124,6 @@ fn run_inputs(args: &Args, params: &CheckedParams) -> (Vec<PathBuf>, String) {
     (files, options)
 }
 
-/// Whether `m` has exactly the labels and attribute ids of `data`.
-fn same_features(m: &Model, d: &Dataset) -> bool {
-    use chaincrf_features::AttrKind;
-    m.labels().labels() == d.labels.labels()
-        && *m.extractor() == d.extractor
-        && *m.structure() == d.structure
-        && [AttrKind::State, AttrKind::Edge].into_iter().all(|kind| {
-            m.attributes().len(kind) == d.attributes.len(kind)
-                && (0..d.attributes.len(kind) as u32)
-                    .all(|id| m.attributes().key(kind, id) == d.attributes.key(kind, id))
-        })
-}
-
 /// Runs `chaincrf train`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.optimizer.print_help_params() {
@@ -237,7 +223,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let layout = data.layout();
     let saved = match checkpoint {
         Some(c) => {
-            if !same_features(&c.model, data) {
+            if !data.has_features_of(&c.model) {
                 bail!(
                     "{}: the checkpoint's labels or features differ from this run's; start over without --resume",
                     checkpointer.path.display()
