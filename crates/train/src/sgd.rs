@@ -38,6 +38,20 @@
 //! better start for L-BFGS. When no candidate gives a finite score,
 //! training fails with an error rather than diverge.
 //!
+//! **Which sequences the sample holds.** The sample is a set of *positions*:
+//! the first `calibration.samples` entries of the permutation the fixed seed
+//! draws over `0..N`, visited in that order (CRFsuite 0.12 likewise calls
+//! `dataset_shuffle` once, with C's `rand()`, and calibrates on the first
+//! `samples` instances of its permutation). The chosen `η₀` is therefore
+//! deterministic for a given input, and it depends on the order of the
+//! training sequences exactly as CRFsuite's does: through which sequences sit
+//! at the sampled positions (and, when `samples ≥ N`, through the order the
+//! sample is visited in). Reordering only the sequences at the other
+//! positions leaves it unchanged. With the discrete candidates
+//! (`eta · rateᵏ`) two orders of the same corpus can calibrate one factor of
+//! `rate` apart, as CRFsuite's can; `docs/training.md` shows such a case on
+//! PKU.
+//!
 //! Deterministic: one thread, sequences visited in an order reshuffled every
 //! epoch by a seeded generator ([`crate::epochs`]). Weights that are not
 //! trainable (unobserved pairs, forbidden transitions) stay exactly zero.

@@ -316,3 +316,82 @@ fn bad_parameters_are_named() {
         }
     }
 }
+
+/// The data of `seqs` in the given order (labels as in [`synthetic`]).
+fn from_sequences(seqs: &[Vec<u8>]) -> Dataset {
+    let mut b = DatasetBuilder::new().without_attribute_names().structure(structure());
+    for l in ["even", "odd", "after7"] {
+        b.labels_mut().intern(l);
+    }
+    for x in seqs {
+        let y = x
+            .iter()
+            .enumerate()
+            .map(|(t, &v)| if t > 0 && x[t - 1] == 7 { 2 } else { u32::from(v % 2) })
+            .collect();
+        b.add_target(&Tokens, &x[..], LabelTarget::Gold(y)).unwrap();
+    }
+    b.build()
+}
+
+/// The calibration sample is the first `calibration.samples` positions of
+/// the permutation the seed draws (CRFsuite: the first `samples` of its
+/// `dataset_shuffle`d permutation), visited in that order. So η₀ depends on
+/// which sequences the input puts at those positions, as CRFsuite's does,
+/// and on nothing else: reordering the sequences at the other positions
+/// leaves it bit for bit unchanged, while every weight passed to the
+/// calibration is zero there. Runs are deterministic.
+#[test]
+fn calibration_sample_is_the_seeded_permutations_prefix() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+    let n = 40;
+    let seqs: Vec<Vec<u8>> = (0..n)
+        .map(|_| {
+            let len = rng.random_range(1..10);
+            (0..len).map(|_| rng.random_range(0..9)).collect()
+        })
+        .collect();
+    let mut cfg = config(1);
+    cfg.calibration.samples = 9;
+    // Every pair trainable: the mask then does not depend on the order.
+    let eta0 = |seqs: &[Vec<u8>]| {
+        let d = from_sequences(seqs);
+        let l = layout(&d);
+        let mask = vec![true; l.len()];
+        run_l2sgd(
+            &d,
+            &structure(),
+            l,
+            &mask,
+            SgdStart::Weights(None),
+            &cfg,
+            &|| false,
+            &mut |_| EpochControl::Continue,
+        )
+        .unwrap()
+        .initial_learning_rate
+    };
+    let base = eta0(&seqs);
+    assert_eq!(eta0(&seqs).to_bits(), base.to_bits(), "not deterministic");
+
+    let mut order = VisitOrder::new(n, cfg.seed);
+    order.reshuffle();
+    let sample: Vec<usize> = order.prefix(cfg.calibration.samples).collect();
+    let others: Vec<usize> = (0..n).filter(|i| !sample.contains(i)).collect();
+    // The other positions' sequences rotated among themselves.
+    let mut rotated = seqs.clone();
+    for (k, &i) in others.iter().enumerate() {
+        rotated[i] = seqs[others[(k + 1) % others.len()]].clone();
+    }
+    assert_ne!(rotated, seqs);
+    assert_eq!(eta0(&rotated).to_bits(), base.to_bits());
+
+    // A sample of sequences that each end in a long run of the "after 7"
+    // label: calibrated on them alone, η₀ differs from the mixed sample's.
+    let mut skewed = seqs.clone();
+    for &i in &sample {
+        skewed[i] = [7u8; 9].to_vec();
+    }
+    let skewed_eta0 = eta0(&skewed);
+    assert_ne!(skewed_eta0.to_bits(), base.to_bits(), "η₀ {base} both times");
+}
