@@ -18,7 +18,7 @@ use crate::online::{run_online, OnlineAlgorithm, OnlineConfig, OnlineStart, Onli
 use crate::params::{Algorithm, CheckedParams, Params};
 use crate::progress::{HeldOutScore, Observer, Progress, Stage};
 use crate::sgd::{run_l2sgd, Calibration, SgdConfig, SgdStart, SgdTermination};
-use crate::state::{Owned, SavedState, StateRef};
+use crate::state::{BestSoFar, Owned, SavedState, StateRef};
 use crate::termination::Termination;
 use chaincrf_core::chain::ChainWorkspace;
 use chaincrf_core::MaxPlus;
@@ -526,10 +526,11 @@ fn state_mismatch(saved: &SavedState, algorithm: Algorithm) -> TrainError {
 }
 
 /// Early stopping's bookkeeping for the epoch-based algorithms: the best
-/// held-out accuracy, its epoch and its weights.
+/// held-out accuracy, its epoch and its weights (saved with the optimizer's
+/// state, so that a resumed run keeps them).
 struct BestEpoch {
     patience: Option<usize>,
-    best: Option<(f64, u64, Vec<f64>)>,
+    best: BestSoFar,
 }
 
 impl BestEpoch {
@@ -577,15 +578,15 @@ fn fit_online(
     let mut config = OnlineConfig::new(online);
     config.max_iterations = params.max_iterations_or_default().map_or(usize::MAX, |n| n as usize);
     config.epsilon = params.epsilon_or_default();
-    let online_start = match resume {
-        None => OnlineStart::Weights(Some(start)),
-        Some(SavedState(Owned::Online(state))) => OnlineStart::Resume(state),
+    let (online_start, saved_best) = match resume {
+        None => (OnlineStart::Weights(Some(start)), None),
+        Some(SavedState(Owned::Online(state, best))) => (OnlineStart::Resume(state), best),
         Some(other) => return Err(state_mismatch(&other, algorithm)),
     };
     let stop = || cx.stop.is_some_and(|f| f.load(Ordering::SeqCst));
     let mut best = BestEpoch {
         patience: cx.patience,
-        best: None,
+        best: saved_best,
     };
     let mut last_heldout = None;
     let observer = cx.observer;
@@ -600,8 +601,10 @@ fn fit_online(
         &mut |e| {
             let heldout = cx.heldout.map(|h| h(e.weights()));
             last_heldout = heldout;
+            // Recorded before the event, whose checkpoint saves it.
+            let patience_ran_out = best.record(e.epoch as u64, heldout, e.weights());
             let weights = || e.weights();
-            let state = || StateRef::Online(&e.state()).encode();
+            let state = || StateRef::Online(&e.state(), &best.best).encode();
             epoch_event(
                 observer,
                 EpochEvent {
@@ -617,7 +620,7 @@ fn fit_online(
                 &weights,
                 &state,
             );
-            if best.record(e.epoch as u64, heldout, e.weights()) {
+            if patience_ran_out {
                 EpochControl::Stop
             } else {
                 EpochControl::Continue
@@ -638,7 +641,7 @@ fn fit_online(
             // Stopped mid-epoch: report it, so that a checkpoint of the
             // mid-epoch state can be written, and resumed exactly.
             let weights = || out.weights.as_slice();
-            let state = || StateRef::Online(&out.state).encode();
+            let state = || StateRef::Online(&out.state, &best.best).encode();
             epoch_event(
                 observer,
                 EpochEvent {
@@ -698,15 +701,15 @@ fn fit_l2sgd(
         max_trials: params.calibration_max_trials,
         ..Calibration::default()
     };
-    let sgd_start = match resume {
-        None => SgdStart::Weights(Some(start)),
-        Some(SavedState(Owned::Sgd(state))) => SgdStart::Resume(state),
+    let (sgd_start, saved_best) = match resume {
+        None => (SgdStart::Weights(Some(start)), None),
+        Some(SavedState(Owned::Sgd(state, best))) => (SgdStart::Resume(state), best),
         Some(other) => return Err(state_mismatch(&other, Algorithm::L2Sgd)),
     };
     let stop = || cx.stop.is_some_and(|f| f.load(Ordering::SeqCst));
     let mut best = BestEpoch {
         patience: cx.patience,
-        best: None,
+        best: saved_best,
     };
     let mut last_heldout = None;
     let observer = cx.observer;
@@ -721,8 +724,10 @@ fn fit_l2sgd(
         &mut |e| {
             let heldout = cx.heldout.map(|h| h(e.weights));
             last_heldout = heldout;
+            // Recorded before the event, whose checkpoint saves it.
+            let patience_ran_out = best.record(e.epoch as u64, heldout, e.weights);
             let weights = || e.weights;
-            let state = || StateRef::Sgd(&e.state()).encode();
+            let state = || StateRef::Sgd(&e.state(), &best.best).encode();
             epoch_event(
                 observer,
                 EpochEvent {
@@ -738,7 +743,7 @@ fn fit_l2sgd(
                 &weights,
                 &state,
             );
-            if best.record(e.epoch as u64, heldout, e.weights) {
+            if patience_ran_out {
                 EpochControl::Stop
             } else {
                 EpochControl::Continue
@@ -758,7 +763,7 @@ fn fit_l2sgd(
         },
         SgdTermination::Interrupted => {
             let weights = || out.weights.as_slice();
-            let state = || StateRef::Sgd(&out.state).encode();
+            let state = || StateRef::Sgd(&out.state, &best.best).encode();
             epoch_event(
                 observer,
                 EpochEvent {

@@ -6,6 +6,12 @@
 //! optimizer's vectors ([`StateRef`]) and decoding owns them ([`SavedState`]);
 //! the two enums have the same variants in the same order and hence the same
 //! encoding.
+//!
+//! The epoch-based algorithms' states travel with early stopping's
+//! best-so-far ([`BestSoFar`]: the best held-out score, its epoch and its
+//! weights), which lives in the fit loop rather than in the optimizer; without
+//! it a resumed run would forget the best epoch before the interruption and
+//! could return another model than the uninterrupted run.
 
 use crate::error::TrainError;
 use crate::lbfgs::{LbfgsState, LbfgsStateRef};
@@ -16,20 +22,25 @@ use crate::sgd::SgdState;
 /// A decoded saved state, for [`crate::Trainer::resume_from`].
 pub struct SavedState(pub(crate) Owned);
 
+/// Early stopping's best held-out score so far, the epoch it was reached
+/// at and that epoch's weights (`None` before the first held-out score, or
+/// without early stopping).
+pub(crate) type BestSoFar = Option<(f64, u64, Vec<f64>)>;
+
 /// The owned states, by algorithm.
 #[derive(serde::Deserialize)]
 pub(crate) enum Owned {
     Lbfgs(Box<LbfgsState>),
-    Sgd(Box<SgdState>),
-    Online(Box<OnlineState>),
+    Sgd(Box<SgdState>, BestSoFar),
+    Online(Box<OnlineState>, BestSoFar),
 }
 
 /// The borrowed states, encoded by [`StateRef::encode`].
 #[derive(serde::Serialize)]
 pub(crate) enum StateRef<'a> {
     Lbfgs(&'a LbfgsStateRef<'a>),
-    Sgd(&'a SgdState),
-    Online(&'a OnlineState),
+    Sgd(&'a SgdState, &'a BestSoFar),
+    Online(&'a OnlineState, &'a BestSoFar),
 }
 
 impl StateRef<'_> {
@@ -58,8 +69,8 @@ impl SavedState {
     pub fn algorithm(&self) -> Algorithm {
         match &self.0 {
             Owned::Lbfgs(_) => Algorithm::Lbfgs,
-            Owned::Sgd(_) => Algorithm::L2Sgd,
-            Owned::Online(s) => s.algorithm(),
+            Owned::Sgd(..) => Algorithm::L2Sgd,
+            Owned::Online(s, _) => s.algorithm(),
         }
     }
 
@@ -67,8 +78,8 @@ impl SavedState {
     pub fn iteration(&self) -> u64 {
         match &self.0 {
             Owned::Lbfgs(s) => s.iteration(),
-            Owned::Sgd(s) => s.epoch() as u64,
-            Owned::Online(s) => s.epoch() as u64,
+            Owned::Sgd(s, _) => s.epoch() as u64,
+            Owned::Online(s, _) => s.epoch() as u64,
         }
     }
 }

@@ -4,7 +4,9 @@
 
 use crate::mask::trainable_mask;
 use crate::objective::Objective;
-use crate::{Algorithm, Dataset, DatasetBuilder, Fitted, LabelTarget, Params, Progress, SavedState, Trainer};
+use crate::{
+    Algorithm, Dataset, DatasetBuilder, Fitted, LabelTarget, Params, Progress, SavedState, Termination, Trainer,
+};
 use chaincrf_features::{Attr, FeatureExtractor};
 use chaincrf_model::{Structure, WeightLayout};
 use rand::{Rng, SeedableRng};
@@ -659,4 +661,80 @@ fn max_linesearch_bounds_the_trials_of_every_line_search() {
         cut.report().evaluations,
         1 + trials[..first_long].iter().sum::<usize>() + limit
     );
+}
+
+/// Early stopping of the epoch-based algorithms survives a resume: a run
+/// resumed from the state saved one epoch after its best held-out epoch (so
+/// the best is in the past when it resumes) stops where the uninterrupted
+/// run stops and returns the same best epoch's model, byte for byte.
+#[test]
+fn online_early_stopping_resumes_exactly() {
+    // Labels flipped at random in a fifth of the training positions, so the
+    // held-out accuracy moves from epoch to epoch.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(77);
+    let noisy: Vec<(Vec<u8>, Vec<u32>)> = synthetic(150, 43)
+        .into_iter()
+        .map(|(x, y)| {
+            let y = y
+                .into_iter()
+                .map(|l| {
+                    if rng.random_bool(0.2) {
+                        rng.random_range(0..3)
+                    } else {
+                        l
+                    }
+                })
+                .collect();
+            (x, y)
+        })
+        .collect();
+    let data = dataset(&noisy);
+    let dev = {
+        let mut b = crate::HeldOutBuilder::new(data.attributes(), data.labels());
+        for (x, y) in synthetic(60, 44) {
+            b.add(&Tokens, &x, &y).unwrap();
+        }
+        b.finish()
+    };
+    for algorithm in [
+        Algorithm::L2Sgd,
+        Algorithm::AveragedPerceptron,
+        Algorithm::PassiveAggressive,
+        Algorithm::Arow,
+    ] {
+        let trainer = || {
+            let p = Params::new(algorithm).max_iterations(Some(40));
+            let p = if algorithm == Algorithm::L2Sgd { p.c2(0.01) } else { p };
+            Trainer::new(p.check().unwrap())
+                .threads(1)
+                .held_out(&dev)
+                .early_stopping(2)
+        };
+        let full = trainer().fit(&data).unwrap();
+        let Termination::EarlyStopping { best_iteration, .. } = full.report().termination else {
+            panic!("{algorithm}: no early stop to test: {}", full.report());
+        };
+        assert!(full.report().iterations > best_iteration, "{algorithm}");
+        // The state saved at the end of the epoch after the best one.
+        let at = best_iteration + 1;
+        let mut saved = None;
+        trainer()
+            .observer(|p| {
+                if p.iteration == at && !p.interrupted {
+                    saved = Some(p.saved_state().unwrap());
+                }
+            })
+            .fit(&data)
+            .unwrap();
+        let state = SavedState::from_bytes(&saved.expect("a state after the best epoch")).unwrap();
+        assert_eq!((state.algorithm(), state.iteration()), (algorithm, at));
+        let rest = trainer().resume_from(state).fit(&data).unwrap();
+        assert_eq!(rest.report().termination, full.report().termination, "{algorithm}");
+        assert_eq!(rest.report().iterations, full.report().iterations, "{algorithm}");
+        assert_eq!(
+            chaincrf_model::to_bytes(rest.model()).unwrap(),
+            chaincrf_model::to_bytes(full.model()).unwrap(),
+            "{algorithm}: the resumed run returned another model"
+        );
+    }
 }
