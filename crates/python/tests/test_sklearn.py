@@ -201,6 +201,20 @@ def test_verbose_prints_each_iteration(corpus: Any, capsys: pytest.CaptureFixtur
     assert capsys.readouterr().out == ""
 
 
+@pytest.mark.parametrize("linesearch", ["Backtracking", "StrongBacktracking"])
+@pytest.mark.parametrize("c1", [0.0, 0.05])
+def test_backtracking_line_searches_fit(corpus: Any, test_corpus: Any, linesearch: str, c1: float) -> None:
+    X, y = corpus
+    Xt, yt = test_corpus
+    reference = sklearn_crfsuite.CRF(c1=c1, c2=0.01, max_iterations=50).fit(X, y)
+    crf = sklearn_crfsuite.CRF(c1=c1, c2=0.01, max_iterations=50, linesearch=linesearch).fit(X, y)
+    assert crf.get_params()["linesearch"] == linesearch
+    assert crf.score(Xt, yt) > 0.97
+    assert abs(crf.score(Xt, yt) - reference.score(Xt, yt)) < 0.02
+    log = crf.training_log_
+    assert log.iterations[-1]["loss"] < log.iterations[0]["loss"]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "fragment"),
     [

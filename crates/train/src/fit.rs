@@ -356,6 +356,7 @@ fn lbfgs_config<'a>(
         gradient_tolerance: params.gradient_tolerance,
         max_iterations: params.max_iterations_or_default(),
         max_linesearch: params.max_linesearch,
+        linesearch: params.linesearch,
         patience,
         stop,
         started,

@@ -4,7 +4,8 @@
 //! The iteration itself ([`solver::Lbfgs`]) is ours: it computes what
 //! argmin's `LBFGS` computes, bit for bit, in fewer passes over the weights
 //! (on 6.4 million weights the optimizer's vector work was a third of an
-//! iteration); the line search is argmin's More–Thuente search.
+//! iteration); the line search is argmin's More–Thuente search, or one of
+//! CRFsuite's backtracking searches ([`linesearch`]).
 //!
 //! argmin's observers see iterations but cannot stop a run, so the solver is
 //! wrapped in [`Stopping`], whose `terminate` applies CRFsuite's rules (the
@@ -41,6 +42,7 @@ use std::cell::OnceCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
+mod linesearch;
 mod solver;
 
 /// The best held-out accuracy seen, its iteration and its (compact) weights.
@@ -85,6 +87,8 @@ pub(crate) struct LbfgsConfig<'a> {
     pub max_iterations: Option<u64>,
     /// Most trials (evaluations) of one line search.
     pub max_linesearch: usize,
+    /// The line search (not saved: a resumed run takes the configured one).
+    pub linesearch: crate::params::LineSearch,
     pub patience: Option<usize>,
     pub stop: Option<&'a AtomicBool>,
     pub started: Instant,
@@ -346,6 +350,20 @@ struct FirstStepScaled<L> {
     calls: usize,
 }
 
+impl<L> FirstStepScaled<L> {
+    /// The first step of the next search along `d`: 1/‖d‖ on a run's first
+    /// search when ‖d‖ > 1 (a pass over `d`), else 1.
+    fn next_first_step(&mut self, d: &ParVec) -> f64 {
+        let n = if self.calls == 0 { d.l2_norm() } else { 0.0 };
+        self.calls += 1;
+        if n > 1.0 {
+            1.0 / n
+        } else {
+            1.0
+        }
+    }
+}
+
 impl<L: Clone + argmin::solver::linesearch::LineSearch<ParVec, f64>> FirstStepScaled<L> {
     /// A copy set up to search along `d` (this one counts the search but
     /// keeps no vector: it is saved in every checkpoint).
@@ -361,12 +379,9 @@ impl<L: argmin::solver::linesearch::LineSearch<ParVec, f64>> argmin::solver::lin
     for FirstStepScaled<L>
 {
     fn search_direction(&mut self, d: ParVec) {
-        // Only the first search reads the norm (a pass over the vector).
-        let n = if self.calls == 0 { d.l2_norm() } else { 0.0 };
-        let step = if n > 1.0 { 1.0 / n } else { 1.0 };
+        let step = self.next_first_step(&d);
         // MoreThuente accepts any step > 0; the error case cannot occur here.
         let _ = self.inner.initial_step_length(step);
-        self.calls += 1;
         self.inner.search_direction(d);
     }
     fn initial_step_length(&mut self, step: f64) -> Result<(), argmin::core::Error> {
@@ -445,6 +460,7 @@ pub(crate) fn run<O: Differentiable>(
             (solver, state, saved.history, saved.best, Some(at))
         }
     };
+    let solver = solver.with_line_search(config.linesearch);
     let evaluations = || objective.evaluations();
     let expand = |w: &[f64]| objective.expand(w);
     let trials = TrialBudget::new(config.max_linesearch);

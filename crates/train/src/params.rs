@@ -190,7 +190,7 @@ static PARAMS: &[ParamSpec] = &[
         "linesearch",
         "MoreThuente",
         &[Lbfgs],
-        "line search method (MoreThuente is the one implemented)",
+        "line search method: MoreThuente, Backtracking (regular Wolfe conditions) or StrongBacktracking (strong Wolfe conditions); with c1 > 0 both backtracking names take OWL-QN's orthant-wise backtracking",
     ),
     spec(
         "max_linesearch",
@@ -246,15 +246,20 @@ static PARAMS: &[ParamSpec] = &[
     spec("gamma", "1", &[Arow], "tradeoff between loss and confidence"),
 ];
 
-/// The line searches CRFsuite offers for `lbfgs`; [`Params::check`] accepts
-/// `MoreThuente`, the default and the one implemented.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The line searches CRFsuite offers for `lbfgs` (its `linesearch`
+/// parameter), with libLBFGS's semantics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LineSearch {
-    /// Moré and Thuente's line search (strong Wolfe conditions).
+    /// Moré and Thuente's line search (strong Wolfe conditions), the
+    /// default; under OWL-QN it searches the orthant-projected objective.
+    #[default]
     MoreThuente,
-    /// Backtracking with the Armijo condition (not implemented).
+    /// Backtracking until the regular Wolfe conditions hold (sufficient
+    /// decrease with ftol = 1e-4, curvature with wolfe = 0.9; the step
+    /// halves or grows by 2.1); under OWL-QN, libLBFGS's orthant-wise
+    /// backtracking (sufficient decrease only).
     Backtracking,
-    /// Backtracking with the strong Wolfe conditions (not implemented).
+    /// As [`LineSearch::Backtracking`], with the strong Wolfe conditions.
     StrongBacktracking,
 }
 
@@ -286,7 +291,7 @@ pub struct Params {
     epsilon: Option<f64>,
     pub(crate) period: usize,
     delta: Option<f64>,
-    linesearch: LineSearch,
+    pub(crate) linesearch: LineSearch,
     pub(crate) max_linesearch: usize,
     pub(crate) calibration_eta: f64,
     pub(crate) calibration_rate: f64,
@@ -391,6 +396,17 @@ impl Params {
     pub fn num_memories(mut self, m: usize) -> Self {
         self.num_memories = m;
         self.mark("num_memories")
+    }
+    /// The L-BFGS line search (`linesearch`). Default
+    /// [`LineSearch::MoreThuente`].
+    pub fn linesearch(mut self, search: LineSearch) -> Self {
+        self.linesearch = search;
+        self.mark("linesearch")
+    }
+    /// Most trials of one L-BFGS line search (`max_linesearch`). Default 20.
+    pub fn max_linesearch(mut self, n: usize) -> Self {
+        self.max_linesearch = n;
+        self.mark("max_linesearch")
     }
     /// `feature.minfreq`: drop attribute × label features whose summed value
     /// over the training data is below this (CRFsuite's meaning; not CRF++'s
@@ -669,12 +685,6 @@ impl Params {
         }
         if self.max_linesearch == 0 {
             return bad("max_linesearch", "must be ≥ 1");
-        }
-        if self.linesearch != LineSearch::MoreThuente {
-            return bad(
-                "linesearch",
-                "only MoreThuente (the default) is implemented; Backtracking and StrongBacktracking are not",
-            );
         }
         if self.algorithm.is_online() && self.max_iterations_or_default().is_none() {
             return bad("max_iterations", "the online algorithms need an epoch cap ≥ 1");

@@ -5,7 +5,8 @@
 use crate::mask::trainable_mask;
 use crate::objective::Objective;
 use crate::{
-    Algorithm, Dataset, DatasetBuilder, Fitted, LabelTarget, Params, Progress, SavedState, Termination, Trainer,
+    Algorithm, Dataset, DatasetBuilder, Fitted, LabelTarget, LineSearch, Params, Progress, SavedState, Termination,
+    Trainer,
 };
 use chaincrf_features::{Attr, FeatureExtractor};
 use chaincrf_model::{Structure, WeightLayout};
@@ -737,4 +738,141 @@ fn online_early_stopping_resumes_exactly() {
             "{algorithm}: the resumed run returned another model"
         );
     }
+}
+
+/// The three line searches, in CRFsuite's spelling.
+const LINE_SEARCHES: [LineSearch; 3] = [
+    LineSearch::MoreThuente,
+    LineSearch::Backtracking,
+    LineSearch::StrongBacktracking,
+];
+
+/// Every line search, with L2 alone and under OWL-QN, ends at the optimum
+/// More–Thuente reaches (the objective is strictly convex: one optimum).
+#[test]
+fn every_line_search_reaches_the_same_optimum() {
+    let data = dataset(&synthetic(150, 11));
+    for c1 in [0.0, 0.05] {
+        let fit = |search: LineSearch| {
+            let params = lbfgs()
+                .c1(c1)
+                .c2(0.1)
+                .epsilon(1e-9)
+                .delta(0.0)
+                .max_iterations(Some(400))
+                .linesearch(search);
+            let mut path = Vec::new();
+            let fitted = fit_with(&data, params, 1, |p| path.push(p.objective));
+            (fitted, path)
+        };
+        let (reference, reference_path) = fit(LineSearch::MoreThuente);
+        for search in LINE_SEARCHES {
+            let (fitted, path) = fit(search);
+            if search != LineSearch::MoreThuente {
+                assert_ne!(path, reference_path, "{search:?}, c1 {c1}: More-Thuente's path");
+            }
+            let report = fitted.report();
+            assert!(
+                !matches!(report.termination, Termination::MaxIterations { .. }),
+                "{search:?}, c1 {c1}: did not converge: {report}"
+            );
+            let (f, f_ref) = (report.final_objective, reference.report().final_objective);
+            assert!(
+                (f - f_ref).abs() <= 1e-7 * f_ref.abs(),
+                "{search:?}, c1 {c1}: objective {f} against More-Thuente's {f_ref}"
+            );
+            let far = fitted
+                .weights()
+                .iter()
+                .zip(reference.weights())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(far < 1e-3, "{search:?}, c1 {c1}: weights {far} apart");
+        }
+    }
+}
+
+/// A line search that runs out of trials ends the run with the typed
+/// [`Termination::LineSearchFailed`] (naming the bound) and the weights
+/// before it, for every search, with and without L1: a strong L2 term
+/// makes the first step (of unit length) overshoot, and one trial is all
+/// it may take.
+#[test]
+fn a_failed_backtracking_search_ends_the_run_with_its_termination() {
+    let data = dataset(&synthetic(60, 12));
+    for c1 in [0.0, 0.05] {
+        for search in [LineSearch::Backtracking, LineSearch::StrongBacktracking] {
+            let params = lbfgs().c1(c1).c2(1e5).linesearch(search).max_linesearch(1);
+            let fitted = fit_with(&data, params, 1, |_| {});
+            match &fitted.report().termination {
+                Termination::LineSearchFailed { detail } => {
+                    assert!(detail.contains("max_linesearch = 1"), "{search:?}, c1 {c1}: {detail}")
+                }
+                other => panic!("{search:?}, c1 {c1}: expected a failed line search, got {other:?}"),
+            }
+            assert!(
+                fitted.weights().iter().all(|w| *w == 0.0),
+                "the starting weights are kept"
+            );
+        }
+    }
+}
+
+/// A run with a backtracking search, interrupted and resumed from the state
+/// saved there, ends with the uninterrupted run's weights, bit for bit.
+#[test]
+fn backtracking_runs_resume_exactly() {
+    let data = dataset(&synthetic(200, 5));
+    for c1 in [0.0, 0.05] {
+        for search in [LineSearch::Backtracking, LineSearch::StrongBacktracking] {
+            let params = || lbfgs().c1(c1).c2(0.01).linesearch(search).check().unwrap();
+            let full = Trainer::new(params()).threads(1).fit(&data).unwrap();
+            assert!(full.report().iterations > 6, "too short: {}", full.report());
+            let flag = Arc::new(AtomicBool::new(false));
+            let mut saved = None;
+            Trainer::new(params())
+                .threads(1)
+                .stop_flag(flag.clone())
+                .observer(|p| {
+                    if p.iteration == 3 {
+                        flag.store(true, Ordering::SeqCst);
+                    }
+                    if p.interrupted {
+                        saved = Some(p.saved_state().unwrap());
+                    }
+                })
+                .fit(&data)
+                .unwrap();
+            let state = SavedState::from_bytes(&saved.unwrap()).unwrap();
+            let rest = Trainer::new(params()).threads(2).resume_from(state).fit(&data).unwrap();
+            assert_eq!(
+                rest.report().iterations,
+                full.report().iterations,
+                "{search:?}, c1 {c1}"
+            );
+            assert_eq!(rest.report().termination, full.report().termination);
+            assert!(
+                bits_equal(rest.weights(), full.weights()),
+                "{search:?}, c1 {c1}: resumed weights differ"
+            );
+        }
+    }
+}
+
+/// CRFsuite's three names are accepted (and read back), other names are
+/// refused naming the parameter.
+#[test]
+fn linesearch_takes_crfsuites_names() {
+    for (name, search) in [
+        ("MoreThuente", LineSearch::MoreThuente),
+        ("Backtracking", LineSearch::Backtracking),
+        ("StrongBacktracking", LineSearch::StrongBacktracking),
+    ] {
+        let params = lbfgs().set("linesearch", name).unwrap();
+        assert_eq!(params.get("linesearch").as_deref(), Some(name));
+        assert_eq!(params.linesearch, search);
+        params.check().unwrap();
+    }
+    let err = lbfgs().set("linesearch", "Armijo").unwrap_err();
+    assert!(err.to_string().contains("linesearch"), "{err}");
 }

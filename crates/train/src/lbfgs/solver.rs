@@ -17,7 +17,8 @@
 //! each [`CHUNK`](crate::parvec::CHUNK) of terms in order, then the chunks'
 //! sums in order ([`update_by_chunk`]). Products commute exactly, so `yᵢ·sᵢ`
 //! and `sᵢ·yᵢ` are the same number. The line search is argmin's
-//! More–Thuente search itself, driven as argmin's executor drives it. So a run
+//! More–Thuente search itself, driven as argmin's executor drives it (or,
+//! when configured, a backtracking search of [`super::linesearch`]). So a run
 //! takes argmin's path bit for bit (the tests compare whole trajectories,
 //! with and without L1), on any number of threads.
 //!
@@ -26,6 +27,8 @@
 //! argmin's solver resumes here (a test decodes one); the cached dot products
 //! are not saved but recomputed from the pairs, to the same bits.
 
+use super::linesearch;
+use crate::params::LineSearch;
 use crate::parvec::{chunk_dot, map2, map3, sums_by_chunk, update_by_chunk, ParVec};
 use argmin::core::{
     ArgminError, CostFunction, Error, Gradient, IterState, Problem, Solver, State, TerminationReason,
@@ -64,6 +67,9 @@ pub(crate) struct Lbfgs {
     /// The two-loop recursion's work vector, kept between iterations.
     #[serde(skip)]
     work: Vec<f64>,
+    /// Which line search runs (configuration, not saved).
+    #[serde(skip)]
+    line_search: LineSearch,
 }
 
 impl Lbfgs {
@@ -81,7 +87,14 @@ impl Lbfgs {
             l1_prev_unreg_grad: None,
             curvature: VecDeque::with_capacity(m),
             work: Vec::new(),
+            line_search: LineSearch::MoreThuente,
         }
+    }
+
+    /// The same solver searching its lines with `kind`.
+    pub(crate) fn with_line_search(mut self, kind: LineSearch) -> Self {
+        self.line_search = kind;
+        self
     }
 
     /// Checks a decoded solver against the problem's dimension `dim` and
@@ -224,7 +237,7 @@ fn project(p: f64, xi: f64) -> f64 {
     (if keep > 0.0 { keep } else { 0.0 }) * p
 }
 
-fn projected(p: &[f64], xi: &[f64]) -> ParVec {
+pub(super) fn projected(p: &[f64], xi: &[f64]) -> ParVec {
     map2(p, xi, project)
 }
 
@@ -349,18 +362,30 @@ where
             }),
             None => self.direction(&prev_grad, |r, _| r * -1.0),
         };
-        let mut ls = self.linesearch.for_direction(d);
-
         let inner = problem.take_problem().ok_or_else(|| missing("problem"))?;
+        let backtrack_orthant = match (self.line_search, &orthant) {
+            (LineSearch::MoreThuente, _) | (_, None) => None,
+            (_, Some((_, xi))) => Some(xi.clone()),
+        };
         let mut line = Problem::new(LineProblem {
             problem: inner,
             orthant,
         });
-        let start = IterState::new()
-            .param(param.clone())
-            .gradient(prev_grad.clone())
-            .cost(cur_cost);
-        let searched = search(&mut ls, &mut line, start);
+        let searched = match self.line_search {
+            LineSearch::MoreThuente => {
+                let mut ls = self.linesearch.for_direction(d);
+                let start = IterState::new()
+                    .param(param.clone())
+                    .gradient(prev_grad.clone())
+                    .cost(cur_cost);
+                search(&mut ls, &mut line, start)
+            }
+            kind => {
+                let step = self.linesearch.next_first_step(&d);
+                let xi = backtrack_orthant.as_ref();
+                linesearch::backtrack(kind, &mut line, &param, cur_cost, &prev_grad, &d, step, xi)
+            }
+        };
         let LineProblem {
             problem: inner,
             orthant,
