@@ -665,4 +665,18 @@ fn algorithm_and_named_parameters() {
     let all = features(&[]);
     let frequent = features(&["--set", "feature.minfreq=2"]);
     assert!(frequent < all, "{frequent} vs {all}");
+    // CRFsuite's three line searches by name, listed and trained with.
+    let lbfgs_listing = stdout(&ok(run(&["train", "-a", "lbfgs", "--help-params"])));
+    assert!(
+        lbfgs_listing.contains("Backtracking") && lbfgs_listing.contains("StrongBacktracking"),
+        "{lbfgs_listing}"
+    );
+    for search in ["MoreThuente", "Backtracking", "StrongBacktracking"] {
+        std::fs::remove_file(&model).unwrap();
+        let set = format!("linesearch={search}");
+        ok(with(&["--set", &set, "--c2", "0.01", "--max-iterations", "5"]));
+        assert!(model.exists(), "{search}: no model");
+    }
+    let e = fails(with(&["--set", "linesearch=Armijo"]));
+    assert!(e.contains("linesearch") && e.contains("StrongBacktracking"), "{e}");
 }
