@@ -242,7 +242,7 @@ mod tests {
     #[test]
     fn long_runs_are_shifted_as_the_generic_decoder_shifts_them() {
         // 100k positions of large scores: rows pass 2²⁰ and get shifted.
-        let n = 100_000;
+        let n: usize = 100_000;
         let emissions: Vec<f64> = (0..n * 4)
             .map(|i| ((i * 7919 % 13) as f64 - 6.0) * 1000.0 + (i % 3) as f64 * 0.25)
             .collect();

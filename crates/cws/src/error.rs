@@ -153,6 +153,15 @@ pub enum ConfigError {
     /// state-feature model.
     #[error("the character model is not a B/M/E/S state-feature model")]
     CharacterModel,
+    /// A semi-Markov checkpoint whose character weights do not fit this run's
+    /// character model.
+    #[error("the semi-Markov checkpoint holds {got} character weights where this run has {expected}")]
+    SemiMarkovCheckpoint {
+        /// The character weights this run has.
+        expected: usize,
+        /// The character weights the checkpoint holds.
+        got: usize,
+    },
     /// More word-feature occurrences than the training data's index holds.
     #[error("the corpus has more than 2^32 word-feature occurrences: use a shorter --max-word-len")]
     TooManyWordFeatures,

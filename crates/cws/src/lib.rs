@@ -87,7 +87,7 @@ pub use normalize::{
 pub use scheme::{Boundary, TagScheme, TagSet};
 pub use segmenter::{CwsModelConfig, EmissionScorer, Segmenter, Session, Word};
 #[cfg(feature = "train")]
-pub use semi_train::{train_semi_segmenter, SemiOptions};
+pub use semi_train::{train_semi_segmenter, train_semi_segmenter_with, SemiOptions, SemiResume, SemiStage};
 #[cfg(feature = "train")]
 pub use train::{
     default_params, is_held_out, train_segmenter, train_segmenter_with, CwsTrainOptions, CwsTrained,

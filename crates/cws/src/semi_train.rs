@@ -26,8 +26,10 @@ use crate::words::{WordFeatures, WordStats};
 use chaincrf_core::semimarkov::{Segment, SemiMarkovNll, SemiMarkovWorkspace};
 use chaincrf_core::MaxPlus;
 use chaincrf_features::AttrKind;
-use chaincrf_model::{ExtractorSpec, Model, ObservationArena, WeightLayout};
-use chaincrf_train::{Algorithm, Differentiable, EvalError, Params, Progress, Report, Termination, Trainer};
+use chaincrf_model::{Checkpoint, ExtractorSpec, Model, ObservationArena, WeightLayout};
+use chaincrf_train::{
+    Algorithm, Differentiable, EvalError, Params, Progress, Report, SavedState, Termination, Trainer,
+};
 use rayon::prelude::*;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -485,15 +487,65 @@ fn word_f1(data: &Compiled, layout: WeightLayout, max_len: usize, w: &[f64]) -> 
 /// weight with the word features of [`crate::words`].
 ///
 /// # Errors
-/// As [`train_segmenter_with`]; [`Error::Config`] for options the
-/// semi-Markov model does not support (another scheme than B/M/E/S, a
-/// maximum length of 0).
+/// As [`train_semi_segmenter_with`].
 pub fn train_semi_segmenter(
     sentences: &[Sentence],
     options: &CwsTrainOptions,
     semi: &SemiOptions,
     stop: Option<Arc<AtomicBool>>,
     on_progress: &mut dyn FnMut(&Progress<'_>),
+) -> Result<(CwsTrained, Report)> {
+    train_semi_segmenter_with(sentences, options, semi, None, stop, &mut |_, p| on_progress(p))
+}
+
+/// Where [`train_semi_segmenter_with`] resumes a run.
+#[derive(Clone, Copy, Debug)]
+pub enum SemiResume<'a> {
+    /// A checkpoint of the character stage, as [`train_segmenter_with`]
+    /// writes them: that stage continues, then the semi-Markov stage runs.
+    Character(&'a Checkpoint),
+    /// A checkpoint of the semi-Markov stage: its `model` is the character
+    /// model the stage started from, its `weights` the character part of the
+    /// stage's current weights (the layout of that model) and its optimizer
+    /// state the stage's own, which holds every weight (see [`SemiStage::Semi`]).
+    Semi(&'a Checkpoint),
+}
+
+/// Which stage of a semi-Markov run a progress event comes from.
+#[derive(Clone, Copy, Debug)]
+pub enum SemiStage<'a> {
+    /// The character model's training (its [`Progress::model`] is that model).
+    Character,
+    /// The joint training, whose [`Progress::weights`] are the character
+    /// model's layout followed by the word features' weights. A checkpoint of
+    /// it stores `character` as its model, the character part of the weights
+    /// as its weights and [`Progress::saved_state`] as its optimizer state;
+    /// [`SemiResume::Semi`] continues from it exactly.
+    Semi {
+        /// The character model the stage started from.
+        character: &'a Model,
+    },
+}
+
+/// [`train_semi_segmenter`], resumable: progress events say which stage they
+/// come from (so that a caller can checkpoint either stage), and `resume`
+/// continues a run from a checkpoint of either stage, exactly (the model is
+/// the one an uninterrupted run writes, bit for bit).
+///
+/// # Errors
+/// As [`train_segmenter_with`]; [`Error::Config`] for options the
+/// semi-Markov model does not support (another scheme than B/M/E/S, a
+/// maximum length of 0) and for a semi-Markov checkpoint that does not fit
+/// this run (its weights' length, or a character model that is not a B/M/E/S
+/// state-feature model); [`Error::Train`] for an optimizer state that does not
+/// decode.
+pub fn train_semi_segmenter_with(
+    sentences: &[Sentence],
+    options: &CwsTrainOptions,
+    semi: &SemiOptions,
+    resume: Option<SemiResume<'_>>,
+    stop: Option<Arc<AtomicBool>>,
+    on_progress: &mut dyn FnMut(SemiStage<'_>, &Progress<'_>),
 ) -> Result<(CwsTrained, Report)> {
     if options.scheme != crate::TagScheme::Bmes {
         return Err(ConfigError::SemiMarkovScheme.into());
@@ -508,12 +560,26 @@ pub fn train_semi_segmenter(
     if semi.max_iterations == 0 {
         return Err(ConfigError::NoSemiMarkovIterations.into());
     }
-    let chain = train_segmenter_with(sentences, options, None, stop.clone(), on_progress)?;
-    if matches!(chain.report.termination, Termination::Interrupted { .. }) {
-        // Stopped during the character stage: that model is the result.
-        let report = chain.report.clone();
-        return Ok((chain, report));
-    }
+    // The character stage: trained (or continued from its checkpoint), or,
+    // when the run resumes in the semi-Markov stage, taken from that checkpoint.
+    let (model, chain_report, semi_resume) = match resume {
+        Some(SemiResume::Semi(c)) => (c.model.clone(), None, Some(c)),
+        character => {
+            let from = match character {
+                Some(SemiResume::Character(c)) => Some(c),
+                _ => None,
+            };
+            let chain = train_segmenter_with(sentences, options, from, stop.clone(), &mut |p| {
+                on_progress(SemiStage::Character, p)
+            })?;
+            if matches!(chain.report.termination, Termination::Interrupted { .. }) {
+                // Stopped during the character stage: that model is the result.
+                let report = chain.report.clone();
+                return Ok((chain, report));
+            }
+            (chain.model, Some(chain.report), None)
+        }
+    };
     let Prepared {
         train_set,
         dev_set,
@@ -521,7 +587,6 @@ pub fn train_semi_segmenter(
         extractor,
         fold_extractors,
     } = prepare(sentences, options)?;
-    let model = chain.model;
     if model.attributes().len(AttrKind::Edge) != 0 || model.num_labels() != 4 {
         return Err(ConfigError::CharacterModel.into());
     }
@@ -579,7 +644,18 @@ pub fn train_semi_segmenter(
     let params = Params::new(Algorithm::Lbfgs)
         .max_iterations(Some(semi.max_iterations))
         .check()?;
-    let mut trainer = Trainer::new(params).observer(on_progress);
+    let stage = SemiStage::Semi { character: &model };
+    let mut trainer = Trainer::new(params).observer(|p: &Progress<'_>| on_progress(stage, p));
+    if let Some(c) = semi_resume {
+        if c.weights.len() != layout.len() {
+            return Err(ConfigError::SemiMarkovCheckpoint {
+                expected: layout.len(),
+                got: c.weights.len(),
+            }
+            .into());
+        }
+        trainer = trainer.resume_from(SavedState::from_bytes(&c.optimizer)?);
+    }
     if let Some(p) = semi.patience {
         trainer = trainer.early_stopping(p);
     }
@@ -629,14 +705,17 @@ pub fn train_semi_segmenter(
         model.structure().clone(),
         &chain_w,
     );
+    let report = minimized.report;
     Ok((
         CwsTrained {
             model: trained,
-            report: chain.report,
-            train_sentences: chain.train_sentences,
-            dev_sentences: chain.dev_sentences,
+            // A run resumed in the semi-Markov stage has no report of the
+            // character stage: the stage's own stands for both.
+            report: chain_report.unwrap_or_else(|| report.clone()),
+            train_sentences: train_set.len(),
+            dev_sentences: dev_set.len(),
         },
-        minimized.report,
+        report,
     ))
 }
 

@@ -22,7 +22,7 @@
 //! The file format itself lives in `chaincrf_model::io`, with all other model I/O.
 
 use anyhow::{bail, Context as _};
-use chaincrf_model::{checkpoint_path, load_checkpoint, save_checkpoint, Checkpoint};
+use chaincrf_model::{checkpoint_path, load_checkpoint, save_checkpoint, Checkpoint, Model};
 use chaincrf_train::{Progress, Termination};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -117,6 +117,9 @@ pub struct Checkpointer {
     /// The iteration of the last checkpoint written by this run.
     pub last_saved: Option<u64>,
     failed: bool,
+    /// The flag that raises the iteration limit, named when a run stopped by
+    /// it keeps its checkpoint.
+    limit_flag: &'static str,
 }
 
 impl Checkpointer {
@@ -154,11 +157,19 @@ impl Checkpointer {
             fingerprint: std::cell::OnceCell::new(),
             last_saved: None,
             failed: false,
+            limit_flag: "--max-iterations",
         };
         if on {
             checkpointer.fingerprint()?;
         }
         Ok(checkpointer)
+    }
+
+    /// Names `flag` as the one that raises this run's iteration limit (for a
+    /// stage whose limit is not `--max-iterations`).
+    pub fn with_limit_flag(mut self, flag: &'static str) -> Self {
+        self.limit_flag = flag;
+        self
     }
 
     /// Whether the iteration `p` gets a checkpoint: every N-th, the last one
@@ -189,14 +200,25 @@ impl Checkpointer {
     /// reported once as a warning and training goes on: a run that cannot
     /// checkpoint still produces its model.
     pub fn save(&mut self, p: &Progress<'_>) {
+        self.save_with(p, || {
+            let model = p
+                .model()
+                .ok_or_else(|| anyhow::anyhow!("this run's weights are not a chain model"))?;
+            Ok((p.weights().to_vec(), model))
+        });
+    }
+
+    /// [`Checkpointer::save`] for a run whose weights are not a chain model's
+    /// (the semi-Markov stage): `contents` gives the weights and the model the
+    /// checkpoint stores beside the optimizer's state.
+    pub fn save_with(&mut self, p: &Progress<'_>, contents: impl FnOnce() -> anyhow::Result<(Vec<f64>, Model)>) {
         let saved = self.fingerprint().and_then(|fingerprint| {
+            let (weights, model) = contents()?;
             let checkpoint = Checkpoint {
                 iteration: p.iteration,
                 fingerprint,
-                weights: p.weights().to_vec(),
-                model: p
-                    .model()
-                    .ok_or_else(|| anyhow::anyhow!("this run's weights are not a chain model"))?,
+                weights,
+                model,
                 optimizer: p.saved_state()?,
             };
             save_checkpoint(&checkpoint, &self.path)?;
@@ -221,8 +243,9 @@ impl Checkpointer {
     pub fn finish(&self, termination: &Termination, iterations: u64) {
         if termination.is_iteration_limit() && self.last_saved == Some(iterations) {
             note!(
-                "kept the checkpoint {} (iteration limit reached; continue with --resume and a higher --max-iterations)",
-                self.path.display()
+                "kept the checkpoint {} (iteration limit reached; continue with --resume and a higher {})",
+                self.path.display(),
+                self.limit_flag
             );
             return;
         }
@@ -270,6 +293,16 @@ impl Checkpointer {
 /// # Errors
 /// A missing or damaged checkpoint, or one whose fingerprint differs.
 pub fn load_for_resume(model: &Path, fingerprint: u64) -> anyhow::Result<Checkpoint> {
+    load_for_resume_any(model, &[fingerprint]).map(|(c, _)| c)
+}
+
+/// [`load_for_resume`] for a run of several stages, each with its own
+/// fingerprint: also returns the index in `fingerprints` of the one the
+/// checkpoint carries (so, which stage wrote it).
+///
+/// # Errors
+/// A missing or damaged checkpoint, or one whose fingerprint is none of these.
+pub fn load_for_resume_any(model: &Path, fingerprints: &[u64]) -> anyhow::Result<(Checkpoint, usize)> {
     let path = checkpoint_path(model);
     if !path.exists() {
         bail!(
@@ -278,13 +311,13 @@ pub fn load_for_resume(model: &Path, fingerprint: u64) -> anyhow::Result<Checkpo
         );
     }
     let c = load_checkpoint(&path)?;
-    if c.fingerprint != fingerprint {
+    let Some(stage) = fingerprints.iter().position(|&f| f == c.fingerprint) else {
         bail!(
             "{}: the checkpoint was written by a run on other data or with other options (template, format, \
              c1/c2, feature settings); resume with the same ones, or start over without --resume",
             path.display()
         );
-    }
+    };
     note!("resuming from {} at iteration {}", path.display(), c.iteration);
-    Ok(c)
+    Ok((c, stage))
 }

@@ -2,12 +2,12 @@
 //! corpus, segment text with it (streaming, in parallel, output in input
 //! order), and score a segmentation the way the SIGHAN Bakeoff does.
 
-use super::checkpoint::{install_stop_flag, load_for_resume, Checkpointer, Interrupted};
+use super::checkpoint::{install_stop_flag, load_for_resume_any, Checkpointer, Interrupted};
 use super::training::{write_summary, OptimizerArgs, ProgressPrinter};
 use anyhow::{bail, Context as _};
 use chaincrf_cws::{
-    read_corpus, read_corpus_as, train_segmenter_with, train_semi_segmenter, CorpusFormat, CwsTrainOptions, CwsTrained,
-    SemiOptions, Sentence, TagScheme, UserDict,
+    read_corpus, read_corpus_as, train_segmenter_with, train_semi_segmenter_with, CorpusFormat, CwsTrainOptions,
+    CwsTrained, SemiOptions, SemiResume, SemiStage, Sentence, TagScheme, UserDict,
 };
 use chaincrf_train::Termination;
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
@@ -239,9 +239,6 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     if opt.patience.is_some() && a.dev_every.is_none() {
         bail!("--patience needs a held-out part (--dev-every N)");
     }
-    if a.semi_markov && (a.resume || a.checkpoint_every.is_some()) {
-        bail!("--semi-markov runs cannot be checkpointed or resumed yet");
-    }
     chaincrf_model::check_writable(&model_path).context("the model cannot be written (checked before training)")?;
     opt.check_outputs()?;
     // What identifies the run for --resume: the corpus and every option that
@@ -262,6 +259,11 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         a.lexicon_folds,
         p.get("feature.minfreq"),
     );
+    // A --semi-markov run has two stages, checkpointed to the same file; a
+    // checkpoint of the second stage carries its own fingerprint (the first
+    // stage's options plus the word length), which is how --resume tells the
+    // stages apart.
+    let semi_options_text = format!("{options_text} semi-markov max_word_len={}", a.max_word_len);
     let mut checkpointer = Checkpointer::new(
         &model_path,
         a.checkpoint_every,
@@ -270,11 +272,35 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         vec![corpus.clone()],
         options_text,
     )?;
+    let mut semi_checkpointer = if a.semi_markov {
+        Some(
+            Checkpointer::new(
+                &model_path,
+                a.checkpoint_every,
+                a.resume,
+                Some(a.semi_iterations),
+                vec![corpus.clone()],
+                semi_options_text,
+            )?
+            .with_limit_flag("--semi-iterations"),
+        )
+    } else {
+        None
+    };
+    // The checkpoint to resume from, and whether the semi-Markov stage wrote it.
     let resume = if a.resume {
-        let c = load_for_resume(&model_path, checkpointer.fingerprint()?)?;
+        let mut fingerprints = vec![checkpointer.fingerprint()?];
+        if let Some(semi) = &semi_checkpointer {
+            fingerprints.push(semi.fingerprint()?);
+        }
+        let (c, stage) = load_for_resume_any(&model_path, &fingerprints)?;
         // The file on disk is this run's starting point until it writes a newer one.
-        checkpointer.last_saved = Some(c.iteration);
-        Some(c)
+        let in_semi_stage = stage == 1;
+        match &mut semi_checkpointer {
+            Some(semi) if in_semi_stage => semi.last_saved = Some(c.iteration),
+            _ => checkpointer.last_saved = Some(c.iteration),
+        }
+        Some((c, in_semi_stage))
     } else {
         None
     };
@@ -301,7 +327,10 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     );
     let mut printer = ProgressPrinter::new(opt.progress_jsonl.as_deref())?;
     let stop = install_stop_flag()?;
-    let trained = if a.semi_markov {
+    // Whether the run got to the semi-Markov stage (so which checkpointer
+    // speaks for an interrupt).
+    let mut reached_semi_stage = matches!(resume, Some((_, true)));
+    let trained = if let Some(semi_checkpointer) = &mut semi_checkpointer {
         let semi = SemiOptions {
             max_len: a.max_word_len,
             max_iterations: a.semi_iterations,
@@ -309,9 +338,28 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
             ..SemiOptions::default()
         };
         note!("training the character model, then the semi-Markov model (held-out figures: word F1)");
-        // No checkpoints: a semi-Markov run cannot be resumed yet (refused above).
+        let from = resume.as_ref().map(|(c, in_semi)| match in_semi {
+            true => SemiResume::Semi(c),
+            false => SemiResume::Character(c),
+        });
         let (trained, semi_report) =
-            train_semi_segmenter(&sentences, &options, &semi, Some(stop), &mut |p| printer.event(p))?;
+            train_semi_segmenter_with(&sentences, &options, &semi, from, Some(stop), &mut |stage, p| {
+                printer.event(p);
+                match stage {
+                    SemiStage::Character => {
+                        if checkpointer.wants(p) {
+                            checkpointer.save(p);
+                        }
+                    }
+                    SemiStage::Semi { character } => {
+                        reached_semi_stage = true;
+                        if semi_checkpointer.wants(p) {
+                            let chain_weights = p.weights()[..character.layout().len()].to_vec();
+                            semi_checkpointer.save_with(p, || Ok((chain_weights, character.clone())));
+                        }
+                    }
+                }
+            })?;
         if trained.report != semi_report {
             note!("character model: {}", trained.report);
         }
@@ -320,7 +368,8 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
             ..trained
         }
     } else {
-        train_segmenter_with(&sentences, &options, resume.as_ref(), Some(stop), &mut |p| {
+        let from = resume.as_ref().map(|(c, _)| c);
+        train_segmenter_with(&sentences, &options, from, Some(stop), &mut |p| {
             printer.event(p);
             if checkpointer.wants(p) {
                 checkpointer.save(p);
@@ -358,18 +407,16 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         during_warm_start,
     } = report.termination
     {
-        if a.semi_markov {
-            note!(
-                "interrupted after iteration {after}: model saved to {} (not converged; the semi-Markov \
-                 stage has no checkpoints, so rerun to continue)",
-                model_path.display()
-            );
-        } else {
-            checkpointer.report_interrupt(&model_path, after, during_warm_start);
+        match &semi_checkpointer {
+            Some(semi) if reached_semi_stage => semi.report_interrupt(&model_path, after, false),
+            _ => checkpointer.report_interrupt(&model_path, after, during_warm_start),
         }
         return Err(Interrupted.into());
     }
-    checkpointer.finish(&report.termination, report.iterations);
+    match &semi_checkpointer {
+        Some(semi) => semi.finish(&report.termination, report.iterations),
+        None => checkpointer.finish(&report.termination, report.iterations),
+    }
     Ok(())
 }
 
