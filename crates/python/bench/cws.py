@@ -13,14 +13,16 @@ run (the machine may be shared: compare ratios, not absolute numbers):
   during the call; the CLI: its whole CPU minus that of the same command on an
   empty input);
 * ``cut`` (and ``tokenize``) one PKU test line at a time in a Python loop, against jieba's
-  ``lcut`` (default dictionary, HMM on) when jieba is installed, with each
-  one's word F1 on the Bakeoff gold;
+  ``lcut`` (default dictionary, HMM on) when jieba is installed and spacy-pkuseg's
+  ``cut`` with the model folder given by ``--pkuseg-model``, with each one's
+  word F1 on the Bakeoff gold;
 * RSS of a fresh Python process after importing chaincrf and loading the model.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import re
 import resource
@@ -102,6 +104,11 @@ def main() -> None:
     ap.add_argument("--data", required=True, help="the shared data folder ($CHAINCRF_DATA)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--pkuseg-model",
+        help="a spacy-pkuseg model folder (its pretrained ones download from GitHub; "
+        "train one on the same corpus with spacy_pkuseg.train): adds its row",
+    )
     args = ap.parse_args()
 
     test = Path(args.data, "icwb2", "pku_test.utf8").read_text(encoding="utf-8").splitlines()
@@ -184,6 +191,20 @@ def main() -> None:
         contenders.append((f"jieba {jieba.__version__} lcut", loop_jieba, jieba_words))
     except ImportError:
         print("jieba is not installed: its row is left out")
+    if args.pkuseg_model:
+        import spacy_pkuseg
+
+        pku = spacy_pkuseg.pkuseg(model_name=args.pkuseg_model)
+
+        def loop_pkuseg() -> None:
+            for t in test:
+                pku.cut(t)
+
+        def pkuseg_words(t: str) -> list[str]:
+            return [w for w in pku.cut(t) if w.strip()]
+
+        version = importlib.metadata.version("spacy-pkuseg")
+        contenders.append((f"spacy-pkuseg {version} cut", loop_pkuseg, pkuseg_words))
     times: dict[str, list[float]] = {name: [] for name, _, _ in contenders}
     for _ in range(args.reps):
         for name, fn, _ in contenders:
