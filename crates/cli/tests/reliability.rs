@@ -954,6 +954,19 @@ fn iteration_in(line: &str) -> u64 {
         .unwrap_or_else(|| panic!("no iteration number in {line:?}"))
 }
 
+/// Runs `command` until it writes `checkpoint`, then sends it SIGINT and
+/// returns what it printed (stderr) and its exit status.
+fn interrupt_at_first_checkpoint(command: &mut Command, checkpoint: &Path) -> Output {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run chaincrf");
+    wait_for_file(&mut child, checkpoint);
+    interrupt(&child);
+    child.wait_with_output().unwrap()
+}
+
 /// Waits until `path` exists while `child` runs; panics if it ends first.
 fn wait_for_file(child: &mut Child, path: &Path) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -1231,27 +1244,21 @@ fn cws_train_sigint_saves_and_resumes() {
     let corpus = varied_corpus(&dir);
     let model = dir.path("c.model");
     let ckpt = dir.path("c.model.checkpoint");
-    let mut child = Command::new(BIN)
-        .args([
-            "cws",
-            "train",
-            "--corpus",
-            s(&corpus),
-            "--model",
-            s(&model),
-            "--delta",
-            "0",
-            "--c2",
-            "0.001",
-        ])
-        .args(["--threads", "1", "--checkpoint-every", "1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_file(&mut child, &ckpt);
-    interrupt(&child);
-    let out = child.wait_with_output().unwrap();
+    let out = interrupt_at_first_checkpoint(
+        Command::new(BIN)
+            .args(["cws", "train", "--corpus", s(&corpus), "--model", s(&model)])
+            .args([
+                "--delta",
+                "0",
+                "--c2",
+                "0.001",
+                "--threads",
+                "1",
+                "--checkpoint-every",
+                "1",
+            ]),
+        &ckpt,
+    );
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted after iteration"), "{err}");
@@ -1285,12 +1292,34 @@ fn cws_train_sigint_saves_and_resumes() {
 }
 
 /// `cws train --semi-markov` on `corpus` into `model`, small and on one
-/// thread, with `extra` options.
+/// thread, with words up to `max_word_len`.
+fn semi_command(corpus: &Path, model: &Path, max_word_len: usize) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args([
+            "cws",
+            "train",
+            "--semi-markov",
+            "--max-word-len",
+            &max_word_len.to_string(),
+        ])
+        .args([
+            "--threads",
+            "1",
+            "--sgd-epochs",
+            "0",
+            "--max-iterations",
+            "6",
+            "--delta",
+            "0",
+        ])
+        .args(["--corpus", s(corpus), "--model", s(model)]);
+    command
+}
+
+/// [`semi_command`] with words up to 4 and `extra` options, run to its end.
 fn semi_train(corpus: &Path, model: &Path, extra: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(["cws", "train", "--semi-markov", "--max-word-len", "4", "--threads", "1"])
-        .args(["--sgd-epochs", "0", "--max-iterations", "6", "--delta", "0"])
-        .args(["--corpus", s(corpus), "--model", s(model)])
+    semi_command(corpus, model, 4)
         .args(extra)
         .output()
         .expect("run chaincrf")
@@ -1330,12 +1359,7 @@ fn cws_train_semi_markov_resumes_in_its_second_stage_to_the_uninterrupted_model(
     let plain = run(&["cws", "train", "--corpus", s(&corpus), "--model", s(&part), "--resume"]);
     assert_eq!(plain.status.code(), Some(1), "{}", text(&plain.stderr));
     assert!(text(&plain.stderr).contains("other options"), "{}", text(&plain.stderr));
-    let other = Command::new(BIN)
-        .args(["cws", "train", "--semi-markov", "--max-word-len", "5", "--threads", "1"])
-        .args(["--sgd-epochs", "0", "--max-iterations", "6", "--delta", "0"])
-        .args(["--corpus", s(&corpus), "--model", s(&part), "--resume"])
-        .output()
-        .unwrap();
+    let other = semi_command(&corpus, &part, 5).arg("--resume").output().unwrap();
     assert_eq!(other.status.code(), Some(1), "{}", text(&other.stderr));
 }
 
@@ -1349,18 +1373,10 @@ fn cws_train_semi_markov_sigint_saves_and_resumes_to_the_uninterrupted_model() {
     ok(semi_train(&corpus, &full, &["--semi-iterations", "4"]));
     // Interrupted at its first checkpoint: in the character stage or the
     // semi-Markov one, whichever the timing gives; either resumes exactly.
-    let mut child = Command::new(BIN)
-        .args(["cws", "train", "--semi-markov", "--max-word-len", "4", "--threads", "1"])
-        .args(["--sgd-epochs", "0", "--max-iterations", "6", "--delta", "0"])
-        .args(["--corpus", s(&corpus), "--model", s(&part)])
-        .args(["--semi-iterations", "4", "--checkpoint-every", "1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_file(&mut child, &ckpt);
-    interrupt(&child);
-    let out = child.wait_with_output().unwrap();
+    let out = interrupt_at_first_checkpoint(
+        semi_command(&corpus, &part, 4).args(["--semi-iterations", "4", "--checkpoint-every", "1"]),
+        &ckpt,
+    );
     let err = text(&out.stderr);
     if out.status.success() {
         // Finished before the signal arrived: nothing to resume.

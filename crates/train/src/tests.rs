@@ -5,8 +5,8 @@
 use crate::mask::trainable_mask;
 use crate::objective::Objective;
 use crate::{
-    Algorithm, Dataset, DatasetBuilder, Fitted, LabelTarget, LineSearch, Params, Progress, SavedState, Termination,
-    Trainer,
+    Algorithm, CheckedParams, Dataset, DatasetBuilder, Fitted, LabelTarget, LineSearch, Params, Progress, SavedState,
+    Termination, Trainer,
 };
 use chaincrf_features::{Attr, FeatureExtractor};
 use chaincrf_model::{Structure, WeightLayout};
@@ -36,6 +36,27 @@ fn fit_with(data: &Dataset, params: Params, threads: usize, observer: impl FnMut
         .observer(observer)
         .fit(data)
         .unwrap()
+}
+/// A run of `params` on `data` on one thread, stopped by its stop flag after
+/// iteration (or epoch) `at`: the interrupted fit and the state it saved.
+fn interrupted_after(params: CheckedParams, data: &Dataset, at: u64) -> (Fitted, SavedState) {
+    let flag = Arc::new(AtomicBool::new(false));
+    let mut saved = None;
+    let fitted = Trainer::new(params)
+        .threads(1)
+        .stop_flag(flag.clone())
+        .observer(|p| {
+            if p.iteration == at {
+                flag.store(true, Ordering::SeqCst);
+            }
+            if p.interrupted {
+                saved = Some(p.saved_state().unwrap());
+            }
+        })
+        .fit(data)
+        .unwrap();
+    let state = SavedState::from_bytes(&saved.expect("a state at the interrupt")).unwrap();
+    (fitted, state)
 }
 
 fn bits_equal(a: &[f64], b: &[f64]) -> bool {
@@ -572,27 +593,12 @@ fn every_algorithm_fits_and_resumes_exactly_through_the_trainer() {
         if full.report().iterations < 3 {
             continue; // converged at once: nothing to interrupt
         }
-        let flag = Arc::new(AtomicBool::new(false));
-        let mut saved = None;
-        let first = Trainer::new(params().check().unwrap())
-            .threads(1)
-            .stop_flag(flag.clone())
-            .observer(|p| {
-                if p.iteration == 1 {
-                    flag.store(true, Ordering::SeqCst);
-                }
-                if p.interrupted {
-                    saved = Some(p.saved_state().unwrap());
-                }
-            })
-            .fit(&train_set)
-            .unwrap();
+        let (first, state) = interrupted_after(params().check().unwrap(), &train_set, 1);
         assert!(
             first.report().termination.is_interrupted(),
             "{algorithm}: {}",
             first.report()
         );
-        let state = SavedState::from_bytes(&saved.expect("a state at the interrupt")).unwrap();
         assert_eq!(state.algorithm(), algorithm);
         let rest = Trainer::new(params().check().unwrap())
             .threads(2)
@@ -828,22 +834,7 @@ fn backtracking_runs_resume_exactly() {
             let params = || lbfgs().c1(c1).c2(0.01).linesearch(search).check().unwrap();
             let full = Trainer::new(params()).threads(1).fit(&data).unwrap();
             assert!(full.report().iterations > 6, "too short: {}", full.report());
-            let flag = Arc::new(AtomicBool::new(false));
-            let mut saved = None;
-            Trainer::new(params())
-                .threads(1)
-                .stop_flag(flag.clone())
-                .observer(|p| {
-                    if p.iteration == 3 {
-                        flag.store(true, Ordering::SeqCst);
-                    }
-                    if p.interrupted {
-                        saved = Some(p.saved_state().unwrap());
-                    }
-                })
-                .fit(&data)
-                .unwrap();
-            let state = SavedState::from_bytes(&saved.unwrap()).unwrap();
+            let (_, state) = interrupted_after(params(), &data, 3);
             let rest = Trainer::new(params()).threads(2).resume_from(state).fit(&data).unwrap();
             assert_eq!(
                 rest.report().iterations,

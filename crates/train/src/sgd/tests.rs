@@ -23,23 +23,19 @@ impl FeatureExtractor for Tokens {
     }
 }
 
-fn synthetic(n: usize, seed: u64) -> Dataset {
+/// `n` random token sequences of 1 to 9 tokens below 9, drawn from `seed`.
+fn random_sequences(n: usize, seed: u64) -> Vec<Vec<u8>> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut b = DatasetBuilder::new().without_attribute_names().structure(structure());
-    for l in ["even", "odd", "after7"] {
-        b.labels_mut().intern(l);
-    }
-    for _ in 0..n {
-        let len = rng.random_range(1..10);
-        let x: Vec<u8> = (0..len).map(|_| rng.random_range(0..9)).collect();
-        let y = x
-            .iter()
-            .enumerate()
-            .map(|(t, &v)| if t > 0 && x[t - 1] == 7 { 2 } else { u32::from(v % 2) })
-            .collect();
-        b.add_target(&Tokens, &x[..], LabelTarget::Gold(y)).unwrap();
-    }
-    b.build()
+    (0..n)
+        .map(|_| {
+            let len = rng.random_range(1..10);
+            (0..len).map(|_| rng.random_range(0..9)).collect()
+        })
+        .collect()
+}
+
+fn synthetic(n: usize, seed: u64) -> Dataset {
+    from_sequences(&random_sequences(n, seed))
 }
 
 fn structure() -> Structure {
@@ -165,6 +161,13 @@ fn run(
     (out, objectives)
 }
 
+/// `run_l2sgd` on `d` with `mask`, never stopped, every epoch continued.
+fn run_through(d: &Dataset, mask: &[bool], start: SgdStart, config: &SgdConfig) -> Result<SgdOutcome, TrainError> {
+    run_l2sgd(d, &structure(), layout(d), mask, start, config, &|| false, &mut |_| {
+        EpochControl::Continue
+    })
+}
+
 fn config(epochs: usize) -> SgdConfig {
     SgdConfig {
         c2: 0.5,
@@ -255,25 +258,14 @@ fn resumed_runs_end_with_the_same_bits() {
     assert_eq!(tail, all[3..]);
     // Another c2 does not resume this state.
     let other = SgdConfig { c2: 0.25, ..cfg };
-    let l = layout(&d);
     let mask = observed(&d);
-    let r = run_l2sgd(
-        &d,
-        &structure(),
-        l,
-        &mask,
-        SgdStart::Resume(Box::new(cut.state.clone())),
-        &other,
-        &|| false,
-        &mut |_| EpochControl::Continue,
-    );
+    let r = run_through(&d, &mask, SgdStart::Resume(Box::new(cut.state.clone())), &other);
     assert!(r.unwrap_err().to_string().contains("c2"));
 }
 
 #[test]
 fn bad_parameters_are_named() {
     let d = synthetic(5, 4);
-    let l = layout(&d);
     let mask = observed(&d);
     let cases: Vec<(SgdConfig, &str)> = vec![
         (SgdConfig { c2: 0.0, ..config(1) }, "c2"),
@@ -300,16 +292,7 @@ fn bad_parameters_are_named() {
         ),
     ];
     for (cfg, name) in cases {
-        let r = run_l2sgd(
-            &d,
-            &structure(),
-            l,
-            &mask,
-            SgdStart::Weights(None),
-            &cfg,
-            &|| false,
-            &mut |_| EpochControl::Continue,
-        );
+        let r = run_through(&d, &mask, SgdStart::Weights(None), &cfg);
         match r {
             Err(TrainError::InvalidParameter { name: got, .. }) => assert_eq!(got, name),
             other => panic!("{name}: {other:?}"),
@@ -343,14 +326,8 @@ fn from_sequences(seqs: &[Vec<u8>]) -> Dataset {
 /// calibration is zero there. Runs are deterministic.
 #[test]
 fn calibration_sample_is_the_seeded_permutations_prefix() {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
     let n = 40;
-    let seqs: Vec<Vec<u8>> = (0..n)
-        .map(|_| {
-            let len = rng.random_range(1..10);
-            (0..len).map(|_| rng.random_range(0..9)).collect()
-        })
-        .collect();
+    let seqs = random_sequences(n, 17);
     let mut cfg = config(1);
     cfg.calibration.samples = 9;
     // Every pair trainable: the mask then does not depend on the order.
@@ -358,18 +335,9 @@ fn calibration_sample_is_the_seeded_permutations_prefix() {
         let d = from_sequences(seqs);
         let l = layout(&d);
         let mask = vec![true; l.len()];
-        run_l2sgd(
-            &d,
-            &structure(),
-            l,
-            &mask,
-            SgdStart::Weights(None),
-            &cfg,
-            &|| false,
-            &mut |_| EpochControl::Continue,
-        )
-        .unwrap()
-        .initial_learning_rate
+        run_through(&d, &mask, SgdStart::Weights(None), &cfg)
+            .unwrap()
+            .initial_learning_rate
     };
     let base = eta0(&seqs);
     assert_eq!(eta0(&seqs).to_bits(), base.to_bits(), "not deterministic");
