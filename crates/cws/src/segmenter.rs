@@ -25,7 +25,8 @@ use crate::lexicon::Lexicon;
 use crate::ngram::{NgramConfig, NgramExtractor};
 use crate::normalize::normalize_char;
 use crate::scheme::TagScheme;
-use crate::semi::{HybridPotentials, SemiModel};
+use crate::semi::{ChainScores, HybridPotentials, HybridViterbi, SemiModel};
+use crate::words::{WordScorer, WordScratch};
 use chaincrf_core::chain::ChainWorkspace;
 use chaincrf_core::semimarkov::SemiMarkovWorkspace;
 use chaincrf_core::{AllowedLabels, Constrained, Log, MaxPlus, Potentials};
@@ -152,8 +153,9 @@ pub struct Segmenter {
     extractor: NgramExtractor,
     compiled: Option<CompiledEmissions>,
     use_compiled: bool,
-    /// Word features and weights of a semi-Markov model.
-    semi: Option<(SemiModel, Vec<f64>)>,
+    /// Word features of a semi-Markov model, and its weights laid out for
+    /// segmenting.
+    semi: Option<(SemiModel, WordScorer)>,
     user_dict: Option<UserDict>,
     keep_latin_runs: bool,
     scorer: Option<Arc<dyn EmissionScorer>>,
@@ -219,8 +221,8 @@ impl Segmenter {
             compiled,
             use_compiled: true,
             semi: semi.map(|m| {
-                let w = m.weights();
-                (m, w)
+                let scorer = WordScorer::new(&m.features(), &m.weights());
+                (m, scorer)
             }),
             user_dict: None,
             keep_latin_runs: false,
@@ -414,6 +416,10 @@ struct SemiScratch {
     best: SemiMarkovWorkspace<MaxPlus>,
     sums: SemiMarkovWorkspace<Log>,
     segment_scores: Vec<f64>,
+    words: WordScratch,
+    fast: HybridViterbi,
+    /// The best segmentation: `(start, len, label)`.
+    segments: Vec<(usize, usize, usize)>,
     emissions: Vec<f64>,
     marginals: Vec<f64>,
 }
@@ -519,7 +525,7 @@ impl Session<'_> {
             }
             _ => None,
         };
-        if let Some((semi, weights)) = &self.seg.semi {
+        if let Some((semi, scorer)) = &self.seg.semi {
             let forced = allowed.as_ref().map_or(0, |a| longest_forced_run(a, self.raw.len()));
             // A forced word longer than the model's limit still fits: the limit
             // grows for this input, up to `MAX_SEMI_LEN`; past that (a Latin run
@@ -527,7 +533,7 @@ impl Session<'_> {
             // alone, so memory stays linear in the input.
             if forced <= MAX_SEMI_LEN {
                 let l = semi.max_len().max(forced);
-                return self.segment_run_semi(semi, weights, l, allowed.as_ref(), confidence, out);
+                return self.segment_run_semi(semi, scorer, l, allowed.as_ref(), confidence, out);
             }
         }
         self.decode(allowed.as_ref())?;
@@ -581,7 +587,7 @@ impl Session<'_> {
     fn segment_run_semi(
         &mut self,
         semi: &SemiModel,
-        weights: &[f64],
+        scorer: &WordScorer,
         l: usize,
         allowed: Option<&AllowedLabels>,
         confidence: bool,
@@ -589,25 +595,38 @@ impl Session<'_> {
     ) -> Result<()> {
         let n = self.raw.len();
         let sc = &mut self.semi;
-        sc.segment_scores.clear();
-        sc.segment_scores.resize(n * l, 0.0);
-        let scores = &mut sc.segment_scores;
-        semi.features().extract_with(&self.norm, &mut |i, d, f| {
-            if let Some(w) = weights.get(f as usize) {
-                scores[i * l + d - 1] += w;
-            }
-        });
+        scorer.scores_into(&semi.features(), &self.norm, l, &mut sc.words, &mut sc.segment_scores);
         let scored = self.tagger.potentials();
         match allowed {
             Some(a) => {
                 let c = Constrained::new(scored, a).map_err(Error::NoSegmentation)?;
                 sc.potentials.fill_from(&c, l, &sc.segment_scores, &mut sc.emissions);
             }
-            None => sc
-                .potentials
-                .fill_from(scored, l, &sc.segment_scores, &mut sc.emissions),
+            None => {
+                // The chain's own score arrays (what `fill_from` would copy).
+                let mut t = [0.0; 16];
+                scored.transitions_into(&mut t);
+                let start: [f64; 4] = std::array::from_fn(|y| scored.start(y));
+                let end: [f64; 4] = std::array::from_fn(|y| scored.end(y));
+                let chain = ChainScores {
+                    emissions: scored.emissions(),
+                    transitions: &t,
+                    start: &start,
+                    end: &end,
+                };
+                sc.potentials.fill(chain, l, &sc.segment_scores);
+            }
         }
-        let best = sc.best.viterbi(&sc.potentials).map_err(Error::NoSegmentation)?;
+        if sc
+            .potentials
+            .best_segmentation(&mut sc.fast, &mut sc.segments)
+            .is_none()
+        {
+            let best = sc.best.viterbi(&sc.potentials).map_err(Error::NoSegmentation)?;
+            sc.segments.clear();
+            sc.segments
+                .extend(best.segments.iter().map(|s| (s.start, s.len, s.label)));
+        }
         if confidence {
             sc.marginals.clear();
             sc.marginals.resize(n * l * 2, 0.0);
@@ -615,13 +634,13 @@ impl Session<'_> {
                 .segment_marginals_into(&sc.potentials, &mut sc.marginals)
                 .map_err(Error::NoSegmentation)?;
         }
-        for seg in &best.segments {
+        for &(start, len, _) in &sc.segments {
             let conf = confidence.then(|| {
-                let at = (seg.start * l + seg.len - 1) * 2;
+                let at = (start * l + len - 1) * 2;
                 (sc.marginals[at] + sc.marginals[at + 1]).min(1.0)
             });
             out.push(Word {
-                span: self.offsets[seg.start]..self.offsets[seg.start + seg.len],
+                span: self.offsets[start]..self.offsets[start + len],
                 confidence: conf,
             });
         }

@@ -190,6 +190,116 @@ impl HybridPotentials {
     }
 }
 
+/// Reusable buffers of [`HybridPotentials::best_segmentation`].
+#[derive(Clone, Debug, Default)]
+pub struct HybridViterbi {
+    /// Per boundary `t`, the best score of a prefix whose last segment ends
+    /// at `t`, by its label.
+    alpha: Vec<[f64; 2]>,
+    /// Per boundary `t`, the best score of a prefix ending at `t` followed
+    /// by a segment of each label (the transition included).
+    gamma: Vec<[f64; 2]>,
+}
+
+/// Where the core's max-plus pass starts shifting rows by their maximum.
+const SHIFT_THRESHOLD: f64 = 1_048_576.0;
+
+impl HybridPotentials {
+    /// The best segmentation, as the core's semi-Markov Viterbi
+    /// (`chaincrf_core::semimarkov::SemiMarkovWorkspace::viterbi`) finds it
+    /// on these potentials: the same sums in the same order and the same
+    /// choices on ties (the smaller label, then the shorter last segment),
+    /// for two labels and the score rows read in place instead of copied
+    /// and checked. Returns `None`, leaving the work to the core, where that
+    /// pass would do anything else: an empty input, a score of 2²⁰ or more in
+    /// magnitude (the core then shifts its rows), or no segmentation at all.
+    /// Segments are `(start, len, label)`.
+    pub fn best_segmentation(&self, work: &mut HybridViterbi, out: &mut Vec<(usize, usize, usize)>) -> Option<()> {
+        let (n, l) = (self.n, self.max_len);
+        out.clear();
+        let plain = |row: [f64; 2]| {
+            let m = if row[1] > row[0] { row[1] } else { row[0] };
+            m != f64::NEG_INFINITY && m.abs() < SHIFT_THRESHOLD
+        };
+        let finite = |x: f64| x.is_finite() || x == f64::NEG_INFINITY;
+        if n == 0
+            || !self.start.iter().chain(&self.end).chain(&self.transitions).all(|&x| finite(x))
+            || !plain(self.start)
+        {
+            return None;
+        }
+        let HybridViterbi { alpha, gamma } = work;
+        alpha.clear();
+        alpha.resize(n + 1, [f64::NEG_INFINITY; 2]);
+        gamma.clear();
+        gamma.resize(n, [f64::NEG_INFINITY; 2]);
+        gamma[0] = self.start;
+        let t = &self.transitions;
+        for end in 1..=n {
+            let mut o = [f64::NEG_INFINITY; 2];
+            for d in 1..=l.min(end) {
+                let i = end - d;
+                let s = &self.rows[(i * l + d - 1) * 2..][..2];
+                let g = gamma[i];
+                o[0] = o[0].max(g[0] + s[0]);
+                o[1] = o[1].max(g[1] + s[1]);
+            }
+            if !plain(o) {
+                return None;
+            }
+            alpha[end] = o;
+            if end < n {
+                let mut g = [f64::NEG_INFINITY; 2];
+                for (j, gj) in g.iter_mut().enumerate() {
+                    for (y, &a) in o.iter().enumerate() {
+                        let v = a + t[y * 2 + j];
+                        if v > *gj {
+                            *gj = v;
+                        }
+                    }
+                }
+                if !plain(g) {
+                    return None;
+                }
+                gamma[end] = g;
+            }
+        }
+        // Walk back: the last label, then per segment its length and the
+        // label before it; the first of equal scores wins.
+        let argmax = |it: &mut dyn Iterator<Item = f64>| {
+            let (mut best, mut arg) = (f64::NEG_INFINITY, 0);
+            for (i, v) in it.enumerate() {
+                if v > best {
+                    (best, arg) = (v, i);
+                }
+            }
+            arg
+        };
+        let mut y = argmax(&mut (0..2).map(|y| alpha[n][y] + self.end[y]));
+        let mut end = n;
+        loop {
+            let d = 1 + argmax(&mut (1..=l).map(|d| {
+                if d <= end {
+                    let i = end - d;
+                    gamma[i][y] + self.rows[(i * l + d - 1) * 2 + y]
+                } else {
+                    f64::NEG_INFINITY
+                }
+            }));
+            let i = end - d;
+            out.push((i, d, y));
+            if i == 0 {
+                break;
+            }
+            let next = y;
+            y = argmax(&mut (0..2).map(|yp| alpha[i][yp] + t[yp * 2 + next]));
+            end = i;
+        }
+        out.reverse();
+        Some(())
+    }
+}
+
 impl SegmentPotentials for HybridPotentials {
     fn len(&self) -> usize {
         self.n
@@ -367,5 +477,64 @@ mod tests {
         let s = |p: &HybridPotentials, g: &[Segment]| semimarkov::segmentation_score(p, g).unwrap();
         assert!((s(&p, &with) - s(&plain, &with) - 2.5).abs() < 1e-12);
         assert_eq!(s(&p, &without), s(&plain, &without));
+    }
+
+    /// Random chain and segment scores on a coarse grid (so that ties are
+    /// common) or of any size, decoded by the two-label decoder and by the
+    /// core's: the same segmentation whenever the former answers, and an
+    /// answer whenever no score reaches the core's shifting threshold.
+    #[test]
+    fn the_two_label_decoder_is_the_core_viterbi() {
+        let mut x = 5u64;
+        let mut next = move |coarse: bool, scale: f64| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let u = (x >> 11) as f64 / (1u64 << 53) as f64;
+            if coarse {
+                ((u * 5.0).floor() - 2.0) * scale
+            } else {
+                (u - 0.5) * scale
+            }
+        };
+        let (mut answered, mut declined) = (0, 0);
+        for case in 0..3000 {
+            let n = 1 + case % 23;
+            let l = 1 + case % 7;
+            let coarse = case % 3 != 0;
+            let scale = match case % 50 {
+                0 => 3.0e5,
+                1 => 1.0e7,
+                _ => 4.0,
+            };
+            let emissions: Vec<f64> = (0..n * 4).map(|_| next(coarse, scale)).collect();
+            let transitions: Vec<f64> = (0..16).map(|_| next(coarse, scale)).collect();
+            let start: Vec<f64> = (0..4).map(|_| next(coarse, scale)).collect();
+            let end: Vec<f64> = (0..4).map(|_| next(coarse, scale)).collect();
+            let extra: Vec<f64> = (0..n * l).map(|_| next(coarse, scale)).collect();
+            let mut p = HybridPotentials::new();
+            p.fill(
+                ChainScores {
+                    emissions: &emissions,
+                    transitions: &transitions,
+                    start: &start,
+                    end: &end,
+                },
+                l,
+                if case % 2 == 0 { &extra } else { &[] },
+            );
+            let core = semimarkov::viterbi(&p).unwrap();
+            let core: Vec<_> = core.segments.iter().map(|s| (s.start, s.len, s.label)).collect();
+            let mut got = Vec::new();
+            match p.best_segmentation(&mut HybridViterbi::default(), &mut got) {
+                Some(()) => {
+                    assert_eq!(got, core, "case {case}");
+                    answered += 1;
+                }
+                None => {
+                    assert!(scale > 4.0, "case {case}: small scores must be decoded");
+                    declined += 1;
+                }
+            }
+        }
+        assert!(answered > 2800 && declined > 0, "{answered} answered, {declined} declined");
     }
 }

@@ -237,6 +237,19 @@ impl WordStats {
     }
 }
 
+/// Reusable buffers of [`WordFeatures::scores_into`]: per line, the
+/// character classes and ids, the training words found (their counts per
+/// start and length), how far they reach, and the trie walks in progress.
+#[derive(Clone, Debug, Default)]
+pub struct WordScratch {
+    classes: Vec<u32>,
+    ids: Vec<Option<u32>>,
+    counts: Vec<(u32, u32)>,
+    reach: Vec<usize>,
+    earliest: Vec<usize>,
+    walks: Vec<(usize, u32)>,
+}
+
 /// [`WordStats`] as one fold's sentences see them.
 #[derive(Clone, Copy, Debug)]
 pub struct StatsView<'a> {
@@ -258,7 +271,9 @@ impl<'a> StatsView<'a> {
         let s = self.stats;
         let mut node = 0u32;
         for (i, &c) in chars[start..].iter().take(s.max_len).enumerate() {
-            let Some(next) = s.trie.child(node, c) else {
+            // The first step reads the root's table, not the hashed edges.
+            let next = if i == 0 { s.trie.root_child(c) } else { s.trie.child(node, c) };
+            let Some(next) = next else {
                 break;
             };
             node = next;
@@ -275,6 +290,70 @@ impl<'a> StatsView<'a> {
             if wc > 0 {
                 f(i + 1, wc, sc);
             }
+        }
+    }
+}
+
+impl StatsView<'_> {
+    /// Calls `f(start, len, word_count, substring_count)` for every
+    /// occurrence in `chars` of a training word with a word count above 0
+    /// in this view: what [`for_each_word_at`](Self::for_each_word_at)
+    /// finds at every start, in order of length, then of start. The walks
+    /// from all starts advance in lockstep, one character per round, and ask
+    /// for their next trie slot a few walks ahead (as
+    /// [`Lexicon::matches_all_into`](crate::Lexicon::matches_all_into)
+    /// does): the trie is larger than the cache, so its misses overlap.
+    /// `walks` is scratch space.
+    pub fn for_each_word(&self, chars: &[char], walks: &mut Vec<(usize, u32)>, mut f: impl FnMut(usize, usize, u32, u32)) {
+        const AHEAD: usize = 8;
+        let s = self.stats;
+        let n = chars.len();
+        let mut report = |start: usize, len: usize, node: u32| {
+            if !s.trie.is_word(node) {
+                return;
+            }
+            let total = s.slot(node, s.folds);
+            let (mut wc, mut sc) = (s.word_counts[total], s.substring_counts[total]);
+            if let Some(fold) = self.fold {
+                let at = s.slot(node, fold);
+                wc -= s.word_counts[at];
+                sc -= s.substring_counts[at];
+            }
+            if wc > 0 {
+                f(start, len, wc, sc);
+            }
+        };
+        walks.clear();
+        if s.max_len == 0 {
+            return;
+        }
+        for (start, &c) in chars.iter().enumerate() {
+            if let Some(node) = s.trie.root_child(c) {
+                walks.push((start, node));
+                report(start, 1, node);
+            }
+        }
+        for len in 2..=s.max_len {
+            if walks.is_empty() {
+                break;
+            }
+            // Walks are in increasing start order: those that would read past
+            // the end are at the back.
+            let live = walks.partition_point(|&(start, _)| start + len <= n);
+            let mut kept = 0;
+            for w in 0..live {
+                if let Some(&(start, node)) = walks[..live].get(w + AHEAD) {
+                    s.trie.prefetch(node, chars[start + len - 1]);
+                }
+                let (start, node) = walks[w];
+                let Some(next) = s.trie.child(node, chars[start + len - 1]) else {
+                    continue;
+                };
+                walks[kept] = (start, next);
+                kept += 1;
+                report(start, len, next);
+            }
+            walks.truncate(kept);
         }
     }
 }
@@ -358,81 +437,103 @@ impl<'a> WordFeatures<'a> {
         FIXED_FEATURES + LENGTH_CLASSES * self.stats.stats().num_chars() as u32
     }
 
-    /// [`SegmentFeatures::extract`] with a sink the compiler can inline
-    /// (the segmenter adds weights straight into its score rows).
+    /// [`SegmentFeatures::extract`] with a sink the compiler can inline.
     pub fn extract_with<F: FnMut(usize, usize, u32) + ?Sized>(&self, chars: &[char], sink: &mut F) {
+        let (first_base, last_base) = (self.first_base(), self.last_base());
+        let nc = self.stats.stats().num_chars() as u32;
+        self.for_each_candidate(chars, &mut WordScratch::default(), |c| {
+            let (i, d, lc) = (c.start, c.len, c.length_class);
+            sink(i, d, LEX_BASE + lc * COUNT_BUCKETS + count_bucket(c.word_count));
+            if c.word_count > 0 {
+                sink(i, d, RATIO_BASE + lc * RATIO_BUCKETS + ratio_bucket(c.word_count, c.occurrences));
+            }
+            sink(i, d, EDGE_CLASS_BASE + (lc * CHAR_CLASSES + c.first_class) * CHAR_CLASSES + c.last_class);
+            if c.uniform {
+                sink(i, d, UNIFORM_CLASS_BASE + lc * CHAR_CLASSES + c.first_class);
+            }
+            sink(i, d, CROSS_BASE + lc * 8 + c.cross);
+            sink(i, d, CONTEXT_BASE + (lc * CHAR_CLASSES + c.before) * CHAR_CLASSES + c.after);
+            if let Some(ch) = c.first_char {
+                sink(i, d, first_base + lc * nc + ch);
+            }
+            if let Some(ch) = c.last_char {
+                sink(i, d, last_base + lc * nc + ch);
+            }
+        });
+    }
+
+    /// Calls `f` once for every candidate `[i, i + d)` with `d ≤ max_len`,
+    /// in order of start, then of length, with what its features are made
+    /// of (see the type's docs).
+    #[inline]
+    fn for_each_candidate(&self, chars: &[char], scratch: &mut WordScratch, mut f: impl FnMut(&Candidate)) {
         let n = chars.len();
         let l = self.max_len;
         let stats = self.stats.stats();
-        let nc = stats.num_chars() as u32;
-        let classes: Vec<u32> = chars.iter().map(|&c| u32::from(char_class(c).code())).collect();
-        let ids: Vec<Option<u32>> = chars.iter().map(|&c| stats.char_id(c)).collect();
-        // Every training word in the sentence, as (start, len, count, occurrences).
-        let mut found: Vec<(usize, usize, u32, u32)> = Vec::new();
-        for i in 0..n {
-            self.stats
-                .for_each_word_at(chars, i, |d, wc, sc| found.push((i, d, wc, sc)));
-        }
-        // Longest reach of a word starting at each position, earliest start of
-        // a word ending at each position.
-        let mut reach = vec![0usize; n];
-        let mut earliest = (0..n).collect::<Vec<usize>>();
-        for &(s, d, _, _) in &found {
+        let WordScratch {
+            classes,
+            ids,
+            counts,
+            reach,
+            earliest,
+            walks,
+        } = scratch;
+        classes.clear();
+        classes.extend(chars.iter().map(|&c| u32::from(char_class(c).code())));
+        ids.clear();
+        ids.extend(chars.iter().map(|&c| stats.char_id(c)));
+        // The counts of the training word [i, i + d) at `i·l + d − 1` ((0, 0)
+        // when it is none); the longest reach of a word starting at each
+        // position, the earliest start of a word ending at each position
+        // (words longer than `l` included).
+        counts.clear();
+        counts.resize(n * l, (0, 0));
+        reach.clear();
+        reach.resize(n, 0);
+        earliest.clear();
+        earliest.extend(0..n);
+        self.stats.for_each_word(chars, walks, |s, d, wc, sc| {
+            if d <= l {
+                counts[s * l + d - 1] = (wc, sc);
+            }
             if d > 1 {
                 reach[s] = reach[s].max(s + d);
                 earliest[s + d - 1] = earliest[s + d - 1].min(s);
             }
-        }
-        let mut counts = vec![(0u32, 0u32); l + 1];
-        let mut next = 0;
+        });
         for i in 0..n {
-            counts.iter_mut().for_each(|c| *c = (0, 0));
-            while next < found.len() && found[next].0 == i {
-                let (_, d, wc, sc) = found[next];
-                if d <= l {
-                    counts[d] = (wc, sc);
-                }
-                next += 1;
-            }
             let before = if i == 0 { 0 } else { classes[i - 1] };
             let mut uniform = true;
             // Furthest reach of words starting inside, earliest start of words
             // ending inside, over the candidate's inner characters so far.
             let mut inner_reach = 0;
             let mut inner_earliest = usize::MAX;
-            for (d, &(wc, sc)) in counts.iter().enumerate().take(l.min(n - i) + 1).skip(1) {
+            for d in 1..=l.min(n - i) {
+                let (wc, sc) = counts[i * l + d - 1];
                 let end = i + d;
-                let lc = (d as u32).min(LENGTH_CLASSES) - 1;
                 if d > 1 {
                     inner_reach = inner_reach.max(reach[end - 1]);
                     inner_earliest = inner_earliest.min(earliest[end - 2]);
                 }
-                sink(i, d, LEX_BASE + lc * COUNT_BUCKETS + count_bucket(wc));
-                if wc > 0 {
-                    sink(i, d, RATIO_BASE + lc * RATIO_BUCKETS + ratio_bucket(wc, sc));
-                }
                 let (first, last) = (classes[i], classes[end - 1]);
                 uniform &= last == first;
-                sink(
-                    i,
-                    d,
-                    EDGE_CLASS_BASE + (lc * CHAR_CLASSES + first) * CHAR_CLASSES + last,
-                );
-                if uniform && d > 1 {
-                    sink(i, d, UNIFORM_CLASS_BASE + lc * CHAR_CLASSES + first);
-                }
                 let crosses_right = d > 1 && inner_reach > end;
                 let crosses_left = d > 1 && inner_earliest < i;
-                let cross = u32::from(wc > 0) << 2 | u32::from(crosses_left) << 1 | u32::from(crosses_right);
-                sink(i, d, CROSS_BASE + lc * 8 + cross);
-                let after = if end < n { classes[end] } else { 0 };
-                sink(i, d, CONTEXT_BASE + (lc * CHAR_CLASSES + before) * CHAR_CLASSES + after);
-                if let Some(c) = ids[i] {
-                    sink(i, d, self.first_base() + lc * nc + c);
-                }
-                if let Some(c) = ids[end - 1] {
-                    sink(i, d, self.last_base() + lc * nc + c);
-                }
+                f(&Candidate {
+                    start: i,
+                    len: d,
+                    length_class: (d as u32).min(LENGTH_CLASSES) - 1,
+                    word_count: wc,
+                    occurrences: sc,
+                    first_class: first,
+                    last_class: last,
+                    uniform: uniform && d > 1,
+                    cross: u32::from(wc > 0) << 2 | u32::from(crosses_left) << 1 | u32::from(crosses_right),
+                    before,
+                    after: if end < n { classes[end] } else { 0 },
+                    first_char: ids[i],
+                    last_char: ids[end - 1],
+                });
             }
         }
     }
@@ -473,6 +574,151 @@ impl<'a> WordFeatures<'a> {
         } else {
             format!("unknown feature {id}")
         }
+    }
+}
+
+/// What the features of one candidate word are made of.
+struct Candidate {
+    start: usize,
+    len: usize,
+    /// `min(len, 6) − 1`.
+    length_class: u32,
+    word_count: u32,
+    occurrences: u32,
+    first_class: u32,
+    last_class: u32,
+    /// Longer than one character, all of one class.
+    uniform: bool,
+    /// `known << 2 | crosses left << 1 | crosses right`.
+    cross: u32,
+    before: u32,
+    after: u32,
+    first_char: Option<u32>,
+    last_char: Option<u32>,
+}
+
+/// The weights of [`WordFeatures`] laid out for scoring every candidate of a
+/// line (what the semi-Markov segmenter does per line):
+///
+/// * the first four features' weights (count, share, edge classes,
+///   uniform class) summed ahead, in their order, for every combination of
+///   length class, count bucket, share bucket, edge classes and uniformity
+///   (47k sums, 370 KiB): one load where there were four;
+/// * the first- and last-character weights of each character side by side
+///   (two lines per character) instead of in twelve blocks.
+///
+/// A candidate's score is `head + cross + context + first + last`, the same
+/// additions in the same order as adding its features' weights one by one
+/// to 0 (`head` is that sum's first part), so bit for bit the same score.
+#[derive(Clone, Debug)]
+pub struct WordScorer {
+    max_len: usize,
+    head: Vec<f64>,
+    cross: Vec<f64>,
+    context: Vec<f64>,
+    /// Per training character: first-character weights by length class,
+    /// then last-character weights by length class.
+    chars: Vec<[f64; 2 * LENGTH_CLASSES as usize]>,
+}
+
+impl WordScorer {
+    /// Lays out `weights` (one per feature id of `features`).
+    ///
+    /// # Panics
+    /// When `weights` does not have one value per feature.
+    pub fn new(features: &WordFeatures<'_>, weights: &[f64]) -> Self {
+        assert_eq!(weights.len(), features.num_features(), "one weight per word feature");
+        let w = |id: u32| weights[id as usize];
+        let mut head = Vec::with_capacity(Self::head_len());
+        for lc in 0..LENGTH_CLASSES {
+            for cb in 0..COUNT_BUCKETS {
+                for rb in 0..RATIO_BUCKETS {
+                    for first in 0..CHAR_CLASSES {
+                        for last in 0..CHAR_CLASSES {
+                            for uniform in [false, true] {
+                                let mut sum = 0.0;
+                                sum += w(LEX_BASE + lc * COUNT_BUCKETS + cb);
+                                if cb > 0 {
+                                    sum += w(RATIO_BASE + lc * RATIO_BUCKETS + rb);
+                                }
+                                sum += w(EDGE_CLASS_BASE + (lc * CHAR_CLASSES + first) * CHAR_CLASSES + last);
+                                if uniform {
+                                    sum += w(UNIFORM_CLASS_BASE + lc * CHAR_CLASSES + first);
+                                }
+                                head.push(sum);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let nc = features.stats.stats().num_chars() as u32;
+        let chars = (0..nc)
+            .map(|c| {
+                std::array::from_fn(|j| {
+                    let (base, lc) = if j < LENGTH_CLASSES as usize {
+                        (features.first_base(), j as u32)
+                    } else {
+                        (features.last_base(), (j - LENGTH_CLASSES as usize) as u32)
+                    };
+                    w(base + lc * nc + c)
+                })
+            })
+            .collect();
+        WordScorer {
+            max_len: features.max_len,
+            head,
+            cross: weights[CROSS_BASE as usize..CONTEXT_BASE as usize].to_vec(),
+            context: weights[CONTEXT_BASE as usize..FIXED_FEATURES as usize].to_vec(),
+            chars,
+        }
+    }
+
+    fn head_len() -> usize {
+        (LENGTH_CLASSES * COUNT_BUCKETS * RATIO_BUCKETS * CHAR_CLASSES * CHAR_CLASSES * 2) as usize
+    }
+
+    /// The score of every candidate of `chars` under `features` (the
+    /// features this scorer was built for) into `out`: `chars.len() · l`
+    /// values, candidate `[i, i + d)` at `i·l + d − 1` (`l ≥ max_len`;
+    /// longer candidates score 0). Bit for bit what adding each feature's
+    /// weight through [`WordFeatures::extract_with`] to zeros gives.
+    ///
+    /// # Panics
+    /// When `l` is below the features' `max_len`.
+    pub fn scores_into(
+        &self,
+        features: &WordFeatures<'_>,
+        chars: &[char],
+        l: usize,
+        scratch: &mut WordScratch,
+        out: &mut Vec<f64>,
+    ) {
+        assert!(l >= self.max_len, "the rows must hold every candidate length");
+        out.clear();
+        out.resize(chars.len() * l, 0.0);
+        features.for_each_candidate(chars, scratch, |c| {
+            let lc = c.length_class;
+            let (cb, rb) = if c.word_count > 0 {
+                (count_bucket(c.word_count), ratio_bucket(c.word_count, c.occurrences))
+            } else {
+                (0, 0)
+            };
+            let at = ((((lc * COUNT_BUCKETS + cb) * RATIO_BUCKETS + rb) * CHAR_CLASSES + c.first_class) * CHAR_CLASSES
+                + c.last_class)
+                * 2
+                + u32::from(c.uniform);
+            let mut sum = self.head[at as usize];
+            sum += self.cross[(lc * 8 + c.cross) as usize];
+            sum += self.context[((lc * CHAR_CLASSES + c.before) * CHAR_CLASSES + c.after) as usize];
+            if let Some(ch) = c.first_char {
+                sum += self.chars[ch as usize][lc as usize];
+            }
+            if let Some(ch) = c.last_char {
+                sum += self.chars[ch as usize][(LENGTH_CLASSES + lc) as usize];
+            }
+            out[c.start * l + c.len - 1] = sum;
+        });
     }
 }
 
@@ -552,5 +798,69 @@ mod tests {
             seen += 1;
         });
         assert!(seen > chars.len() * 4);
+    }
+
+    /// A pseudo-random text over the training characters and a few others.
+    fn text(seed: u64, n: usize) -> Vec<char> {
+        let alphabet: Vec<char> = "中国人民的多，1２aＢ新年".chars().collect();
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                alphabet[(x >> 33) as usize % alphabet.len()]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_lockstep_walk_finds_what_the_walk_per_start_finds() {
+        let stats = WordStats::from_sentences(&sentences(), 4, 2);
+        let mut walks = Vec::new();
+        for fold in [None, Some(0), Some(1)] {
+            let view = stats.view(fold);
+            for seed in 0..30 {
+                let chars = text(seed, seed as usize);
+                let mut expected = Vec::new();
+                for i in 0..chars.len() {
+                    view.for_each_word_at(&chars, i, |d, wc, sc| expected.push((i, d, wc, sc)));
+                }
+                let mut got = Vec::new();
+                view.for_each_word(&chars, &mut walks, |i, d, wc, sc| got.push((i, d, wc, sc)));
+                got.sort_unstable();
+                expected.sort_unstable();
+                assert_eq!(got, expected, "{chars:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_scorer_adds_what_the_features_add_bit_for_bit() {
+        let stats = WordStats::from_sentences(&sentences(), 4, 0);
+        for l in [3, 4, 6] {
+            let features = WordFeatures::new(stats.view(None), l);
+            // Weights of mixed magnitudes, so that the order of the additions
+            // shows in the last bits.
+            let mut x = 99u64;
+            let weights: Vec<f64> = (0..features.num_features())
+                .map(|_| {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let u = (x >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+                    f64::from((u * 10f64.powi((x % 7) as i32 - 3)) as f32)
+                })
+                .collect();
+            let scorer = WordScorer::new(&features, &weights);
+            let mut scratch = WordScratch::default();
+            let mut got = Vec::new();
+            for seed in 0..40 {
+                let chars = text(seed + 100, seed as usize);
+                // Rows wider than the longest candidate, as forced words make them.
+                let width = l + (seed as usize % 3);
+                let mut expected = vec![0.0; chars.len() * width];
+                features.extract_with(&chars, &mut |i, d, f| expected[i * width + d - 1] += weights[f as usize]);
+                scorer.scores_into(&features, &chars, width, &mut scratch, &mut got);
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&expected), "l = {l}, {chars:?}");
+            }
+        }
     }
 }
