@@ -51,7 +51,6 @@
 
 #![deny(missing_docs)]
 
-mod bmes;
 mod compiled;
 mod constraints;
 mod corpus;
@@ -65,6 +64,7 @@ mod segmenter;
 pub mod semi;
 #[cfg(feature = "train")]
 mod semi_train;
+mod tag_viterbi;
 #[cfg(feature = "train")]
 mod train;
 pub mod words;

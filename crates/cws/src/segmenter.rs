@@ -17,7 +17,6 @@
 //! [`Segmenter`] is `Sync`; each thread segments through its own [`Session`]
 //! (reusable buffers), or through [`Segmenter::segment`], which makes one per call.
 
-use crate::bmes::BmesViterbi;
 use crate::compiled::{CompiledEmissions, CompiledScratch, NgramInventory};
 use crate::constraints::{Constraints, UserDict};
 use crate::error::{Error, Result};
@@ -26,6 +25,7 @@ use crate::ngram::{NgramConfig, NgramExtractor};
 use crate::normalize::normalize_char;
 use crate::scheme::TagScheme;
 use crate::semi::{ChainScores, HybridPotentials, HybridViterbi, SemiModel};
+use crate::tag_viterbi::TagViterbi;
 use crate::words::{WordScorer, WordScratch};
 use chaincrf_core::chain::ChainWorkspace;
 use chaincrf_core::semimarkov::SemiMarkovWorkspace;
@@ -338,7 +338,7 @@ impl Segmenter {
             chain: ChainWorkspace::new(),
             scratch: CompiledScratch::default(),
             semi: SemiScratch::default(),
-            bmes: BmesViterbi::default(),
+            viterbi: TagViterbi::default(),
             spans: Vec::new(),
         }
     }
@@ -379,7 +379,7 @@ pub struct Session<'s> {
     chain: ChainWorkspace<Log>,
     scratch: CompiledScratch,
     semi: SemiScratch,
-    bmes: BmesViterbi,
+    viterbi: TagViterbi,
     spans: Vec<Range<usize>>,
 }
 
@@ -567,12 +567,14 @@ impl Session<'_> {
     }
 
     /// The best tags of the observed run (within `allowed`) into `self.tags`:
-    /// by the decoder specialized to B/M/E/S when it covers the run (see
-    /// [`crate::bmes`]; the same path, bit for bit), else by the core's.
+    /// by the decoder specialized to the tag scheme when it covers the run
+    /// (see [`crate::tag_viterbi`]; the same path, bit for bit), else by the
+    /// core's.
     fn decode(&mut self, allowed: Option<&AllowedLabels>) -> Result<()> {
         if allowed.is_none()
-            && self.seg.config.scheme == TagScheme::Bmes
-            && self.bmes.decode(self.tagger.potentials(), &mut self.tags)
+            && self
+                .viterbi
+                .decode(self.seg.config.scheme, self.tagger.potentials(), &mut self.tags)
         {
             return Ok(());
         }

@@ -223,7 +223,12 @@ impl HybridPotentials {
         };
         let finite = |x: f64| x.is_finite() || x == f64::NEG_INFINITY;
         if n == 0
-            || !self.start.iter().chain(&self.end).chain(&self.transitions).all(|&x| finite(x))
+            || !self
+                .start
+                .iter()
+                .chain(&self.end)
+                .chain(&self.transitions)
+                .all(|&x| finite(x))
             || !plain(self.start)
         {
             return None;
@@ -535,6 +540,9 @@ mod tests {
                 }
             }
         }
-        assert!(answered > 2800 && declined > 0, "{answered} answered, {declined} declined");
+        assert!(
+            answered > 2800 && declined > 0,
+            "{answered} answered, {declined} declined"
+        );
     }
 }

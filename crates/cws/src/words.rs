@@ -272,7 +272,11 @@ impl<'a> StatsView<'a> {
         let mut node = 0u32;
         for (i, &c) in chars[start..].iter().take(s.max_len).enumerate() {
             // The first step reads the root's table, not the hashed edges.
-            let next = if i == 0 { s.trie.root_child(c) } else { s.trie.child(node, c) };
+            let next = if i == 0 {
+                s.trie.root_child(c)
+            } else {
+                s.trie.child(node, c)
+            };
             let Some(next) = next else {
                 break;
             };
@@ -304,7 +308,12 @@ impl StatsView<'_> {
     /// [`Lexicon::matches_all_into`](crate::Lexicon::matches_all_into)
     /// does): the trie is larger than the cache, so its misses overlap.
     /// `walks` is scratch space.
-    pub fn for_each_word(&self, chars: &[char], walks: &mut Vec<(usize, u32)>, mut f: impl FnMut(usize, usize, u32, u32)) {
+    pub fn for_each_word(
+        &self,
+        chars: &[char],
+        walks: &mut Vec<(usize, u32)>,
+        mut f: impl FnMut(usize, usize, u32, u32),
+    ) {
         const AHEAD: usize = 8;
         let s = self.stats;
         let n = chars.len();
@@ -445,14 +454,26 @@ impl<'a> WordFeatures<'a> {
             let (i, d, lc) = (c.start, c.len, c.length_class);
             sink(i, d, LEX_BASE + lc * COUNT_BUCKETS + count_bucket(c.word_count));
             if c.word_count > 0 {
-                sink(i, d, RATIO_BASE + lc * RATIO_BUCKETS + ratio_bucket(c.word_count, c.occurrences));
+                sink(
+                    i,
+                    d,
+                    RATIO_BASE + lc * RATIO_BUCKETS + ratio_bucket(c.word_count, c.occurrences),
+                );
             }
-            sink(i, d, EDGE_CLASS_BASE + (lc * CHAR_CLASSES + c.first_class) * CHAR_CLASSES + c.last_class);
+            sink(
+                i,
+                d,
+                EDGE_CLASS_BASE + (lc * CHAR_CLASSES + c.first_class) * CHAR_CLASSES + c.last_class,
+            );
             if c.uniform {
                 sink(i, d, UNIFORM_CLASS_BASE + lc * CHAR_CLASSES + c.first_class);
             }
             sink(i, d, CROSS_BASE + lc * 8 + c.cross);
-            sink(i, d, CONTEXT_BASE + (lc * CHAR_CLASSES + c.before) * CHAR_CLASSES + c.after);
+            sink(
+                i,
+                d,
+                CONTEXT_BASE + (lc * CHAR_CLASSES + c.before) * CHAR_CLASSES + c.after,
+            );
             if let Some(ch) = c.first_char {
                 sink(i, d, first_base + lc * nc + ch);
             }
@@ -856,7 +877,9 @@ mod tests {
                 // Rows wider than the longest candidate, as forced words make them.
                 let width = l + (seed as usize % 3);
                 let mut expected = vec![0.0; chars.len() * width];
-                features.extract_with(&chars, &mut |i, d, f| expected[i * width + d - 1] += weights[f as usize]);
+                features.extract_with(&chars, &mut |i, d, f| {
+                    expected[i * width + d - 1] += weights[f as usize]
+                });
                 scorer.scores_into(&features, &chars, width, &mut scratch, &mut got);
                 let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&got), bits(&expected), "l = {l}, {chars:?}");
