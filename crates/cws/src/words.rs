@@ -25,7 +25,7 @@
 //! starting at a position cost one trie walk.
 
 use crate::lexicon::CharTrie;
-use crate::normalize::char_class;
+use crate::normalize::char_class_code;
 use crate::semi::SegmentFeatures;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -500,7 +500,7 @@ impl<'a> WordFeatures<'a> {
             walks,
         } = scratch;
         classes.clear();
-        classes.extend(chars.iter().map(|&c| u32::from(char_class(c).code())));
+        classes.extend(chars.iter().map(|&c| u32::from(char_class_code(c))));
         ids.clear();
         ids.extend(chars.iter().map(|&c| stats.char_id(c)));
         // The counts of the training word [i, i + d) at `i·l + d − 1` ((0, 0)
