@@ -4,15 +4,17 @@
 //! The iteration itself ([`solver::Lbfgs`]) is ours: it computes what
 //! argmin's `LBFGS` computes, bit for bit, in fewer passes over the weights
 //! (on 6.4 million weights the optimizer's vector work was a third of an
-//! iteration); the line search is argmin's More–Thuente search, or one of
-//! CRFsuite's backtracking searches ([`linesearch`]).
+//! iteration); the line search is argmin's More–Thuente search (its vector
+//! work done in place by the solver), or one of CRFsuite's backtracking
+//! searches ([`linesearch`]).
 //!
 //! argmin's observers see iterations but cannot stop a run, so the solver is
 //! wrapped in [`Stopping`], whose `terminate` applies CRFsuite's rules (the
 //! `epsilon` gradient test, the `delta` test over `period` iterations), the
 //! held-out patience and the stop flag, and reports each iteration. argmin
-//! asks for cost and gradient in separate calls; the [`Differentiable`]
-//! objective serves both from one pass cached on the exact parameter vector.
+//! asks for cost and gradient in separate calls at the start; the
+//! [`Differentiable`] objective serves both from one pass cached on the exact
+//! parameter vector. Line-search trials are evaluated once each, uncached.
 //!
 //! CRFsuite's `max_linesearch` bounds the trials of one line search. argmin's
 //! More-Thuente search has no such bound, so the problem it evaluates counts
@@ -36,7 +38,6 @@ use argmin::core::{
     CostFunction, Executor, Gradient, IterState, Problem, Solver, State, TerminationReason, TerminationStatus, KV,
 };
 use argmin::solver::linesearch::MoreThuenteLineSearch;
-use argmin_math::ArgminL2Norm;
 use solver::{Lbfgs, St};
 use std::cell::OnceCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -124,10 +125,9 @@ struct ArgminProblem<'o, O> {
 }
 
 /// The trials of the current line search, against `max_linesearch`. Every
-/// trial of argmin's More-Thuente search asks for the cost at a new point
-/// (then for the gradient at the same point), and nothing else in an L-BFGS
-/// iteration asks for a cost, so the cost calls since the iteration began
-/// are the trials.
+/// trial of the More-Thuente search is one evaluation at a new point
+/// ([`solver::Evaluate`]), and nothing else in an L-BFGS iteration
+/// evaluates, so the evaluations since the iteration began are the trials.
 struct TrialBudget {
     max: usize,
     used: AtomicUsize,
@@ -186,6 +186,16 @@ impl<O: Differentiable> Gradient for ArgminProblem<'_, O> {
     }
 }
 
+/// A line-search trial: one evaluation, counted against the budget, and
+/// not cached (the search asks about each point once).
+impl<O: Differentiable> solver::Evaluate for ArgminProblem<'_, O> {
+    fn evaluate(&self, w: &[f64]) -> Result<(f64, ParVec), argmin::core::Error> {
+        self.trials.take()?;
+        let (cost, grad) = self.objective.fresh_cost_and_gradient(w)?;
+        Ok((cost, ParVec(grad)))
+    }
+}
+
 /// The solver wrapper that applies the stopping rules and reports progress.
 struct Stopping<'a> {
     inner: Lbfgs,
@@ -203,6 +213,38 @@ struct Stopping<'a> {
     replay: Option<u64>,
     /// The weights of the iteration at which the stop flag was seen.
     interrupted_at: Option<Vec<f64>>,
+}
+
+/// What the stopping test reads of an iteration's weights `w` and gradient
+/// `g`: `‖g‖`, `‖w‖` and the non-zero weights. Each norm is a serial sum (in
+/// order: these are the reported figures), so the solver computes them beside
+/// its last pass over the same vectors ([`StopNorms::of`] is where).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StopNorms {
+    gradient: f64,
+    weights: f64,
+    nonzero: usize,
+    /// The addresses of the buffers they were computed from (the state
+    /// moves its vectors, never copies them, between the solver and the test).
+    at: (usize, usize),
+}
+
+impl StopNorms {
+    /// The norms of `w` and `g`, the two serial sums side by side when the
+    /// pool has two threads.
+    pub(crate) fn of(w: &[f64], g: &[f64]) -> Self {
+        let (gradient, (weights, nonzero)) = crate::parvec::both(|| norm(g), || norm_and_nonzeros(w));
+        StopNorms {
+            gradient,
+            weights,
+            nonzero,
+            at: (w.as_ptr() as usize, g.as_ptr() as usize),
+        }
+    }
+
+    fn is_of(&self, w: &[f64], g: &[f64]) -> bool {
+        self.at == (w.as_ptr() as usize, g.as_ptr() as usize)
+    }
 }
 
 fn norm(v: &[f64]) -> f64 {
@@ -257,8 +299,11 @@ impl Stopping<'_> {
             return None;
         };
         let config = self.config;
-        let gnorm = norm(g);
-        let (wnorm, active_features) = norm_and_nonzeros(w);
+        let norms = match self.inner.take_stop_norms() {
+            Some(n) if n.is_of(w, g) => n,
+            _ => StopNorms::of(w, g),
+        };
+        let (gnorm, wnorm, active_features) = (norms.gradient, norms.weights, norms.nonzero);
         let interrupted = config.stop.is_some_and(|f| f.load(Ordering::SeqCst));
         let full: OnceCell<Vec<f64>> = OnceCell::new();
         let expand = self.expand;
@@ -353,25 +398,18 @@ struct FirstStepScaled<L> {
 impl<L> FirstStepScaled<L> {
     /// The first step of the next search along `d`: 1/‖d‖ on a run's first
     /// search when ‖d‖ > 1 (a pass over `d`), else 1.
-    fn next_first_step(&mut self, d: &ParVec) -> f64 {
-        let n = if self.calls == 0 { d.l2_norm() } else { 0.0 };
+    fn next_first_step(&mut self, d: &[f64]) -> f64 {
+        let n = if self.calls == 0 {
+            crate::parvec::l2_norm(d)
+        } else {
+            0.0
+        };
         self.calls += 1;
         if n > 1.0 {
             1.0 / n
         } else {
             1.0
         }
-    }
-}
-
-impl<L: Clone + argmin::solver::linesearch::LineSearch<ParVec, f64>> FirstStepScaled<L> {
-    /// A copy set up to search along `d` (this one counts the search but
-    /// keeps no vector: it is saved in every checkpoint).
-    fn for_direction(&mut self, d: ParVec) -> Self {
-        let mut search = self.clone();
-        argmin::solver::linesearch::LineSearch::search_direction(&mut search, d);
-        self.calls = search.calls;
-        search
     }
 }
 

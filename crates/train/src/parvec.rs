@@ -133,6 +133,19 @@ fn on_pool<R: Send>(op: impl FnOnce() -> R + Send) -> Option<R> {
     (pool.current_num_threads() > 1).then(|| pool.install(op))
 }
 
+/// `(a(), b())`, side by side on this thread's pool when it has more than
+/// one thread (two serial passes that must keep their order of addition
+/// still take the time of one), one after the other otherwise.
+pub(crate) fn both<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
+    let pool = POOL
+        .with(|p| p.borrow().clone())
+        .filter(|p| p.current_num_threads() > 1);
+    match pool {
+        Some(pool) => pool.install(|| rayon::join(a, b)),
+        None => (a(), b()),
+    }
+}
+
 /// Weights per task (and per partial sum).
 pub const CHUNK: usize = 1 << 14;
 
@@ -183,10 +196,51 @@ pub(crate) fn sums_by_chunk<const K: usize>(
     combine(&partials)
 }
 
+/// One pass over two vectors of equal length, chunk by chunk, as
+/// [`update_by_chunk`] passes over one: `body(offset, a_chunk, b_chunk)`
+/// updates both chunks in place and returns their `K` partial sums.
+pub(crate) fn update2_by_chunk<const K: usize>(
+    a: &mut [f64],
+    b: &mut [f64],
+    body: impl Fn(usize, &mut [f64], &mut [f64]) -> [f64; K] + Sync + Send,
+) -> [f64; K] {
+    assert_eq!(a.len(), b.len(), "vectors of different lengths");
+    let parallel = on_pool(|| {
+        a.par_chunks_mut(CHUNK)
+            .zip(b.par_chunks_mut(CHUNK))
+            .enumerate()
+            .map(|(c, (a, b))| body(c * CHUNK, a, b))
+            .collect::<Vec<_>>()
+    });
+    let partials = match parallel {
+        Some(p) => p,
+        None => a
+            .chunks_mut(CHUNK)
+            .zip(b.chunks_mut(CHUNK))
+            .enumerate()
+            .map(|(c, (a, b))| body(c * CHUNK, a, b))
+            .collect(),
+    };
+    combine(&partials)
+}
+
 /// `Σ a[i]·b[i]` of one chunk, in order: the terms and grouping of a chunk
 /// of [`ParVec`]'s dot product.
 pub(crate) fn chunk_dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(&a, &b)| a * b).sum()
+}
+
+/// `Σ a[i]·b[i]` with [`ParVec`]'s grouping: `ParVec(a).dot(&ParVec(b))`,
+/// bit for bit, without the vectors.
+pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len(), "vectors of different lengths");
+    let [sum] = sums_by_chunk(a.len(), |r| [chunk_dot(&a[r.clone()], &b[r])]);
+    sum
+}
+
+/// `‖v‖₂` with [`ParVec`]'s grouping (its `l2_norm`, bit for bit).
+pub(crate) fn l2_norm(v: &[f64]) -> f64 {
+    dot(v, v).sqrt()
 }
 
 /// A new vector with `out[i] = f(a[i], b[i])`: in parallel, written straight
@@ -230,12 +284,7 @@ pub struct ParVec(pub Vec<f64>);
 /// parameters): copies of the whole vector, done on the pool too.
 impl Clone for ParVec {
     fn clone(&self) -> Self {
-        let a: &[f64] = self;
-        ParVec(fill(
-            a.len(),
-            |out| out.par_extend(a.par_iter().with_min_len(CHUNK).copied()),
-            |out| out.extend_from_slice(a),
-        ))
+        ParVec::copy_of(self)
     }
 }
 
@@ -279,6 +328,15 @@ impl From<Vec<f64>> for ParVec {
 }
 
 impl ParVec {
+    /// A new vector holding `a`'s values (copied on the pool).
+    pub(crate) fn copy_of(a: &[f64]) -> ParVec {
+        ParVec(fill(
+            a.len(),
+            |out| out.par_extend(a.par_iter().with_min_len(CHUNK).copied()),
+            |out| out.extend_from_slice(a),
+        ))
+    }
+
     /// The values, without the vector (its buffer is not kept as a spare).
     pub(crate) fn into_inner(mut self) -> Vec<f64> {
         std::mem::take(&mut self.0)
@@ -454,6 +512,29 @@ mod tests {
             };
             let (one, three) = (on(1), on(3));
             prop_assert_eq!(&one, &three);
+            // The slice functions have `ParVec`'s bits, on any pool.
+            for threads in [1, 3] {
+                let pool = Arc::new(rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap());
+                with_pool(&pool, || {
+                    assert_eq!(dot(&a, &b).to_bits(), pa.dot(&pb).to_bits());
+                    assert_eq!(l2_norm(&a).to_bits(), pa.l2_norm().to_bits());
+                    let (mut x, mut y) = (a.clone(), b.clone());
+                    let [xy, yy] = update2_by_chunk(&mut x, &mut y, |o, x, y| {
+                        for (i, (x, y)) in x.iter_mut().zip(y.iter_mut()).enumerate() {
+                            *x -= b[o + i];
+                            *y += a[o + i];
+                        }
+                        [chunk_dot(x, y), chunk_dot(y, y)]
+                    });
+                    let (px, py) = (pa.sub(&pb), pb.add(&pa));
+                    assert_eq!(&x, &px.0);
+                    assert_eq!(&y, &py.0);
+                    assert_eq!(xy.to_bits(), px.dot(&py).to_bits());
+                    assert_eq!(yy.to_bits(), py.dot(&py).to_bits());
+                    let (g, w) = both(|| pa.l1_norm(), || pb.l1_norm());
+                    assert_eq!((g.to_bits(), w.to_bits()), (pa.l1_norm().to_bits(), pb.l1_norm().to_bits()));
+                });
+            }
             prop_assert_eq!((pa.dot(&pb).to_bits(), pa.l1_norm().to_bits(), pa.l2_norm().to_bits()), one.0);
         }
     }

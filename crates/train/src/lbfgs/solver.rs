@@ -9,7 +9,19 @@
 //! Here each step of the recursion is one pass that updates the work vector
 //! in place and computes, chunk by chunk, the dot product the next step needs;
 //! `yᵢ·sᵢ` and `yᵢ·yᵢ` are computed once, when the pair is stored; the new
-//! direction is written straight from the last step.
+//! direction is written in place by the last step, which also computes the
+//! line search's first slope `g·d`; `s`, `y` and their dot products are one
+//! pass.
+//!
+//! **The line search's vectors.** argmin's More–Thuente search copies its
+//! start and start gradient, forms each trial point as a new vector, copies
+//! each trial gradient, and asks for cost and gradient in two calls, which
+//! the objective answered from a cache it compared and copied 51 MB vectors
+//! into. Its decisions depend on the vectors only through `f(x₀ + α·d)` and
+//! the slopes `d·∇f`, so here it runs, argmin's code unchanged, on stand-ins
+//! ([`Point`], [`Slope`]): [`Line`] forms `x₀ + α·d` in one parallel pass,
+//! evaluates the objective once per trial (no cache), and computes `d·∇f` in
+//! one more; the search's last trial is the new point.
 //!
 //! **Same results.** Every element is computed with argmin's operations in
 //! argmin's order (no fused multiply-add: Rust never contracts), and every
@@ -17,8 +29,9 @@
 //! each [`CHUNK`](crate::parvec::CHUNK) of terms in order, then the chunks'
 //! sums in order ([`update_by_chunk`]). Products commute exactly, so `yᵢ·sᵢ`
 //! and `sᵢ·yᵢ` are the same number. The line search is argmin's
-//! More–Thuente search itself, driven as argmin's executor drives it (or,
-//! when configured, a backtracking search of [`super::linesearch`]). So a run
+//! More–Thuente search itself, driven as argmin's executor drives it, given
+//! the numbers argmin's vector operations give it (or, when configured, a
+//! backtracking search of [`super::linesearch`]). So a run
 //! takes argmin's path bit for bit (the tests compare whole trajectories,
 //! with and without L1), on any number of threads.
 //!
@@ -28,14 +41,16 @@
 //! are not saved but recomputed from the pairs, to the same bits.
 
 use super::linesearch;
+use super::StopNorms;
 use crate::params::LineSearch;
-use crate::parvec::{chunk_dot, map2, map3, sums_by_chunk, update_by_chunk, ParVec};
+use crate::parvec::{both, chunk_dot, dot, map2, map3, sums_by_chunk, update2_by_chunk, update_by_chunk, ParVec};
 use argmin::core::{
-    ArgminError, CostFunction, Error, Gradient, IterState, Problem, Solver, State, TerminationReason,
+    ArgminError, CostFunction, Error, Gradient, IterState, LineSearch as _, Problem, Solver, State, TerminationReason,
     TerminationStatus, KV,
 };
 use argmin::solver::linesearch::MoreThuenteLineSearch;
-use argmin_math::{ArgminL1Norm, ArgminL2Norm, ArgminSub};
+use argmin_math::{ArgminDot, ArgminL1Norm, ArgminL2Norm, ArgminScaledAdd};
+use std::cell::RefCell;
 use std::collections::VecDeque;
 
 /// The optimizer's iteration state (argmin's, so checkpoints keep their form).
@@ -70,6 +85,9 @@ pub(crate) struct Lbfgs {
     /// Which line search runs (configuration, not saved).
     #[serde(skip)]
     line_search: LineSearch,
+    /// The stopping test's norms of the last iteration's point and gradient.
+    #[serde(skip)]
+    stop_norms: Option<StopNorms>,
 }
 
 impl Lbfgs {
@@ -88,6 +106,7 @@ impl Lbfgs {
             curvature: VecDeque::with_capacity(m),
             work: Vec::new(),
             line_search: LineSearch::MoreThuente,
+            stop_norms: None,
         }
     }
 
@@ -95,6 +114,12 @@ impl Lbfgs {
     pub(crate) fn with_line_search(mut self, kind: LineSearch) -> Self {
         self.line_search = kind;
         self
+    }
+
+    /// The stopping test's norms of the point and gradient the last
+    /// iteration ended on, when it computed them.
+    pub(crate) fn take_stop_norms(&mut self) -> Option<StopNorms> {
+        self.stop_norms.take()
     }
 
     /// Checks a decoded solver against the problem's dimension `dim` and
@@ -123,8 +148,10 @@ impl Lbfgs {
 
     /// The search direction from (pseudo-)gradient `g` by the two-loop
     /// recursion, finished by `finish(rᵢ, gᵢ)` (the negation, and OWL-QN's
-    /// orthant constraint): `2m + 1` passes for `m` pairs.
-    fn direction(&mut self, g: &[f64], finish: impl Fn(f64, f64) -> f64 + Sync + Send) -> ParVec {
+    /// orthant constraint), left in [`Lbfgs::work`]: `2m + 1` passes for `m`
+    /// pairs. Returns `g·d`, computed in the last pass with the grouping of
+    /// argmin's `init_grad.dot(direction)` (the line search's first slope).
+    fn direction(&mut self, g: &[f64], finish: impl Fn(f64, f64) -> f64 + Sync + Send) -> f64 {
         let n = g.len();
         let m = self.s.len();
         let curvature = self.curvature().clone();
@@ -132,14 +159,20 @@ impl Lbfgs {
             Some(&(ys, yy)) => ys / yy,
             None => 1.0,
         };
+        let work = &mut self.work;
+        work.resize(n, 0.0);
         if m == 0 {
-            // (`g` is read once: both arguments are the same element.)
-            return map2(g, g, |x, gi| finish(x * gamma, gi));
+            let [gd] = update_by_chunk(work, |o, d| {
+                let g = &g[o..o + d.len()];
+                for (d, &gi) in d.iter_mut().zip(g) {
+                    *d = finish(gi * gamma, gi);
+                }
+                [chunk_dot(g, d)]
+            });
+            return gd;
         }
         let rho: Vec<f64> = curvature.iter().map(|&(ys, _)| 1.0 / ys).collect();
         let (s, y) = (&self.s, &self.y);
-        let work = &mut self.work;
-        work.resize(n, 0.0);
         // First loop, newest pair to oldest: q ← q − αᵢ·yᵢ with αᵢ = ρᵢ·(sᵢ·q).
         let [mut sq] = update_by_chunk(work, |o, q| {
             q.copy_from_slice(&g[o..o + q.len()]);
@@ -176,14 +209,21 @@ impl Lbfgs {
                 [chunk_dot(&next[o..o + r.len()], r)]
             });
         }
+        // The last step, finished into the direction in place, and g·d.
         let c = alpha[m - 1] - yr * rho[m - 1];
-        let (r, last) = (&*work, &s[m - 1]);
-        map3(r, last, g, |r, s, gi| finish(r + s * c, gi))
+        let last = &s[m - 1];
+        let [gd] = update_by_chunk(work, |o, r| {
+            let g = &g[o..o + r.len()];
+            for ((r, &s), &gi) in r.iter_mut().zip(&last[o..]).zip(g) {
+                *r = finish(*r + s * c, gi);
+            }
+            [chunk_dot(g, r)]
+        });
+        gd
     }
 
-    /// Stores the pair `(s, y)`, computing its dot products.
-    fn push_pair(&mut self, s: ParVec, y: ParVec) {
-        let dots = pair_dots(&s, &y);
+    /// Stores the pair `(s, y)` whose `(y·s, y·y)` are `dots`.
+    fn push_pair(&mut self, s: ParVec, y: ParVec, dots: (f64, f64)) {
         // A loaded state's cache is filled before the pair joins (see `curvature`).
         self.curvature();
         self.s.push_back(s);
@@ -241,19 +281,174 @@ pub(super) fn projected(p: &[f64], xi: &[f64]) -> ParVec {
     map2(p, xi, project)
 }
 
-/// The problem the line search sees: the objective, or under OWL-QN the
-/// objective plus the L1 term at points projected onto the orthant `xi`,
-/// with the pseudo-gradient.
-struct LineProblem<O> {
-    problem: O,
-    orthant: Option<(f64, ParVec)>,
+/// What the line search asks of the problem: the cost and the gradient at a
+/// point, computed together, once (no cache: each trial point is new).
+pub(crate) trait Evaluate {
+    /// `(f(w), ∇f(w))`.
+    fn evaluate(&self, w: &[f64]) -> Result<(f64, ParVec), Error>;
 }
 
-impl<O: CostFunction<Param = ParVec, Output = f64>> CostFunction for LineProblem<O> {
+/// A point of the line search, as argmin's More–Thuente search holds it:
+/// not a vector but which point it is. The search's own vector arithmetic
+/// is `x₀ + α·d` (its trial points) and two dot products with `d`; here
+/// [`Line`] does that work in its passes, and the search keeps its scalar
+/// logic, argmin's code unchanged, on these stand-ins.
+#[derive(Clone, Debug)]
+enum Point {
+    /// The search's starting point `x₀`.
+    Start,
+    /// `x₀ + α·d`.
+    Trial(f64),
+    /// Anything else (the search never forms one).
+    Other,
+}
+
+impl Point {
+    fn same(&self, other: &Point) -> bool {
+        match (self, other) {
+            (Point::Start, Point::Start) => true,
+            (Point::Trial(a), Point::Trial(b)) => a.to_bits() == b.to_bits(),
+            _ => false,
+        }
+    }
+}
+
+/// A vector of the line search's, as it holds it: the direction `d`, or a
+/// gradient with its dot product with `d` (computed when it was).
+#[derive(Clone, Debug)]
+enum Slope {
+    Direction,
+    Gradient(f64),
+}
+
+impl ArgminScaledAdd<Slope, f64, Point> for Point {
+    fn scaled_add(&self, factor: &f64, vec: &Slope) -> Point {
+        match (self, vec) {
+            (Point::Start, Slope::Direction) => Point::Trial(*factor),
+            _ => Point::Other,
+        }
+    }
+}
+
+impl ArgminDot<Slope, f64> for Slope {
+    fn dot(&self, other: &Slope) -> f64 {
+        match (self, other) {
+            (Slope::Direction, Slope::Gradient(v)) | (Slope::Gradient(v), Slope::Direction) => *v,
+            // Not asked by the search; NaN fails its tests rather than steering it.
+            _ => f64::NAN,
+        }
+    }
+}
+
+impl ArgminDot<Slope, f64> for Point {
+    fn dot(&self, _: &Slope) -> f64 {
+        // Required by the search's bounds, never asked.
+        f64::NAN
+    }
+}
+
+/// argmin's More–Thuente search over the stand-ins.
+type MoreThuente = MoreThuenteLineSearch<Point, Slope, f64>;
+
+/// The line search's iteration state.
+type LineState = IterState<Point, Slope, (), (), (), f64>;
+
+/// The line search's last trial.
+struct Trial {
+    at: Point,
+    /// The trial point (projected onto the orthant under OWL-QN).
+    point: ParVec,
+    /// The objective's gradient there.
+    gradient: ParVec,
+    /// Under OWL-QN, the pseudo-gradient there.
+    pseudo: Option<ParVec>,
+    /// `d·g` with `g` the (pseudo-)gradient.
+    slope: f64,
+}
+
+/// The problem the line search sees: the objective along `x₀ + α·d`, under
+/// OWL-QN plus the L1 term at points projected onto the orthant `xi`, with
+/// the pseudo-gradient. Each trial is one pass forming the point, one
+/// evaluation, and one pass for `d·g`: where argmin's vectors made the
+/// search copy its start and every trial gradient and the objective
+/// compare and copy every trial point and gradient for its cache.
+struct Line<'a, O> {
+    problem: &'a O,
+    start: &'a [f64],
+    direction: &'a [f64],
+    orthant: Option<(f64, &'a [f64])>,
+    last: RefCell<Option<Trial>>,
+}
+
+impl<O: Evaluate> CostFunction for Line<'_, O> {
+    type Param = Point;
+    type Output = f64;
+    fn cost(&self, at: &Point) -> Result<f64, Error> {
+        // The previous trial's buffers serve this one (see `parvec`).
+        drop(self.last.take());
+        let (x, d) = (self.start, self.direction);
+        // argmin's `x₀.scaled_add(α, d)` (`x₀ + α·d` element by element),
+        // then its projection.
+        let point = match (at, self.orthant) {
+            (Point::Trial(a), None) => map2(x, d, |x, d| x + a * d),
+            (Point::Trial(a), Some((_, xi))) => map3(x, d, xi, |x, d, s| project(x + a * d, s)),
+            (Point::Start, None) => ParVec::copy_of(x),
+            (Point::Start, Some((_, xi))) => projected(x, xi),
+            (Point::Other, _) => {
+                return Err(ArgminError::PotentialBug {
+                    text: "the line search asked for a point off its line".into(),
+                }
+                .into())
+            }
+        };
+        let (cost, gradient) = self.problem.evaluate(&point)?;
+        let (cost, pseudo) = match self.orthant {
+            Some((c1, _)) => (
+                cost + c1 * point.l1_norm(),
+                Some(pseudo_gradient_of(c1, &point, &gradient)),
+            ),
+            None => (cost, None),
+        };
+        let slope = dot(d, pseudo.as_ref().unwrap_or(&gradient));
+        *self.last.borrow_mut() = Some(Trial {
+            at: at.clone(),
+            point,
+            gradient,
+            pseudo,
+            slope,
+        });
+        Ok(cost)
+    }
+}
+
+impl<O: Evaluate> Gradient for Line<'_, O> {
+    type Param = Point;
+    type Gradient = Slope;
+    fn gradient(&self, at: &Point) -> Result<Slope, Error> {
+        // The search asks for the gradient right after the cost, at the same point.
+        match &*self.last.borrow() {
+            Some(t) if t.at.same(at) => Ok(Slope::Gradient(t.slope)),
+            _ => Err(ArgminError::PotentialBug {
+                text: "the line search asked for a gradient before the cost".into(),
+            }
+            .into()),
+        }
+    }
+}
+
+/// The problem a backtracking search sees (it forms its trial points
+/// itself): the objective, or under OWL-QN the objective plus the L1 term at
+/// points projected onto the orthant `xi`, with the pseudo-gradient.
+struct Projected<'a, O> {
+    problem: &'a O,
+    orthant: Option<(f64, &'a ParVec)>,
+}
+
+impl<O: CostFunction<Param = ParVec, Output = f64>> CostFunction for Projected<'_, O> {
     type Param = ParVec;
     type Output = f64;
     fn cost(&self, param: &ParVec) -> Result<f64, Error> {
-        match &self.orthant {
+        match self.orthant {
             Some((c1, xi)) => {
                 let p = projected(param, xi);
                 let cost = self.problem.cost(&p)?;
@@ -264,15 +459,15 @@ impl<O: CostFunction<Param = ParVec, Output = f64>> CostFunction for LineProblem
     }
 }
 
-impl<O: Gradient<Param = ParVec, Gradient = ParVec>> Gradient for LineProblem<O> {
+impl<O: Gradient<Param = ParVec, Gradient = ParVec>> Gradient for Projected<'_, O> {
     type Param = ParVec;
     type Gradient = ParVec;
     fn gradient(&self, param: &ParVec) -> Result<ParVec, Error> {
-        match &self.orthant {
+        match self.orthant {
             Some((c1, xi)) => {
                 let p = projected(param, xi);
                 let g = self.problem.gradient(&p)?;
-                Ok(pseudo_gradient_of(*c1, &p, &g))
+                Ok(pseudo_gradient_of(c1, &p, &g))
             }
             None => self.problem.gradient(param),
         }
@@ -282,10 +477,11 @@ impl<O: Gradient<Param = ParVec, Gradient = ParVec>> Gradient for LineProblem<O>
 /// Runs the line search from `state` as argmin's executor would: `init`,
 /// then `next_iter` until the search ends; the executor's other stopping
 /// test (the best cost reaching its target, −∞) is kept.
-fn search<O>(ls: &mut Search, problem: &mut Problem<LineProblem<O>>, state: St) -> Result<St, Error>
-where
-    LineProblem<O>: CostFunction<Param = ParVec, Output = f64> + Gradient<Param = ParVec, Gradient = ParVec>,
-{
+fn search<O: Evaluate>(
+    ls: &mut MoreThuente,
+    problem: &mut Problem<Line<'_, O>>,
+    state: LineState,
+) -> Result<LineState, Error> {
     let (mut state, _) = ls.init(problem, state)?;
     let mut best = f64::INFINITY;
     loop {
@@ -307,7 +503,7 @@ where
 
 impl<O> Solver<O, St> for Lbfgs
 where
-    O: CostFunction<Param = ParVec, Output = f64> + Gradient<Param = ParVec, Gradient = ParVec>,
+    O: CostFunction<Param = ParVec, Output = f64> + Gradient<Param = ParVec, Gradient = ParVec> + Evaluate,
 {
     fn name(&self) -> &str {
         "L-BFGS"
@@ -340,6 +536,7 @@ where
         let missing = |what: &str| ArgminError::PotentialBug {
             text: format!("L-BFGS: the state has no {what}"),
         };
+        self.stop_norms = None;
         let param = state.take_param().ok_or_else(|| missing("parameter vector"))?;
         let cur_cost = state.get_cost();
         // Under OWL-QN the state holds the pseudo-gradient, except at the start.
@@ -354,7 +551,7 @@ where
             let xi = map2(&param, &prev_grad, orthant_sign);
             (c1, xi)
         });
-        let d = match self.l1_coeff {
+        let slope = match self.l1_coeff {
             // The direction is kept where it agrees in sign with −pseudo-gradient.
             Some(_) => self.direction(&prev_grad, |r, g| {
                 let agree = (r * g - f64::MIN_POSITIVE).signum();
@@ -362,75 +559,116 @@ where
             }),
             None => self.direction(&prev_grad, |r, _| r * -1.0),
         };
+        let direction = std::mem::take(&mut self.work);
+        let step = self.linesearch.next_first_step(&direction);
         let inner = problem.take_problem().ok_or_else(|| missing("problem"))?;
-        let backtrack_orthant = match (self.line_search, &orthant) {
-            (LineSearch::MoreThuente, _) | (_, None) => None,
-            (_, Some((_, xi))) => Some(xi.clone()),
-        };
-        let mut line = Problem::new(LineProblem {
-            problem: inner,
-            orthant,
-        });
-        let searched = match self.line_search {
+        // The search's end: its cost, point, the objective's gradient there
+        // and, under OWL-QN, the pseudo-gradient; or why it failed.
+        let (searched, counts) = match self.line_search {
             LineSearch::MoreThuente => {
-                let mut ls = self.linesearch.for_direction(d);
-                let start = IterState::new()
-                    .param(param.clone())
-                    .gradient(prev_grad.clone())
+                // A fresh search, as argmin's solver sets up a copy of its own; any
+                // step > 0 is accepted, a rejected one leaves the default (argmin
+                // ignores the error too).
+                let mut ls = MoreThuente::new();
+                let _ = ls.initial_step_length(step);
+                ls.search_direction(Slope::Direction);
+                let mut line = Problem::new(Line {
+                    problem: &inner,
+                    start: &param,
+                    direction: &direction,
+                    orthant: orthant.as_ref().map(|(c1, xi)| (*c1, &xi[..])),
+                    last: RefCell::new(None),
+                });
+                let start = LineState::new()
+                    .param(Point::Start)
+                    .gradient(Slope::Gradient(slope))
                     .cost(cur_cost);
-                search(&mut ls, &mut line, start)
+                let searched = search(&mut ls, &mut line, start);
+                let last = line.problem.take().and_then(|l| l.last.into_inner());
+                let searched = searched.map(|found| {
+                    // The search ends on its last trial, whose point and gradients `Line` kept.
+                    match last {
+                        Some(t) if found.get_param().is_some_and(|p| p.same(&t.at)) => {
+                            Ok((found.get_cost(), t.point, t.gradient, t.pseudo))
+                        }
+                        _ => Err(Error::from(missing("line search point at its last trial"))),
+                    }
+                });
+                (searched, line.counts)
             }
             kind => {
-                let step = self.linesearch.next_first_step(&d);
-                let xi = backtrack_orthant.as_ref();
-                linesearch::backtrack(kind, &mut line, &param, cur_cost, &prev_grad, &d, step, xi)
+                let d = ParVec(direction.clone());
+                let mut line = Problem::new(Projected {
+                    problem: &inner,
+                    orthant: orthant.as_ref().map(|(c1, xi)| (*c1, xi)),
+                });
+                let xi = orthant.as_ref().map(|(_, xi)| xi);
+                let searched = linesearch::backtrack(kind, &mut line, &param, cur_cost, &prev_grad, &d, step, xi);
+                let searched = searched.map(|mut found| {
+                    let mut xk1 = found.take_param().ok_or_else(|| missing("line search point"))?;
+                    if let Some(xi) = xi {
+                        xk1 = projected(&xk1, xi);
+                    }
+                    // Without L1 the search's last gradient is the objective's at
+                    // `xk1`; otherwise the objective answers from its cache.
+                    let grad = match (self.l1_coeff, found.take_gradient()) {
+                        (None, Some(g)) => g,
+                        _ => inner.gradient(&xk1)?,
+                    };
+                    let pseudo = self.l1_coeff.map(|c1| pseudo_gradient_of(c1, &xk1, &grad));
+                    Ok::<_, Error>((found.get_cost(), xk1, grad, pseudo))
+                });
+                (searched, line.counts)
             }
         };
-        let LineProblem {
-            problem: inner,
-            orthant,
-        } = line.take_problem().ok_or_else(|| missing("line problem"))?;
+        for (name, n) in counts {
+            *problem.counts.entry(name).or_insert(0) += n;
+        }
+        self.work = direction;
         problem.problem = Some(inner);
-        problem.consume_func_counts(line);
-        let mut found = match searched {
-            Ok(found) => found,
+        let (next_cost, xk1, grad, pseudo) = match searched {
+            Ok(found) => found?,
             Err(e) => {
                 let reason = TerminationReason::SolverExit(format!("Line search terminated with: '{e}'"));
                 return Ok((state.terminate_with(reason), None));
             }
         };
-        let mut xk1 = found.take_param().ok_or_else(|| missing("line search point"))?;
-        let next_cost = found.get_cost();
-        if let Some((_, xi)) = &orthant {
-            xk1 = projected(&xk1, xi);
-        }
         if state.get_iter() >= self.m as u64 {
             self.pop_pair();
         }
-        // Without L1 the line search's last gradient is the objective's at
-        // `xk1` (its last trial); argmin asks the objective again, which
-        // answers from its cache with the same bits.
-        let grad = match (self.l1_coeff, found.take_gradient()) {
-            (None, Some(g)) => g,
-            _ => problem.gradient(&xk1)?,
-        };
-        let s = xk1.sub(&param);
-        let grad = match self.l1_coeff {
-            Some(c1) => {
-                let pseudo = pseudo_gradient_of(c1, &xk1, &grad);
-                let prev = self
-                    .l1_prev_unreg_grad
+        // sᵢ = xₖ₊₁ − xₖ and yᵢ = ∇f(xₖ₊₁) − ∇f(xₖ) (argmin's `sub`s), each
+        // written over the vector it no longer needs, with y·s and y·y; beside
+        // it, the stopping test's serial norms of the new point and gradient.
+        let (mut s, mut y) = match self.l1_coeff {
+            Some(_) => (
+                param,
+                self.l1_prev_unreg_grad
                     .take()
-                    .ok_or_else(|| missing("plain gradient"))?;
-                self.push_pair(s, grad.sub(&prev));
+                    .ok_or_else(|| missing("plain gradient"))?,
+            ),
+            None => (param, prev_grad),
+        };
+        let reported = pseudo.as_ref().unwrap_or(&grad);
+        let (norms, [ys, yy]) = both(
+            || StopNorms::of(&xk1, reported),
+            || {
+                update2_by_chunk(&mut s, &mut y, |o, s, y| {
+                    for ((s, y), (&x1, &g1)) in s.iter_mut().zip(y.iter_mut()).zip(xk1[o..].iter().zip(&grad[o..])) {
+                        *s = x1 - *s;
+                        *y = g1 - *y;
+                    }
+                    [chunk_dot(y, s), chunk_dot(y, y)]
+                })
+            },
+        );
+        self.stop_norms = Some(norms);
+        self.push_pair(s, y, (ys, yy));
+        let grad = match pseudo {
+            Some(pseudo) => {
                 self.l1_prev_unreg_grad = Some(grad);
                 pseudo
             }
-            None => {
-                let y = grad.sub(&prev_grad);
-                self.push_pair(s, y);
-                grad
-            }
+            None => grad,
         };
         Ok((state.param(xk1).cost(next_cost).gradient(grad), None))
     }

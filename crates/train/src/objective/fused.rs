@@ -218,6 +218,26 @@ impl RowIndex {
     }
 }
 
+/// Attributes per task when the threads' rows are set up.
+const INIT_ROWS: usize = 1 << 12;
+
+/// Sets up the dense rows of attributes `first..` (`rows` holds whole rows
+/// of `2k` words): each attribute's trained weights from `w` (the state
+/// weights `ids`, increasing, with values `w`), its sums zero. Untrained
+/// weights are never written: they keep the zero the rows were allocated with.
+fn init_dense_rows(rows: &mut [f64], first: usize, k: usize, ids: &[u32], w: &[f64]) {
+    let mut next = ids.partition_point(|&i| (i as usize) < first * k);
+    for (a, row) in (first..).zip(rows.chunks_exact_mut(2 * k)) {
+        let (weights, sums) = row.split_at_mut(k);
+        sums.fill(0.0);
+        let end = (a + 1) * k;
+        while let Some(&i) = ids.get(next).filter(|&&i| (i as usize) < end) {
+            weights[i as usize - a * k] = w[next];
+            next += 1;
+        }
+    }
+}
+
 /// `y` rounded to the nearest integer, halves away from zero (`f64::round`
 /// without the library call it compiles to on baseline x86-64).
 #[inline]
@@ -257,27 +277,28 @@ impl Objective<'_> {
             RowsLayout::Dense => layout.num_state * 2 * k,
             RowsLayout::Sparse { .. } => fused.active_state,
         };
-        // Every thread's rows: gradients zero, and (dense) these weights.
-        self.pool.install(|| {
-            fused.rows.par_iter().for_each(|r| {
-                let mut guard = lock(r);
-                let rows = guard.get(row_len);
-                if let RowsLayout::Sparse { .. } = fused.layout {
-                    rows.fill(0.0);
-                    return;
-                }
-                for row in rows.chunks_exact_mut(2 * k) {
-                    row[k..].fill(0.0);
-                }
-                let mut at = RowIndex::new(k);
-                for (&i, &x) in state_ids.iter().zip(state_w) {
-                    rows[at.word(i as usize)] = x;
-                }
-            })
-        });
+        // Every thread's rows: gradients zero, and (dense) these weights, in
+        // one pass over each copy, split between the threads.
+        {
+            let mut guards: Vec<_> = fused.rows.iter().map(lock).collect();
+            let task = match fused.layout {
+                RowsLayout::Dense => INIT_ROWS * 2 * k,
+                RowsLayout::Sparse { .. } => INIT_ROWS,
+            };
+            let parts: Vec<(usize, &mut [f64])> = guards
+                .iter_mut()
+                .flat_map(|g| g.get(row_len).chunks_mut(task).enumerate())
+                .collect();
+            self.pool.install(|| {
+                parts.into_par_iter().for_each(|(c, rows)| match fused.layout {
+                    RowsLayout::Sparse { .. } => rows.fill(0.0),
+                    RowsLayout::Dense => init_dense_rows(rows, c * INIT_ROWS, k, state_ids, state_w),
+                })
+            });
+        }
         let blocks = data.len().div_ceil(BLOCK);
         let scale = fused.scale;
-        let sums: Vec<Result<BlockSums, EvalError>> = self.pool.install(|| {
+        let pass = || {
             (0..blocks)
                 .into_par_iter()
                 .map_init(
@@ -373,8 +394,13 @@ impl Objective<'_> {
                         Ok(sums)
                     },
                 )
-                .collect()
-        });
+                .collect::<Vec<Result<BlockSums, EvalError>>>()
+        };
+        // ‖w‖² is a serial sum (its order of addition is in the objective's
+        // bits): it runs beside the blocks, as one more task for the threads.
+        let (sums, norm2) = self
+            .pool
+            .install(|| rayon::join(pass, || w.iter().map(|x| x * x).sum::<f64>()));
         let mut cost = 0.0;
         let mut other_grad = vec![0.0; kk + 2 * k];
         for s in sums {
@@ -419,7 +445,6 @@ impl Objective<'_> {
         for ((o, &i), &x) in g_other.iter_mut().zip(other_ids).zip(other_w) {
             *o = other_grad[i as usize - t0] + 2.0 * c2 * x;
         }
-        let norm2: f64 = w.iter().map(|x| x * x).sum();
         Ok((cost + c2 * norm2, g))
     }
 }
@@ -441,6 +466,32 @@ mod tests {
             for i in ids {
                 assert_eq!(at.word(i), (i / k) * 2 * k + i % k, "k = {k}, i = {i}");
             }
+        }
+    }
+
+    /// Setting up rows in tasks of whole attributes puts every trained
+    /// weight where `RowIndex` finds it, zeroes the sums, and leaves
+    /// untrained weights as they were (zero).
+    #[test]
+    fn dense_rows_are_set_up_where_row_index_reads() {
+        let k = 3;
+        let attributes = 11;
+        let ids: Vec<u32> = (0..(attributes * k) as u32).filter(|i| i % 5 != 2).collect();
+        let w: Vec<f64> = (0..ids.len()).map(|j| j as f64 + 0.5).collect();
+        for task in [1, 2, 4, attributes] {
+            let mut rows = vec![7.0; attributes * 2 * k];
+            for row in rows.chunks_exact_mut(2 * k) {
+                row[..k].fill(0.0);
+            }
+            for (c, part) in rows.chunks_mut(task * 2 * k).enumerate() {
+                init_dense_rows(part, c * task, k, &ids, &w);
+            }
+            let mut expected = vec![0.0; attributes * 2 * k];
+            let mut at = RowIndex::new(k);
+            for (&i, &x) in ids.iter().zip(&w) {
+                expected[at.word(i as usize)] = x;
+            }
+            assert_eq!(rows, expected, "{task} attributes per task");
         }
     }
 
