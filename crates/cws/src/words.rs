@@ -281,20 +281,28 @@ impl<'a> StatsView<'a> {
                 break;
             };
             node = next;
-            if !s.trie.is_word(node) {
-                continue;
-            }
-            let total = s.slot(node, s.folds);
-            let (mut wc, mut sc) = (s.word_counts[total], s.substring_counts[total]);
-            if let Some(fold) = self.fold {
-                let at = s.slot(node, fold);
-                wc -= s.word_counts[at];
-                sc -= s.substring_counts[at];
-            }
-            if wc > 0 {
+            if let Some((wc, sc)) = self.counts(node) {
                 f(i + 1, wc, sc);
             }
         }
+    }
+
+    /// The word count and substring count in this view of the trie node
+    /// `node`, when it ends a training word counted above 0 here.
+    #[inline]
+    fn counts(&self, node: u32) -> Option<(u32, u32)> {
+        let s = self.stats;
+        if !s.trie.is_word(node) {
+            return None;
+        }
+        let total = s.slot(node, s.folds);
+        let (mut wc, mut sc) = (s.word_counts[total], s.substring_counts[total]);
+        if let Some(fold) = self.fold {
+            let at = s.slot(node, fold);
+            wc -= s.word_counts[at];
+            sc -= s.substring_counts[at];
+        }
+        (wc > 0).then_some((wc, sc))
     }
 }
 
@@ -318,17 +326,7 @@ impl StatsView<'_> {
         let s = self.stats;
         let n = chars.len();
         let mut report = |start: usize, len: usize, node: u32| {
-            if !s.trie.is_word(node) {
-                return;
-            }
-            let total = s.slot(node, s.folds);
-            let (mut wc, mut sc) = (s.word_counts[total], s.substring_counts[total]);
-            if let Some(fold) = self.fold {
-                let at = s.slot(node, fold);
-                wc -= s.word_counts[at];
-                sc -= s.substring_counts[at];
-            }
-            if wc > 0 {
+            if let Some((wc, sc)) = self.counts(node) {
                 f(start, len, wc, sc);
             }
         };
