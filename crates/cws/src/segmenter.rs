@@ -459,6 +459,29 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// Segments `line` and appends it to `out` as `chaincrf cws segment`
+    /// writes a line: the words separated by a space (with `confidence`, each
+    /// followed by `/` and its probability to 4 decimals), then a newline.
+    /// `words` is scratch space, as in [`Session::segment_into`].
+    ///
+    /// # Errors
+    /// As [`Segmenter::segment`]; `out` is then left as it was.
+    pub fn write_line(&mut self, line: &str, confidence: bool, words: &mut Vec<Word>, out: &mut String) -> Result<()> {
+        use std::fmt::Write as _;
+        self.segment_into(line, confidence, words)?;
+        for (i, w) in words.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(&line[w.span.clone()]);
+            if let Some(c) = w.confidence {
+                write!(out, "/{c:.4}").expect("writing to a String cannot fail");
+            }
+        }
+        out.push('\n');
+        Ok(())
+    }
+
     fn segment_run(
         &mut self,
         text: &str,

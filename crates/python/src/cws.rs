@@ -618,15 +618,7 @@ impl CwsSegmenter {
             let bytes = lines.last().map_or(0, |l| l.end) - lines.first().map_or(0, |l| l.start);
             let mut s = String::with_capacity(bytes + bytes / 2 + lines.len());
             for range in lines {
-                let line = &text[range.clone()];
-                session.segment_into(line, false, words)?;
-                for (i, w) in words.iter().enumerate() {
-                    if i > 0 {
-                        s.push(' ');
-                    }
-                    s.push_str(&line[w.span.clone()]);
-                }
-                s.push('\n');
+                session.write_line(&text[range.clone()], false, words, &mut s)?;
             }
             Ok(s)
         };

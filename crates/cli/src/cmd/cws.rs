@@ -602,19 +602,7 @@ fn segment(a: SegmentArgs) -> anyhow::Result<()> {
                             let bytes = chunk.last().map_or(0, |l| l.end) - chunk.first().map_or(0, |l| l.start);
                             let mut s = String::with_capacity(bytes + bytes / 2 + chunk.len());
                             for range in chunk {
-                                let line = &text[range.clone()];
-                                session.segment_into(line, confidence, words)?;
-                                for (i, w) in words.iter().enumerate() {
-                                    if i > 0 {
-                                        s.push(' ');
-                                    }
-                                    s.push_str(&line[w.span.clone()]);
-                                    if let Some(c) = w.confidence {
-                                        use std::fmt::Write as _;
-                                        write!(s, "/{c:.4}").expect("writing to a String cannot fail");
-                                    }
-                                }
-                                s.push('\n');
+                                session.write_line(&text[range.clone()], confidence, words, &mut s)?;
                             }
                             Ok(s)
                         },
