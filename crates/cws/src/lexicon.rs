@@ -97,6 +97,65 @@ impl CharTrie {
         self.terminal[node as usize] != 0
     }
 
+    /// Calls `found(start, len, node)` for every occurrence in `chars` of a
+    /// word of at most `max_len` characters, in order of length, then of
+    /// start; `node` is the word's node. `walks` is scratch space.
+    ///
+    /// The walks from all start positions advance in lockstep, one character
+    /// per round, and each round asks for the trie slots of walks a few places
+    /// ahead before it needs them: a trie of a whole corpus's words is larger
+    /// than the cache, and this way its misses overlap instead of coming one
+    /// after the other.
+    #[inline]
+    pub(crate) fn for_each_word(
+        &self,
+        chars: &[char],
+        max_len: usize,
+        walks: &mut Vec<(usize, u32)>,
+        mut found: impl FnMut(usize, usize, u32),
+    ) {
+        const AHEAD: usize = 8;
+        let n = chars.len();
+        walks.clear();
+        if max_len == 0 {
+            return;
+        }
+        // Length 1: the root's children, from its table (no probing).
+        for (s, &c) in chars.iter().enumerate() {
+            let Some(node) = self.root_child(c) else {
+                continue;
+            };
+            walks.push((s, node));
+            if self.is_word(node) {
+                found(s, 1, node);
+            }
+        }
+        for len in 2..=max_len {
+            if walks.is_empty() {
+                break;
+            }
+            // Walks are in increasing start order; those that would read past
+            // the end are at the back.
+            let live = walks.partition_point(|&(s, _)| s + len <= n);
+            let mut kept = 0;
+            for i in 0..live {
+                if let Some(&(s, node)) = walks[..live].get(i + AHEAD) {
+                    self.prefetch(node, chars[s + len - 1]);
+                }
+                let (s, node) = walks[i];
+                let Some(next) = self.child(node, chars[s + len - 1]) else {
+                    continue;
+                };
+                walks[kept] = (s, next);
+                kept += 1;
+                if self.is_word(next) {
+                    found(s, len, next);
+                }
+            }
+            walks.truncate(kept);
+        }
+    }
+
     /// Inserts a word given as characters; returns its node (the root for
     /// an empty word, which is never marked as a word) and whether it was new.
     pub(crate) fn insert_node(&mut self, chars: impl IntoIterator<Item = char>) -> (u32, bool) {
@@ -349,63 +408,25 @@ impl Lexicon {
     /// [`Lexicon::matches_all`] into `out`, with `walks` as scratch space
     /// (both reused across calls).
     ///
-    /// The walks from all start positions advance in lockstep, one character
-    /// per round, and each round asks for the trie slots of walks a few places
-    /// ahead before it needs them: a trie of a whole corpus's words is larger
-    /// than the cache, and this way its misses overlap instead of coming one
-    /// after the other. Words are found in order of length, then of start, so
-    /// "the leftmost of the longest covering words" is the first one found
-    /// that is longer than the cover so far, as in a start-by-start pass.
+    /// The walks from all start positions advance in lockstep (see
+    /// `CharTrie::for_each_word`), so words are found in order of length,
+    /// then of start: "the leftmost of the longest covering words" is the
+    /// first one found that is longer than the cover so far, as in a
+    /// start-by-start pass.
     pub fn matches_all_into(&self, chars: &[char], out: &mut Vec<LexMatch>, walks: &mut Vec<(usize, u32)>) {
-        const AHEAD: usize = 8;
-        let n = chars.len();
         out.clear();
-        out.resize(n, LexMatch::default());
-        walks.clear();
-        // Length 1: the root's children, from its table (no probing).
-        for (s, &c) in chars.iter().enumerate() {
-            let Some(node) = self.trie.root_child(c) else {
-                continue;
-            };
-            walks.push((s, node));
-            if self.trie.is_word(node) {
-                let m = &mut out[s];
-                (m.start_len, m.end_len, m.in_len, m.in_offset) = (1, 1, 1, 0);
-            }
-        }
-        for len in 2..=self.max_len {
-            if walks.is_empty() {
-                break;
-            }
-            // Walks are in increasing start order; those that would read past
-            // the end are at the back.
-            let live = walks.partition_point(|&(s, _)| s + len <= n);
-            let mut kept = 0;
-            for i in 0..live {
-                if let Some(&(s, node)) = walks[..live].get(i + AHEAD) {
-                    self.trie.prefetch(node, chars[s + len - 1]);
-                }
-                let (s, node) = walks[i];
-                let e = s + len - 1;
-                let Some(next) = self.trie.child(node, chars[e]) else {
-                    continue;
-                };
-                walks[kept] = (s, next);
-                kept += 1;
-                if !self.trie.is_word(next) {
-                    continue;
-                }
-                out[s].start_len = out[s].start_len.max(len);
-                out[e].end_len = out[e].end_len.max(len);
-                for (u, m) in out[s..=e].iter_mut().enumerate() {
-                    if len > m.in_len {
-                        m.in_len = len;
-                        m.in_offset = u;
-                    }
+        out.resize(chars.len(), LexMatch::default());
+        self.trie.for_each_word(chars, self.max_len, walks, |s, len, _| {
+            let e = s + len - 1;
+            out[s].start_len = out[s].start_len.max(len);
+            out[e].end_len = out[e].end_len.max(len);
+            for (u, m) in out[s..=e].iter_mut().enumerate() {
+                if len > m.in_len {
+                    m.in_len = len;
+                    m.in_offset = u;
                 }
             }
-            walks.truncate(kept);
-        }
+        });
     }
 
     /// The matches at position `t` of `chars` (normalized characters):

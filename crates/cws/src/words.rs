@@ -291,10 +291,16 @@ impl<'a> StatsView<'a> {
     /// `node`, when it ends a training word counted above 0 here.
     #[inline]
     fn counts(&self, node: u32) -> Option<(u32, u32)> {
-        let s = self.stats;
-        if !s.trie.is_word(node) {
+        if !self.stats.trie.is_word(node) {
             return None;
         }
+        self.word_counts(node)
+    }
+
+    /// [`StatsView::counts`] of a node known to end a training word.
+    #[inline]
+    fn word_counts(&self, node: u32) -> Option<(u32, u32)> {
+        let s = self.stats;
         let total = s.slot(node, s.folds);
         let (mut wc, mut sc) = (s.word_counts[total], s.substring_counts[total]);
         if let Some(fold) = self.fold {
@@ -310,11 +316,8 @@ impl StatsView<'_> {
     /// Calls `f(start, len, word_count, substring_count)` for every
     /// occurrence in `chars` of a training word with a word count above 0
     /// in this view: what [`for_each_word_at`](Self::for_each_word_at)
-    /// finds at every start, in order of length, then of start. The walks
-    /// from all starts advance in lockstep, one character per round, and ask
-    /// for their next trie slot a few walks ahead (as
-    /// [`Lexicon::matches_all_into`](crate::Lexicon::matches_all_into)
-    /// does): the trie is larger than the cache, so its misses overlap.
+    /// finds at every start, in order of length, then of start, by the
+    /// lockstep walks the lexicon matcher uses (`CharTrie::for_each_word`).
     /// `walks` is scratch space.
     pub fn for_each_word(
         &self,
@@ -322,46 +325,13 @@ impl StatsView<'_> {
         walks: &mut Vec<(usize, u32)>,
         mut f: impl FnMut(usize, usize, u32, u32),
     ) {
-        const AHEAD: usize = 8;
-        let s = self.stats;
-        let n = chars.len();
-        let mut report = |start: usize, len: usize, node: u32| {
-            if let Some((wc, sc)) = self.counts(node) {
-                f(start, len, wc, sc);
-            }
-        };
-        walks.clear();
-        if s.max_len == 0 {
-            return;
-        }
-        for (start, &c) in chars.iter().enumerate() {
-            if let Some(node) = s.trie.root_child(c) {
-                walks.push((start, node));
-                report(start, 1, node);
-            }
-        }
-        for len in 2..=s.max_len {
-            if walks.is_empty() {
-                break;
-            }
-            // Walks are in increasing start order: those that would read past
-            // the end are at the back.
-            let live = walks.partition_point(|&(start, _)| start + len <= n);
-            let mut kept = 0;
-            for w in 0..live {
-                if let Some(&(start, node)) = walks[..live].get(w + AHEAD) {
-                    s.trie.prefetch(node, chars[start + len - 1]);
+        self.stats
+            .trie
+            .for_each_word(chars, self.stats.max_len, walks, |start, len, node| {
+                if let Some((wc, sc)) = self.word_counts(node) {
+                    f(start, len, wc, sc);
                 }
-                let (start, node) = walks[w];
-                let Some(next) = s.trie.child(node, chars[start + len - 1]) else {
-                    continue;
-                };
-                walks[kept] = (start, next);
-                kept += 1;
-                report(start, len, next);
-            }
-            walks.truncate(kept);
-        }
+            });
     }
 }
 
