@@ -73,7 +73,9 @@ INTERRUPTED = textwrap.dedent(
             if line.startswith("***** Iteration #1 "):
                 print("training", flush=True)
 
-    X, y = make_corpus(20000, seed=5)
+    # Long enough (several seconds) that the signal lands mid-training even
+    # when the test process is slow to send it.
+    X, y = make_corpus(60000, seed=5)
     trainer = Announce(params={{"c2": 1e-4, "epsilon": 0.0, "delta": 0.0, "period": 1000}}, n_jobs=1)
     for xseq, yseq in zip(X, y):
         trainer.append(xseq, yseq)
