@@ -30,6 +30,7 @@
 use crate::error::{Error, Result};
 use crate::potentials::Potentials;
 use crate::semiring::{Boolean, Counting, Entropy, Log, MaxPlus, ProbabilitySemiring, ScalarScore, Semiring};
+use crate::simd::{vector_width, VectorWidth};
 
 /// A chain sum: a semiring value and the log-scale factored out of it, so the
 /// true sum is `value ⊗ from_score(log_scale)`.
@@ -481,17 +482,31 @@ impl<S: Semiring> ChainWorkspace<S> {
 
     /// The interleaved loop of [`forward_backward`](Self::forward_backward),
     /// with the label count fixed at compile time when `K > 0`; compiled
-    /// twice, see [`has_avx2`].
+    /// three times, see [`crate::simd`].
     fn forward_backward_steps<const K: usize>(
         &mut self,
         fwd: &mut CompensatedSum,
         bwd: &mut CompensatedSum,
     ) -> Result<()> {
         #[cfg(target_arch = "x86_64")]
-        if has_avx2() {
-            // SAFETY: the processor has AVX2 (checked just above).
-            return unsafe { self.forward_backward_steps_avx2::<K>(fwd, bwd) };
+        match vector_width(K) {
+            // SAFETY: the processor has AVX-512F (checked by `vector_width`).
+            VectorWidth::Avx512 => return unsafe { self.forward_backward_steps_avx512::<K>(fwd, bwd) },
+            // SAFETY: the processor has AVX2 (checked by `vector_width`).
+            VectorWidth::Avx2 => return unsafe { self.forward_backward_steps_avx2::<K>(fwd, bwd) },
+            VectorWidth::Baseline => {}
         }
+        self.forward_backward_steps_body::<K>(fwd, bwd)
+    }
+
+    /// [`forward_backward_steps`](Self::forward_backward_steps) compiled for AVX-512.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn forward_backward_steps_avx512<const K: usize>(
+        &mut self,
+        fwd: &mut CompensatedSum,
+        bwd: &mut CompensatedSum,
+    ) -> Result<()> {
         self.forward_backward_steps_body::<K>(fwd, bwd)
     }
 
@@ -786,13 +801,17 @@ impl<S: ProbabilitySemiring> ChainWorkspace<S> {
         assert_eq!(out.len(), k * k, "the summed edge marginals are k × k");
         assert!(self.backward_done, "edge marginals need forward() and backward() first");
         if S::LINEAR && !self.varying {
-            #[cfg(target_arch = "x86_64")]
-            if has_avx2() {
-                // SAFETY: the processor has AVX2 (checked just above).
-                with_width!(k, K => unsafe { self.add_summed_edges_avx2::<K>(scale, path, out) });
-                return;
-            }
-            with_width!(k, K => self.add_summed_edges_factored::<K>(scale, path, out));
+            with_width!(k, K => {
+                #[cfg(target_arch = "x86_64")]
+                match vector_width(K) {
+                    // SAFETY: the processor has AVX-512F (checked by `vector_width`).
+                    VectorWidth::Avx512 => return unsafe { self.add_summed_edges_avx512::<K>(scale, path, out) },
+                    // SAFETY: the processor has AVX2 (checked by `vector_width`).
+                    VectorWidth::Avx2 => return unsafe { self.add_summed_edges_avx2::<K>(scale, path, out) },
+                    VectorWidth::Baseline => {}
+                }
+                self.add_summed_edges_factored::<K>(scale, path, out)
+            });
             return;
         }
         self.for_each_edge_marginal(|t, xi| {
@@ -809,6 +828,13 @@ impl<S: ProbabilitySemiring> ChainWorkspace<S> {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     fn add_summed_edges_avx2<const K: usize>(&mut self, scale: f64, path: Option<&[usize]>, out: &mut [f64]) {
+        self.add_summed_edges_factored::<K>(scale, path, out);
+    }
+
+    /// [`add_summed_edges_factored`](Self::add_summed_edges_factored) compiled for AVX-512.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn add_summed_edges_avx512<const K: usize>(&mut self, scale: f64, path: Option<&[usize]>, out: &mut [f64]) {
         self.add_summed_edges_factored::<K>(scale, path, out);
     }
 
@@ -971,19 +997,6 @@ impl<S: ProbabilitySemiring> ChainWorkspace<S> {
         }
         Ok(out)
     }
-}
-
-/// Whether the processor has AVX2, for the two loops that run most of a
-/// training pass (the interleaved forward-backward and the summed edge
-/// marginals), which are compiled a second time for it and chosen at run
-/// time: their vector loops then handle four `f64` at once instead of
-/// baseline x86-64's two. Only the vector width changes, never an
-/// operation (no fused multiply-add, no reordered sum), so both builds give
-/// the same bits.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-fn has_avx2() -> bool {
-    std::arch::is_x86_feature_detected!("avx2")
 }
 
 /// Sets `d[at]` to minus the sum of the other entries: for `d` the

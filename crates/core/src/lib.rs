@@ -57,6 +57,7 @@ pub mod loss;
 mod potentials;
 pub mod semimarkov;
 mod semiring;
+mod simd;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -1,6 +1,8 @@
 //! Semirings: what "sum over all paths" means. The crate root re-exports
 //! everything public here; the explanation is on [`Semiring`].
 
+#[cfg(target_arch = "x86_64")]
+use crate::simd::{vector_width, VectorWidth};
 use std::fmt::Debug;
 
 /// A semiring over chain scores: what "sum over all paths" means.
@@ -239,11 +241,18 @@ pub fn log_sum_exp(xs: &[f64]) -> f64 {
 /// for a `k × k` row-major `mat`: the vector–matrix product of a semiring whose
 /// values are one `f64`, given its ⊗-then-⊕ as `step`.
 ///
-/// Columns are done in blocks of 8 (then 4, then one at a time) whose partial
-/// results stay in registers while the rows stream past: the inner loop is a
-/// fixed-width, vectorizable update, and no partial result goes through memory
-/// between rows. Each column still folds its rows in order `0..k`, so results
-/// are exactly those of the pairwise definition.
+/// Columns are done in blocks whose partial results stay in registers while
+/// the rows stream past: the inner loop is a fixed-width, vectorizable
+/// update, and no partial result goes through memory between rows. Each
+/// column still folds its rows in order `0..k`, so results are exactly those
+/// of the pairwise definition.
+///
+/// Up to 8 labels, blocks of 8, then 4, then single columns. Beyond, each
+/// column's fold is a chain of dependent additions, one row at a time, so a
+/// block must hold several vectors' worth of columns for the chains to
+/// overlap: blocks of 32 columns, and the last `r ≤ 48` columns in one block
+/// rounded up to a multiple of 8 (see [`fold_overhang`]), instead of a
+/// narrow block and single columns that each wait on their own chain.
 #[inline(always)]
 fn fold_columns<T: Copy>(
     row: &[T],
@@ -257,6 +266,22 @@ fn fold_columns<T: Copy>(
     let k = row.len();
     let (mat, out) = (&mat[..k * k], &mut out[..k]);
     let mut j = 0;
+    if k > 8 {
+        while k - j > 48 {
+            fold_block::<T, 32>(row, mat, &mut out[j..j + 32], j, get, put, init, step);
+            j += 32;
+        }
+        let rest = &mut out[j..];
+        match rest.len().div_ceil(8) {
+            1 => fold_overhang::<T, 8>(row, mat, rest, j, get, put, init, step),
+            2 => fold_overhang::<T, 16>(row, mat, rest, j, get, put, init, step),
+            3 => fold_overhang::<T, 24>(row, mat, rest, j, get, put, init, step),
+            4 => fold_overhang::<T, 32>(row, mat, rest, j, get, put, init, step),
+            5 => fold_overhang::<T, 40>(row, mat, rest, j, get, put, init, step),
+            _ => fold_overhang::<T, 48>(row, mat, rest, j, get, put, init, step),
+        }
+        return;
+    }
     while j + 8 <= k {
         fold_block::<T, 8>(row, mat, &mut out[j..j + 8], j, get, put, init, step);
         j += 8;
@@ -271,6 +296,50 @@ fn fold_columns<T: Copy>(
             acc = step(acc, get(r), get(mat[i * k + jj]));
         }
         *o = put(acc);
+    }
+}
+
+/// The last `r = out.len()` columns from `j0` (`W − 8 < r ≤ W`, `k > 8`) as
+/// one block of `W`: each row's `W` values from column `j0` run on into the
+/// next row, and the lanes past the row's end fold those values, which
+/// nobody reads. Every row but the last has `W` values from `j0` inside the
+/// matrix (`W − r < 8 < k`); the last row's `r` are copied into a block
+/// padded with any value. The first `r` lanes do exactly the steps of
+/// single columns.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn fold_overhang<T: Copy, const W: usize>(
+    row: &[T],
+    mat: &[T],
+    out: &mut [T],
+    j0: usize,
+    get: impl Fn(T) -> f64,
+    put: impl Fn(f64) -> T,
+    init: f64,
+    step: impl Fn(f64, f64, f64) -> f64,
+) {
+    let k = row.len();
+    let r = out.len();
+    debug_assert!(k > 8 && r <= W && W - r < 8 && j0 + r == k);
+    let mut acc = [init; W];
+    let (&last, rows) = row.split_last().expect("k > 8 rows");
+    for (i, &x) in rows.iter().enumerate() {
+        let a = get(x);
+        let m: &[T; W] = mat[i * k + j0..i * k + j0 + W]
+            .try_into()
+            .expect("the block lies inside the matrix");
+        for (c, &y) in acc.iter_mut().zip(m) {
+            *c = step(*c, a, get(y));
+        }
+    }
+    let mut tail = [mat[0]; W];
+    tail[..r].copy_from_slice(&mat[(k - 1) * k + j0..]);
+    let a = get(last);
+    for (c, &y) in acc.iter_mut().zip(&tail) {
+        *c = step(*c, a, get(y));
+    }
+    for (o, &c) in out.iter_mut().zip(&acc) {
+        *o = put(c);
     }
 }
 
@@ -511,16 +580,30 @@ impl Semiring for Prob {
     fn vec_mat(row: &[Self], mat: &[Self], out: &mut [Self]) {
         fold_columns(row, mat, out, |x| x.0, Prob, 0.0, |acc, a, m| acc + a * m);
     }
-    #[inline]
+    #[inline(always)]
     fn lift_row(scores: &[f64], out: &mut [Self]) -> f64 {
         // The chain checks scores before lifting them, so no NaN reaches this
         // max and the plain comparison (cheaper than `f64::max`) is enough.
         let m = scores.iter().fold(f64::NEG_INFINITY, |m, &s| if s > m { s } else { m });
         let shift = if m.is_finite() { m } else { 0.0 };
         for (o, &s) in out.iter_mut().zip(scores) {
-            o.0 = (s - shift).exp();
+            o.0 = exp_nonpositive(s - shift);
         }
         shift
+    }
+    /// Row by row as [`Semiring::lift_rows`] says, in a loop compiled for
+    /// the widest vectors the processor has (see `crate::simd`): the
+    /// exponentials are most of the lift, and [`exp_nonpositive`] vectorizes.
+    fn lift_rows(scores: &[f64], k: usize, out: &mut [Self], scales: &mut [f64]) {
+        #[cfg(target_arch = "x86_64")]
+        match vector_width(0) {
+            // SAFETY: the processor has AVX-512F (checked by `vector_width`).
+            VectorWidth::Avx512 => return unsafe { prob_lift_rows_avx512(scores, k, out, scales) },
+            // SAFETY: the processor has AVX2 (checked by `vector_width`).
+            VectorWidth::Avx2 => return unsafe { prob_lift_rows_avx2(scores, k, out, scales) },
+            VectorWidth::Baseline => {}
+        }
+        prob_lift_rows(scores, k, out, scales)
     }
     /// Divides the row by the power of two nearest below its sum, so the sum
     /// lands in `[1, 2)`. Scaling by `2^e` is exact and its log is `e·ln 2`,
@@ -549,6 +632,83 @@ impl Semiring for Prob {
         }
         s.ln()
     }
+}
+
+#[inline(always)]
+fn prob_lift_rows(scores: &[f64], k: usize, out: &mut [Prob], scales: &mut [f64]) {
+    for ((row, o), sc) in scores.chunks_exact(k).zip(out.chunks_exact_mut(k)).zip(scales) {
+        *sc = Prob::lift_row(row, o);
+    }
+}
+
+/// [`prob_lift_rows`] compiled for AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn prob_lift_rows_avx512(scores: &[f64], k: usize, out: &mut [Prob], scales: &mut [f64]) {
+    prob_lift_rows(scores, k, out, scales)
+}
+
+/// [`prob_lift_rows`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn prob_lift_rows_avx2(scores: &[f64], k: usize, out: &mut [Prob], scales: &mut [f64]) {
+    prob_lift_rows(scores, k, out, scales)
+}
+
+/// `eˣ` for `x ≤ 0` (`-inf` gives exactly 0), within an ulp of the
+/// library's `exp` (a test sweeps the whole range where `eˣ` is not 0).
+///
+/// Why not `f64::exp`: the lift of emissions into probabilities takes one
+/// exponential per position and label, and the library's is a call per
+/// value that no loop can vectorize (a tenth of a training pass at 43
+/// labels). This one is straight-line arithmetic that compiles into vector
+/// code, with no fused multiply-add, so every build gives the same bits.
+///
+/// Method: `x = n·ln 2 + r` with `n` the nearest integer to `x / ln 2`
+/// (rounded by adding and subtracting `1.5·2⁵²`) and `|r| ≤ ln 2 / 2`,
+/// reduced in two parts (Cody and Waite) so that `r` keeps its digits; `eʳ`
+/// by its Taylor series to degree 13 (the first term left out is below
+/// `2⁻⁵⁷` relative); then times `2ⁿ` in two exact power-of-two factors, so
+/// that results below the normal range round once, as subnormals. Inputs
+/// below −746 (where `eˣ` rounds to 0) are clamped there.
+#[inline(always)]
+pub(crate) fn exp_nonpositive(x: f64) -> f64 {
+    const LOG2_E: f64 = std::f64::consts::LOG2_E;
+    // ln 2 = LN2_HI + LN2_LO to about 2⁻⁷⁵: LN2_HI is `LN_2` with its low
+    // 32 bits cleared, so `n · LN2_HI` is exact for |n| < 2²⁰; LN2_LO is the
+    // rest of the true ln 2 (from a 60-digit value), rounded to `f64`.
+    const LN2_HI: f64 = f64::from_bits(std::f64::consts::LN_2.to_bits() & !0xffff_ffff);
+    const LN2_LO: f64 = f64::from_bits(0x3e9f_df47_3de6_af28);
+    const ROUND: f64 = 6755399441055744.0; // 1.5 · 2⁵²
+    let x = if x > -746.0 { x } else { -746.0 };
+    let shifted = x * LOG2_E + ROUND;
+    let n = shifted - ROUND;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    // Horner's rule over the Taylor coefficients 1/j!, j = 13 down to 0.
+    let mut p = 1.0 / 6227020800.0;
+    for c in [
+        1.0 / 479001600.0,
+        1.0 / 39916800.0,
+        1.0 / 3628800.0,
+        1.0 / 362880.0,
+        1.0 / 40320.0,
+        1.0 / 5040.0,
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ] {
+        p = p * r + c;
+    }
+    // n ∈ [−1077, 0], in the low bits of `shifted`: 2ⁿ = 2^h · 2^(n − h)
+    // with h = ⌊n / 2⌋, both normal numbers.
+    let n = (shifted.to_bits() as i64).wrapping_sub(ROUND.to_bits() as i64);
+    let h = n >> 1;
+    let pow2 = |e: i64| f64::from_bits(((e + 1023) as u64) << 52);
+    p * pow2(h) * pow2(n - h)
 }
 
 impl ProbabilitySemiring for Prob {
@@ -1021,6 +1181,82 @@ impl Semiring for Boolean {
 
 #[cfg(test)]
 mod tests {
+    /// The column-blocked vector–matrix products give, bit for bit, the
+    /// pairwise definition's fold over rows in order, for every width up to
+    /// past the blocks of 32 and the overhanging last block (and `-inf`
+    /// entries for max-plus).
+    #[test]
+    fn blocked_vec_mat_is_the_pairwise_fold() {
+        for k in 1..=75usize {
+            let value = |i: usize| ((i * 7919) % 1013) as f64 / 1013.0;
+            let row: Vec<f64> = (0..k).map(|i| value(i + 5)).collect();
+            let mat: Vec<f64> = (0..k * k).map(|i| value(i * 3 + 1)).collect();
+            let mut out = vec![Prob(f64::NAN); k];
+            let prob_row: Vec<Prob> = row.iter().map(|&x| Prob(x)).collect();
+            let prob_mat: Vec<Prob> = mat.iter().map(|&x| Prob(x)).collect();
+            Prob::vec_mat(&prob_row, &prob_mat, &mut out);
+            for (j, o) in out.iter().enumerate() {
+                let want = (0..k).fold(0.0, |acc, i| acc + row[i] * mat[i * k + j]);
+                assert_eq!(o.0.to_bits(), want.to_bits(), "prob, k = {k}, column {j}");
+            }
+            let mp_row: Vec<MaxPlus> = row.iter().map(|&x| MaxPlus(x.ln())).collect();
+            let mp_mat: Vec<MaxPlus> = mat
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| MaxPlus(if i % 5 == 0 { f64::NEG_INFINITY } else { x }))
+                .collect();
+            let mut out = vec![MaxPlus(f64::NAN); k];
+            MaxPlus::vec_mat(&mp_row, &mp_mat, &mut out);
+            let mut want = vec![MaxPlus(f64::NAN); k];
+            for (j, w) in want.iter_mut().enumerate() {
+                *w = (0..k).fold(MaxPlus::zero(), |acc, i| acc.plus(&mp_row[i].times(&mp_mat[i * k + j])));
+            }
+            for (j, (o, w)) in out.iter().zip(&want).enumerate() {
+                assert_eq!(o.0.to_bits(), w.0.to_bits(), "max-plus, k = {k}, column {j}");
+            }
+        }
+    }
+
+    /// `exp_nonpositive` is within an ulp of the library's `exp` over the whole range where `eˣ` is not 0,
+    /// subnormal results included, and exactly 0 at `-inf`.
+    #[test]
+    fn exp_nonpositive_matches_the_library() {
+        let ulps = |a: f64, b: f64| (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs();
+        let mut worst = 0;
+        let mut check = |x: f64| {
+            let (got, want) = (exp_nonpositive(x), x.exp());
+            let d = ulps(got, want);
+            assert!(d <= 1, "exp({x:e}) = {got:e}, the library says {want:e} ({d} ulp)");
+            worst = worst.max(d);
+        };
+        for x in [
+            0.0,
+            -0.0,
+            -1e-300,
+            -1e-17,
+            -0.5 * std::f64::consts::LN_2,
+            -std::f64::consts::LN_2,
+            -1.0,
+        ] {
+            check(x);
+        }
+        for x in [
+            -700.0, -708.39, -708.4, -709.0, -720.0, -744.0, -745.0, -745.13, -745.2, -746.0, -800.0,
+        ] {
+            check(x);
+        }
+        // A dense sweep with a step that is not a multiple of ln 2.
+        let mut x = 0.0;
+        while x > -746.0 {
+            check(x);
+            x -= 0.000_731_9;
+        }
+        assert!(worst <= 1);
+        assert_eq!(exp_nonpositive(f64::NEG_INFINITY).to_bits(), 0.0f64.to_bits());
+        assert_eq!(exp_nonpositive(-1e10), 0.0);
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+    }
+
     use super::*;
 
     #[test]

@@ -18,7 +18,7 @@
 //! works on every model; chaincrf's own models have no exact copy and take the
 //! `f32` path unchanged.
 
-use crate::observations::{accumulate_emissions, ObservationArena, Observations};
+use crate::observations::{accumulate_emissions, add_sparse_row, ObservationArena, Observations};
 use chaincrf_core::chain::{ChainWorkspace, Path};
 use chaincrf_core::{AllowedLabels, Constrained, Log, MaxPlus, Potentials};
 use chaincrf_features::{AttrKind, AttributeDictionary, FeatureExtractor, LabelAlphabet};
@@ -149,8 +149,10 @@ pub enum StateRows<'a, W> {
         stride: usize,
     },
     /// Attribute `a`'s weights are the entries `starts[a]..starts[a + 1]` of
-    /// `weights`, entry `e` for label `labels[e]`; labels an attribute has no
-    /// entry for score 0.
+    /// `weights`, entry `e` for label `labels[e]`, in increasing label order;
+    /// labels an attribute has no entry for score 0. An attribute may have
+    /// entries of weight 0 (a trainer pads the attributes that have most
+    /// labels to all `k`, whose rows are then added as dense ones).
     Sparse {
         /// Entry range of each attribute (`num_state + 1` offsets).
         starts: &'a [u32],
@@ -268,9 +270,7 @@ impl<W: Copy + Into<f64>> WeightsView<'_, W> {
                                 weights,
                             } => {
                                 let entries = starts[id] as usize..starts[id + 1] as usize;
-                                for (&y, &x) in labels[entries.clone()].iter().zip(&weights[entries]) {
-                                    row[y as usize] += v * x.into();
-                                }
+                                add_sparse_row(row, &labels[entries.clone()], &weights[entries], v);
                             }
                         }
                     }

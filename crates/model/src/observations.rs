@@ -483,14 +483,40 @@ pub(crate) fn accumulate_emissions<W: Copy + Into<f64>>(
                 labels,
                 weights,
             } => {
+                if t + PREFETCH_AHEAD < n {
+                    for &id in obs.state(t + PREFETCH_AHEAD).0 {
+                        let at = starts[id as usize] as usize;
+                        if let (Some(w), Some(y)) = (weights.get(at), labels.get(at)) {
+                            prefetch(w);
+                            prefetch(y);
+                        }
+                    }
+                }
                 for (j, &id) in ids.iter().enumerate() {
                     let v = values.map_or(1.0, |v| f64::from(v[j]));
                     let entries = starts[id as usize] as usize..starts[id as usize + 1] as usize;
-                    for (&y, &x) in labels[entries.clone()].iter().zip(&weights[entries]) {
-                        row[y as usize] += v * x.into();
-                    }
+                    add_sparse_row(row, &labels[entries.clone()], &weights[entries], v);
                 }
             }
+        }
+    }
+}
+
+/// Adds `v ·` one attribute's sparse entries (labels `labels`, weights
+/// `weights`) into an emission row. An attribute with an entry for every
+/// label (labels `0..k` in order, as [`StateRows::Sparse`] requires) is added
+/// as a dense row, in a loop the compiler vectorizes: the same additions in
+/// the same order, so the same bits, without the indexed stores whose
+/// repeated labels make each add wait for the one before.
+#[inline(always)]
+pub(crate) fn add_sparse_row<W: Copy + Into<f64>>(row: &mut [f64], labels: &[u32], weights: &[W], v: f64) {
+    if labels.len() == row.len() {
+        for (o, &x) in row.iter_mut().zip(weights) {
+            *o += v * x.into();
+        }
+    } else {
+        for (&y, &x) in labels.iter().zip(weights) {
+            row[y as usize] += v * x.into();
         }
     }
 }
