@@ -183,6 +183,12 @@ pub struct ChainWorkspace<S: Semiring> {
     /// [`ChainWorkspace::backward_step`]); empty otherwise.
     trans_t: Vec<S>,
     trans_scale: Vec<f64>,
+    /// The scores `trans` (one matrix) and `trans_t` were last lifted from,
+    /// empty when they hold something else. A training pass scores every
+    /// sequence with the same matrix: comparing `k²` scores is much cheaper
+    /// than lifting them again (an exponential each, at 43 labels as many
+    /// as the emissions of a 40-word sentence) and transposing them.
+    lifted_trans: Vec<f64>,
     start: Vec<S>,
     start_scale: f64,
     end: Vec<S>,
@@ -249,6 +255,7 @@ impl<S: Semiring> ChainWorkspace<S> {
             trans: Vec::new(),
             trans_t: Vec::new(),
             trans_scale: Vec::new(),
+            lifted_trans: Vec::new(),
             start: Vec::new(),
             start_scale: 0.0,
             end: Vec::new(),
@@ -370,6 +377,7 @@ impl<S: Semiring> ChainWorkspace<S> {
         }
         let kk = k * k;
         if self.varying {
+            self.lifted_trans.clear();
             for t in 1..n {
                 p.transitions_at_into(t, &mut self.row_scores[..kk]);
                 check_row("transition", Some(t), &self.row_scores[..kk])?;
@@ -378,12 +386,23 @@ impl<S: Semiring> ChainWorkspace<S> {
         } else {
             p.transitions_into(&mut self.row_scores[..kk]);
             check_row("transition", None, &self.row_scores[..kk])?;
-            self.trans_scale[0] = S::lift_row(&self.row_scores[..kk], &mut self.trans[..kk]);
-            self.trans_t.clear();
-            if k > MAX_FIXED_WIDTH {
-                for j in 0..k {
-                    self.trans_t.extend((0..k).map(|i| self.trans[i * k + j].clone()));
+            let scores = &self.row_scores[..kk];
+            let same = self.lifted_trans.len() == kk
+                && self
+                    .lifted_trans
+                    .iter()
+                    .zip(scores)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+            if !same {
+                self.trans_scale[0] = S::lift_row(scores, &mut self.trans[..kk]);
+                self.trans_t.clear();
+                if k > MAX_FIXED_WIDTH {
+                    for j in 0..k {
+                        self.trans_t.extend((0..k).map(|i| self.trans[i * k + j].clone()));
+                    }
                 }
+                self.lifted_trans.clear();
+                self.lifted_trans.extend_from_slice(scores);
             }
         }
         Ok(())

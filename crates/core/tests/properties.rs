@@ -536,6 +536,49 @@ fn a_reused_workspace_gives_the_same_answers() {
     }
 }
 
+/// A probability workspace reused across chains, some with the transitions
+/// of the chain before (whose lift it keeps) and some without, gives the
+/// bits of a fresh workspace: log Z and marginals, below and above 8 labels.
+#[test]
+fn a_reused_workspace_keeps_only_the_right_transitions() {
+    let mut ws = ChainWorkspace::<Prob>::new();
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    for round in 0..60 {
+        let c = testing::chain(7, 13, 4.0).new_tree(&mut runner).unwrap().current();
+        let (n, k) = (c.len(), c.num_labels());
+        let mut tr = vec![0.0; k * k];
+        c.transitions_into(&mut tr);
+        let mut e = vec![0.0; n * k];
+        for t in 0..n {
+            c.emissions_into(t, &mut e[t * k..(t + 1) * k]);
+        }
+        let shifted: Vec<f64> = e.iter().map(|x| x * 0.5 + round as f64 * 0.01).collect();
+        let same_transitions = DenseChain::new(
+            DMatrix::from_row_slice(n, k, &shifted),
+            DMatrix::from_row_slice(k, k, &tr),
+        )
+        .unwrap();
+        for p in [&c, &same_transitions, &c] {
+            let mut fresh = ChainWorkspace::<Prob>::new();
+            let want = fresh.forward_backward(p).map(|s| s.log_value());
+            let got = ws.forward_backward(p).map(|s| s.log_value());
+            match (want, got) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(a.to_bits(), b.to_bits(), "log Z, round {round}");
+                    let (mut ma, mut mb) = (vec![0.0; n * k], vec![0.0; n * k]);
+                    fresh.node_marginals_into(&mut ma).unwrap();
+                    ws.node_marginals_into(&mut mb).unwrap();
+                    assert!(
+                        ma.iter().zip(&mb).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "round {round}"
+                    );
+                }
+                (a, b) => assert_eq!(a.is_ok(), b.is_ok(), "round {round}"),
+            }
+        }
+    }
+}
+
 #[test]
 fn padded_batch_equals_per_sequence_and_gradient_is_right() {
     let k = 3;

@@ -336,6 +336,12 @@ impl ScoredChain {
         &self.emissions
     }
 
+    /// The transition scores (`k × k`, row-major; those between positions
+    /// when [`Potentials::has_varying_transitions`] is false).
+    pub fn transitions(&self) -> &[f64] {
+        &self.transitions
+    }
+
     /// Multiplies every score by `factor` (> 0, so −∞ stays −∞): the
     /// potentials of the weights times `factor`, for optimizers that keep
     /// weights as a scale times a vector (SGD's weight decay).
