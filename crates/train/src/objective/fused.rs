@@ -44,6 +44,7 @@
 //! the same order, zeros aside, so the same bits again.
 
 use super::{EvalError, Objective, Scratch, BLOCK};
+use chaincrf_features::prefetch;
 use chaincrf_model::{StateRows, WeightLayout, WeightsView};
 use rayon::prelude::*;
 use std::sync::Mutex;
@@ -64,6 +65,9 @@ const SPARSE_MIN_LABELS: usize = 16;
 /// An attribute of sparse rows with at least `1 / PAD_FRACTION` of the labels
 /// trained gets an entry for every label (see the module's "Padded rows").
 const PAD_FRACTION: usize = 6;
+
+/// How many positions ahead the scatter asks for the rows it will add into.
+const SCATTER_AHEAD: usize = 4;
 
 /// Gradient entries per task when the threads' sums are gathered.
 const GATHER_CHUNK: usize = 1 << 14;
@@ -416,6 +420,26 @@ impl Objective<'_> {
                             }
                             let p0 = data.arena.sequence_start(i);
                             for t in 0..n {
+                                if t + SCATTER_AHEAD < n {
+                                    // The rows of a later position, whose
+                                    // sums are mostly out of the cache.
+                                    let ahead = p0 + t + SCATTER_AHEAD;
+                                    let (s, e) = (offsets[ahead] as usize, offsets[ahead + 1] as usize);
+                                    for &id in &ids[s..e] {
+                                        let (first, last) = match &fused.layout {
+                                            RowsLayout::Dense => (id as usize * 2 * k + k, id as usize * 2 * k + 2 * k),
+                                            RowsLayout::Sparse { starts, .. } => {
+                                                (starts[id as usize] as usize, starts[id as usize + 1] as usize)
+                                            }
+                                        };
+                                        // The run's first and last lines (the
+                                        // hardware fetches the ones between).
+                                        if last > first {
+                                            prefetch(&rows[first]);
+                                            prefetch(&rows[last - 1]);
+                                        }
+                                    }
+                                }
                                 let g = &node[t * k..(t + 1) * k];
                                 for (f, &x) in fixed.iter_mut().zip(g) {
                                     *f = to_fixed(x * scale);
