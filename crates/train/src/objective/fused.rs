@@ -66,9 +66,6 @@ const SPARSE_MIN_LABELS: usize = 16;
 /// trained gets an entry for every label (see the module's "Padded rows").
 const PAD_FRACTION: usize = 6;
 
-/// How many positions ahead the scatter asks for the rows it will add into.
-const SCATTER_AHEAD: usize = 4;
-
 /// Gradient entries per task when the threads' sums are gathered.
 const GATHER_CHUNK: usize = 1 << 14;
 
@@ -389,6 +386,26 @@ impl Objective<'_> {
                         for i in b * BLOCK..((b + 1) * BLOCK).min(data.len()) {
                             let n = data.arena.sequence(i).len();
                             node.resize(n * k, 0.0);
+                            // Sparse rows: ask for the sums this sequence
+                            // will add into (the first and last line of each
+                            // run; the hardware fetches the ones between):
+                            // they arrive while its potentials and marginals
+                            // are computed, instead of stalling the scatter.
+                            // (Dense rows keep each sum next to the weight
+                            // the potentials read.)
+                            if let RowsLayout::Sparse { starts, .. } = &fused.layout {
+                                let (offsets, ids, _) = data.arena.state_layout();
+                                let p0 = data.arena.sequence_start(i);
+                                let (s, e) = (offsets[p0] as usize, offsets[p0 + n] as usize);
+                                for &id in &ids[s..e] {
+                                    let (first, last) =
+                                        (starts[id as usize] as usize, starts[id as usize + 1] as usize);
+                                    if last > first {
+                                        prefetch(&rows[first]);
+                                        prefetch(&rows[last - 1]);
+                                    }
+                                }
+                            }
                             let state = match &fused.layout {
                                 RowsLayout::Dense => StateRows::Dense {
                                     weights: &rows[..],
@@ -420,26 +437,6 @@ impl Objective<'_> {
                             }
                             let p0 = data.arena.sequence_start(i);
                             for t in 0..n {
-                                if t + SCATTER_AHEAD < n {
-                                    // The rows of a later position, whose
-                                    // sums are mostly out of the cache.
-                                    let ahead = p0 + t + SCATTER_AHEAD;
-                                    let (s, e) = (offsets[ahead] as usize, offsets[ahead + 1] as usize);
-                                    for &id in &ids[s..e] {
-                                        let (first, last) = match &fused.layout {
-                                            RowsLayout::Dense => (id as usize * 2 * k + k, id as usize * 2 * k + 2 * k),
-                                            RowsLayout::Sparse { starts, .. } => {
-                                                (starts[id as usize] as usize, starts[id as usize + 1] as usize)
-                                            }
-                                        };
-                                        // The run's first and last lines (the
-                                        // hardware fetches the ones between).
-                                        if last > first {
-                                            prefetch(&rows[first]);
-                                            prefetch(&rows[last - 1]);
-                                        }
-                                    }
-                                }
                                 let g = &node[t * k..(t + 1) * k];
                                 for (f, &x) in fixed.iter_mut().zip(g) {
                                     *f = to_fixed(x * scale);
