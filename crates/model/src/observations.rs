@@ -468,7 +468,9 @@ pub(crate) fn accumulate_emissions<W: Copy + Into<f64>>(
                         }
                     }
                     Some(values) => {
-                        for (w, &v) in rows.zip(values) {
+                        // A value of 0 (pycrfsuite's `False` features) adds
+                        // `0 · x`, which changes no sum (none is `-0`): skipped.
+                        for (w, &v) in rows.zip(values).filter(|&(_, &v)| v != 0.0) {
                             for (o, &x) in row.iter_mut().zip(w) {
                                 *o += f64::from(v) * x.into();
                             }
@@ -494,6 +496,9 @@ pub(crate) fn accumulate_emissions<W: Copy + Into<f64>>(
                 }
                 for (j, &id) in ids.iter().enumerate() {
                     let v = values.map_or(1.0, |v| f64::from(v[j]));
+                    if v == 0.0 {
+                        continue; // as in the dense rows
+                    }
                     let entries = starts[id as usize] as usize..starts[id as usize + 1] as usize;
                     add_sparse_row(row, &labels[entries.clone()], &weights[entries], v);
                 }

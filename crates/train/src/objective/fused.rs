@@ -448,6 +448,11 @@ impl Objective<'_> {
                                     // position's contributions rounded once above;
                                     // only other values round each product.
                                     let v = values.map_or(1.0, |v| f64::from(v[s + j]));
+                                    if v == 0.0 {
+                                        // Adds 0 to every sum (pycrfsuite's
+                                        // `False` features are such values).
+                                        continue;
+                                    }
                                     let contribution = |y: usize| {
                                         if v == 1.0 {
                                             fixed[y]
