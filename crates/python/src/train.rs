@@ -28,48 +28,79 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// One appended sequence: per item a range of `(name id, weight)` pairs.
+/// One appended sequence: positions `start..start + len` of the store.
+#[derive(Clone, Copy)]
 struct StoredSequence {
-    /// `items + 1` offsets into `ids` and `values`.
-    offsets: Vec<u32>,
-    /// Attribute name ids.
-    ids: Vec<u32>,
-    /// Their weights, as `f32`: the training data keeps them so (see
-    /// `chaincrf_model::ObservationArena`), and apart they take 8 bytes an
-    /// attribute instead of a padded pair's 16.
-    values: Vec<f32>,
-    labels: Vec<u32>,
+    start: usize,
+    len: usize,
     group: i64,
 }
 
 /// Reads stored sequences' attributes by name (names resolved through the store).
 struct StoreExtractor<'a> {
-    names: &'a [String],
+    store: &'a Store,
 }
 
 impl FeatureExtractor for StoreExtractor<'_> {
     type Input = StoredSequence;
 
     fn len(&self, input: &StoredSequence) -> usize {
-        input.labels.len()
+        input.len
     }
 
     fn extract(&self, input: &StoredSequence, t: usize, sink: &mut dyn FnMut(Attr<'_>)) {
-        let (a, b) = (input.offsets[t] as usize, input.offsets[t + 1] as usize);
-        for (&id, &value) in input.ids[a..b].iter().zip(&input.values[a..b]) {
-            sink(Attr::state(&self.names[id as usize]).with_value(f64::from(value)));
+        let store = self.store;
+        let p = input.start + t;
+        let (a, b) = (store.item_ends[p] as usize, store.item_ends[p + 1] as usize);
+        for (&id, &value) in store.ids[a..b].iter().zip(&store.values[a..b]) {
+            sink(Attr::state(&store.names[id as usize]).with_value(f64::from(value)));
         }
     }
 }
 
-/// Appended training data.
-#[derive(Default)]
+/// Appended training data, every sequence's in the same few arrays: a few
+/// large allocations, which go back to the system when a one-shot fit drops
+/// them, where one set of small vectors per sequence would stay in the
+/// allocator's heap (and in the process's memory) for the rest of the fit.
 struct Store {
     names: Vec<String>,
     name_ids: HashMap<String, u32>,
     labels: Vec<String>,
     label_ids: HashMap<String, u32>,
     sequences: Vec<StoredSequence>,
+    /// `positions + 1` offsets into `ids` and `values`.
+    item_ends: Vec<u32>,
+    /// Attribute name ids.
+    ids: Vec<u32>,
+    /// Their weights, as `f32`: the training data keeps them so (see
+    /// `chaincrf_model::ObservationArena`), and apart they take 8 bytes an
+    /// attribute instead of a padded pair's 16.
+    values: Vec<f32>,
+    /// Each position's label id.
+    gold: Vec<u32>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            names: Vec::new(),
+            name_ids: HashMap::new(),
+            labels: Vec::new(),
+            label_ids: HashMap::new(),
+            sequences: Vec::new(),
+            item_ends: vec![0],
+            ids: Vec::new(),
+            values: Vec::new(),
+            gold: Vec::new(),
+        }
+    }
+}
+
+impl Store {
+    /// The label ids of `s`.
+    fn gold(&self, s: &StoredSequence) -> &[u32] {
+        &self.gold[s.start..s.start + s.len]
+    }
 }
 
 fn intern(names: &mut Vec<String>, ids: &mut HashMap<String, u32>, name: &str) -> u32 {
@@ -248,26 +279,29 @@ impl Trainer {
             .lock()
             .map_err(|_| PyValueError::new_err("trainer poisoned"))?;
         let store = &mut *guard;
-        let count = items.iter().map(Vec::len).sum();
-        let mut seq = StoredSequence {
-            offsets: Vec::with_capacity(items.len() + 1),
-            ids: Vec::with_capacity(count),
-            values: Vec::with_capacity(count),
-            labels: Vec::with_capacity(labels.len()),
-            group,
-        };
-        seq.offsets.push(0);
+        let start = store.gold.len();
+        if u32::try_from(store.ids.len() + items.iter().map(Vec::len).sum::<usize>()).is_err() {
+            return Err(PyValueError::new_err(
+                "too many attributes appended (more than 2^32 in all)",
+            ));
+        }
         for item in &items {
             for (name, value) in item {
-                seq.ids.push(intern(&mut store.names, &mut store.name_ids, name));
-                seq.values.push(*value as f32);
+                let id = intern(&mut store.names, &mut store.name_ids, name);
+                store.ids.push(id);
+                store.values.push(*value as f32);
             }
-            seq.offsets.push(seq.ids.len() as u32);
+            store.item_ends.push(store.ids.len() as u32);
         }
         for l in &labels {
-            seq.labels.push(intern(&mut store.labels, &mut store.label_ids, l));
+            let id = intern(&mut store.labels, &mut store.label_ids, l);
+            store.gold.push(id);
         }
-        store.sequences.push(seq);
+        store.sequences.push(StoredSequence {
+            start,
+            len: labels.len(),
+            group,
+        });
         Ok(())
     }
 
@@ -376,7 +410,7 @@ fn run(
         Some(std::mem::take(&mut *guard))
     };
     let store: &Store = taken.as_ref().unwrap_or(&*guard);
-    let extractor = StoreExtractor { names: &store.names };
+    let extractor = StoreExtractor { store };
     let in_training = |s: &StoredSequence| holdout < 0 || s.group != holdout;
     if !store.sequences.iter().any(in_training) {
         return Err(PyValueError::new_err(
@@ -392,14 +426,14 @@ fn run(
             return Err(PyValueError::new_err("interrupted"));
         }
         builder
-            .add_target(&extractor, s, LabelTarget::Gold(s.labels.clone()))
+            .add_target(&extractor, s, LabelTarget::Gold(store.gold(s).to_vec()))
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
     }
     let data = builder.build();
     let dev = if holdout >= 0 {
         let mut b = HeldOutBuilder::new(data.attributes(), data.labels());
         for s in store.sequences.iter().filter(|s| s.group == holdout) {
-            b.add(&extractor, s, &s.labels)
+            b.add(&extractor, s, store.gold(s))
                 .map_err(|e| PyValueError::new_err(e.to_string()))?;
         }
         Some(b.finish())
