@@ -256,9 +256,11 @@ impl AttributeDictionary {
             let part = std::mem::take(&mut self.kinds[slot]);
             let mut map = Vec::with_capacity(part.keys.len());
             let mut next = KindIndex::default();
+            // Names move into the new index (no second copy of them all).
+            let mut names = part.names.into_iter();
             for (id, &key) in part.keys.iter().enumerate() {
+                let name = names.next().flatten();
                 if keep(kind, id as u32) {
-                    let name = part.names.get(id).cloned().flatten();
                     map.push(Some(next.insert(key, name)));
                 } else {
                     map.push(None);

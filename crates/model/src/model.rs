@@ -678,11 +678,11 @@ impl Model {
                 .retain(keep_above(&self.weights.state, &self.weights.edge, k, threshold)),
         };
         let w = &mut self.weights;
-        w.state = compact_rows(&w.state, &maps[0], k);
-        w.edge = compact_rows(&w.edge, &maps[1], kk);
+        compact_rows(&mut w.state, &maps[0], k);
+        compact_rows(&mut w.edge, &maps[1], kk);
         if let Some(e) = w.exact.as_deref_mut() {
-            e.state = compact_rows(&e.state, &maps[0], k);
-            e.edge = compact_rows(&e.edge, &maps[1], kk);
+            compact_rows(&mut e.state, &maps[0], k);
+            compact_rows(&mut e.edge, &maps[1], kk);
         }
         before - self.attributes.len(AttrKind::State) - self.attributes.len(AttrKind::Edge)
     }
@@ -727,15 +727,24 @@ fn keep_above<'w, W: Copy + Into<f64>>(
 }
 
 /// Keeps the rows (`width` wide) of the attributes `map` keeps, at their new ids.
-fn compact_rows<W: Copy + Default>(w: &[W], map: &[Option<u32>], width: usize) -> Vec<W> {
-    let mut out = vec![W::default(); map.iter().flatten().count() * width];
+/// Keeps the rows of `w` (`width` values each) that `map` gives a new
+/// index, at that index, in place: a model's weights are its largest part,
+/// and pruning after training would otherwise hold two copies at the
+/// fit's peak. New indices never exceed old ones ([`AttributeDictionary::retain`]
+/// keeps the order), so each row moves down onto rows already moved or
+/// dropped.
+fn compact_rows<W: Copy>(w: &mut Vec<W>, map: &[Option<u32>], width: usize) {
+    let mut kept = 0;
     for (old, new) in map.iter().enumerate() {
         if let Some(new) = new {
             let new = *new as usize;
-            out[new * width..(new + 1) * width].copy_from_slice(&w[old * width..(old + 1) * width]);
+            assert!(new <= old, "pruning keeps the attributes' order");
+            w.copy_within(old * width..(old + 1) * width, new * width);
+            kept = new + 1;
         }
     }
-    out
+    w.truncate(kept * width);
+    w.shrink_to_fit();
 }
 
 /// Tags sequences with a model. Holds every buffer it needs, so tagging many
