@@ -210,7 +210,7 @@ fn score_holdout(dev: &Dataset, layout: WeightLayout, structure: &Structure, wei
 fn report<'py>(
     py: Python<'py>,
     progress: &chaincrf_train::Progress<'_>,
-    weights: &[f64],
+    feature_norm: f64,
     previous: &mut (f64, usize),
     holdout: Option<(&HoldoutScores, &LabelAlphabet)>,
 ) -> PyResult<Bound<'py, PyDict>> {
@@ -218,7 +218,7 @@ fn report<'py>(
     d.set_item("event", "iteration")?;
     d.set_item("num", progress.iteration)?;
     d.set_item("loss", progress.objective)?;
-    d.set_item("feature_norm", weights.iter().map(|w| w * w).sum::<f64>().sqrt())?;
+    d.set_item("feature_norm", feature_norm)?;
     d.set_item("error_norm", progress.gradient_norm)?;
     d.set_item("algorithm", progress.algorithm.name())?;
     d.set_item("active_features", progress.active_features)?;
@@ -457,13 +457,18 @@ fn run(
         .threads(settings.threads)
         .stop_flag(stop.clone())
         .observer(|p: &chaincrf_train::Progress<'_>| {
-            let weights = p.weights();
-            let scores = dev.as_ref().map(|d| score_holdout(d, layout, &structure, weights));
+            // The full-layout weights (8 million values on a POS task) are
+            // formed only when needed: to score held-out data, or for a norm
+            // the algorithm does not keep.
+            let scores = dev.as_ref().map(|d| score_holdout(d, layout, &structure, p.weights()));
+            let feature_norm = p
+                .weight_norm
+                .unwrap_or_else(|| p.weights().iter().map(|w| w * w).sum::<f64>().sqrt());
             let called = Python::attach(|py| {
                 let d = report(
                     py,
                     p,
-                    weights,
+                    feature_norm,
                     &mut previous,
                     scores.as_ref().map(|s| (s, data.labels())),
                 )?;

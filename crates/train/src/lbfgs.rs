@@ -329,6 +329,7 @@ impl Stopping<'_> {
             gradient_norm: Some(gnorm),
             learning_rate: None,
             active_features,
+            weight_norm: Some(wnorm),
             evaluations: (self.evaluations)(),
             seconds: config.started.elapsed().as_secs_f64(),
             heldout,

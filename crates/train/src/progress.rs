@@ -46,6 +46,10 @@ pub struct Progress<'a> {
     pub learning_rate: Option<f64>,
     /// Non-zero weights.
     pub active_features: usize,
+    /// The weights' Euclidean norm, when the algorithm has it without
+    /// forming the full-layout weights (L-BFGS keeps it for its stopping
+    /// test); otherwise it is that of [`Progress::weights`].
+    pub weight_norm: Option<f64>,
     /// Passes over the corpus so far (function + gradient evaluations).
     pub evaluations: usize,
     /// Seconds since training started.
