@@ -63,10 +63,16 @@ def test_train_and_tag_after_fork() -> None:
 
 INTERRUPTED = textwrap.dedent(
     """
+    import signal
     import sys
     sys.path.insert(0, {tests!r})
     from conftest import make_corpus
     from chaincrf import pycrfsuite
+
+    # A process started from a background job of a non-interactive shell
+    # inherits SIGINT ignored, and Python then installs no handler for it:
+    # Ctrl-C is what this test is about, so it gets Python's default handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     class Announce(pycrfsuite.BaseTrainer):
         def message(self, line):
