@@ -323,7 +323,15 @@ fn fold_overhang<T: Copy, const W: usize>(
     debug_assert!(k > 8 && r <= W && W - r < 8 && j0 + r == k);
     let mut acc = [init; W];
     let (&last, rows) = row.split_last().expect("k > 8 rows");
-    fold_rows(&mut acc, rows, mat, k, j0, &get, &step);
+    for (i, &x) in rows.iter().enumerate() {
+        let a = get(x);
+        let m: &[T; W] = mat[i * k + j0..i * k + j0 + W]
+            .try_into()
+            .expect("the block lies inside the matrix");
+        for (c, &y) in acc.iter_mut().zip(m) {
+            *c = step(*c, a, get(y));
+        }
+    }
     let mut tail = [mat[0]; W];
     tail[..r].copy_from_slice(&mat[(k - 1) * k + j0..]);
     let a = get(last);
@@ -348,34 +356,19 @@ fn fold_block<T: Copy, const W: usize>(
     init: f64,
     step: impl Fn(f64, f64, f64) -> f64,
 ) {
+    let k = row.len();
     let mut acc = [init; W];
-    fold_rows(&mut acc, row, mat, row.len(), j0, &get, &step);
-    for (o, c) in out.iter_mut().zip(acc) {
-        *o = put(c);
-    }
-}
-
-/// Folds `rows[i] ⊗ mat[i·k + j0 + c]` into `acc[c]` for rows `i` in order,
-/// each row's `W` matrix values read as one block (the loop of
-/// [`fold_block`] and [`fold_overhang`]).
-#[inline(always)]
-fn fold_rows<T: Copy, const W: usize>(
-    acc: &mut [f64; W],
-    rows: &[T],
-    mat: &[T],
-    k: usize,
-    j0: usize,
-    get: &impl Fn(T) -> f64,
-    step: &impl Fn(f64, f64, f64) -> f64,
-) {
-    for (i, &r) in rows.iter().enumerate() {
+    for (i, &r) in row.iter().enumerate() {
         let a = get(r);
         let m: &[T; W] = mat[i * k + j0..i * k + j0 + W]
             .try_into()
-            .expect("the block lies inside the matrix");
+            .expect("the block lies inside the row");
         for (c, &x) in acc.iter_mut().zip(m) {
             *c = step(*c, a, get(x));
         }
+    }
+    for (o, c) in out.iter_mut().zip(acc) {
+        *o = put(c);
     }
 }
 
