@@ -632,10 +632,22 @@ impl Semiring for Prob {
     }
 }
 
+/// [`Prob::lift_rows`]: each row shifted by its maximum, then the
+/// exponentials in one pass over the whole matrix, so that they run in full
+/// vectors whatever the row length (a row of 4 labels would leave an
+/// 8-wide loop nothing but its scalar remainder).
 #[inline(always)]
 fn prob_lift_rows(scores: &[f64], k: usize, out: &mut [Prob], scales: &mut [f64]) {
     for ((row, o), sc) in scores.chunks_exact(k).zip(out.chunks_exact_mut(k)).zip(scales) {
-        *sc = Prob::lift_row(row, o);
+        let m = row_max(row);
+        let shift = if m.is_finite() { m } else { 0.0 };
+        for (o, &s) in o.iter_mut().zip(row) {
+            o.0 = s - shift;
+        }
+        *sc = shift;
+    }
+    for o in out.iter_mut() {
+        o.0 = exp_nonpositive(o.0);
     }
 }
 
@@ -660,6 +672,9 @@ fn prob_lift_rows_avx2(scores: &[f64], k: usize, out: &mut [Prob], scales: &mut 
 /// dependent comparisons.
 #[inline(always)]
 fn row_max(scores: &[f64]) -> f64 {
+    if scores.len() <= 8 {
+        return scores.iter().fold(f64::NEG_INFINITY, |m, &s| if s > m { s } else { m });
+    }
     let mut lanes = [f64::NEG_INFINITY; 8];
     let chunks = scores.chunks_exact(8);
     let rest = chunks.remainder();

@@ -632,6 +632,15 @@ fn fits_exp_range(scored: &ScoredChain) -> bool {
 /// (one pass over the `k²` transitions per sequence).
 fn spread_within(xs: &[f64], limit: f64) -> bool {
     const LANES: usize = 8;
+    if xs.len() < 2 * LANES {
+        // A short row (an emission row of a few labels) in one plain pass.
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        for &x in xs {
+            lo = if x > f64::NEG_INFINITY && x < lo { x } else { lo };
+            hi = if x > hi { x } else { hi };
+        }
+        return hi - lo <= limit || lo > hi;
+    }
     let (mut lo, mut hi) = ([f64::INFINITY; LANES], [f64::NEG_INFINITY; LANES]);
     let chunks = xs.chunks_exact(LANES);
     let rest = chunks.remainder();
