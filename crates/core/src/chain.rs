@@ -28,6 +28,7 @@
 //! sequences with one workspace allocates only when a longer chain arrives.
 
 use crate::error::{Error, Result};
+use crate::fused;
 use crate::potentials::Potentials;
 use crate::semiring::{Boolean, Counting, Entropy, Log, MaxPlus, ProbabilitySemiring, ScalarScore, Semiring};
 use crate::simd::{vector_width, VectorWidth};
@@ -202,6 +203,8 @@ pub struct ChainWorkspace<S: Semiring> {
     beta_scale: Vec<f64>,
     tmp: Vec<S>,
     probs: Vec<f64>,
+    /// The path's row at each edge of the fused summed edges (scratch).
+    masked_rows: Vec<u32>,
     /// Whether the next forward pass leaves back-pointers in `from`
     /// (Viterbi sets it, for semirings that trace).
     tracing: bool,
@@ -267,6 +270,7 @@ impl<S: Semiring> ChainWorkspace<S> {
             beta_scale: Vec::new(),
             tmp: Vec::new(),
             probs: Vec::new(),
+            masked_rows: Vec::new(),
             tracing: false,
             from: Vec::new(),
             forward_done: false,
@@ -814,12 +818,16 @@ impl<S: ProbabilitySemiring> ChainWorkspace<S> {
     }
 
     /// Both summed-edge methods: factored for linear semirings and one
-    /// transition matrix, edge by edge otherwise.
+    /// transition matrix (beyond [`MAX_FIXED_WIDTH`] labels in fused
+    /// multiply-adds), edge by edge otherwise.
     fn add_summed_edges(&mut self, scale: f64, path: Option<&[usize]>, out: &mut [f64]) {
         let k = self.k;
         assert_eq!(out.len(), k * k, "the summed edge marginals are k × k");
         assert!(self.backward_done, "edge marginals need forward() and backward() first");
         if S::LINEAR && !self.varying {
+            if k > MAX_FIXED_WIDTH && self.add_summed_edges_fused(scale, path, out) {
+                return;
+            }
             with_width!(k, K => {
                 #[cfg(target_arch = "x86_64")]
                 match vector_width(K) {
@@ -857,6 +865,130 @@ impl<S: ProbabilitySemiring> ChainWorkspace<S> {
         self.add_summed_edges_factored::<K>(scale, path, out);
     }
 
+    /// The summed edges of [`add_summed_edges`](Self::add_summed_edges)
+    /// beyond [`MAX_FIXED_WIDTH`] labels: the same sums as
+    /// [`add_summed_edges_factored`](Self::add_summed_edges_factored), with
+    /// `Σ αₜ₋₁ ⊗ vₜ` as one tiled sum of outer products in fused
+    /// multiply-adds ([`fused::outer_sum`]). The path's pair at `t` is left
+    /// out of that sum through a copy of `vₜ` with its label's entry 0, used
+    /// for the path's row only. Returns `false`, having done nothing, when
+    /// some `vₜ` is not finite: a 0 of `αₜ₋₁` must then leave the sum as it
+    /// is, which only the factored loop's explicit skip does.
+    fn add_summed_edges_fused(&mut self, scale: f64, path: Option<&[usize]>, out: &mut [f64]) -> bool {
+        let (n, k) = (self.n, self.k);
+        let kk = k * k;
+        let (sa, sv) = (fused::a_stride(k), fused::v_stride(k));
+        let mut buf = std::mem::take(&mut self.probs);
+        buf.clear();
+        buf.resize(2 * kk + n * (sa + 2 * sv), 0.0);
+        let (acc, rest) = buf.split_at_mut(kk);
+        let (diff, rest) = rest.split_at_mut(kk);
+        let (a_rows, rest) = rest.split_at_mut(n * sa);
+        let (v_rows, vm_rows) = rest.split_at_mut(n * sv);
+        let mut masked_row = std::mem::take(&mut self.masked_rows);
+        masked_row.clear();
+        let mut finite = true;
+        let mut prev_total = self.node_total(k, 0);
+        for t in 1..n {
+            let node = self.node_total(k, t);
+            let Some(inv) = self.edge_normalizer(t, node) else {
+                prev_total = node;
+                continue;
+            };
+            let m = masked_row.len();
+            let v = &mut v_rows[m * sv..][..k];
+            for ((x, e), b) in v.iter_mut().zip(&self.emit[t * k..][..k]).zip(&self.beta[t * k..][..k]) {
+                *x = e.linear() * b.linear() * inv;
+                finite &= x.is_finite();
+            }
+            let prev = &self.alpha[(t - 1) * k..][..k];
+            for (d, a) in a_rows[m * sa..][..k].iter_mut().zip(prev) {
+                *d = a.linear();
+            }
+            let (v, vm) = (&v_rows[m * sv..][..k], &mut vm_rows[m * sv..][..k]);
+            vm.copy_from_slice(v);
+            match path {
+                Some(p) => {
+                    let (a, b) = (p[t - 1], p[t]);
+                    vm[b] = 0.0;
+                    masked_row.push(a as u32);
+                    diff[a * k + b] -= self.path_pair_complement(k, t, (a, b), v, prev_total);
+                }
+                None => masked_row.push(u32::MAX),
+            }
+            prev_total = node;
+        }
+        if finite {
+            let terms = fused::OuterTerms {
+                k,
+                len: masked_row.len(),
+                a: a_rows,
+                v: v_rows,
+                v_masked: vm_rows,
+                masked_row: &masked_row,
+            };
+            fused::outer_sum(&terms, acc);
+            self.add_expected_edges(scale, acc, diff, out);
+        }
+        self.probs = buf;
+        self.masked_rows = masked_row;
+        finite
+    }
+
+    /// `Σ_j αₜ(j) βₜ(j)`: the total weight of the paths, in the scale of
+    /// row `t` (`k`: the label count, a constant where the caller has one).
+    #[inline(always)]
+    fn node_total(&self, k: usize, t: usize) -> f64 {
+        S::dot(&self.alpha[t * k..][..k], &self.beta[t * k..][..k]).linear()
+    }
+
+    /// `1 / total` for edge `t` (`node`: [`node_total`](Self::node_total)
+    /// at `t`), or `None` when the total is 0 or not representable: an
+    /// edge of no weight, which per-edge normalization leaves out too.
+    #[inline(always)]
+    fn edge_normalizer(&self, t: usize, node: f64) -> Option<f64> {
+        let total = node * self.alpha_step[t].exp();
+        (total > 0.0 && total.is_finite()).then(|| 1.0 / total)
+    }
+
+    /// `1 − ξₜ(a, b)` for the path's pair `(a, b)` at edge `t`, summed from
+    /// the other terms so that it keeps its precision when `ξ` is near 1:
+    /// the other labels' marginals at `t − 1`, and the other pairs out of `a`
+    /// (`v`: `vₜ`; `prev_total`: [`node_total`](Self::node_total) at `t − 1`;
+    /// `k` as there).
+    #[inline(always)]
+    fn path_pair_complement(&self, k: usize, t: usize, (a, b): (usize, usize), v: &[f64], prev_total: f64) -> f64 {
+        let prev = &self.alpha[(t - 1) * k..][..k];
+        let prev_beta = &self.beta[(t - 1) * k..][..k];
+        let mut others = 0.0;
+        for (i, (x, y)) in prev.iter().zip(prev_beta).enumerate() {
+            if i != a {
+                others += x.linear() * y.linear();
+            }
+        }
+        others /= prev_total;
+        let pa = prev[a].linear();
+        let tr_row = &self.trans[a * k..][..k];
+        for (j, (tr, x)) in tr_row.iter().zip(v).enumerate() {
+            if j != b {
+                others += pa * tr.linear() * x;
+            }
+        }
+        others
+    }
+
+    /// `out += scale · (T ⊙ acc + diff)`, with `0 · acc` an exact 0 where
+    /// `T` is 0 (even for an overflowed sum).
+    #[inline(always)]
+    fn add_expected_edges(&self, scale: f64, acc: &[f64], diff: &[f64], out: &mut [f64]) {
+        let kk = self.k * self.k;
+        for (((o, tr), a), d) in out.iter_mut().zip(&self.trans[..kk]).zip(acc).zip(diff) {
+            let tr = tr.linear();
+            let expected = if tr != 0.0 { tr * a } else { 0.0 };
+            *o += scale * (expected + d);
+        }
+    }
+
     /// The factored sum of [`add_summed_edges`](Self::add_summed_edges).
     #[inline(always)]
     fn add_summed_edges_factored<const K: usize>(&mut self, scale: f64, path: Option<&[usize]>, out: &mut [f64]) {
@@ -869,18 +1001,13 @@ impl<S: ProbabilitySemiring> ChainWorkspace<S> {
         // `diff`: Σ (ξₜ − 1) at the path's pairs; `v`: vₜ.
         let (acc, rest) = buf.split_at_mut(kk);
         let (diff, v) = rest.split_at_mut(kk);
-        let node_total = |ws: &Self, t: usize| S::dot(&ws.alpha[t * k..][..k], &ws.beta[t * k..][..k]).linear();
-        let mut prev_total = node_total(self, 0);
+        let mut prev_total = self.node_total(k, 0);
         for t in 1..self.n {
-            let node = node_total(self, t);
-            let total = node * self.alpha_step[t].exp();
-            // A zero (or unrepresentable) total means an edge of no weight;
-            // per-edge normalization leaves such an edge out too.
-            if !(total > 0.0 && total.is_finite()) {
+            let node = self.node_total(k, t);
+            let Some(inv) = self.edge_normalizer(t, node) else {
                 prev_total = node;
                 continue;
-            }
-            let inv = 1.0 / total;
+            };
             for ((x, e), b) in v.iter_mut().zip(&self.emit[t * k..][..k]).zip(&self.beta[t * k..][..k]) {
                 *x = e.linear() * b.linear() * inv;
             }
@@ -897,33 +1024,11 @@ impl<S: ProbabilitySemiring> ChainWorkspace<S> {
             }
             if let Some((a, b, before)) = kept {
                 acc[a * k + b] = before;
-                // 1 − ξₜ(a, b): the other labels' marginals at t − 1, and the
-                // other pairs out of `a`.
-                let prev_beta = &self.beta[(t - 1) * k..][..k];
-                let mut others = 0.0;
-                for (i, (x, y)) in prev.iter().zip(prev_beta).enumerate() {
-                    if i != a {
-                        others += x.linear() * y.linear();
-                    }
-                }
-                others /= prev_total;
-                let pa = prev[a].linear();
-                let tr_row = &self.trans[a * k..][..k];
-                for (j, (tr, x)) in tr_row.iter().zip(&*v).enumerate() {
-                    if j != b {
-                        others += pa * tr.linear() * x;
-                    }
-                }
-                diff[a * k + b] -= others;
+                diff[a * k + b] -= self.path_pair_complement(k, t, (a, b), v, prev_total);
             }
             prev_total = node;
         }
-        for (((o, tr), a), d) in out.iter_mut().zip(&self.trans[..kk]).zip(&*acc).zip(&*diff) {
-            let tr = tr.linear();
-            // 0 · (anything, even an overflowed sum) is an exact 0 here.
-            let expected = if tr != 0.0 { tr * a } else { 0.0 };
-            *o += scale * (expected + d);
-        }
+        self.add_expected_edges(scale, acc, diff, out);
         self.probs = buf;
     }
 

@@ -53,6 +53,7 @@
 
 pub mod chain;
 mod error;
+mod fused;
 pub mod loss;
 mod potentials;
 pub mod semimarkov;

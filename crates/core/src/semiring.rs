@@ -2,6 +2,7 @@
 //! everything public here; the explanation is on [`Semiring`].
 
 #[cfg(target_arch = "x86_64")]
+use crate::fused;
 use crate::simd::{vector_width, VectorWidth};
 use std::fmt::Debug;
 
@@ -527,8 +528,29 @@ impl ScalarScore for Log {
 /// and behave as forbidden. Realistic CRF weights (|score| ≲ 100) are far inside
 /// that; transition scores of magnitude 10⁴ are not — use [`Log`] for those.
 /// `-inf` is exactly 0 either way.
+///
+/// **Rounding.** Beyond eight labels, each term of a vector–matrix product
+/// is one fused multiply-add on every build (see `crate::fused`); up to
+/// eight, a multiply and then an add.
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+#[repr(transparent)]
 pub struct Prob(pub f64);
+
+impl Prob {
+    /// The values of a slice of `Prob`s.
+    #[inline(always)]
+    pub(crate) fn values(x: &[Prob]) -> &[f64] {
+        // SAFETY: `Prob` is a transparent `f64`.
+        unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<f64>(), x.len()) }
+    }
+
+    /// The values of a mutable slice of `Prob`s.
+    #[inline(always)]
+    pub(crate) fn values_mut(x: &mut [Prob]) -> &mut [f64] {
+        // SAFETY: `Prob` is a transparent `f64`.
+        unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr().cast::<f64>(), x.len()) }
+    }
+}
 
 impl Semiring for Prob {
     const NAME: &'static str = "prob";
@@ -578,6 +600,9 @@ impl Semiring for Prob {
     }
     #[inline(always)]
     fn vec_mat(row: &[Self], mat: &[Self], out: &mut [Self]) {
+        if row.len() > 8 {
+            return fused::vec_mat(Prob::values(row), Prob::values(mat), Prob::values_mut(out));
+        }
         fold_columns(row, mat, out, |x| x.0, Prob, 0.0, |acc, a, m| acc + a * m);
     }
     #[inline(always)]
@@ -1230,7 +1255,12 @@ mod tests {
             let prob_mat: Vec<Prob> = mat.iter().map(|&x| Prob(x)).collect();
             Prob::vec_mat(&prob_row, &prob_mat, &mut out);
             for (j, o) in out.iter().enumerate() {
-                let want = (0..k).fold(0.0, |acc, i| acc + row[i] * mat[i * k + j]);
+                // Fused beyond eight labels (`crate::fused`).
+                let want = if k > 8 {
+                    (0..k).fold(0.0, |acc, i| row[i].mul_add(mat[i * k + j], acc))
+                } else {
+                    (0..k).fold(0.0, |acc, i| acc + row[i] * mat[i * k + j])
+                };
                 assert_eq!(o.0.to_bits(), want.to_bits(), "prob, k = {k}, column {j}");
             }
             let mp_row: Vec<MaxPlus> = row.iter().map(|&x| MaxPlus(x.ln())).collect();
@@ -1339,7 +1369,15 @@ mod tests {
             );
             let mut out = vec![Prob::zero(); k];
             Prob::vec_mat(&pr, &pm, &mut out);
-            assert_eq!(out, pairwise_vec_mat(&pr, &pm), "prob vec_mat, k = {k}");
+            let want = if k > 8 {
+                // Fused beyond eight labels (`crate::fused`).
+                (0..k)
+                    .map(|j| Prob((0..k).fold(0.0, |acc, i| pr[i].0.mul_add(pm[i * k + j].0, acc))))
+                    .collect()
+            } else {
+                pairwise_vec_mat(&pr, &pm)
+            };
+            assert_eq!(out, want, "prob vec_mat, k = {k}");
             let dot = Prob::dot(&pr, &pm[..k]);
             let want = pr.iter().zip(&pm).fold(0.0, |a, (x, y)| a + x.0 * y.0);
             assert!(dot.approx_eq(&Prob(want), 1e-14), "prob dot, k = {k}");

@@ -5,15 +5,16 @@
 //! probabilities) are compiled again for AVX2 and AVX-512 and chosen at run
 //! time: their vector loops then handle four or eight `f64` at once instead
 //! of baseline x86-64's two. Only the vector width changes, never an
-//! operation (no fused multiply-add, no reordered sum), so every build gives
-//! the same bits.
+//! operation (no reordered sum), so every build gives the same bits. The
+//! fused multiply-adds of chains beyond eight labels (`crate::fused`) are
+//! fused on every build, the portable one included.
 
 /// The widest vectors a loop may use on this processor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum VectorWidth {
     /// Eight `f64` (AVX-512F).
     Avx512,
-    /// Four `f64` (AVX2).
+    /// Four `f64` (AVX2, with FMA).
     Avx2,
     /// Two `f64` (baseline x86-64), or not x86-64.
     Baseline,
@@ -31,7 +32,7 @@ pub(crate) fn vector_width(fixed: usize) -> VectorWidth {
         if fixed == 0 && std::arch::is_x86_feature_detected!("avx512f") {
             return VectorWidth::Avx512;
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             return VectorWidth::Avx2;
         }
     }

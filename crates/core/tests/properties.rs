@@ -843,3 +843,43 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Beyond eight labels the probability semiring's products are fused
+    /// multiply-adds and the summed edges one tiled sum of outer products:
+    /// node marginals, summed edge marginals and the path-balanced sum (the
+    /// transition gradient) agree with the log semiring's edge-by-edge
+    /// marginals, which share none of that code.
+    #[test]
+    fn many_label_prob_passes_match_the_log_semiring(c in testing::chain(12, 24, 5.0)) {
+        prop_assume!(c.num_labels() > 8 && chain::has_path(&c).unwrap());
+        let (n, k) = (c.len(), c.num_labels());
+        let path = chain::viterbi(&c).unwrap().labels;
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * (1.0 + b.abs());
+        let mut pm = vec![0.0; n * k];
+        let mut lm = vec![0.0; n * k];
+        ChainWorkspace::<Prob>::new().marginals_into(&c, &mut pm).unwrap();
+        ChainWorkspace::<Log>::new().marginals_into(&c, &mut lm).unwrap();
+        for (p, l) in pm.iter().zip(&lm) {
+            prop_assert!(close(*p, *l), "node marginal {p} vs {l}");
+        }
+        let mut ws = ChainWorkspace::<Prob>::new();
+        let mut lw = ChainWorkspace::<Log>::new();
+        ws.forward(&c).unwrap();
+        ws.backward();
+        lw.forward(&c).unwrap();
+        lw.backward();
+        let (mut ps, mut ls) = (vec![0.25; k * k], vec![0.25; k * k]);
+        ws.add_edge_marginals(3.0, &mut ps);
+        lw.add_edge_marginals(3.0, &mut ls);
+        let (mut pg, mut lg) = (vec![0.0; k * k], vec![0.0; k * k]);
+        ws.add_edge_marginals_minus_path(1.0, &path, &mut pg);
+        lw.add_edge_marginals_minus_path(1.0, &path, &mut lg);
+        for i in 0..k * k {
+            prop_assert!(close(ps[i], ls[i]), "summed edge {i}: {} vs {}", ps[i], ls[i]);
+            prop_assert!(close(pg[i], lg[i]), "path-balanced edge {i}: {} vs {}", pg[i], lg[i]);
+        }
+    }
+}
