@@ -125,6 +125,22 @@ impl Dataset {
         )
     }
 
+    /// [`Dataset::model_from`] for the weights `values[n]` at full-layout
+    /// indices `indices[n]`, every other weight 0.
+    ///
+    /// # Panics
+    /// When an index lies outside the layout.
+    pub fn model_from_entries(&self, indices: &[u32], values: &[f64]) -> Model {
+        Model::from_entries(
+            self.labels.clone(),
+            self.attributes.clone(),
+            self.extractor.clone(),
+            self.structure.clone(),
+            indices,
+            values,
+        )
+    }
+
     /// Number of sequences.
     pub fn len(&self) -> usize {
         self.arena.num_sequences()

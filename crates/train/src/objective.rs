@@ -314,6 +314,12 @@ impl<'d> Objective<'d> {
         full
     }
 
+    /// The full-layout index of each parameter, dropping the objective
+    /// (and its corpus-sized buffers).
+    pub fn into_active(self) -> Vec<u32> {
+        self.active
+    }
+
     /// Full-layout weights → compact parameters.
     pub fn compress(&self, full: &[f64]) -> Vec<f64> {
         self.active.iter().map(|&i| full[i as usize]).collect()
