@@ -169,6 +169,67 @@ impl CompensatedSum {
     }
 }
 
+/// `Σ_{i ≠ skip} term(i)` over `i < k`, in four interleaved partial sums
+/// (one chain of dependent additions would wait on each), the skipped term
+/// an exact 0 (the terms are not negative).
+#[inline(always)]
+fn sum_except(k: usize, skip: usize, term: impl Fn(usize) -> f64) -> f64 {
+    let mut lanes = [0.0f64; 4];
+    let full = k / 4 * 4;
+    for i0 in (0..full).step_by(4) {
+        for (l, lane) in lanes.iter_mut().enumerate() {
+            let i = i0 + l;
+            *lane += if i != skip { term(i) } else { 0.0 };
+        }
+    }
+    let mut tail = 0.0;
+    for i in full..k {
+        if i != skip {
+            tail += term(i);
+        }
+    }
+    (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]) + tail
+}
+
+/// Buffers of the fused summed edges
+/// ([`ChainWorkspace::add_edge_marginals`] beyond [`MAX_FIXED_WIDTH`]
+/// labels), kept between chains so that a chain pays no zeroing: the rows'
+/// padding lanes are never written, the accumulator is overwritten by each
+/// sum, and the differences are set back to 0 where a chain wrote them.
+#[derive(Clone, Debug, Default)]
+struct EdgeScratch {
+    /// The label count the buffers are laid out for.
+    k: usize,
+    /// One row of [`fused::term_stride`] values per edge: `αₜ₋₁`, `vₜ` and
+    /// `vₜ` without the path's label, each padded with 0.
+    rows: Vec<f64>,
+    /// `Σ αₜ₋₁ ⊗ vₜ` but the path's pairs (`k²`).
+    acc: Vec<f64>,
+    /// `Σ (ξₜ − 1)` at the path's pairs (`k²`, 0 elsewhere).
+    diff: Vec<f64>,
+    /// The path's label at `t − 1` for each edge (`u32::MAX`: no path).
+    masked_row: Vec<u32>,
+}
+
+impl EdgeScratch {
+    /// Ready for a chain of `n` positions and `k` labels.
+    fn reset(&mut self, k: usize, n: usize) {
+        if self.k != k {
+            *self = EdgeScratch {
+                k,
+                acc: vec![0.0; k * k],
+                diff: vec![0.0; k * k],
+                ..EdgeScratch::default()
+            };
+        }
+        let len = n.saturating_sub(1) * fused::term_stride(k);
+        if self.rows.len() < len {
+            self.rows.resize(len, 0.0);
+        }
+        self.masked_row.clear();
+    }
+}
+
 /// Reusable buffers for the chain algorithms in semiring `S`.
 #[derive(Clone, Debug)]
 pub struct ChainWorkspace<S: Semiring> {
@@ -203,8 +264,8 @@ pub struct ChainWorkspace<S: Semiring> {
     beta_scale: Vec<f64>,
     tmp: Vec<S>,
     probs: Vec<f64>,
-    /// The path's row at each edge of the fused summed edges (scratch).
-    masked_rows: Vec<u32>,
+    /// Scratch of the fused summed edges, kept between chains.
+    edge_scratch: EdgeScratch,
     /// Whether the next forward pass leaves back-pointers in `from`
     /// (Viterbi sets it, for semirings that trace).
     tracing: bool,
@@ -270,7 +331,7 @@ impl<S: Semiring> ChainWorkspace<S> {
             beta_scale: Vec::new(),
             tmp: Vec::new(),
             probs: Vec::new(),
-            masked_rows: Vec::new(),
+            edge_scratch: EdgeScratch::default(),
             tracing: false,
             from: Vec::new(),
             forward_done: false,
@@ -825,9 +886,6 @@ impl<S: ProbabilitySemiring> ChainWorkspace<S> {
         assert_eq!(out.len(), k * k, "the summed edge marginals are k × k");
         assert!(self.backward_done, "edge marginals need forward() and backward() first");
         if S::LINEAR && !self.varying {
-            if k > MAX_FIXED_WIDTH && self.add_summed_edges_fused(scale, path, out) {
-                return;
-            }
             with_width!(k, K => {
                 #[cfg(target_arch = "x86_64")]
                 match vector_width(K) {
@@ -837,7 +895,7 @@ impl<S: ProbabilitySemiring> ChainWorkspace<S> {
                     VectorWidth::Avx2 => return unsafe { self.add_summed_edges_avx2::<K>(scale, path, out) },
                     VectorWidth::Baseline => {}
                 }
-                self.add_summed_edges_factored::<K>(scale, path, out)
+                self.add_summed_edges_linear::<K>(scale, path, out)
             });
             return;
         }
@@ -855,13 +913,24 @@ impl<S: ProbabilitySemiring> ChainWorkspace<S> {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     fn add_summed_edges_avx2<const K: usize>(&mut self, scale: f64, path: Option<&[usize]>, out: &mut [f64]) {
-        self.add_summed_edges_factored::<K>(scale, path, out);
+        self.add_summed_edges_linear::<K>(scale, path, out);
     }
 
     /// [`add_summed_edges_factored`](Self::add_summed_edges_factored) compiled for AVX-512.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     fn add_summed_edges_avx512<const K: usize>(&mut self, scale: f64, path: Option<&[usize]>, out: &mut [f64]) {
+        self.add_summed_edges_linear::<K>(scale, path, out);
+    }
+
+    /// The summed edges of a linear semiring and one transition matrix:
+    /// fused beyond [`MAX_FIXED_WIDTH`] labels (`K = 0`) when every `vₜ`
+    /// is finite, factored otherwise.
+    #[inline(always)]
+    fn add_summed_edges_linear<const K: usize>(&mut self, scale: f64, path: Option<&[usize]>, out: &mut [f64]) {
+        if K == 0 && self.k > MAX_FIXED_WIDTH && self.add_summed_edges_fused(scale, path, out) {
+            return;
+        }
         self.add_summed_edges_factored::<K>(scale, path, out);
     }
 
@@ -874,19 +943,13 @@ impl<S: ProbabilitySemiring> ChainWorkspace<S> {
     /// for the path's row only. Returns `false`, having done nothing, when
     /// some `vₜ` is not finite: a 0 of `αₜ₋₁` must then leave the sum as it
     /// is, which only the factored loop's explicit skip does.
+    #[inline(always)]
     fn add_summed_edges_fused(&mut self, scale: f64, path: Option<&[usize]>, out: &mut [f64]) -> bool {
         let (n, k) = (self.n, self.k);
-        let kk = k * k;
+        let mut scratch = std::mem::take(&mut self.edge_scratch);
+        scratch.reset(k, n);
         let (sa, sv) = (fused::a_stride(k), fused::v_stride(k));
-        let mut buf = std::mem::take(&mut self.probs);
-        buf.clear();
-        buf.resize(2 * kk + n * (sa + 2 * sv), 0.0);
-        let (acc, rest) = buf.split_at_mut(kk);
-        let (diff, rest) = rest.split_at_mut(kk);
-        let (a_rows, rest) = rest.split_at_mut(n * sa);
-        let (v_rows, vm_rows) = rest.split_at_mut(n * sv);
-        let mut masked_row = std::mem::take(&mut self.masked_rows);
-        masked_row.clear();
+        let stride = fused::term_stride(k);
         let mut finite = true;
         let mut prev_total = self.node_total(k, 0);
         for t in 1..n {
@@ -895,43 +958,46 @@ impl<S: ProbabilitySemiring> ChainWorkspace<S> {
                 prev_total = node;
                 continue;
             };
-            let m = masked_row.len();
-            let v = &mut v_rows[m * sv..][..k];
+            let m = scratch.masked_row.len();
+            let (a_row, rest) = scratch.rows[m * stride..][..stride].split_at_mut(sa);
+            let (v, vm) = rest.split_at_mut(sv);
+            let (v, vm) = (&mut v[..k], &mut vm[..k]);
             for ((x, e), b) in v.iter_mut().zip(&self.emit[t * k..][..k]).zip(&self.beta[t * k..][..k]) {
                 *x = e.linear() * b.linear() * inv;
                 finite &= x.is_finite();
             }
-            let prev = &self.alpha[(t - 1) * k..][..k];
-            for (d, a) in a_rows[m * sa..][..k].iter_mut().zip(prev) {
+            for (d, a) in a_row[..k].iter_mut().zip(&self.alpha[(t - 1) * k..][..k]) {
                 *d = a.linear();
             }
-            let (v, vm) = (&v_rows[m * sv..][..k], &mut vm_rows[m * sv..][..k]);
             vm.copy_from_slice(v);
             match path {
                 Some(p) => {
                     let (a, b) = (p[t - 1], p[t]);
                     vm[b] = 0.0;
-                    masked_row.push(a as u32);
-                    diff[a * k + b] -= self.path_pair_complement(k, t, (a, b), v, prev_total);
+                    scratch.masked_row.push(a as u32);
+                    scratch.diff[a * k + b] -= self.path_pair_complement(k, t, (a, b), v, prev_total);
                 }
-                None => masked_row.push(u32::MAX),
+                None => scratch.masked_row.push(u32::MAX),
             }
             prev_total = node;
         }
         if finite {
             let terms = fused::OuterTerms {
                 k,
-                len: masked_row.len(),
-                a: a_rows,
-                v: v_rows,
-                v_masked: vm_rows,
-                masked_row: &masked_row,
+                len: scratch.masked_row.len(),
+                rows: &scratch.rows,
+                masked_row: &scratch.masked_row,
             };
-            fused::outer_sum(&terms, acc);
-            self.add_expected_edges(scale, acc, diff, out);
+            fused::outer_sum(&terms, &mut scratch.acc);
+            self.add_expected_edges(scale, &scratch.acc, &scratch.diff, out);
         }
-        self.probs = buf;
-        self.masked_rows = masked_row;
+        // Back to all zeros: only the path's pairs were written.
+        if let Some(p) = path {
+            for w in p.windows(2) {
+                scratch.diff[w[0] * k + w[1]] = 0.0;
+            }
+        }
+        self.edge_scratch = scratch;
         finite
     }
 
@@ -960,21 +1026,10 @@ impl<S: ProbabilitySemiring> ChainWorkspace<S> {
     fn path_pair_complement(&self, k: usize, t: usize, (a, b): (usize, usize), v: &[f64], prev_total: f64) -> f64 {
         let prev = &self.alpha[(t - 1) * k..][..k];
         let prev_beta = &self.beta[(t - 1) * k..][..k];
-        let mut others = 0.0;
-        for (i, (x, y)) in prev.iter().zip(prev_beta).enumerate() {
-            if i != a {
-                others += x.linear() * y.linear();
-            }
-        }
-        others /= prev_total;
         let pa = prev[a].linear();
         let tr_row = &self.trans[a * k..][..k];
-        for (j, (tr, x)) in tr_row.iter().zip(v).enumerate() {
-            if j != b {
-                others += pa * tr.linear() * x;
-            }
-        }
-        others
+        let others = sum_except(k, a, |i| prev[i].linear() * prev_beta[i].linear()) / prev_total;
+        others + sum_except(k, b, |j| pa * tr_row[j].linear() * v[j])
     }
 
     /// `out += scale · (T ⊙ acc + diff)`, with `0 · acc` an exact 0 where

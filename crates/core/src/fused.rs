@@ -269,33 +269,36 @@ unsafe fn vec_mat_block<L: Lanes, const V: usize>(
 }
 
 /// The positions of a sum of outer products `Σₜ aₜ ⊗ src(t, i)`, laid out
-/// for [`outer_sum`]: row `t` of `a` (`k` rounded up to 4, padded with 0),
-/// rows `t` of `v` and `v_masked` (`k` rounded up to 8, padded with 0), and
-/// `masked_row[t]`, the one row `i` of the accumulator that takes
-/// `v_masked` instead of `v` at `t` (`u32::MAX`: none).
+/// for [`outer_sum`]: position `t` is row `t` of `rows`, [`term_stride`]
+/// values holding `aₜ` (`k` values, then 0 up to [`a_stride`]), `vₜ` and
+/// `vₜ'` (`k` values each, then 0 up to [`v_stride`]); `masked_row[t]` is
+/// the one row `i` of the accumulator that takes `vₜ'` instead of `vₜ`
+/// (`u32::MAX`: none).
 pub(crate) struct OuterTerms<'a> {
     /// The label count `k`.
     pub k: usize,
     /// The number of positions `t`.
     pub len: usize,
-    /// `len` rows of [`a_stride`] values.
-    pub a: &'a [f64],
-    /// `len` rows of [`v_stride`] values.
-    pub v: &'a [f64],
-    /// `len` rows of [`v_stride`] values.
-    pub v_masked: &'a [f64],
+    /// At least `len` rows of [`term_stride`] values.
+    pub rows: &'a [f64],
     /// `len` row indices.
     pub masked_row: &'a [u32],
 }
 
-/// The row stride of [`OuterTerms::a`] for `k` labels.
+/// Where `vₜ` starts in a row of [`OuterTerms::rows`]: `k` rounded up to 4.
 pub(crate) fn a_stride(k: usize) -> usize {
     k.next_multiple_of(4)
 }
 
-/// The row stride of [`OuterTerms::v`] and [`OuterTerms::v_masked`].
+/// The room of `vₜ` and of `vₜ'` in a row of [`OuterTerms::rows`]: `k`
+/// rounded up to 8.
 pub(crate) fn v_stride(k: usize) -> usize {
     k.next_multiple_of(8)
+}
+
+/// The length of a row of [`OuterTerms::rows`].
+pub(crate) fn term_stride(k: usize) -> usize {
+    a_stride(k) + 2 * v_stride(k)
 }
 
 /// `acc[i·k + j] = Σₜ a[t][i] · src(t, i)[j]` over `t` in order, with fused
@@ -304,11 +307,7 @@ pub(crate) fn v_stride(k: usize) -> usize {
 pub(crate) fn outer_sum(terms: &OuterTerms<'_>, acc: &mut [f64]) {
     let (k, len) = (terms.k, terms.len);
     assert!(
-        terms.a.len() >= len * a_stride(k)
-            && terms.v.len() >= len * v_stride(k)
-            && terms.v_masked.len() >= len * v_stride(k)
-            && terms.masked_row.len() >= len
-            && acc.len() >= k * k,
+        terms.rows.len() >= len * term_stride(k) && terms.masked_row.len() >= len && acc.len() >= k * k,
         "outer_sum's buffers are too short"
     );
     #[cfg(target_arch = "x86_64")]
@@ -357,7 +356,7 @@ unsafe fn outer_sum_block<L: Lanes, const R: usize, const V: usize>(
     columns: usize,
 ) {
     let k = terms.k;
-    let (sa, sv) = (a_stride(k), v_stride(k));
+    let (stride, sa, sv) = (term_stride(k), a_stride(k), v_stride(k));
     let last = columns - (V - 1) * L::WIDTH;
     let mut i0 = 0;
     while i0 < k {
@@ -365,9 +364,10 @@ unsafe fn outer_sum_block<L: Lanes, const R: usize, const V: usize>(
             let mut tile = [[L::zero(); V]; R];
             for t in 0..terms.len {
                 let masked = *terms.masked_row.get_unchecked(t) as usize;
-                let a = terms.a.as_ptr().add(t * sa + i0);
-                let v = terms.v.as_ptr().add(t * sv + j0);
-                let vm = terms.v_masked.as_ptr().add(t * sv + j0);
+                let row = terms.rows.as_ptr().add(t * stride);
+                let a = row.add(i0);
+                let v = row.add(sa + j0);
+                let vm = row.add(sa + sv + j0);
                 for (r, row) in tile.iter_mut().enumerate() {
                     let x = L::splat(*a.add(r));
                     let src = if masked == i0 + r { vm } else { v };
@@ -455,37 +455,35 @@ mod tests {
     fn outer_sum_is_the_fused_sum_on_every_build() {
         for k in 9..=75usize {
             let len = 1 + k % 7 * 3;
-            let (sa, sv) = (a_stride(k), v_stride(k));
-            let mut a = vec![0.0; len * sa];
-            let mut v = vec![0.0; len * sv];
-            let mut vm = vec![0.0; len * sv];
+            let (stride, sa, sv) = (term_stride(k), a_stride(k), v_stride(k));
+            let mut rows = vec![0.0; len * stride];
             let mut masked_row = vec![u32::MAX; len];
             let av = values(k as u64 * 3, len * k, true);
             let vv = values(k as u64 * 5, len * k, false);
             for t in 0..len {
-                a[t * sa..][..k].copy_from_slice(&av[t * k..][..k]);
-                v[t * sv..][..k].copy_from_slice(&vv[t * k..][..k]);
-                vm[t * sv..][..k].copy_from_slice(&vv[t * k..][..k]);
+                let row = &mut rows[t * stride..][..stride];
+                row[..k].copy_from_slice(&av[t * k..][..k]);
+                row[sa..sa + k].copy_from_slice(&vv[t * k..][..k]);
+                row[sa + sv..sa + sv + k].copy_from_slice(&vv[t * k..][..k]);
                 if t % 3 != 2 {
                     let (i, j) = ((t * 7 + k) % k, (t * 11 + 3) % k);
                     masked_row[t] = i as u32;
-                    vm[t * sv + j] = 0.0;
+                    row[sa + sv + j] = 0.0;
                 }
             }
             let terms = OuterTerms {
                 k,
                 len,
-                a: &a,
-                v: &v,
-                v_masked: &vm,
+                rows: &rows,
                 masked_row: &masked_row,
             };
             let mut want = vec![0.0f64; k * k];
             for t in 0..len {
+                let row = &rows[t * stride..][..stride];
                 for i in 0..k {
-                    let src = if masked_row[t] as usize == i { &vm } else { &v };
+                    let src = if masked_row[t] as usize == i { sa + sv } else { sa };
                     for j in 0..k {
-                        want[i * k + j] = a[t * sa + i].mul_add(src[t * sv + j], want[i * k + j]);
+                        want[i * k + j] = row[i].mul_add(row[src + j], want[i * k + j]);
                     }
                 }
             }
