@@ -46,14 +46,36 @@ fn push_text(obj: &Bound<'_, PyAny>, out: &mut String) -> PyResult<Option<()>> {
     Ok(None)
 }
 
-/// Reads one item (or a nested container) into `out`, prefixing names with `prefix`.
-fn read_into(obj: &Bound<'_, PyAny>, prefix: &str, out: &mut Item) -> PyResult<()> {
-    let mut name = String::with_capacity(prefix.len() + 16);
+/// Receives the attributes of a sequence as they are read.
+pub trait ItemSink {
+    /// One attribute of the current item.
+    fn attribute(&mut self, name: &str, weight: f64);
+    /// The current item is complete.
+    fn end_item(&mut self);
+}
+
+/// Collects [`Items`] into the last one, the item being read (see
+/// [`read_items`]).
+impl ItemSink for Items {
+    fn attribute(&mut self, name: &str, weight: f64) {
+        if let Some(item) = self.last_mut() {
+            item.push((name.to_owned(), weight));
+        }
+    }
+    fn end_item(&mut self) {
+        self.push(Vec::new());
+    }
+}
+
+/// Reads one item (or a nested container) into `sink`; `name` holds the
+/// prefix of the names (`"key:"` of the enclosing containers) and is given
+/// back as it came. One buffer serves every name of a sequence.
+fn read_into(obj: &Bound<'_, PyAny>, name: &mut String, sink: &mut impl ItemSink) -> PyResult<()> {
+    let prefix = name.len();
     if let Ok(dict) = obj.cast::<PyDict>() {
         for (key, value) in dict.iter() {
-            name.clear();
-            name.push_str(prefix);
-            if push_text(&key, &mut name)?.is_none() {
+            name.truncate(prefix);
+            if push_text(&key, name)?.is_none() {
                 return Err(PyTypeError::new_err(format!(
                     "feature names must be str or bytes, got {} ({})",
                     type_name(&key),
@@ -62,13 +84,13 @@ fn read_into(obj: &Bound<'_, PyAny>, prefix: &str, out: &mut Item) -> PyResult<(
             }
             if value.is_instance_of::<PyDict>() || value.is_instance_of::<PyList>() || value.is_instance_of::<PySet>() {
                 name.push(':');
-                read_into(&value, &name, out)?;
+                read_into(&value, name, sink)?;
                 continue;
             }
             let len = name.len();
             name.push(':');
-            if push_text(&value, &mut name)?.is_some() {
-                out.push((name.clone(), 1.0));
+            if push_text(&value, name)?.is_some() {
+                sink.attribute(name, 1.0);
                 continue;
             }
             name.truncate(len);
@@ -83,8 +105,9 @@ fn read_into(obj: &Bound<'_, PyAny>, prefix: &str, out: &mut Item) -> PyResult<(
                     "feature {name:?}: weight {weight} is not finite"
                 )));
             }
-            out.push((name.clone(), weight));
+            sink.attribute(name, weight);
         }
+        name.truncate(prefix);
         return Ok(());
     }
     if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>() {
@@ -102,32 +125,42 @@ fn read_into(obj: &Bound<'_, PyAny>, prefix: &str, out: &mut Item) -> PyResult<(
     })?;
     for key in iter {
         let key = key?;
-        name.clear();
-        name.push_str(prefix);
-        if push_text(&key, &mut name)?.is_none() {
+        name.truncate(prefix);
+        if push_text(&key, name)?.is_none() {
             return Err(PyTypeError::new_err(format!(
                 "feature names must be str or bytes, got {} ({})",
                 type_name(&key),
                 key.repr()?
             )));
         }
-        out.push((name.clone(), 1.0));
+        sink.attribute(name, 1.0);
     }
+    name.truncate(prefix);
     Ok(())
-}
-
-/// Reads one item.
-pub fn read_item(obj: &Bound<'_, PyAny>) -> PyResult<Item> {
-    let mut item = Vec::new();
-    read_into(obj, "", &mut item)?;
-    Ok(item)
 }
 
 /// Reads a sequence of items: an [`ItemSequence`] or any iterable of items
 /// (not a `str`, `bytes` or `dict`).
 pub fn read_items(obj: &Bound<'_, PyAny>) -> PyResult<Items> {
+    // The last item is the one being read: each end opens the next, so the
+    // last is left empty.
+    let mut items: Items = vec![Vec::new()];
+    read_items_into(obj, &mut items)?;
+    items.pop();
+    Ok(items)
+}
+
+/// [`read_items`] into any sink. On an error the sink may have received
+/// part of the sequence.
+pub fn read_items_into(obj: &Bound<'_, PyAny>, sink: &mut impl ItemSink) -> PyResult<()> {
     if let Ok(seq) = obj.cast::<ItemSequence>() {
-        return Ok(seq.get().items.clone());
+        for item in &seq.get().items {
+            for (name, weight) in item {
+                sink.attribute(name, *weight);
+            }
+            sink.end_item();
+        }
+        return Ok(());
     }
     if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>() || obj.is_instance_of::<PyDict>() {
         return Err(PyTypeError::new_err(format!(
@@ -141,12 +174,13 @@ pub fn read_items(obj: &Bound<'_, PyAny>) -> PyResult<Items> {
             type_name(obj)
         ))
     })?;
-    let mut items = Vec::new();
+    let mut name = String::with_capacity(64);
     for (t, item) in iter.enumerate() {
         let item = item?;
-        items.push(read_item(&item).map_err(|e| with_context(obj.py(), e, &format!("item {t}")))?);
+        read_into(&item, &mut name, sink).map_err(|e| with_context(obj.py(), e, &format!("item {t}")))?;
+        sink.end_item();
     }
-    Ok(items)
+    Ok(())
 }
 
 /// Reads a label sequence (an iterable of `str`).

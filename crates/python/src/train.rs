@@ -23,7 +23,7 @@ use chaincrf_train::{CheckedParams, Dataset, DatasetBuilder, HeldOutBuilder, Lab
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -64,9 +64,9 @@ impl FeatureExtractor for StoreExtractor<'_> {
 /// allocator's heap (and in the process's memory) for the rest of the fit.
 struct Store {
     names: Vec<String>,
-    name_ids: HashMap<String, u32>,
+    name_ids: FxHashMap<String, u32>,
     labels: Vec<String>,
-    label_ids: HashMap<String, u32>,
+    label_ids: FxHashMap<String, u32>,
     sequences: Vec<StoredSequence>,
     /// `positions + 1` offsets into `ids` and `values`.
     item_ends: Vec<u32>,
@@ -78,20 +78,23 @@ struct Store {
     values: Vec<f32>,
     /// Each position's label id.
     gold: Vec<u32>,
+    /// An append went past `u32` ids (reported and taken back by `append`).
+    overflowed: bool,
 }
 
 impl Default for Store {
     fn default() -> Self {
         Store {
             names: Vec::new(),
-            name_ids: HashMap::new(),
+            name_ids: FxHashMap::default(),
             labels: Vec::new(),
-            label_ids: HashMap::new(),
+            label_ids: FxHashMap::default(),
             sequences: Vec::new(),
             item_ends: vec![0],
             ids: Vec::new(),
             values: Vec::new(),
             gold: Vec::new(),
+            overflowed: false,
         }
     }
 }
@@ -101,9 +104,53 @@ impl Store {
     fn gold(&self, s: &StoredSequence) -> &[u32] {
         &self.gold[s.start..s.start + s.len]
     }
+
+    /// Where the attribute arrays end now, for [`Store::rollback`].
+    fn mark(&self) -> StoreMark {
+        StoreMark {
+            names: self.names.len(),
+            item_ends: self.item_ends.len(),
+            ids: self.ids.len(),
+        }
+    }
+
+    /// Takes back the attributes, items and names added since `mark`.
+    fn rollback(&mut self, mark: StoreMark) {
+        for name in self.names.drain(mark.names..) {
+            self.name_ids.remove(&name);
+        }
+        self.item_ends.truncate(mark.item_ends);
+        self.ids.truncate(mark.ids);
+        self.values.truncate(mark.ids);
+        self.overflowed = false;
+    }
 }
 
-fn intern(names: &mut Vec<String>, ids: &mut HashMap<String, u32>, name: &str) -> u32 {
+/// The lengths of a [`Store`]'s attribute arrays at one time.
+#[derive(Clone, Copy)]
+struct StoreMark {
+    names: usize,
+    item_ends: usize,
+    ids: usize,
+}
+
+/// Appending reads the attributes straight into the store.
+impl crate::items::ItemSink for Store {
+    fn attribute(&mut self, name: &str, weight: f64) {
+        if self.ids.len() >= u32::MAX as usize {
+            self.overflowed = true;
+            return;
+        }
+        let id = intern(&mut self.names, &mut self.name_ids, name);
+        self.ids.push(id);
+        self.values.push(weight as f32);
+    }
+    fn end_item(&mut self) {
+        self.item_ends.push(self.ids.len() as u32);
+    }
+}
+
+fn intern(names: &mut Vec<String>, ids: &mut FxHashMap<String, u32>, name: &str) -> u32 {
     if let Some(&id) = ids.get(name) {
         return id;
     }
@@ -265,34 +312,33 @@ impl Trainer {
 
     /// Appends a sequence with its labels to `group`.
     fn append(&self, xseq: &Bound<'_, PyAny>, yseq: &Bound<'_, PyAny>, group: i64) -> PyResult<()> {
-        let items = crate::items::read_items(xseq)?;
         let labels = crate::items::read_labels(yseq)?;
-        if items.len() != labels.len() {
-            return Err(PyValueError::new_err(format!(
-                "The numbers of items and labels differ: |x| = {}, |y| = {}",
-                items.len(),
-                labels.len()
-            )));
-        }
         let mut guard = self
             .store
             .lock()
             .map_err(|_| PyValueError::new_err("trainer poisoned"))?;
         let store = &mut *guard;
-        let start = store.gold.len();
-        if u32::try_from(store.ids.len() + items.iter().map(Vec::len).sum::<usize>()).is_err() {
-            return Err(PyValueError::new_err(
+        // The attributes go straight into the store; an error (or too many
+        // items) takes back everything this call added.
+        let mark = store.mark();
+        let read = crate::items::read_items_into(xseq, &mut *store);
+        let items = store.item_ends.len() - mark.item_ends;
+        let problem = match read {
+            Err(e) => Some(e),
+            Ok(()) if store.overflowed => Some(PyValueError::new_err(
                 "too many attributes appended (more than 2^32 in all)",
-            ));
+            )),
+            Ok(()) if items != labels.len() => Some(PyValueError::new_err(format!(
+                "The numbers of items and labels differ: |x| = {items}, |y| = {}",
+                labels.len()
+            ))),
+            Ok(()) => None,
+        };
+        if let Some(e) = problem {
+            store.rollback(mark);
+            return Err(e);
         }
-        for item in &items {
-            for (name, value) in item {
-                let id = intern(&mut store.names, &mut store.name_ids, name);
-                store.ids.push(id);
-                store.values.push(*value as f32);
-            }
-            store.item_ends.push(store.ids.len() as u32);
-        }
+        let start = store.gold.len();
         for l in &labels {
             let id = intern(&mut store.labels, &mut store.label_ids, l);
             store.gold.push(id);

@@ -194,3 +194,34 @@ def test_unwritable_model_path_is_an_os_error(corpus: Any, tmp_path: Path) -> No
     trainer.append(X[0], y[0])
     with pytest.raises(OSError):
         trainer.train(str(tmp_path / "no-such-dir" / "m.crfsuite"))
+
+
+def test_a_failed_append_leaves_the_trainer_as_it_was(corpus: Any, tmp_path: Path) -> None:
+    """Attributes go straight into the trainer's store as they are read, so an
+    append that fails half-way (a bad value in the middle of a sequence, or
+    one label too few) must take back all it added, new attribute names
+    included: the model is then byte for byte the one trained without it."""
+    X, y = corpus
+    clean = trained(corpus, tmp_path)
+    trainer = pycrfsuite.Trainer(verbose=False)
+    for i, (xseq, yseq) in enumerate(zip(X, y)):
+        if i == 3:
+            bad = [dict(item) for item in xseq]
+            bad[0]["never-seen-before"] = 1.0
+            bad[-1]["value"] = float("nan")
+            with pytest.raises(ValueError, match="not finite"):
+                trainer.append(bad, yseq)
+            with pytest.raises(ValueError, match="numbers of items and labels differ"):
+                trainer.append([{"another-new-name": 1.0}, *xseq], yseq)
+            with pytest.raises(TypeError):
+                trainer.append([*xseq[:-1], 5], yseq)
+            assert len(trainer) == 3
+        trainer.append(xseq, yseq)
+    trainer.set_params({"c1": 0.01, "c2": 0.01, "max_iterations": 30})
+    path = tmp_path / "again.crfsuite"
+    trainer.train(str(path))
+    assert path.read_bytes() == clean.read_bytes()
+    info = pycrfsuite.Tagger()
+    info.open(str(path))
+    names = set(info.info().attributes)
+    assert "never-seen-before" not in names and "another-new-name" not in names
