@@ -19,6 +19,18 @@ __all__ = [
 ]
 
 
+def _sklearn_metrics() -> Any:
+    """``sklearn.metrics``, or an ImportError that says how to get it."""
+    try:
+        from sklearn import metrics
+    except ImportError as e:
+        raise ImportError(
+            "chaincrf.sklearn_crfsuite.metrics uses scikit-learn's metrics, which is not installed: "
+            "pip install scikit-learn (or chaincrf[sklearn])"
+        ) from e
+    return metrics
+
+
 def _flat(func: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(func)
     def wrapper(y_true: Sequence[Sequence[Any]], y_pred: Sequence[Sequence[Any]], *args: Any, **kwargs: Any) -> Any:
@@ -35,7 +47,7 @@ def _flat(func: Callable[..., Any]) -> Callable[..., Any]:
 @_flat
 def flat_accuracy_score(y_true: Any, y_pred: Any) -> float:
     """Accuracy over all positions of all sequences."""
-    from sklearn import metrics
+    metrics = _sklearn_metrics()
 
     return float(metrics.accuracy_score(y_true, y_pred))
 
@@ -43,7 +55,7 @@ def flat_accuracy_score(y_true: Any, y_pred: Any) -> float:
 @_flat
 def flat_precision_score(y_true: Any, y_pred: Any, **kwargs: Any) -> Any:
     """scikit-learn's ``precision_score`` over all positions."""
-    from sklearn import metrics
+    metrics = _sklearn_metrics()
 
     return metrics.precision_score(y_true, y_pred, **kwargs)
 
@@ -51,7 +63,7 @@ def flat_precision_score(y_true: Any, y_pred: Any, **kwargs: Any) -> Any:
 @_flat
 def flat_recall_score(y_true: Any, y_pred: Any, **kwargs: Any) -> Any:
     """scikit-learn's ``recall_score`` over all positions."""
-    from sklearn import metrics
+    metrics = _sklearn_metrics()
 
     return metrics.recall_score(y_true, y_pred, **kwargs)
 
@@ -59,7 +71,7 @@ def flat_recall_score(y_true: Any, y_pred: Any, **kwargs: Any) -> Any:
 @_flat
 def flat_f1_score(y_true: Any, y_pred: Any, **kwargs: Any) -> Any:
     """scikit-learn's ``f1_score`` over all positions."""
-    from sklearn import metrics
+    metrics = _sklearn_metrics()
 
     return metrics.f1_score(y_true, y_pred, **kwargs)
 
@@ -67,7 +79,7 @@ def flat_f1_score(y_true: Any, y_pred: Any, **kwargs: Any) -> Any:
 @_flat
 def flat_fbeta_score(y_true: Any, y_pred: Any, beta: float, **kwargs: Any) -> Any:
     """scikit-learn's ``fbeta_score`` over all positions."""
-    from sklearn import metrics
+    metrics = _sklearn_metrics()
 
     return metrics.fbeta_score(y_true, y_pred, beta=beta, **kwargs)
 
@@ -75,7 +87,7 @@ def flat_fbeta_score(y_true: Any, y_pred: Any, beta: float, **kwargs: Any) -> An
 @_flat
 def flat_classification_report(y_true: Any, y_pred: Any, labels: Any = None, **kwargs: Any) -> Any:
     """scikit-learn's ``classification_report`` over all positions."""
-    from sklearn import metrics
+    metrics = _sklearn_metrics()
 
     return metrics.classification_report(y_true, y_pred, labels=labels, **kwargs)
 

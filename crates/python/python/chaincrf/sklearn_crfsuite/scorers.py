@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from sklearn.metrics import make_scorer
+try:
+    from sklearn.metrics import make_scorer
+except ImportError as e:
+    raise ImportError(
+        "chaincrf.sklearn_crfsuite.scorers needs scikit-learn, which is not installed: "
+        "pip install scikit-learn (or chaincrf[sklearn])"
+    ) from e
 
 from . import metrics
 
