@@ -867,7 +867,9 @@ impl<S: ProbabilitySemiring> ChainWorkspace<S> {
     /// marginals would cancel digits of a number as large as the chain is long
     /// (a confident model's gradient is the sum of many differences of
     /// 10⁻¹³). The factored sum leaves the path pair of each edge out (its
-    /// accumulator entry is restored after the row update, exactly).
+    /// accumulator entry is restored after the row update, exactly; beyond
+    /// eight labels the path's row reads a copy of the edge's vector with
+    /// the pair's entry 0).
     ///
     /// # Panics
     /// If the passes have not run, `out` is not `k²` long, or `path` is not
