@@ -63,6 +63,7 @@ pub fn to_model(scheme: TagScheme, network: &CnnWeights, crf: &CrfWeights) -> Re
         scheme,
         ngram: Default::default(),
         lexicon: None,
+        clusters: None,
     };
     let flat: Vec<f64> = crf
         .transitions

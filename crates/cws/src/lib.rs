@@ -51,6 +51,7 @@
 
 #![deny(missing_docs)]
 
+mod clusters;
 mod compiled;
 mod constraints;
 mod corpus;
@@ -69,6 +70,7 @@ mod tag_viterbi;
 mod train;
 pub mod words;
 
+pub use clusters::CharClusters;
 pub use compiled::NgramInventory;
 pub use constraints::{latin_runs, Constraints, UserDict};
 pub use corpus::{
@@ -90,8 +92,8 @@ pub use segmenter::{CwsModelConfig, EmissionScorer, Segmenter, Session, Word};
 pub use semi_train::{train_semi_segmenter, train_semi_segmenter_with, SemiOptions, SemiResume, SemiStage};
 #[cfg(feature = "train")]
 pub use train::{
-    default_params, is_held_out, train_segmenter, train_segmenter_with, CwsTrainOptions, CwsTrained,
-    DEFAULT_MAX_ITERATIONS, DEFAULT_PRUNE_THRESHOLD, DEFAULT_SGD_EPOCHS,
+    default_params, is_held_out, train_segmenter, train_segmenter_with, CwsTrainOptions, CwsTrained, FoldLayout,
+    DEFAULT_MAX_ITERATIONS, DEFAULT_PRUNE_THRESHOLD, DEFAULT_SGD_EPOCHS, SUGGESTED_CHAR_CLUSTERS,
 };
 
 #[cfg(test)]

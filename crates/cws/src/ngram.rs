@@ -20,6 +20,7 @@
 //! templates in the configuration. [`NgramExtractor::describe`] renders the same
 //! attributes as text for debugging.
 
+use crate::clusters::CharClusters;
 use crate::error::{ConfigError, Result, TemplateProblem};
 use crate::lexicon::{LexMatch, Lexicon};
 use crate::normalize::{char_class, char_class_code};
@@ -224,6 +225,42 @@ pub struct NgramExtractor {
     class_tri_seed: u64,
     lex_seeds: [u64; 3],
     lexicon: Option<Arc<Lexicon>>,
+    cluster_seeds: [u64; CLUSTER_TEMPLATES.len()],
+    clusters: Option<Arc<CharClusters>>,
+}
+
+/// The cluster attributes, with [`CharClusters`]: each a list of (offset,
+/// whether it reads the character's cluster rather than the character).
+/// The clusters of the neighbours and the character beside a neighbour's
+/// cluster: the mixed pairs are what carries over to unseen bigrams (tuned
+/// on held-out data, docs/cws.md).
+pub(crate) const CLUSTER_TEMPLATES: [&[(i32, bool)]; 8] = [
+    &[(-1, true)],
+    &[(0, true)],
+    &[(1, true)],
+    &[(-1, true), (0, true)],
+    &[(0, true), (1, true)],
+    &[(-1, true), (1, true)],
+    &[(0, false), (1, true)],
+    &[(-1, true), (0, false)],
+];
+
+fn cluster_template_name(t: &[(i32, bool)]) -> String {
+    t.iter()
+        .map(|&(o, k)| format!("{}{o}", if k { "K" } else { "C" }))
+        .collect()
+}
+
+/// The cluster symbol at position `p`: boundary symbols as for characters.
+#[inline]
+fn cluster_symbol(clusters: &CharClusters, input: &[char], p: isize) -> u64 {
+    if p < 0 {
+        BOS + p.unsigned_abs() as u64
+    } else if (p as usize) < input.len() {
+        u64::from(clusters.id(input[p as usize]))
+    } else {
+        EOS + (p as usize - input.len() + 1) as u64
+    }
 }
 
 impl NgramExtractor {
@@ -249,8 +286,22 @@ impl NgramExtractor {
             class_tri_seed: hash_name("T-1T0T1"),
             lex_seeds: [hash_name("LS"), hash_name("LE"), hash_name("LI")],
             lexicon: if config.lexicon_features { lexicon } else { None },
+            cluster_seeds: CLUSTER_TEMPLATES.map(|t| hash_name(&cluster_template_name(t))),
+            clusters: None,
             config,
         })
+    }
+
+    /// The extractor with character-cluster attributes from `clusters`
+    /// (none when `None`).
+    pub fn with_clusters(mut self, clusters: Option<Arc<CharClusters>>) -> Self {
+        self.clusters = clusters;
+        self
+    }
+
+    /// The character clusters, if any.
+    pub fn clusters(&self) -> Option<&Arc<CharClusters>> {
+        self.clusters.as_ref()
     }
 
     /// An extractor with the default configuration (no lexicon features).
@@ -292,6 +343,22 @@ impl NgramExtractor {
                 LexiconAttr::Inside,
                 lexicon_inside_value(m.in_len.min(cap), m.in_position()),
             ));
+        }
+        if let Some(cl) = &self.clusters {
+            for (i, tpl) in CLUSTER_TEMPLATES.iter().enumerate() {
+                let key = tpl.iter().fold(self.cluster_seeds[i], |h, &(o, k)| {
+                    let p = t + o as isize;
+                    hash_combine(
+                        h,
+                        if k {
+                            cluster_symbol(cl, input, p)
+                        } else {
+                            symbol(input, p)
+                        },
+                    )
+                });
+                emit(key);
+            }
         }
     }
 
@@ -354,6 +421,22 @@ impl NgramExtractor {
                 LEX_POSITIONS[usize::from(m.in_position())]
             ));
         }
+        if let Some(cl) = &self.clusters {
+            for tpl in CLUSTER_TEMPLATES {
+                let value: Vec<String> = tpl
+                    .iter()
+                    .map(|&(o, k)| {
+                        let p = ti + o as isize;
+                        if k {
+                            cluster_symbol(cl, input, p).to_string()
+                        } else {
+                            symbol_text(input, p)
+                        }
+                    })
+                    .collect();
+                texts.push(format!("{}={}", cluster_template_name(tpl), value.join("/")));
+            }
+        }
         keys.into_iter().zip(texts).collect()
     }
 }
@@ -410,7 +493,8 @@ mod tests {
     }
 
     /// `extract_all` (used by training and tagging) gives exactly what
-    /// `extract` gives position by position, lexicon features included.
+    /// `extract` gives position by position, lexicon and cluster features
+    /// included, and `describe` names every attribute.
     #[test]
     fn extract_all_agrees_with_extract() {
         let sents = vec![vec!["中国", "人民", "银行"], vec!["人民币", "１９９８年"]];
@@ -419,7 +503,21 @@ mod tests {
             lexicon_features: true,
             ..NgramConfig::default()
         };
-        let ex = NgramExtractor::new(config, Some(lex)).unwrap();
+        let texts: Vec<Vec<char>> = ["中国人民银行", "人民币１９９８年"]
+            .iter()
+            .map(|s| normalize(s))
+            .collect();
+        let clusters = Arc::new(CharClusters::learn(texts.iter().map(Vec::as_slice), 3, 1));
+        let ex = NgramExtractor::new(config, Some(lex))
+            .unwrap()
+            .with_clusters(Some(clusters));
+        let described = ex.describe(&normalize("中国人"), 1);
+        assert_eq!(described.len(), 10 + 4 + 3 + CLUSTER_TEMPLATES.len());
+        let cluster = ex.clusters().unwrap().id('人');
+        assert!(
+            described.iter().any(|(_, text)| text == &format!("C0K1=国/{cluster}")),
+            "{described:?}"
+        );
         let input = normalize("中国人民银行发行人民币１９９８年版，abc");
         let mut all: Vec<Vec<u64>> = vec![Vec::new(); input.len()];
         ex.extract_all(&input, &mut |t, a| all[t].push(a.key.key()));

@@ -17,6 +17,7 @@
 //! [`Segmenter`] is `Sync`; each thread segments through its own [`Session`]
 //! (reusable buffers), or through [`Segmenter::segment`], which makes one per call.
 
+use crate::clusters::CharClusters;
 use crate::compiled::{CompiledEmissions, CompiledScratch, NgramInventory};
 use crate::constraints::{Constraints, UserDict};
 use crate::error::{Error, Result};
@@ -51,6 +52,15 @@ pub const EXTRACTOR_KIND_WITH_INVENTORY: &str = "chaincrf-cws/ngram-v2";
 /// weights are the character part (see [`crate::semi`]).
 pub const EXTRACTOR_KIND_SEMI: &str = "chaincrf-cws/semi-v1";
 
+/// The extractor kind name of CWS models with character clusters: the
+/// payload is the [`CwsModelConfig`], the optional [`NgramInventory`] and
+/// the [`CharClusters`].
+pub const EXTRACTOR_KIND_CLUSTERS: &str = "chaincrf-cws/ngram-v3";
+
+/// [`EXTRACTOR_KIND_SEMI`] with character clusters: the payload is
+/// followed by the [`CharClusters`].
+pub const EXTRACTOR_KIND_SEMI_CLUSTERS: &str = "chaincrf-cws/semi-v2";
+
 /// Emission scores computed outside the n-gram features, by a neural encoder
 /// for instance (`chaincrf-cws-cnn`). A segmenter built with one
 /// ([`Segmenter::with_emission_scorer`]) decodes its scores with the model's
@@ -73,6 +83,12 @@ pub struct CwsModelConfig {
     /// Training lexicon, when lexicon features are on (shared with the
     /// extractors built from this configuration, not copied).
     pub lexicon: Option<Arc<Lexicon>>,
+    /// Character clusters, when the model has cluster attributes. Stored
+    /// after the configuration, under the kinds that carry them
+    /// ([`EXTRACTOR_KIND_CLUSTERS`], [`EXTRACTOR_KIND_SEMI_CLUSTERS`]), so
+    /// that models without clusters keep the layout older releases read.
+    #[serde(skip)]
+    pub clusters: Option<Arc<CharClusters>>,
 }
 
 impl CwsModelConfig {
@@ -107,7 +123,7 @@ impl CwsModelConfig {
     /// # Errors
     /// [`Error::Config`] for an invalid configuration.
     pub fn extractor(&self) -> Result<NgramExtractor> {
-        NgramExtractor::new(self.ngram.clone(), self.lexicon.clone())
+        Ok(NgramExtractor::new(self.ngram.clone(), self.lexicon.clone())?.with_clusters(self.clusters.clone()))
     }
 
     /// The [`ExtractorSpec`] to store in a model.
@@ -115,11 +131,10 @@ impl CwsModelConfig {
     /// # Errors
     /// [`Error::Payload`] if encoding fails.
     pub fn spec(&self) -> Result<ExtractorSpec> {
-        let payload = chaincrf_model::encode_payload(self).map_err(Error::Payload)?;
-        Ok(ExtractorSpec::Custom {
-            kind: EXTRACTOR_KIND.into(),
-            payload,
-        })
+        match &self.clusters {
+            None => custom_spec(EXTRACTOR_KIND, self),
+            Some(c) => custom_spec(EXTRACTOR_KIND_CLUSTERS, &(self, None::<NgramInventory>, &**c)),
+        }
     }
 
     /// The [`ExtractorSpec`] to store in a model, with the inventory of its
@@ -128,12 +143,44 @@ impl CwsModelConfig {
     /// # Errors
     /// [`Error::Payload`] if encoding fails.
     pub fn spec_with_inventory(&self, inventory: &NgramInventory) -> Result<ExtractorSpec> {
-        let payload = chaincrf_model::encode_payload(&(self, inventory)).map_err(Error::Payload)?;
-        Ok(ExtractorSpec::Custom {
-            kind: EXTRACTOR_KIND_WITH_INVENTORY.into(),
-            payload,
-        })
+        match &self.clusters {
+            None => custom_spec(EXTRACTOR_KIND_WITH_INVENTORY, &(self, inventory)),
+            Some(c) => custom_spec(EXTRACTOR_KIND_CLUSTERS, &(self, Some(inventory), &**c)),
+        }
     }
+
+    /// The [`ExtractorSpec`] of a semi-Markov model with this configuration.
+    pub(crate) fn semi_spec(&self, inventory: Option<&NgramInventory>, semi: &SemiModel) -> Result<ExtractorSpec> {
+        match &self.clusters {
+            None => custom_spec(EXTRACTOR_KIND_SEMI, &(self, inventory, semi)),
+            Some(c) => custom_spec(EXTRACTOR_KIND_SEMI_CLUSTERS, &(self, inventory, semi, &**c)),
+        }
+    }
+}
+
+/// The [`NgramInventory`] a character model's file stores, if any.
+pub(crate) fn stored_inventory(model: &Model) -> Result<Option<NgramInventory>> {
+    let bad = |e: chaincrf_model::PayloadError| Error::Model(format!("bad CWS configuration: {e}"));
+    Ok(match model.extractor() {
+        ExtractorSpec::Custom { kind, payload } if kind == EXTRACTOR_KIND_WITH_INVENTORY => Some(
+            chaincrf_model::decode_payload::<(CwsModelConfig, NgramInventory)>(payload)
+                .map_err(bad)?
+                .1,
+        ),
+        ExtractorSpec::Custom { kind, payload } if kind == EXTRACTOR_KIND_CLUSTERS => {
+            chaincrf_model::decode_payload::<(CwsModelConfig, Option<NgramInventory>, CharClusters)>(payload)
+                .map_err(bad)?
+                .1
+        }
+        _ => None,
+    })
+}
+
+fn custom_spec(kind: &str, payload: &impl Serialize) -> Result<ExtractorSpec> {
+    Ok(ExtractorSpec::Custom {
+        kind: kind.into(),
+        payload: chaincrf_model::encode_payload(payload).map_err(Error::Payload)?,
+    })
 }
 
 /// A word of the output: its byte span in the input, and optionally its confidence.
@@ -194,9 +241,27 @@ impl Segmenter {
                 let (config, inventory) = chaincrf_model::decode_payload(payload).map_err(|e| bad(e.to_string()))?;
                 (config, Some(inventory), None)
             }
-            ExtractorSpec::Custom { kind, payload } if kind == EXTRACTOR_KIND_SEMI => {
-                let (config, inventory, semi): (CwsModelConfig, Option<NgramInventory>, SemiModel) =
+            ExtractorSpec::Custom { kind, payload } if kind == EXTRACTOR_KIND_CLUSTERS => {
+                let (mut config, inventory, clusters): (CwsModelConfig, Option<NgramInventory>, CharClusters) =
                     chaincrf_model::decode_payload(payload).map_err(|e| bad(e.to_string()))?;
+                config.clusters = Some(Arc::new(clusters));
+                (config, inventory, None)
+            }
+            ExtractorSpec::Custom { kind, payload }
+                if kind == EXTRACTOR_KIND_SEMI || kind == EXTRACTOR_KIND_SEMI_CLUSTERS =>
+            {
+                let (config, inventory, semi) = if kind == EXTRACTOR_KIND_SEMI {
+                    chaincrf_model::decode_payload::<(CwsModelConfig, Option<NgramInventory>, SemiModel)>(payload)
+                } else {
+                    chaincrf_model::decode_payload::<(CwsModelConfig, Option<NgramInventory>, SemiModel, CharClusters)>(
+                        payload,
+                    )
+                    .map(|(mut config, inventory, semi, clusters)| {
+                        config.clusters = Some(Arc::new(clusters));
+                        (config, inventory, semi)
+                    })
+                }
+                .map_err(|e| bad(e.to_string()))?;
                 semi.check().map_err(bad)?;
                 if config.scheme != TagScheme::Bmes {
                     return Err(bad("a semi-Markov model must use the B/M/E/S scheme".into()));
@@ -253,6 +318,7 @@ impl Segmenter {
                 ..NgramConfig::default()
             },
             lexicon: None,
+            clusters: None,
         };
         let extractor = config.extractor()?;
         Ok(Segmenter {

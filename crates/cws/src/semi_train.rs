@@ -18,7 +18,6 @@
 use crate::corpus::Sentence;
 use crate::error::{ConfigError, Error, Result};
 use crate::normalize::normalize;
-use crate::segmenter::EXTRACTOR_KIND_SEMI;
 use crate::semi::SemiModel;
 use crate::semi::{ChainScores, HybridPotentials, SegmentFeatures, MULTI, SINGLE};
 use crate::train::{prepare, train_segmenter_with, CwsTrainOptions, CwsTrained, Prepared};
@@ -26,7 +25,7 @@ use crate::words::{WordFeatures, WordStats};
 use chaincrf_core::semimarkov::{Segment, SemiMarkovNll, SemiMarkovWorkspace};
 use chaincrf_core::MaxPlus;
 use chaincrf_features::AttrKind;
-use chaincrf_model::{Checkpoint, ExtractorSpec, Model, ObservationArena, WeightLayout};
+use chaincrf_model::{Checkpoint, Model, ObservationArena, WeightLayout};
 use chaincrf_train::{
     Algorithm, Differentiable, EvalError, Params, Progress, Report, SavedState, Termination, Trainer,
 };
@@ -49,7 +48,8 @@ pub struct SemiOptions {
     /// only the word-feature weights and the transitions.
     pub freeze_characters: bool,
     /// The word counts a training sentence sees leave its own fold out
-    /// (sentence `i` is in fold `i % folds`), as the lexicon features do;
+    /// (folds laid out as [`CwsTrainOptions::fold_layout`] says), as the
+    /// lexicon features do;
     /// with jackknifed lexicon features their fold count is used instead, so
     /// both leave out the same sentences. Default 10; 0 or 1 turns it off
     /// (then every gold word is known to its own sentence, and the model
@@ -597,7 +597,9 @@ pub fn train_semi_segmenter_with(
     };
     let folds = if folds > 1 { folds } else { 0 };
     let words: Vec<Vec<String>> = train_set.iter().map(|s| s.to_vec()).collect();
-    let stats = WordStats::from_sentences(&words, l, folds);
+    let n = train_set.len();
+    let layout = options.fold_layout;
+    let stats = WordStats::from_sentences_in_folds(&words, l, folds, |i| layout.fold_of(i, n, folds.max(1)));
     let fold_views: Vec<WordFeatures<'_>> = if folds > 1 {
         (0..folds).map(|f| WordFeatures::new(stats.view(Some(f)), l)).collect()
     } else {
@@ -608,10 +610,17 @@ pub fn train_semi_segmenter_with(
     if extractors.is_empty() {
         extractors.push(&extractor);
     }
-    let fold_of = |i: usize| if folds > 1 { i % folds } else { 0 };
+    let fold_of = |i: usize| if folds > 1 { layout.fold_of(i, n, folds) } else { 0 };
     // Lexicon folds and word-count folds leave out the same sentences when
-    // both exist (`i % folds`); without lexicon folds there is one extractor.
-    let extractor_of = |i: usize| if extractors.len() > 1 { i % extractors.len() } else { 0 };
+    // both exist (same count, same layout); without lexicon folds there is
+    // one extractor.
+    let extractor_of = |i: usize| {
+        if extractors.len() > 1 {
+            layout.fold_of(i, n, extractors.len())
+        } else {
+            0
+        }
+    };
     let train = compile(&train_set, &extractor_of, &extractors, &fold_of, &fold_views, &model, l)?;
     let dev = if dev_set.is_empty() {
         None
@@ -678,15 +687,8 @@ pub fn train_semi_segmenter_with(
         stats,
         weights: w[layout.len()..].iter().map(|&x| x as f32).collect(),
     };
-    let inventory = match model.extractor() {
-        ExtractorSpec::Custom { kind, payload } if kind == crate::segmenter::EXTRACTOR_KIND_WITH_INVENTORY => Some(
-            chaincrf_model::decode_payload::<(crate::CwsModelConfig, crate::NgramInventory)>(payload)
-                .map_err(|e| Error::Model(format!("bad CWS configuration: {e}")))?
-                .1,
-        ),
-        _ => None,
-    };
-    let payload = chaincrf_model::encode_payload(&(&config, &inventory, &semi_model)).map_err(Error::Payload)?;
+    let inventory = crate::segmenter::stored_inventory(&model)?;
+    let spec = config.semi_spec(inventory.as_ref(), &semi_model)?;
     let mut chain_w = w[..layout.len()].to_vec();
     // Forbidden transitions, starts and ends stay as the structure says.
     let original = model.to_flat();
@@ -698,10 +700,7 @@ pub fn train_semi_segmenter_with(
     let trained = Model::from_flat(
         model.labels().clone(),
         model.attributes().clone(),
-        ExtractorSpec::Custom {
-            kind: EXTRACTOR_KIND_SEMI.into(),
-            payload,
-        },
+        spec,
         model.structure().clone(),
         &chain_w,
     );
@@ -723,8 +722,10 @@ pub fn train_semi_segmenter_with(
 mod tests {
     use super::*;
     use crate::corpus::parse_sighan;
+    use crate::segmenter::EXTRACTOR_KIND_SEMI;
     use crate::train::train_segmenter;
     use crate::Segmenter;
+    use chaincrf_model::ExtractorSpec;
 
     const CORPUS: &str = "我们 是 学生\n学生 们 在 学习\n我们 在 北京 学习\n北京 是 首都\n\
         中华人民共和国 成立 了\n我们 学习 中文\n他 在 北京大学 学习\n首都 北京\n";
@@ -859,6 +860,39 @@ mod tests {
         let state = chain.model.layout().edge_offset();
         assert_eq!(trained.model.to_flat()[..state], chain.model.to_flat()[..state]);
         assert_ne!(trained.model.to_flat()[state..], chain.model.to_flat()[state..]);
+    }
+
+    /// With character clusters and contiguous folds, the semi-Markov model
+    /// is written under the kind that carries the clusters, and reloads to
+    /// segment as the trained model does.
+    #[test]
+    fn a_semi_markov_model_with_clusters_round_trips() {
+        let sentences = parse_sighan(CORPUS).unwrap();
+        let options = CwsTrainOptions {
+            char_clusters: 4,
+            fold_layout: crate::FoldLayout::Contiguous,
+            lexicon_folds: 2,
+            ..small_options()
+        };
+        let semi = SemiOptions {
+            max_len: 4,
+            max_iterations: 5,
+            ..SemiOptions::default()
+        };
+        let (trained, _) = train_semi_segmenter(&sentences, &options, &semi, None, &mut |_| {}).unwrap();
+        let ExtractorSpec::Custom { kind, .. } = trained.model.extractor() else {
+            panic!("a custom extractor");
+        };
+        assert_eq!(kind, crate::segmenter::EXTRACTOR_KIND_SEMI_CLUSTERS);
+        let fresh = Segmenter::from_model(trained.model.clone()).unwrap();
+        let bytes = chaincrf_model::to_bytes(&trained.model).unwrap();
+        let loaded =
+            Segmenter::from_model(chaincrf_model::from_bytes(&bytes, std::path::Path::new("semi.model")).unwrap())
+                .unwrap();
+        assert!(loaded.config().clusters.is_some());
+        for text in ["我们在北京学习", "学生们在学习"] {
+            assert_eq!(loaded.words(text).unwrap(), fresh.words(text).unwrap());
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! training and decoding see the same constrained model. Every N-th sentence can
 //! be held out for per-iteration accuracy and early stopping.
 
+use crate::clusters::CharClusters;
 use crate::compiled::NgramInventory;
 use crate::corpus::Sentence;
 use crate::error::{ConfigError, Error, Result};
@@ -44,6 +45,13 @@ pub struct CwsTrainOptions {
     /// jackknifing the model learns that the lexicon is always right and
     /// over-trusts it on out-of-vocabulary words.
     pub lexicon_folds: usize,
+    /// Which training sentences form each jackknife fold (lexicon features,
+    /// and the semi-Markov stage's word counts). Default interleaved.
+    pub fold_layout: FoldLayout,
+    /// Character clusters learned from the training text (their number; 0 =
+    /// no cluster attributes, the default; [`SUGGESTED_CHAR_CLUSTERS`] is
+    /// the number tuned on held-out data).
+    pub char_clusters: usize,
     /// The final model drops attributes whose weights are all at most this
     /// in absolute value (see `chaincrf prune`). Default
     /// [`DEFAULT_PRUNE_THRESHOLD`].
@@ -56,6 +64,39 @@ pub struct CwsTrainOptions {
     /// this many iterations, keeping the best weights.
     pub patience: Option<usize>,
 }
+
+/// How the training sentences are dealt into jackknife folds.
+///
+/// Contiguous folds with character clusters raised F1 on a held-out block
+/// of the corpus's last days from 0.9633 to 0.9653 (OOV recall 0.61 →
+/// 0.65), but not on the interleaved held-out part, nor on the PKU test
+/// set (0.954 against 0.955): both stay options (docs/cws.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FoldLayout {
+    /// Sentence `i` is in fold `i % folds`: the sentences of one article
+    /// spread over every fold, so a name or new word that the article
+    /// repeats is still in the other folds' lexicons.
+    #[default]
+    Interleaved,
+    /// Fold `f` is the `f`-th run of consecutive sentences: an article's
+    /// names and new words are unseen by the other folds' lexicons, as a new
+    /// text's are by the final lexicon.
+    Contiguous,
+}
+
+impl FoldLayout {
+    /// The fold of sentence `i` of `n`, with `folds` folds (at least 1).
+    pub fn fold_of(self, i: usize, n: usize, folds: usize) -> usize {
+        match self {
+            FoldLayout::Interleaved => i % folds,
+            FoldLayout::Contiguous => i * folds / n.max(1),
+        }
+    }
+}
+
+/// The number of character clusters tuned on held-out data: 64 (32 to 200
+/// did as well; docs/cws.md).
+pub const SUGGESTED_CHAR_CLUSTERS: usize = 64;
 
 /// The segmenter's tuned defaults for `algorithm` on top of CRFsuite's:
 /// for `lbfgs`, [`DEFAULT_SGD_EPOCHS`] of SGD then at most
@@ -103,6 +144,8 @@ impl Default for CwsTrainOptions {
             min_freq: 2,
             dev_every: None,
             lexicon_folds: 10,
+            fold_layout: FoldLayout::Interleaved,
+            char_clusters: 0,
             prune_threshold: DEFAULT_PRUNE_THRESHOLD,
             params: default_params(Algorithm::Lbfgs)
                 .check()
@@ -112,6 +155,9 @@ impl Default for CwsTrainOptions {
         }
     }
 }
+
+/// Characters seen fewer times than this in the training text get no cluster.
+const CLUSTER_MIN_COUNT: u32 = 3;
 
 /// A trained segmenter model and how training went.
 #[derive(Debug)]
@@ -195,10 +241,23 @@ pub(crate) fn prepare<'s>(sentences: &'s [Sentence], options: &CwsTrainOptions) 
     } else {
         None
     };
+    // Character clusters of the training text (its characters only, not
+    // its segmentation, so no jackknifing is needed).
+    let clusters = if options.char_clusters > 0 {
+        let texts: Vec<Vec<char>> = train_set.iter().map(|s| normalize(&s.concat())).collect();
+        Some(Arc::new(CharClusters::learn(
+            texts.iter().map(Vec::as_slice),
+            options.char_clusters,
+            CLUSTER_MIN_COUNT,
+        )))
+    } else {
+        None
+    };
     let config = CwsModelConfig {
         scheme,
         ngram: options.ngram.clone(),
         lexicon,
+        clusters: clusters.clone(),
     };
     let extractor = config.extractor()?;
     let folds = if config.lexicon.is_some() {
@@ -206,13 +265,15 @@ pub(crate) fn prepare<'s>(sentences: &'s [Sentence], options: &CwsTrainOptions) 
     } else {
         0
     };
+    let (layout, n) = (options.fold_layout, train_set.len());
     let fold_extractors = if folds > 1 {
         (0..folds)
             .map(|f| {
                 CwsModelConfig {
                     scheme,
                     ngram: options.ngram.clone(),
-                    lexicon: Some(Arc::new(lexicon_of(&|i| i % folds != f))),
+                    lexicon: Some(Arc::new(lexicon_of(&|i| layout.fold_of(i, n, folds) != f))),
+                    clusters: clusters.clone(),
                 }
                 .extractor()
             })
@@ -271,7 +332,7 @@ pub fn train_segmenter_with(
         let chars = normalize(&s.concat());
         let tags = scheme.tags_from_words(s);
         let ex = if folds > 1 {
-            &fold_extractors[i % folds]
+            &fold_extractors[options.fold_layout.fold_of(i, train_set.len(), folds)]
         } else {
             &extractor
         };
@@ -327,4 +388,53 @@ pub fn train_segmenter_with(
         train_sentences: train_set.len(),
         dev_sentences: dev_set.len(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::corpus::parse_sighan;
+    use crate::segmenter::{Segmenter, EXTRACTOR_KIND_CLUSTERS};
+    use chaincrf_model::ExtractorSpec;
+
+    #[test]
+    fn fold_layouts_deal_every_sentence_into_a_fold() {
+        let interleaved: Vec<usize> = (0..7).map(|i| FoldLayout::Interleaved.fold_of(i, 7, 3)).collect();
+        assert_eq!(interleaved, [0, 1, 2, 0, 1, 2, 0]);
+        let contiguous: Vec<usize> = (0..7).map(|i| FoldLayout::Contiguous.fold_of(i, 7, 3)).collect();
+        assert_eq!(contiguous, [0, 0, 0, 1, 1, 2, 2]);
+        assert_eq!(FoldLayout::Contiguous.fold_of(0, 0, 3), 0);
+    }
+
+    /// A model with character clusters is written under its own kind,
+    /// reloads with the same clusters and segments as the trained model did.
+    #[test]
+    fn a_model_with_clusters_round_trips() {
+        let corpus = "我们 是 学生\n学生 们 在 学习\n我们 在 北京 学习\n北京 是 首都\n他们 在 上海 工作\n";
+        let sentences = parse_sighan(corpus).unwrap();
+        let options = CwsTrainOptions {
+            min_freq: 1,
+            lexicon_folds: 2,
+            fold_layout: FoldLayout::Contiguous,
+            char_clusters: 4,
+            threads: 1,
+            ..CwsTrainOptions::default()
+        };
+        let trained = train_segmenter(&sentences, &options, &mut |_| {}).unwrap();
+        let ExtractorSpec::Custom { kind, .. } = trained.model.extractor() else {
+            panic!("a custom extractor");
+        };
+        assert_eq!(kind, EXTRACTOR_KIND_CLUSTERS);
+        let fresh = Segmenter::from_model(trained.model.clone()).unwrap();
+        let path = std::env::temp_dir().join(format!("chaincrf-cws-clusters-{}.model", std::process::id()));
+        chaincrf_model::save(&trained.model, &path).unwrap();
+        let loaded = Segmenter::load(&path).unwrap();
+        std::fs::remove_file(&path).ok();
+        assert!(loaded.config().clusters.is_some());
+        assert_eq!(loaded.config().clusters, fresh.config().clusters);
+        for text in ["我们在北京学习", "他们是学生", "新词在上海"] {
+            assert_eq!(loaded.words(text).unwrap(), fresh.words(text).unwrap());
+        }
+        assert_eq!(loaded.words("我们在北京学习").unwrap(), ["我们", "在", "北京", "学习"]);
+    }
 }

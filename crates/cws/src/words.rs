@@ -171,9 +171,19 @@ impl WordStats {
     /// sentence `i` belongs to fold `i % folds` (no folds for `folds` ≤ 1).
     /// Words longer than `max_len` characters are not kept.
     pub fn from_sentences<S: AsRef<str>>(sentences: &[Vec<S>], max_len: usize, folds: usize) -> Self {
+        Self::from_sentences_in_folds(sentences, max_len, folds, |i| i % folds.max(1))
+    }
+
+    /// [`WordStats::from_sentences`] with sentence `i` in fold `fold_of(i)`
+    /// (which must be below `folds`).
+    pub fn from_sentences_in_folds<S: AsRef<str>>(
+        sentences: &[Vec<S>],
+        max_len: usize,
+        folds: usize,
+        fold_of: impl Fn(usize) -> usize,
+    ) -> Self {
         let folds = if folds > 1 { folds } else { 0 };
         let mut stats = WordStats::empty(max_len, folds);
-        let fold_of = |i: usize| if folds > 1 { i % folds } else { 0 };
         for (i, s) in sentences.iter().enumerate() {
             for w in s {
                 let word: String = crate::normalize::normalize(w.as_ref()).into_iter().collect();

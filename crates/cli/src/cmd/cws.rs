@@ -7,7 +7,7 @@ use super::training::{write_summary, OptimizerArgs, ProgressPrinter};
 use anyhow::{bail, Context as _};
 use chaincrf_cws::{
     read_corpus, read_corpus_as, train_segmenter_with, train_semi_segmenter_with, CorpusFormat, CwsTrainOptions,
-    CwsTrained, SemiOptions, SemiResume, SemiStage, Sentence, TagScheme, UserDict,
+    CwsTrained, FoldLayout, SemiOptions, SemiResume, SemiStage, Sentence, TagScheme, UserDict,
 };
 use chaincrf_train::Termination;
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
@@ -86,6 +86,14 @@ enum EncoderArg {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+enum FoldLayoutArg {
+    /// Sentence i is in fold i mod N.
+    Interleaved,
+    /// Fold f is the f-th run of consecutive sentences.
+    Contiguous,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum SchemeArg {
     Bmes,
     #[value(name = "6tag")]
@@ -144,9 +152,19 @@ struct TrainArgs {
     /// Continue from MODEL.checkpoint; corpus and options must be the ones it was written with.
     #[arg(long)]
     resume: bool,
+    /// Jackknife folds of every N-th sentence, or of consecutive sentences (an article's
+    /// new words are then unseen by the other folds, as a new text's are).
+    #[arg(long, value_enum, default_value = "interleaved")]
+    fold_layout: FoldLayoutArg,
+    /// Character clusters learned from the training text, for attributes that carry over
+    /// to unseen bigrams (0 = none; 64 was best on held-out data, see docs/cws.md). Such a
+    /// model segments on the generic path, about 2.5x slower.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    clusters: usize,
     /// The character model alone (the default today): fastest to train (about 30 s on
-    /// 199801.txt) and to segment. Says so explicitly; conflicts with --semi-markov.
-    #[arg(long, conflicts_with = "semi_markov")]
+    /// 199801.txt) and to segment. Says so explicitly; conflicts with --semi-markov,
+    /// --clusters and --fold-layout.
+    #[arg(long, conflicts_with_all = ["semi_markov", "clusters", "fold_layout"])]
     fast: bool,
     /// Then train a semi-Markov model on top: whole-word features (training-word counts,
     /// how often a string stands as a word, crossing words, first and last characters) and
@@ -241,12 +259,17 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     }
     chaincrf_model::check_writable(&model_path).context("the model cannot be written (checked before training)")?;
     opt.check_outputs()?;
+    let (fold_layout, clusters) = match a.fold_layout {
+        _ if a.fast => (FoldLayout::Interleaved, 0),
+        FoldLayoutArg::Contiguous => (FoldLayout::Contiguous, a.clusters),
+        FoldLayoutArg::Interleaved => (FoldLayout::Interleaved, a.clusters),
+    };
     // What identifies the run for --resume: the corpus and every option that
     // changes the features or the objective.
     let p = params.params();
     let options_text = format!(
         "cws format={:?} scheme={:?} algorithm={} c1={} c2={} dev_every={:?} min_freq={} no_lexicon={} \
-         lexicon_min_count={} lexicon_folds={} minfreq={:?}",
+         lexicon_min_count={} lexicon_folds={} minfreq={:?} fold_layout={:?} clusters={}",
         a.format,
         a.scheme,
         p.algorithm(),
@@ -258,6 +281,8 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         a.lexicon_min_count,
         a.lexicon_folds,
         p.get("feature.minfreq"),
+        fold_layout,
+        clusters,
     );
     // A --semi-markov run has two stages, checkpointed to the same file; a
     // checkpoint of the second stage carries its own fingerprint (the first
@@ -312,6 +337,8 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         min_freq: a.min_freq,
         lexicon_min_count: a.lexicon_min_count,
         lexicon_folds: a.lexicon_folds,
+        fold_layout,
+        char_clusters: clusters,
         prune_threshold: a.prune,
         params: params.clone(),
         threads: opt.threads.unwrap_or(0),
@@ -517,7 +544,12 @@ fn segment(a: SegmentArgs) -> anyhow::Result<()> {
         seg = seg.with_user_dict(UserDict::load(d)?);
     }
     let load_secs = load_start.elapsed().as_secs_f64();
-    if a.add_cnn.is_none() && !seg.has_compiled_tables() && !seg.model().attributes().is_empty() {
+    if a.add_cnn.is_none() && !seg.has_compiled_tables() && seg.config().clusters.is_some() {
+        note!(
+            "{}: a model with character clusters (--clusters) segments on the generic path, about 2.5x slower",
+            a.model.display()
+        );
+    } else if a.add_cnn.is_none() && !seg.has_compiled_tables() && !seg.model().attributes().is_empty() {
         note!(
             "{}: no usable n-gram inventory in this model (written by an older chaincrf, templates longer \
              than three characters, or an inventory that does not cover the model): segmenting on the \
@@ -678,7 +710,12 @@ fn export(a: ExportArgs) -> anyhow::Result<()> {
     let lexicon = ngram
         .lexicon_features
         .then(|| std::sync::Arc::new(chaincrf_cws::Lexicon::from_sentences(&train_part)));
-    let config = chaincrf_cws::CwsModelConfig { scheme, ngram, lexicon };
+    let config = chaincrf_cws::CwsModelConfig {
+        scheme,
+        ngram,
+        lexicon,
+        clusters: None,
+    };
     let extractor = config.extractor()?;
     let mut out: Box<dyn Write> = match &a.output {
         Some(p) => Box::new(std::io::BufWriter::new(
