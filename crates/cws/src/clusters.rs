@@ -27,7 +27,7 @@ const ROUNDS: usize = 25;
 /// A map from characters to cluster ids `1..=k`; characters not in the map
 /// (rare or unseen in the text the clusters were learned from) have id 0.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "StoredClusters", into = "StoredClusters")]
+#[serde(try_from = "StoredClusters", into = "StoredClusters")]
 pub struct CharClusters {
     clusters: usize,
     /// `(character, cluster id)`, sorted by character.
@@ -42,9 +42,23 @@ struct StoredClusters {
     ids: Vec<(char, u16)>,
 }
 
-impl From<StoredClusters> for CharClusters {
-    fn from(s: StoredClusters) -> Self {
-        CharClusters::from_ids(s.clusters, s.ids)
+impl TryFrom<StoredClusters> for CharClusters {
+    type Error = String;
+
+    /// Refuses what [`CharClusters::learn`] never writes (from a corrupted
+    /// or forged file): ids beyond the number of clusters, characters out
+    /// of order or repeated.
+    fn try_from(s: StoredClusters) -> Result<Self, String> {
+        if s.clusters > usize::from(u16::MAX) {
+            return Err(format!("{} character clusters (at most {})", s.clusters, u16::MAX));
+        }
+        if let Some(&(c, id)) = s.ids.iter().find(|&&(_, id)| usize::from(id) > s.clusters || id == 0) {
+            return Err(format!("character {c:?} has cluster {id}, not 1 to {}", s.clusters));
+        }
+        if s.ids.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err("character clusters out of order".into());
+        }
+        Ok(CharClusters::from_ids(s.clusters, s.ids))
     }
 }
 
@@ -165,6 +179,11 @@ impl CharClusters {
         self.ids.is_empty()
     }
 
+    /// The characters that have a cluster, in increasing order.
+    pub fn chars(&self) -> impl Iterator<Item = char> + '_ {
+        self.ids.iter().map(|&(c, _)| c)
+    }
+
     /// The cluster of `c`: `1..=len()`, or 0 for a character the clusters
     /// were not learned on.
     #[inline]
@@ -176,6 +195,20 @@ impl CharClusters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forged_clusters_are_refused() {
+        let ok: CharClusters = serde_json::from_str(r#"{"clusters": 2, "ids": [["a", 1], ["b", 2]]}"#).unwrap();
+        assert_eq!(ok.id('b'), 2);
+        for bad in [
+            r#"{"clusters": 2, "ids": [["a", 3]]}"#,
+            r#"{"clusters": 2, "ids": [["a", 0]]}"#,
+            r#"{"clusters": 2, "ids": [["b", 1], ["a", 1]]}"#,
+            r#"{"clusters": 70000, "ids": []}"#,
+        ] {
+            assert!(serde_json::from_str::<CharClusters>(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn no_text_gives_no_clusters() {

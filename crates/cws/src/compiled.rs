@@ -28,16 +28,18 @@
 //! inventory, templates longer than three characters) segmentation takes the
 //! generic path, never a silently different one.
 
+use crate::clusters::CharClusters;
 use crate::lexicon::{LexMatch, Lexicon};
 use crate::ngram::{
-    class_code, lexicon_inside_value, packed_symbol, unpacked_symbol, LexiconAttr, NgramExtractor, CLASS_OFFSETS,
-    MAX_CLASS_CODE, PACKED_SYMBOL_BITS,
+    char_symbol, class_code, cluster_value_symbol, lexicon_inside_value, packed_symbol, unpacked_symbol, LexiconAttr,
+    NgramExtractor, CLASS_OFFSETS, MAX_CLASS_CODE, PACKED_SYMBOL_BITS,
 };
 use chaincrf_features::prefetch;
 use chaincrf_features::{AttrKind, AttributeDictionary, KeyIndex};
 use chaincrf_model::Model;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// The longest template a shape group supports: three packed symbols fill a `u64`.
 const MAX_SHAPE_LEN: usize = 3;
@@ -221,6 +223,142 @@ struct DenseRows {
     lex_inside: Vec<f64>,
 }
 
+/// The tables of the character-cluster attributes (see `crate::clusters`).
+/// Cluster values are few (the ids, unknown, and the two boundaries at
+/// distance 1), so the six attributes on clusters alone become three dense
+/// tables over pairs of values, each pair's attributes summed in advance.
+/// The two mixed attributes, a character beside a neighbour's cluster, are
+/// keyed by (template, character, value) in an index of the pairs the model
+/// has.
+#[derive(Clone, Debug)]
+struct ClusterTables {
+    clusters: Arc<CharClusters>,
+    /// Number of cluster values: `clusters.len() + 3`.
+    values: usize,
+    /// `K-1 + K0 + K-1K0`, by (K-1, K0); `values²` rows.
+    left: Vec<f64>,
+    /// `K1 + K0K1`, by (K0, K1).
+    right: Vec<f64>,
+    /// `K-1K1`, by (K-1, K1).
+    skip: Vec<f64>,
+    /// `C0K1` and `K-1C0` rows, by [`mixed_key`].
+    mixed: KeyIndex,
+    mixed_rows: Vec<f32>,
+}
+
+/// The index key of a mixed cluster attribute: `after` is 0 for `C0K1`
+/// (the next character's cluster) and 1 for `K-1C0` (the previous one's).
+#[inline]
+fn mixed_key(after: u64, c: char, value: usize) -> u64 {
+    after << 60 | u64::from(c as u32) << 20 | value as u64
+}
+
+impl ClusterTables {
+    /// The tables for `clusters`, marking the attributes they hold in
+    /// `covered`; `chars` are the characters whose mixed attributes to look
+    /// up (every character of the training text the model kept something
+    /// of). The template numbers are those of
+    /// [`CLUSTER_TEMPLATES`](crate::ngram::CLUSTER_TEMPLATES) (a test checks
+    /// the order).
+    fn new(
+        extractor: &NgramExtractor,
+        model: &Model,
+        clusters: &Arc<CharClusters>,
+        chars: &[char],
+        covered: &mut [bool],
+    ) -> Self {
+        let k = model.num_labels();
+        let values = clusters.len() + 3;
+        let symbol = |v: usize| cluster_value_symbol(clusters, v);
+        let mut row_of = |key: u64| -> Option<&[f32]> {
+            let id = model.attributes().id(AttrKind::State, key)? as usize;
+            covered[id] = true;
+            Some(&model.state_weights()[id * k..(id + 1) * k])
+        };
+        let mut unigram = |template: usize| -> Vec<Vec<f64>> {
+            (0..values)
+                .map(|v| widen(row_of(extractor.cluster_key(template, [symbol(v)])), k))
+                .collect()
+        };
+        let (before, at, after) = (unigram(0), unigram(1), unigram(2));
+        let mut left = Vec::with_capacity(values * values * k);
+        let mut right = Vec::with_capacity(values * values * k);
+        let mut skip = Vec::with_capacity(values * values * k);
+        for (a, before_a) in before.iter().enumerate() {
+            for (b, at_b) in at.iter().enumerate() {
+                let mut sum = widen(row_of(extractor.cluster_key(3, [symbol(a), symbol(b)])), k);
+                add_row(&mut sum, before_a);
+                add_row(&mut sum, at_b);
+                left.extend(sum);
+                let mut sum = widen(row_of(extractor.cluster_key(4, [symbol(a), symbol(b)])), k);
+                add_row(&mut sum, &after[b]);
+                right.extend(sum);
+                skip.extend(widen(row_of(extractor.cluster_key(5, [symbol(a), symbol(b)])), k));
+            }
+        }
+        let mut keys = Vec::new();
+        let mut mixed_rows = Vec::new();
+        for &c in chars {
+            for v in 0..values {
+                let found = [
+                    (0, extractor.cluster_key(6, [char_symbol(c), symbol(v)])),
+                    (1, extractor.cluster_key(7, [symbol(v), char_symbol(c)])),
+                ];
+                for (after, key) in found {
+                    if let Some(row) = row_of(key) {
+                        keys.push(mixed_key(after, c, v));
+                        mixed_rows.extend_from_slice(row);
+                    }
+                }
+            }
+        }
+        ClusterTables {
+            clusters: Arc::clone(clusters),
+            values,
+            left,
+            right,
+            skip,
+            mixed: KeyIndex::from_keys(&keys),
+            mixed_rows,
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        8 * (self.left.len() + self.right.len() + self.skip.len()) + self.mixed.heap_bytes() + 4 * self.mixed_rows.len()
+    }
+
+    /// Adds the cluster attributes' weights of `chars` to `out`.
+    #[inline(always)]
+    fn add<const K: usize>(&self, chars: &[char], k: usize, values: &mut Vec<usize>, out: &mut [f64]) {
+        let n = self.clusters.len();
+        // values[i] is the cluster value of position i - 1.
+        values.clear();
+        values.push(n + 1);
+        values.extend(chars.iter().map(|&c| usize::from(self.clusters.id(c))));
+        values.push(n + 2);
+        let v = self.values;
+        for ((w, &c), row) in values.windows(3).zip(chars).zip(out.chunks_exact_mut(k)) {
+            let (a, b, d) = (w[0], w[1], w[2]);
+            add_weights::<K, _>(row, &self.left[(a * v + b) * k..][..k]);
+            add_weights::<K, _>(row, &self.right[(b * v + d) * k..][..k]);
+            add_weights::<K, _>(row, &self.skip[(a * v + d) * k..][..k]);
+            for key in [mixed_key(0, c, d), mixed_key(1, c, a)] {
+                if let Some(r) = self.mixed.get(key) {
+                    add_weights::<K, _>(row, &self.mixed_rows[r as usize * k..][..k]);
+                }
+            }
+        }
+    }
+}
+
+/// A weight row widened to `f64`, zeros when the model lacks the attribute.
+fn widen(row: Option<&[f32]>, k: usize) -> Vec<f64> {
+    match row {
+        Some(r) => r.iter().map(|&w| f64::from(w)).collect(),
+        None => vec![0.0; k],
+    }
+}
+
 /// The compiled tables of one segmentation model (see the module docs).
 #[derive(Clone, Debug)]
 pub(crate) struct CompiledEmissions {
@@ -230,6 +368,7 @@ pub(crate) struct CompiledEmissions {
     classes: bool,
     lexicon_cap: Option<usize>,
     dense: DenseRows,
+    clusters: Option<ClusterTables>,
 }
 
 /// The state-attribute ids of `keys`, each lookup requested `4 × AHEAD`
@@ -459,6 +598,18 @@ impl CompiledEmissions {
                     .extend(row_of(extractor.lexicon_key(LexiconAttr::Inside, value)));
             }
         }
+        let clusters = extractor.clusters().map(|cl| {
+            // The characters the model can have mixed attributes of: those
+            // with a cluster, and those of the unigram templates' n-grams.
+            let mut chars: Vec<char> = cl.chars().collect();
+            if let Some(g) = compiled.iter().position(|g| g.group.shape == [0]) {
+                let packed = inventory.group(g).filter(|&p| p < 0x11_0000);
+                chars.extend(packed.filter_map(|p| char::from_u32(p as u32)));
+            }
+            chars.sort_unstable();
+            chars.dedup();
+            ClusterTables::new(extractor, model, cl, &chars, &mut covered)
+        });
         if covered.iter().any(|&c| !c) {
             return None;
         }
@@ -469,6 +620,7 @@ impl CompiledEmissions {
             classes: config.char_classes,
             lexicon_cap,
             dense,
+            clusters,
         })
     }
 
@@ -480,6 +632,7 @@ impl CompiledEmissions {
             .map(|g| g.index.heap_bytes() + g.rows.capacity() * 4)
             .sum::<usize>()
             + 8 * (d.class.len() + d.lex_ends.len() + d.lex_inside.len())
+            + self.clusters.as_ref().map_or(0, ClusterTables::heap_bytes)
     }
 
     /// Adds the emission scores of `chars` (normalized) to `out` (`n × k`,
@@ -537,6 +690,9 @@ impl CompiledEmissions {
                 add_weights::<K, _>(row, &d.lex_ends[ends * k..][..k]);
                 add_weights::<K, _>(row, &d.lex_inside[inside * k..][..k]);
             }
+        }
+        if let Some(c) = &self.clusters {
+            c.add::<K>(chars, k, &mut scratch.values, out);
         }
     }
 
@@ -620,6 +776,7 @@ pub(crate) struct CompiledScratch {
     codes: Vec<usize>,
     matches: Vec<LexMatch>,
     walks: Vec<(usize, u32)>,
+    values: Vec<usize>,
 }
 
 #[cfg(test)]
@@ -636,6 +793,22 @@ mod tests {
             .max()
             .unwrap();
         assert!(u64::from(max) <= MAX_CLASS_CODE, "class code {max}");
+    }
+
+    /// The cluster tables number the templates in this order.
+    #[test]
+    fn cluster_templates_are_in_the_order_the_tables_assume() {
+        let expected: [&[(i32, bool)]; 8] = [
+            &[(-1, true)],
+            &[(0, true)],
+            &[(1, true)],
+            &[(-1, true), (0, true)],
+            &[(0, true), (1, true)],
+            &[(-1, true), (1, true)],
+            &[(0, false), (1, true)],
+            &[(-1, true), (0, false)],
+        ];
+        assert_eq!(crate::ngram::CLUSTER_TEMPLATES, expected);
     }
 
     #[test]
@@ -658,7 +831,7 @@ mod tests {
 #[cfg(all(test, feature = "train"))]
 mod against_the_generic_path {
     use super::*;
-    use crate::segmenter::{CwsModelConfig, EXTRACTOR_KIND_WITH_INVENTORY};
+    use crate::segmenter::{CwsModelConfig, EXTRACTOR_KIND_CLUSTERS, EXTRACTOR_KIND_WITH_INVENTORY};
     use crate::train::{train_segmenter, CwsTrainOptions};
     use crate::{normalize, parse_sighan, NgramConfig};
     use chaincrf_model::ExtractorSpec;
@@ -689,8 +862,15 @@ mod against_the_generic_path {
         let ExtractorSpec::Custom { kind, payload } = model.extractor() else {
             panic!("not a CWS model")
         };
-        assert_eq!(kind, EXTRACTOR_KIND_WITH_INVENTORY);
-        let (config, inventory): (CwsModelConfig, NgramInventory) = chaincrf_model::decode_payload(payload).unwrap();
+        let (config, inventory) = if kind == EXTRACTOR_KIND_CLUSTERS {
+            let (mut config, inventory, clusters): (CwsModelConfig, Option<NgramInventory>, CharClusters) =
+                chaincrf_model::decode_payload(payload).unwrap();
+            config.clusters = Some(Arc::new(clusters));
+            (config, inventory.expect("an inventory"))
+        } else {
+            assert_eq!(kind, EXTRACTOR_KIND_WITH_INVENTORY);
+            chaincrf_model::decode_payload(payload).unwrap()
+        };
         let extractor = config.extractor().unwrap();
         (config, inventory, extractor)
     }
@@ -698,9 +878,10 @@ mod against_the_generic_path {
     /// Models trained on `CORPUS`: the default configuration with nothing
     /// pruned and pruned hard; the six-tag scheme (six labels); no lexicon and
     /// no classes, with templates of other shapes (a trigram, a reversed
-    /// bigram, a wide skip); lexicon lengths capped at 3 instead of 6.
-    fn models() -> &'static [Model; 5] {
-        static M: OnceLock<[Model; 5]> = OnceLock::new();
+    /// bigram, a wide skip); lexicon lengths capped at 3 instead of 6;
+    /// character clusters (three of them, so that values repeat).
+    fn models() -> &'static [Model; 6] {
+        static M: OnceLock<[Model; 6]> = OnceLock::new();
         M.get_or_init(|| {
             let sentences = parse_sighan(CORPUS).unwrap();
             let six = CwsTrainOptions {
@@ -724,7 +905,13 @@ mod against_the_generic_path {
                 },
                 ..options(0.0)
             };
-            [options(0.0), options(0.05), six, shapes, short_cap]
+            let clusters = CwsTrainOptions {
+                char_clusters: 3,
+                fold_layout: crate::FoldLayout::Contiguous,
+                lexicon_folds: 2,
+                ..options(0.0)
+            };
+            [options(0.0), options(0.05), six, shapes, short_cap, clusters]
                 .map(|o| train_segmenter(&sentences, &o, &mut |_| {}).unwrap().model)
         })
     }
@@ -760,7 +947,7 @@ mod against_the_generic_path {
                 "[甲乙丙丁a-z0-9😀\u{10ffff}ß]{0,12}",
                 (0usize..CORPUS.len()).prop_map(|i| CORPUS.chars().skip(i % 80).take(30).filter(|c| !c.is_whitespace()).collect::<String>()),
             ],
-            which in 0usize..5,
+            which in 0usize..6,
         ) {
             assert_same_emissions(&models()[which], &text)?;
         }

@@ -251,6 +251,25 @@ fn cluster_template_name(t: &[(i32, bool)]) -> String {
         .collect()
 }
 
+/// The symbol of a character in n-gram and cluster keys.
+#[inline]
+pub(crate) fn char_symbol(c: char) -> u64 {
+    u64::from(c as u32)
+}
+
+/// The symbols a cluster template can read at distance 1, by value index:
+/// the cluster ids `0..=len`, then the boundary before and the boundary
+/// after the sentence (`len + 1`, `len + 2`).
+#[inline]
+pub(crate) fn cluster_value_symbol(clusters: &CharClusters, value: usize) -> u64 {
+    let n = clusters.len();
+    match value {
+        v if v <= n => v as u64,
+        v if v == n + 1 => BOS + 1,
+        _ => EOS + 1,
+    }
+}
+
 /// The cluster symbol at position `p`: boundary symbols as for characters.
 #[inline]
 fn cluster_symbol(clusters: &CharClusters, input: &[char], p: isize) -> u64 {
@@ -379,6 +398,13 @@ impl NgramExtractor {
     #[inline]
     pub(crate) fn class_trigram_key(&self, codes: [u64; 3]) -> u64 {
         hash_combine(self.class_tri_seed, codes[0] | codes[1] << 8 | codes[2] << 16)
+    }
+
+    /// The key of cluster template `template` (an index into
+    /// [`CLUSTER_TEMPLATES`]) given its symbols, in the template's order.
+    #[inline]
+    pub(crate) fn cluster_key(&self, template: usize, symbols: impl IntoIterator<Item = u64>) -> u64 {
+        symbols.into_iter().fold(self.cluster_seeds[template], hash_combine)
     }
 
     /// The key of a lexicon attribute with its (capped) value.

@@ -157,8 +157,7 @@ struct TrainArgs {
     #[arg(long, value_enum, default_value = "interleaved")]
     fold_layout: FoldLayoutArg,
     /// Character clusters learned from the training text, for attributes that carry over
-    /// to unseen bigrams (0 = none; 64 was best on held-out data, see docs/cws.md). Such a
-    /// model segments on the generic path, about 2.5x slower.
+    /// to unseen bigrams (0 = none; 64 was best on held-out data, see docs/cws.md).
     #[arg(long, value_name = "N", default_value_t = 0)]
     clusters: usize,
     /// The character model alone (the default today): fastest to train (about 30 s on
@@ -544,12 +543,7 @@ fn segment(a: SegmentArgs) -> anyhow::Result<()> {
         seg = seg.with_user_dict(UserDict::load(d)?);
     }
     let load_secs = load_start.elapsed().as_secs_f64();
-    if a.add_cnn.is_none() && !seg.has_compiled_tables() && seg.config().clusters.is_some() {
-        note!(
-            "{}: a model with character clusters (--clusters) segments on the generic path, about 2.5x slower",
-            a.model.display()
-        );
-    } else if a.add_cnn.is_none() && !seg.has_compiled_tables() && !seg.model().attributes().is_empty() {
+    if a.add_cnn.is_none() && !seg.has_compiled_tables() && !seg.model().attributes().is_empty() {
         note!(
             "{}: no usable n-gram inventory in this model (written by an older chaincrf, templates longer \
              than three characters, or an inventory that does not cover the model): segmenting on the \
