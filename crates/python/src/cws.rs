@@ -25,7 +25,7 @@
 
 use crate::layer::pool;
 use crate::model::model_io_error;
-use chaincrf_cws::{train_segmenter_with, CwsTrainOptions};
+use chaincrf_cws::{train_segmenter_with, CwsTrainOptions, FoldLayout};
 use chaincrf_cws::{CorpusFormat, Segmenter, Session, TagScheme, UserDict, Word};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::ffi;
@@ -841,8 +841,8 @@ struct TrainJob {
 #[pyo3(signature = (
     corpus, model, *, format = None, scheme = "bmes", algorithm = "lbfgs", params = None,
     dev_every = None, prune = chaincrf_cws::DEFAULT_PRUNE_THRESHOLD, min_freq = 2,
-    lexicon = true, lexicon_min_count = 1, lexicon_folds = 10, threads = None, patience = None,
-    on_progress = None
+    lexicon = true, lexicon_min_count = 1, lexicon_folds = 10, fold_layout = "interleaved", clusters = 0,
+    threads = None, patience = None, on_progress = None
 ))]
 #[allow(clippy::too_many_arguments)]
 pub fn cws_train<'py>(
@@ -859,6 +859,8 @@ pub fn cws_train<'py>(
     lexicon: bool,
     lexicon_min_count: u32,
     lexicon_folds: usize,
+    fold_layout: &str,
+    clusters: i64,
     threads: Option<usize>,
     patience: Option<usize>,
     on_progress: Option<Py<PyAny>>,
@@ -909,12 +911,32 @@ pub fn cws_train<'py>(
             )))
         }
     };
+    let fold_layout = match fold_layout {
+        "interleaved" => FoldLayout::Interleaved,
+        "contiguous" => FoldLayout::Contiguous,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "fold_layout must be 'interleaved' or 'contiguous', not {other:?}"
+            )))
+        }
+    };
+    let clusters = match usize::try_from(clusters) {
+        Ok(n) if n <= usize::from(u16::MAX) => n,
+        _ => {
+            return Err(PyValueError::new_err(format!(
+                "clusters must be from 0 to {}, not {clusters}",
+                u16::MAX
+            )))
+        }
+    };
     let mut options = CwsTrainOptions {
         scheme,
         dev_every,
         min_freq,
         lexicon_min_count,
         lexicon_folds,
+        fold_layout,
+        char_clusters: clusters,
         prune_threshold: prune,
         params,
         threads: threads.unwrap_or(0),

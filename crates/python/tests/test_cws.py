@@ -281,6 +281,20 @@ def test_train_options_and_errors(tiny_corpus: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "never.model").exists()
 
 
+def test_clusters_and_contiguous_folds(tiny_corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "clusters.model"
+    cws.train(tiny_corpus, out, progress=False, lexicon_folds=2, fold_layout="contiguous", clusters=4, threads=1)
+    with_clusters = Segmenter(out)
+    for sentence in SENTENCES:
+        assert with_clusters.cut("".join(sentence.split())) == sentence.split()
+    with pytest.raises(ValueError, match="fold_layout"):
+        cws.train(tiny_corpus, out, progress=False, fold_layout="random")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="clusters"):
+        cws.train(tiny_corpus, out, progress=False, clusters=70000)
+    with pytest.raises(ValueError, match="clusters"):
+        cws.train(tiny_corpus, out, progress=False, clusters=-1)
+
+
 def test_a_failing_progress_callback_stops_training(tiny_corpus: Path, tmp_path: Path) -> None:
     def fail(event: dict[str, Any]) -> None:
         if event["event"] == "iteration":

@@ -99,6 +99,8 @@ def cws_train(
     lexicon: bool = True,
     lexicon_min_count: int = 1,
     lexicon_folds: int = 10,
+    fold_layout: str = "interleaved",
+    clusters: int = 0,
     threads: Optional[int] = None,
     patience: Optional[int] = None,
     on_progress: Optional[Callable[[dict[str, Any]], object]] = None,

@@ -259,6 +259,8 @@ def train(
     lexicon: bool = True,
     lexicon_min_count: int = 1,
     lexicon_folds: int = 10,
+    fold_layout: Literal["interleaved", "contiguous"] = "interleaved",
+    clusters: int = 0,
     threads: Optional[int] = None,
     patience: Optional[int] = None,
     progress: Progress = True,
@@ -272,7 +274,8 @@ def train(
     ``dev_every`` (hold out every N-th sentence; per-iteration accuracy, and
     early stopping with ``patience``), ``prune``, ``min_freq``, ``lexicon``
     (False is ``--no-lexicon``), ``lexicon_min_count``, ``lexicon_folds``,
-    ``threads`` (default: all cores). Optimizer parameters go by their
+    ``fold_layout`` (``"interleaved"`` or ``"contiguous"``), ``clusters``
+    (character clusters, 0 = none), ``threads`` (default: all cores). Optimizer parameters go by their
     CRFsuite names as keywords (``c1``, ``c2``, ``max_iterations``,
     ``epsilon``, ``delta``, ``period``, ``sgd_epochs``, ...) or in
     ``params`` (for dotted names such as ``feature.minfreq``), on top of the
@@ -310,6 +313,8 @@ def train(
         lexicon=lexicon,
         lexicon_min_count=lexicon_min_count,
         lexicon_folds=lexicon_folds,
+        fold_layout=fold_layout,
+        clusters=clusters,
         threads=threads,
         patience=patience,
         on_progress=on_progress,
