@@ -365,18 +365,15 @@ impl NgramExtractor {
         }
         if let Some(cl) = &self.clusters {
             for (i, tpl) in CLUSTER_TEMPLATES.iter().enumerate() {
-                let key = tpl.iter().fold(self.cluster_seeds[i], |h, &(o, k)| {
+                let symbols = tpl.iter().map(|&(o, k)| {
                     let p = t + o as isize;
-                    hash_combine(
-                        h,
-                        if k {
-                            cluster_symbol(cl, input, p)
-                        } else {
-                            symbol(input, p)
-                        },
-                    )
+                    if k {
+                        cluster_symbol(cl, input, p)
+                    } else {
+                        symbol(input, p)
+                    }
                 });
-                emit(key);
+                emit(self.cluster_key(i, symbols));
             }
         }
     }
