@@ -142,6 +142,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     eprintln!("trained in {:.1}s: {}", t0.elapsed().as_secs_f64(), trained.report);
     let seg = Segmenter::from_model(trained.model)?;
+    // Gold and segmented lines of some sentences.
+    let gold_and_pred = |part: &[&Sentence]| -> Result<(Vec<String>, Vec<String>)> {
+        let gold = part.iter().map(|s| s.join(" ")).collect();
+        let pred = part
+            .iter()
+            .map(|s| seg.words(&s.concat()).map(|w| w.join(" ")))
+            .collect::<Result<_>>()?;
+        Ok((gold, pred))
+    };
     // Held-out F1.
     let dev: Vec<&Sentence> = sentences
         .iter()
@@ -150,11 +159,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|(_, s)| s)
         .collect();
     if !dev.is_empty() {
-        let gold: Vec<String> = dev.iter().map(|s| s.join(" ")).collect();
-        let pred: Vec<String> = dev
-            .iter()
-            .map(|s| seg.words(&s.concat()).map(|w| w.join(" ")))
-            .collect::<Result<_>>()?;
+        let (gold, pred) = gold_and_pred(&dev)?;
         let score = score_lines(&gold, &pred, None)?;
         println!(
             "held-out ({} sentences): P {:.4} R {:.4} F1 {:.4}",
@@ -165,11 +170,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     if !block.is_empty() {
-        let gold: Vec<String> = block.iter().map(|s| s.join(" ")).collect();
-        let pred: Vec<String> = block
-            .iter()
-            .map(|s| seg.words(&s.concat()).map(|w| w.join(" ")))
-            .collect::<Result<_>>()?;
+        let (gold, pred) = gold_and_pred(&block.iter().collect::<Vec<_>>())?;
         let mut words = std::collections::HashSet::new();
         for (i, s) in sentences.iter().enumerate() {
             if !(dev_every > 0 && i % dev_every == dev_every - 1) {

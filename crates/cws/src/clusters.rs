@@ -19,6 +19,11 @@
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
+/// The most clusters a model may have: the compiled tables hold three
+/// `(clusters + 3)²`-row tables (6.4 MB at this limit for four tags), and
+/// held-out F1 was flat from 16 to 200 clusters (docs/cws.md).
+pub const MAX_CLUSTERS: usize = 256;
+
 /// How many of the most frequent characters are context dimensions.
 const CONTEXT_CHARS: usize = 400;
 /// Rounds of k-means.
@@ -46,11 +51,17 @@ impl TryFrom<StoredClusters> for CharClusters {
     type Error = String;
 
     /// Refuses what [`CharClusters::learn`] never writes (from a corrupted
-    /// or forged file): ids beyond the number of clusters, characters out
-    /// of order or repeated.
+    /// or forged file): more clusters than [`MAX_CLUSTERS`] or than
+    /// characters, ids beyond the number of clusters, characters out of
+    /// order or repeated. A forged count must not size the segmenter's
+    /// tables.
     fn try_from(s: StoredClusters) -> Result<Self, String> {
-        if s.clusters > usize::from(u16::MAX) {
-            return Err(format!("{} character clusters (at most {})", s.clusters, u16::MAX));
+        if s.clusters > MAX_CLUSTERS || s.clusters > s.ids.len() {
+            return Err(format!(
+                "{} character clusters for {} characters (at most {MAX_CLUSTERS}, and no more than characters)",
+                s.clusters,
+                s.ids.len()
+            ));
         }
         if let Some(&(c, id)) = s.ids.iter().find(|&&(_, id)| usize::from(id) > s.clusters || id == 0) {
             return Err(format!("character {c:?} has cluster {id}, not 1 to {}", s.clusters));
@@ -72,10 +83,11 @@ impl From<CharClusters> for StoredClusters {
 }
 
 impl CharClusters {
-    /// Learns `clusters` clusters (at most 65,535) of the characters seen at
-    /// least `min_count` times in `texts`.
+    /// Learns `clusters` clusters (at least 1, at most [`MAX_CLUSTERS`], and
+    /// no more than there are characters) of the characters seen at least
+    /// `min_count` times in `texts`.
     pub fn learn<'a>(texts: impl IntoIterator<Item = &'a [char]> + Clone, clusters: usize, min_count: u32) -> Self {
-        let clusters = clusters.clamp(1, u16::MAX as usize);
+        let clusters = clusters.clamp(1, MAX_CLUSTERS);
         let mut counts: FxHashMap<char, u32> = FxHashMap::default();
         for text in texts.clone() {
             for &c in text {
@@ -117,7 +129,10 @@ impl CharClusters {
             })
             .collect();
         let dims = 2 * side;
-        let k = clusters.min(vectors.len()).max(1);
+        if vectors.is_empty() {
+            return CharClusters::from_ids(0, Vec::new());
+        }
+        let k = clusters.min(vectors.len());
         let mut centroids = vec![0f32; k * dims];
         for (j, v) in vectors.iter().take(k).enumerate() {
             for &(d, x) in v {
@@ -174,9 +189,9 @@ impl CharClusters {
         self.clusters
     }
 
-    /// Whether there are no clusters.
+    /// Whether there are no clusters (learned from no text).
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.clusters == 0
     }
 
     /// The characters that have a cluster, in increasing order.
@@ -205,6 +220,7 @@ mod tests {
             r#"{"clusters": 2, "ids": [["a", 0]]}"#,
             r#"{"clusters": 2, "ids": [["b", 1], ["a", 1]]}"#,
             r#"{"clusters": 70000, "ids": []}"#,
+            r#"{"clusters": 3, "ids": [["a", 1], ["b", 2]]}"#,
         ] {
             assert!(serde_json::from_str::<CharClusters>(bad).is_err(), "{bad}");
         }
@@ -214,7 +230,11 @@ mod tests {
     fn no_text_gives_no_clusters() {
         let cl = CharClusters::learn(std::iter::empty::<&[char]>(), 8, 1);
         assert!(cl.is_empty());
+        assert_eq!(cl.len(), 0);
         assert_eq!(cl.id('中'), 0);
+        // Never more clusters than characters.
+        let text: Vec<char> = "甲乙".chars().collect();
+        assert_eq!(CharClusters::learn([&text[..]], 8, 1).len(), 2);
     }
 
     #[test]

@@ -129,6 +129,14 @@ pub enum ConfigError {
     /// Lexicon features without a lexicon.
     #[error("lexicon_features is set but no lexicon was given")]
     MissingLexicon,
+    /// More character clusters than a model may have.
+    #[error("at most {max} character clusters, not {got}")]
+    TooManyClusters {
+        /// The number asked for.
+        got: usize,
+        /// The largest number.
+        max: usize,
+    },
     /// A prune threshold that is negative or not a number.
     #[error("the prune threshold must be a finite number ≥ 0, not {0}")]
     PruneThreshold(f32),

@@ -70,7 +70,7 @@ mod tag_viterbi;
 mod train;
 pub mod words;
 
-pub use clusters::CharClusters;
+pub use clusters::{CharClusters, MAX_CLUSTERS};
 pub use compiled::NgramInventory;
 pub use constraints::{latin_runs, Constraints, UserDict};
 pub use corpus::{

@@ -245,7 +245,8 @@ pub(crate) const CLUSTER_TEMPLATES: [&[(i32, bool)]; 8] = [
     &[(-1, true), (0, false)],
 ];
 
-fn cluster_template_name(t: &[(i32, bool)]) -> String {
+/// The text of a cluster template: `[(0, false), (1, true)]` → `C0K1`.
+pub(crate) fn cluster_template_name(t: &[(i32, bool)]) -> String {
     t.iter()
         .map(|&(o, k)| format!("{}{o}", if k { "K" } else { "C" }))
         .collect()
@@ -450,10 +451,9 @@ impl NgramExtractor {
                     .iter()
                     .map(|&(o, k)| {
                         let p = ti + o as isize;
-                        if k {
-                            cluster_symbol(cl, input, p).to_string()
-                        } else {
-                            symbol_text(input, p)
+                        match (k, p >= 0 && (p as usize) < input.len()) {
+                            (true, true) => cluster_symbol(cl, input, p).to_string(),
+                            _ => symbol_text(input, p),
                         }
                     })
                     .collect();

@@ -6,7 +6,7 @@
 //! training and decoding see the same constrained model. Every N-th sentence can
 //! be held out for per-iteration accuracy and early stopping.
 
-use crate::clusters::CharClusters;
+use crate::clusters::{CharClusters, MAX_CLUSTERS};
 use crate::compiled::NgramInventory;
 use crate::corpus::Sentence;
 use crate::error::{ConfigError, Error, Result};
@@ -48,9 +48,9 @@ pub struct CwsTrainOptions {
     /// Which training sentences form each jackknife fold (lexicon features,
     /// and the semi-Markov stage's word counts). Default interleaved.
     pub fold_layout: FoldLayout,
-    /// Character clusters learned from the training text (their number; 0 =
-    /// no cluster attributes, the default; [`SUGGESTED_CHAR_CLUSTERS`] is
-    /// the number tuned on held-out data).
+    /// Character clusters learned from the training text (their number, at
+    /// most [`MAX_CLUSTERS`]; 0 = no cluster attributes, the default;
+    /// [`SUGGESTED_CHAR_CLUSTERS`] is the number tuned on held-out data).
     pub char_clusters: usize,
     /// The final model drops attributes whose weights are all at most this
     /// in absolute value (see `chaincrf prune`). Default
@@ -198,14 +198,21 @@ pub(crate) struct Prepared<'s> {
     /// The extractor of the final model (lexicon of the whole training set).
     pub extractor: NgramExtractor,
     /// With jackknifed lexicon features, one extractor per fold whose lexicon
-    /// leaves that fold out (training sentence `i` is in fold `i % folds`);
-    /// empty otherwise.
+    /// leaves that fold out (training sentence `i` is in the fold
+    /// [`FoldLayout::fold_of`] gives); empty otherwise.
     pub fold_extractors: Vec<NgramExtractor>,
 }
 
 /// Checks the options, splits the corpus and builds the extractors.
 pub(crate) fn prepare<'s>(sentences: &'s [Sentence], options: &CwsTrainOptions) -> Result<Prepared<'s>> {
     options.ngram.validate()?;
+    if options.char_clusters > MAX_CLUSTERS {
+        return Err(ConfigError::TooManyClusters {
+            got: options.char_clusters,
+            max: MAX_CLUSTERS,
+        }
+        .into());
+    }
     if !(options.prune_threshold.is_finite() && options.prune_threshold >= 0.0) {
         return Err(ConfigError::PruneThreshold(options.prune_threshold).into());
     }

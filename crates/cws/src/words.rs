@@ -174,8 +174,10 @@ impl WordStats {
         Self::from_sentences_in_folds(sentences, max_len, folds, |i| i % folds.max(1))
     }
 
-    /// [`WordStats::from_sentences`] with sentence `i` in fold `fold_of(i)`
-    /// (which must be below `folds`).
+    /// [`WordStats::from_sentences`] with sentence `i` in fold `fold_of(i)`.
+    ///
+    /// # Panics
+    /// When there are folds and `fold_of` gives one of `folds` or more.
     pub fn from_sentences_in_folds<S: AsRef<str>>(
         sentences: &[Vec<S>],
         max_len: usize,
@@ -196,7 +198,9 @@ impl WordStats {
                 }
                 let node = stats.insert(&word);
                 if folds > 1 {
-                    let at = stats.slot(node, fold_of(i));
+                    let fold = fold_of(i);
+                    assert!(fold < folds, "sentence {i} in fold {fold} of {folds}");
+                    let at = stats.slot(node, fold);
                     stats.word_counts[at] += 1;
                 }
                 let at = stats.slot(node, folds);

@@ -921,11 +921,11 @@ pub fn cws_train<'py>(
         }
     };
     let clusters = match usize::try_from(clusters) {
-        Ok(n) if n <= usize::from(u16::MAX) => n,
+        Ok(n) if n <= chaincrf_cws::MAX_CLUSTERS => n,
         _ => {
             return Err(PyValueError::new_err(format!(
                 "clusters must be from 0 to {}, not {clusters}",
-                u16::MAX
+                chaincrf_cws::MAX_CLUSTERS
             )))
         }
     };

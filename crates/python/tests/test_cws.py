@@ -290,7 +290,7 @@ def test_clusters_and_contiguous_folds(tiny_corpus: Path, tmp_path: Path) -> Non
     with pytest.raises(ValueError, match="fold_layout"):
         cws.train(tiny_corpus, out, progress=False, fold_layout="random")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="clusters"):
-        cws.train(tiny_corpus, out, progress=False, clusters=70000)
+        cws.train(tiny_corpus, out, progress=False, clusters=257)
     with pytest.raises(ValueError, match="clusters"):
         cws.train(tiny_corpus, out, progress=False, clusters=-1)
 

@@ -85,7 +85,7 @@ enum EncoderArg {
     Cnn,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum FoldLayoutArg {
     /// Sentence i is in fold i mod N.
     Interleaved,
@@ -268,7 +268,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     let p = params.params();
     let options_text = format!(
         "cws format={:?} scheme={:?} algorithm={} c1={} c2={} dev_every={:?} min_freq={} no_lexicon={} \
-         lexicon_min_count={} lexicon_folds={} minfreq={:?} fold_layout={:?} clusters={}",
+         lexicon_min_count={} lexicon_folds={} minfreq={:?}{}",
         a.format,
         a.scheme,
         p.algorithm(),
@@ -280,8 +280,13 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         a.lexicon_min_count,
         a.lexicon_folds,
         p.get("feature.minfreq"),
-        fold_layout,
-        clusters,
+        // Said only when not the default, so that checkpoints written
+        // before these options existed still resume.
+        if (fold_layout, clusters) == (FoldLayout::Interleaved, 0) {
+            String::new()
+        } else {
+            format!(" fold_layout={fold_layout:?} clusters={clusters}")
+        },
     );
     // A --semi-markov run has two stages, checkpointed to the same file; a
     // checkpoint of the second stage carries its own fingerprint (the first
@@ -480,6 +485,9 @@ fn train_cnn(a: TrainArgs, corpus: PathBuf, model_path: PathBuf) -> anyhow::Resu
         || o.summary_json.is_some()
     {
         bail!("--encoder cnn trains with Adam: the feature CRF's optimizer flags do not apply (see the CNN flags in --help)");
+    }
+    if a.clusters != 0 || a.fold_layout != FoldLayoutArg::Interleaved {
+        bail!("--clusters and --fold-layout are the feature CRF's; --encoder cnn has no lexicon folds or cluster attributes");
     }
     if o.patience.is_some() && a.dev_every.is_none() {
         bail!("--patience needs a held-out part (--dev-every N)");
