@@ -74,6 +74,15 @@ pub struct WeightLayout {
 }
 
 impl WeightLayout {
+    /// The layout of a model with these labels and attributes.
+    fn of(labels: &LabelAlphabet, attributes: &AttributeDictionary) -> Self {
+        WeightLayout {
+            k: labels.len(),
+            num_state: attributes.len(AttrKind::State),
+            num_edge: attributes.len(AttrKind::Edge),
+        }
+    }
+
     /// Start of the edge block.
     pub fn edge_offset(&self) -> usize {
         self.num_state * self.k
@@ -541,11 +550,7 @@ impl Model {
 
     /// The layout of this model's weights as a flat vector.
     pub fn layout(&self) -> WeightLayout {
-        WeightLayout {
-            k: self.num_labels(),
-            num_state: self.attributes.len(AttrKind::State),
-            num_edge: self.attributes.len(AttrKind::Edge),
-        }
+        WeightLayout::of(&self.labels, &self.attributes)
     }
 
     /// The weights as borrowed blocks.
@@ -591,12 +596,7 @@ impl Model {
         values: &[f64],
     ) -> Self {
         assert_eq!(indices.len(), values.len(), "one value per index");
-        let layout = WeightLayout {
-            k: labels.len(),
-            num_state: attributes.len(AttrKind::State),
-            num_edge: attributes.len(AttrKind::Edge),
-        };
-        let mut flat = vec![0.0f32; layout.len()];
+        let mut flat = vec![0.0f32; WeightLayout::of(&labels, &attributes).len()];
         for (&i, &x) in indices.iter().zip(values) {
             flat[i as usize] = x as f32;
         }
@@ -611,11 +611,7 @@ impl Model {
         structure: Structure,
         mut state: Vec<f32>,
     ) -> Self {
-        let layout = WeightLayout {
-            k: labels.len(),
-            num_state: attributes.len(AttrKind::State),
-            num_edge: attributes.len(AttrKind::Edge),
-        };
+        let layout = WeightLayout::of(&labels, &attributes);
         assert_eq!(state.len(), layout.len(), "the weights have the layout's length");
         let k = layout.k;
         // The small blocks after the state block, split off from the end.

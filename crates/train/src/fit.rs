@@ -861,15 +861,6 @@ impl FinalWeights {
             FinalWeights::Entries { indices, values, .. } => data.model_from_entries(indices, values),
         }
     }
-
-    /// The full layout of [`FinalWeights::Entries`].
-    fn expand(len: usize, indices: &[u32], values: &[f64]) -> Vec<f64> {
-        let mut full = vec![0.0; len];
-        for (&i, &x) in indices.iter().zip(values) {
-            full[i as usize] = x;
-        }
-        full
-    }
 }
 
 /// A trained model and how training went.
@@ -897,9 +888,9 @@ impl Fitted {
     pub fn weights(&self) -> &[f64] {
         match &self.weights {
             FinalWeights::Full(w) => w,
-            FinalWeights::Entries { len, indices, values } => {
-                self.full.get_or_init(|| FinalWeights::expand(*len, indices, values))
-            }
+            FinalWeights::Entries { len, indices, values } => self
+                .full
+                .get_or_init(|| crate::objective::scatter(*len, indices, values)),
         }
     }
     /// The model, consuming the result.

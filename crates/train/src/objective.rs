@@ -307,11 +307,7 @@ impl<'d> Objective<'d> {
 
     /// Compact parameters → full-layout weights (untrainable ones 0).
     pub fn expand(&self, compact: &[f64]) -> Vec<f64> {
-        let mut full = vec![0.0; self.layout.len()];
-        for (&i, &x) in self.active.iter().zip(compact) {
-            full[i as usize] = x;
-        }
-        full
+        scatter(self.layout.len(), &self.active, compact)
     }
 
     /// The full-layout index of each parameter, dropping the objective
@@ -694,6 +690,15 @@ fn sequence_gradient<S: ProbabilitySemiring>(
         edge[t * kk..(t + 1) * kk].copy_from_slice(g);
     });
     Ok(nll)
+}
+
+/// `len` weights, `values[n]` at index `indices[n]` and 0 elsewhere.
+pub(crate) fn scatter(len: usize, indices: &[u32], values: &[f64]) -> Vec<f64> {
+    let mut full = vec![0.0; len];
+    for (&i, &x) in indices.iter().zip(values) {
+        full[i as usize] = x;
+    }
+    full
 }
 
 #[cfg(test)]
